@@ -1,0 +1,31 @@
+# The two commands of the README. Both create .venv on first use.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+
+.PHONY: run test bench clean
+
+run: $(VENV)/.installed
+	$(VENV)/bin/trials run $(ARGS)
+
+test: $(VENV)/.installed-test
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[local]'
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PIP) install --quiet -e '.[local,test]'
+	bash scripts/install-browser.sh
+	touch $@
+
+bench: $(VENV)/.installed-test
+	$(PY) benchmarks/llm_overhead.py
+	$(PY) benchmarks/runner_scaling.py
+	$(PY) benchmarks/calibration.py
+
+clean:
+	rm -rf $(VENV) .cache runs multirun

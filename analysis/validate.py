@@ -1,0 +1,134 @@
+"""Validation and normalisation of a tidy metric table (one row per observation)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+REQUIRED = ("arm", "metric", "value")
+OPTIONAL_DEFAULTS: dict[str, object] = {
+    "experiment": "",
+    "replicate": np.nan,
+    "session": "",
+    "agent": "",
+    "scale": "",
+    "level": "",
+    "judge_model": "",
+    "missing_reason": "",
+}
+LEVELS = ("agent", "session")
+
+
+class TableError(ValueError):
+    """A metric table that cannot be analysed; the message names the file, the field and the fix."""
+
+
+def _text(col: pd.Series) -> pd.Series:
+    return col.astype("object").where(col.notna(), "").astype(str).str.strip()
+
+
+def validate_table(df: pd.DataFrame, source: str | Path = "<table>") -> tuple[pd.DataFrame, list[str]]:
+    """Check and normalise a metric table. Returns (clean table, notes); raises TableError."""
+    src = str(source)
+    notes: list[str] = []
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise TableError(
+            f"{src}: missing column(s) {', '.join(missing)} (found: {', '.join(map(str, df.columns))}). "
+            "Fix: a metric table needs one row per observation with at least the columns "
+            "arm, metric, value (and ideally replicate, session, agent, level)."
+        )
+    if df.empty:
+        raise TableError(f"{src}: the table has no rows. Fix: point at a run that produced metrics.")
+    df = df.copy().reset_index(drop=True)
+    absent = [c for c in OPTIONAL_DEFAULTS if c not in df.columns]
+    for c in absent:
+        df[c] = OPTIONAL_DEFAULTS[c]
+    if {"session", "replicate"} & set(absent):
+        notes.append(f"column(s) {', '.join(sorted({'session', 'replicate'} & set(absent)))} absent: "
+                     "pairing and cluster-aware methods are unavailable for this table")
+
+    for c in ("arm", "metric", "session", "agent", "scale", "level", "judge_model", "missing_reason", "experiment"):
+        df[c] = _text(df[c])
+    if (df["arm"] == "").any():
+        rows = (np.flatnonzero(df["arm"] == "") + 2)[:5].tolist()
+        raise TableError(f"{src}: empty 'arm' in row(s) {rows} (1 = header). Fix: name the arm of every row.")
+    if (df["metric"] == "").any():
+        rows = (np.flatnonzero(df["metric"] == "") + 2)[:5].tolist()
+        raise TableError(f"{src}: empty 'metric' in row(s) {rows} (1 = header). Fix: name the metric of every row.")
+
+    raw = df["value"]
+    value = pd.to_numeric(raw, errors="coerce")
+    blank = raw.isna() | (raw.astype(str).str.strip().isin(["", "nan", "NaN", "None", "null", "NA"]))
+    bad = value.isna() & ~blank
+    if bad.any():
+        idx = np.flatnonzero(bad.to_numpy())
+        examples = ", ".join(f"row {i + 2}: {raw.iloc[i]!r} ({df['arm'].iloc[i]}/{df['metric'].iloc[i]})" for i in idx[:3])
+        raise TableError(
+            f"{src}: column 'value' has {len(idx)} non-numeric value(s) ({examples}). "
+            "Fix: values must be numbers; leave a missing value empty and explain it in 'missing_reason'."
+        )
+    df["value"] = value.astype(float)
+    rep = pd.to_numeric(df["replicate"], errors="coerce")
+    if (rep.isna() & _text(df["replicate"]).ne("")).any():
+        raise TableError(f"{src}: column 'replicate' must hold integers (replicate index). Fix: use 0, 1, 2, ...")
+    df["replicate"] = rep
+
+    bad_level = ~df["level"].isin(("",) + LEVELS)
+    if bad_level.any():
+        raise TableError(
+            f"{src}: column 'level' has {sorted(df.loc[bad_level, 'level'].unique())[:3]}; allowed: agent, session. "
+            "Fix: 'agent' for one value per agent per session, 'session' for one value per session."
+        )
+    _fill_levels(df, notes)
+    df.loc[df["value"].isna() & (df["missing_reason"] == ""), "missing_reason"] = "unspecified"
+    _check_arms(df, src)
+    return df, notes
+
+
+def _fill_levels(df: pd.DataFrame, notes: list[str]) -> None:
+    """Infer an empty level: 'agent' when the metric names agents, else 'session'."""
+    for metric, rows in df.groupby("metric").groups.items():
+        sub = df.loc[rows]
+        if (sub["level"] != "").all():
+            continue
+        inferred = "agent" if (sub["agent"] != "").any() else "session"
+        df.loc[rows, "level"] = df.loc[rows, "level"].where(df.loc[rows, "level"] != "", inferred)
+        notes.append(f"metric {metric!r}: level not given, treated as {inferred}-level")
+
+
+def _check_arms(df: pd.DataFrame, src: str) -> None:
+    arms = list(dict.fromkeys(df["arm"]))
+    if len(arms) < 2:
+        raise TableError(f"{src}: only one arm ({arms[0]!r}) in the table. Fix: a comparison needs two or more arms.")
+    for arm in arms:
+        if df.loc[df["arm"] == arm, "value"].notna().sum() == 0:
+            raise TableError(
+                f"{src}: arm {arm!r} has no data (every value is missing). "
+                "Fix: re-run that arm, or remove its rows from the table."
+            )
+    present = df.groupby("metric")["arm"].agg(set)
+    for metric, have in present.items():
+        lacking = [a for a in arms if a not in have]
+        if lacking:
+            raise TableError(
+                f"{src}: metric {metric!r} is absent from arm(s) {', '.join(map(repr, lacking))}. "
+                "Fix: measure it in every arm, or remove its rows so only metrics common to all arms remain."
+            )
+
+
+def check_arm(df: pd.DataFrame, arm: str, src: str, role: str = "control") -> str:
+    """Resolve an arm name (exact, else case-insensitive); raise TableError naming the choices."""
+    arms = list(dict.fromkeys(df["arm"]))
+    if arm in arms:
+        return arm
+    folded = [a for a in arms if a.casefold() == arm.casefold()]
+    if len(folded) == 1:
+        return folded[0]
+    raise TableError(f"{src}: {role} arm {arm!r} not found; arms are {', '.join(map(repr, arms))}. "
+                     f"Fix: pass --control with one of them.")

@@ -1,0 +1,219 @@
+"""Static figures (matplotlib, Agg): forest plot of standardized effects, per-arm distributions,
+the trade-off chart and, for sweeps, metric vs the swept parameter. Each function writes one PNG
+and returns its path (or None when there is nothing to draw)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from reports.fmt import label  # noqa: E402
+
+DPI = 110
+ARM_COLORS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c"]
+plt.rcParams.update({
+    "font.size": 10, "axes.titlesize": 11, "axes.titleweight": "bold", "axes.spines.top": False,
+    "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.25, "figure.facecolor": "white",
+})
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _err(est: pd.Series, lo: pd.Series, hi: pd.Series) -> np.ndarray:
+    """Asymmetric error bars; NaN bounds draw no whisker."""
+    low = (est - lo).clip(lower=0).fillna(0).to_numpy(float)
+    high = (hi - est).clip(lower=0).fillna(0).to_numpy(float)
+    return np.vstack([low, high])
+
+
+def arm_color(arms: list[str], arm: str) -> str:
+    return ARM_COLORS[arms.index(arm) % len(ARM_COLORS)] if arm in arms else "#333333"
+
+
+def forest(effects: pd.DataFrame, arms: list[str], path: Path) -> Path | None:
+    """Hedges' g with its CI for every metric x comparison; filled = Holm-adjusted p < 0.05."""
+    eff = effects.dropna(subset=["hedges_g"]) if "hedges_g" in effects else effects.iloc[0:0]
+    if eff.empty:
+        return None
+    many = eff["treatment"].nunique() > 1
+    eff = eff.iloc[::-1].reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.42 * len(eff)))
+    for ref in (0.2, 0.5, 0.8):
+        for sign in (-1, 1):
+            ax.axvline(sign * ref, color="#bbbbbb", lw=0.7, ls=":")
+    ax.axvline(0, color="#333333", lw=1)
+    ys = np.arange(len(eff))
+    for tr in eff["treatment"].unique():
+        sub = eff[eff["treatment"] == tr]
+        color = arm_color(arms, str(tr))
+        lo, hi = sub.get("g_ci_low", sub["hedges_g"]), sub.get("g_ci_high", sub["hedges_g"])
+        ax.errorbar(sub["hedges_g"], ys[sub.index], xerr=_err(sub["hedges_g"], lo, hi), fmt="none",
+                    ecolor=color, elinewidth=1.6, capsize=3)
+        sig = sub.get("p_holm", pd.Series(np.nan, index=sub.index)) < 0.05
+        ax.scatter(sub["hedges_g"], ys[sub.index], s=46, zorder=3, color=np.where(sig, color, "white"),
+                   edgecolors=color, linewidths=1.6, label=str(tr))
+    names = [label(m) + (f"  ({t})" if many else "") for m, t in zip(eff["metric"], eff["treatment"])]
+    ax.set_yticks(ys, names)
+    ax.set_xlabel("Hedges' g (treatment − control), 95% CI   ·   dotted: ±0.2 / ±0.5 / ±0.8")
+    ax.set_title("Standardized effects (filled: Holm-adjusted p < 0.05)")
+    ax.grid(axis="y", alpha=0)
+    if many:
+        ax.legend(frameon=False, loc="best", fontsize=9)
+    return _save(fig, path)
+
+
+def _is_score(sub: pd.DataFrame) -> bool:
+    scale = str(sub["scale"].dropna().iloc[0]) if "scale" in sub and sub["scale"].notna().any() else ""
+    if scale:
+        return scale == "0-9"
+    vals = sub["value"].dropna()
+    return bool(len(vals)) and vals.between(0, 9).all() and "qty" not in str(sub["metric"].iloc[0]).lower()
+
+
+def _stacked(ax: plt.Axes, sub: pd.DataFrame, arms: list[str]) -> None:
+    """0-9 scores: one bar per arm split into the share of each score (rounded)."""
+    cmap = plt.get_cmap("RdYlGn")
+    for i, arm in enumerate(arms):
+        vals = sub.loc[sub["arm"] == arm, "value"].dropna().round().clip(0, 9).astype(int)
+        if vals.empty:
+            continue
+        shares = vals.value_counts(normalize=True).reindex(range(10), fill_value=0)
+        left = 0.0
+        for score, share in shares.items():
+            if share > 0:
+                ax.barh(i, share, left=left, color=cmap(score / 9), edgecolor="white", lw=0.5, height=0.6)
+                if share >= 0.07:
+                    ax.text(left + share / 2, i, str(score), ha="center", va="center", fontsize=7.5)
+            left += share
+        ax.text(1.02, i, f"mean {vals.mean():.2f}", va="center", fontsize=8, transform=ax.get_yaxis_transform())
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of scores (0 = red … 9 = green)")
+
+
+def _dots(ax: plt.Axes, sub: pd.DataFrame, arms: list[str], stacked: bool) -> None:
+    """Counts: a dot per observation, identical values stacked; other scales: a jittered strip."""
+    rng = np.random.default_rng(0)
+    for i, arm in enumerate(arms):
+        vals = sub.loc[sub["arm"] == arm, "value"].dropna().to_numpy(float)
+        if not len(vals):
+            continue
+        if stacked:
+            xs, ys = [], []
+            for v, k in zip(*np.unique(vals, return_counts=True)):
+                xs += [v] * k
+                ys += list(i - 0.3 + 0.6 * (np.arange(k) + 0.5) / max(k, 1))
+        else:
+            xs, ys = vals, i + rng.uniform(-0.22, 0.22, len(vals))
+        ax.scatter(xs, ys, s=14, alpha=0.7, color=arm_color(arms, arm), edgecolors="none")
+        ax.plot([vals.mean()] * 2, [i - 0.35, i + 0.35], color="#222222", lw=2)
+    ax.set_xlabel("value (bar = mean)")
+
+
+def distributions(metrics: pd.DataFrame | None, arms: list[str], path: Path) -> Path | None:
+    """Small multiples, one panel per metric, one row per arm."""
+    if metrics is None or metrics.empty or not {"arm", "metric", "value"} <= set(metrics.columns):
+        return None
+    names = list(dict.fromkeys(metrics["metric"]))
+    arms = [a for a in arms if a in set(metrics["arm"])] or list(dict.fromkeys(metrics["arm"]))
+    cols = 2 if len(names) > 1 else 1
+    rows = math.ceil(len(names) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 0.6 + (0.55 * len(arms) + 1.0) * rows),
+                             squeeze=False)
+    for ax, name in zip(axes.flat, names):
+        sub = metrics[metrics["metric"] == name]
+        if _is_score(sub):
+            _stacked(ax, sub, arms)
+        else:
+            scale = str(sub["scale"].dropna().iloc[0]) if "scale" in sub and sub["scale"].notna().any() else ""
+            _dots(ax, sub, arms, stacked=scale == "count" or np.allclose(sub["value"].dropna() % 1, 0))
+        ax.set_yticks(range(len(arms)), arms)
+        ax.set_ylim(len(arms) - 0.5, -0.5)
+        ax.set_title(label(name))
+        ax.grid(axis="y", alpha=0)
+    for ax in list(axes.flat)[len(names):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def pick_tradeoff(effects: pd.DataFrame) -> tuple[str, str] | None:
+    """The metric with the largest |g|, and the largest |g| of opposite sign (else the next)."""
+    eff = effects.dropna(subset=["hedges_g"]) if "hedges_g" in effects else effects.iloc[0:0]
+    if eff["metric"].nunique() < 2:
+        return None
+    per = eff.groupby("metric", sort=False)["hedges_g"].mean()
+    x = per.abs().idxmax()
+    rest = per.drop(x)
+    opposite = rest[np.sign(rest) == -np.sign(per[x])]
+    y = (opposite if len(opposite) else rest).abs().idxmax()
+    return str(x), str(y)
+
+
+def tradeoff(effects: pd.DataFrame, arms: list[str], metrics: tuple[str, str], path: Path) -> Path | None:
+    """One point per treatment: change in x vs change in y (raw units), 95% CI whiskers."""
+    x, y = metrics
+    ex = effects[effects["metric"] == x].set_index("treatment")
+    ey = effects[effects["metric"] == y].set_index("treatment")
+    common = [t for t in ex.index if t in ey.index]
+    if not common:
+        return None
+    fig, ax = plt.subplots(figsize=(6.2, 4.6))
+    ax.axhline(0, color="#333333", lw=1)
+    ax.axvline(0, color="#333333", lw=1)
+    for tr in common:
+        a, b = ex.loc[tr], ey.loc[tr]
+        color = arm_color(arms, str(tr))
+        ax.errorbar([a["diff"]], [b["diff"]], color=color, fmt="o", ms=8, capsize=4, elinewidth=1.6,
+                    xerr=_err(pd.Series([a["diff"]]), pd.Series([a["ci_low"]]), pd.Series([a["ci_high"]])),
+                    yerr=_err(pd.Series([b["diff"]]), pd.Series([b["ci_low"]]), pd.Series([b["ci_high"]])))
+        ax.annotate(f"{tr}\n({a['diff']:+.2f}, {b['diff']:+.2f})", (a["diff"], b["diff"]),
+                    textcoords="offset points", xytext=(8, 8), fontsize=9, color=color)
+    ax.set_xlabel(f"change in {label(x)} (treatment − control)")
+    ax.set_ylabel(f"change in {label(y)}")
+    ax.set_title("Trade-off (95% CIs)")
+    ax.margins(0.25)
+    return _save(fig, path)
+
+
+def sweep(points: pd.DataFrame, param: str, path: Path) -> Path | None:
+    """`points`: param value, metric, treatment, diff, ci_low, ci_high (one row per run x effect)."""
+    if points.empty:
+        return None
+    names = list(dict.fromkeys(points["metric"]))
+    cols = min(3, len(names))
+    rows = math.ceil(len(names) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    treatments = list(dict.fromkeys(points["treatment"]))
+    for ax, name in zip(axes.flat, names):
+        sub = points[points["metric"] == name]
+        for j, tr in enumerate(treatments):
+            s = sub[sub["treatment"] == tr].sort_values("param")
+            if s.empty:
+                continue
+            xs = np.arange(len(s)) if s["param"].dtype == object else s["param"].to_numpy(float)
+            ax.errorbar(xs, s["diff"], yerr=_err(s["diff"], s["ci_low"], s["ci_high"]), fmt="-o",
+                        capsize=3, color=ARM_COLORS[(j + 1) % len(ARM_COLORS)], label=str(tr))
+            if s["param"].dtype == object:
+                ax.set_xticks(xs, s["param"].astype(str))
+        ax.axhline(0, color="#333333", lw=1)
+        ax.set_title(label(name))
+        ax.set_xlabel(label(param))
+        ax.set_ylabel("treatment − control")
+    for ax in list(axes.flat)[len(names):]:
+        ax.set_visible(False)
+    if len(treatments) > 1:
+        axes.flat[0].legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -1,0 +1,173 @@
+"""Reads everything a report needs from files: a run directory (config, manifest, metrics,
+transcript, LLM calls, analysis tables), a plain metrics table, or a TinyTroupe result JSON.
+
+The statistics always come from the analysis tables on disk. When a run directory has no
+`analysis/` yet (or the input is a bare table), `analysis` computes and writes them first, and
+the report reads them back, so its numbers are exactly the tables' numbers."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+log = logging.getLogger(__name__)
+
+ANALYSIS_FILES = ("effects.csv", "descriptives.csv", "missing.csv", "power.csv")
+
+
+class ReportError(Exception):
+    """A report input that cannot be read; the message names the file and what to do."""
+
+
+@dataclass
+class AnalysisTables:
+    dir: Path
+    effects: pd.DataFrame
+    descriptives: pd.DataFrame
+    missing: pd.DataFrame
+    power: pd.DataFrame
+    tradeoffs: str
+    summary: dict[str, Any]
+
+
+@dataclass
+class RunData:
+    source: Path
+    kind: str  # "run" | "table" | "tinytroupe"
+    out_dir: Path
+    tables: AnalysisTables
+    metrics: pd.DataFrame | None = None
+    config: dict[str, Any] | None = None
+    manifest: dict[str, Any] | None = None
+    transcript: pd.DataFrame | None = None
+    llm_calls: pd.DataFrame | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def control(self) -> str | None:
+        if self.manifest and self.manifest.get("control"):
+            return str(self.manifest["control"])
+        eff = self.tables.effects
+        return str(eff["control"].iloc[0]) if len(eff) and "control" in eff else None
+
+
+def is_run_dir(path: Path) -> bool:
+    return path.is_dir() and any((path / f).exists() for f in ("manifest.json", "metrics.parquet", "metrics.csv"))
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ReportError(f"{path}: not valid JSON ({exc}); rerun the step that writes it") from exc
+
+
+def _read_yaml(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ReportError(f"{path}: not valid YAML ({exc})") from exc
+    return data if isinstance(data, dict) else None
+
+
+def _read_table(path: Path) -> pd.DataFrame | None:
+    if not path.exists():
+        return None
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        if path.suffix == ".jsonl":
+            return pd.read_json(path, lines=True, dtype=False) if path.stat().st_size else pd.DataFrame()
+        return pd.read_csv(path, keep_default_na=True)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+    except Exception as exc:  # pyarrow / parser errors: name the file
+        raise ReportError(f"{path}: cannot be read as a table ({exc})") from exc
+
+
+def read_metrics(run_dir: Path) -> pd.DataFrame | None:
+    for name in ("metrics.parquet", "metrics.csv"):
+        table = _read_table(run_dir / name)
+        if table is not None:
+            return table
+    return None
+
+
+def read_analysis(adir: Path) -> AnalysisTables:
+    """The tables `analysis` wrote into `adir`; effects.csv is required, the rest optional."""
+    effects = _read_table(adir / "effects.csv")
+    if effects is None:
+        raise ReportError(f"{adir / 'effects.csv'}: missing; run `trials analyze` on the run first")
+    frames = {n: _read_table(adir / n) for n in ANALYSIS_FILES[1:]}
+    tradeoffs = adir / "tradeoffs.txt"
+    return AnalysisTables(
+        dir=adir,
+        effects=effects,
+        descriptives=frames["descriptives.csv"] if frames["descriptives.csv"] is not None else pd.DataFrame(),
+        missing=frames["missing.csv"] if frames["missing.csv"] is not None else pd.DataFrame(),
+        power=frames["power.csv"] if frames["power.csv"] is not None else pd.DataFrame(),
+        tradeoffs=tradeoffs.read_text(encoding="utf-8") if tradeoffs.exists() else "",
+        summary=_read_json(adir / "summary.json") or {},
+    )
+
+
+def _compute_analysis(source: Path, adir: Path, control: str | None) -> tuple[pd.DataFrame, list[str]]:
+    """Runs `analysis` on `source` and writes its tables into `adir`; returns the tidy table."""
+    import analysis  # late: a report of an already-analysed run does not need it
+
+    try:
+        loaded = analysis.load_table(source)
+    except Exception as exc:
+        raise ReportError(f"{source}: analysis could not load it: {exc}") from exc
+    table, notes = (loaded if isinstance(loaded, tuple) else (loaded, []))
+    notes = [str(n) for n in (notes or [])] + list(getattr(table, "attrs", {}).get("notes", []))
+    result = analysis.analyze(table, control=control)
+    adir.mkdir(parents=True, exist_ok=True)
+    result.write(adir)
+    log.info("analysis tables written to %s", adir)
+    return table, notes
+
+
+def load(path: str | Path, out_dir: str | Path | None = None) -> RunData:
+    """Everything for one report. `out_dir` defaults to the run directory itself, or to
+    `./<stem>_report/` for a table or TinyTroupe JSON (never beside a shared input file)."""
+    source = Path(path).expanduser().resolve()
+    if not source.exists():
+        raise ReportError(f"{source}: no such run directory or file; pass a run directory, a metrics "
+                          "table (.csv/.parquet) or a TinyTroupe result .json")
+    if source.is_dir():
+        if source.name == "analysis" and (source / "effects.csv").exists():
+            source = source.parent
+        if not is_run_dir(source):
+            raise ReportError(f"{source}: not a run directory (no manifest.json or metrics.parquet/csv)")
+        out = Path(out_dir).resolve() if out_dir else source
+        manifest = _read_json(source / "manifest.json")
+        control = str(manifest["control"]) if manifest and manifest.get("control") else None
+        adir = source / "analysis"
+        notes: list[str] = []
+        metrics = read_metrics(source)
+        if not (adir / "effects.csv").exists():
+            adir = adir if not out_dir else out / "analysis"
+            metrics, notes = _compute_analysis(source, adir, control)
+        data = RunData(source=source, kind="run", out_dir=out, tables=read_analysis(adir),
+                       metrics=metrics, config=_read_yaml(source / "config.yaml"), manifest=manifest,
+                       transcript=_read_table(source / "transcript.jsonl"),
+                       llm_calls=_read_table(source / "llm_calls.parquet"), notes=notes)
+        return data
+    kind = "tinytroupe" if source.suffix == ".json" else "table"
+    if source.suffix not in (".json", ".csv", ".parquet"):
+        raise ReportError(f"{source}: unsupported file type {source.suffix!r}; use .csv, .parquet or .json")
+    out = Path(out_dir).resolve() if out_dir else Path.cwd() / f"{source.stem}_report"
+    adir = out / "analysis"
+    metrics, notes = _compute_analysis(source, adir, None)
+    return RunData(source=source, kind=kind, out_dir=out, tables=read_analysis(adir), metrics=metrics, notes=notes)

@@ -1,0 +1,76 @@
+"""The `trials` command: `run` and `population` are Hydra apps; `analyze`, `report` and
+`sweep-summary` are plain argparse commands. Implementations are imported lazily so that
+`trials analyze` never pays for the simulation stack."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+USAGE = """usage: trials <command> [args]
+
+commands:
+  run [hydra overrides]          run an experiment (default: conf/config.yaml); -m for sweeps
+  analyze <run_dir|table|json>   effect sizes and significance -> <run_dir>/analysis/
+  report <run_dir|table|json>    report.md + self-contained report.html
+  population [hydra overrides]   sample a population of personas into a folder
+  sweep-summary <multirun_dir>   one table over the run directories of a sweep
+"""
+
+
+@hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
+def _run_app(cfg: DictConfig) -> int:
+    from trials.experiment import run_from_hydra
+
+    return run_from_hydra(cfg)
+
+
+@hydra.main(config_path=CONF_DIR, config_name="population_app", version_base="1.3")
+def _population_app(cfg: DictConfig) -> int:
+    from trials.factory import population_from_hydra
+
+    return population_from_hydra(cfg)
+
+
+def _hydra(app, argv: list[str]) -> int:
+    sys.argv = [f"trials {argv[0]}", *argv[1:]]
+    try:
+        app()
+    except SystemExit as exc:  # hydra exits with the app's status on errors
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command == "run":
+        return _hydra(_run_app, argv)
+    if command == "population":
+        return _hydra(_population_app, argv)
+    if command == "analyze":
+        from analysis.cli import main as analyze_main
+
+        return analyze_main(rest)
+    if command == "report":
+        from reports.cli import main as report_main
+
+        return report_main(rest)
+    if command == "sweep-summary":
+        from trials.sweep import main as sweep_main
+
+        return sweep_main(rest)
+    print(f"trials: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

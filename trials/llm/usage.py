@@ -1,0 +1,100 @@
+"""Usage accounting: the price table, per-call cost, and `CallRecorder` (one row per request)."""
+
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+
+from trials.llm.base import Usage
+
+#: Backends that run on this machine and cost nothing.
+FREE_BACKENDS = ("local", "scripted")
+
+DEFAULT_PRICES = Path(__file__).resolve().parents[2] / "conf" / "prices" / "default.yaml"
+
+COLUMNS = ["purpose", "backend", "model", "tokens_in", "tokens_out", "latency_s", "cached", "retries",
+           "cost_usd", "prompt_chars", "error"]
+
+
+def load_prices(path: str | Path | None = None) -> dict[str, dict[str, float]]:
+    """The price table {model: {input_per_1m, output_per_1m}}; {} when the default file is absent."""
+    import yaml
+
+    p = Path(path) if path is not None else DEFAULT_PRICES
+    if not p.exists():
+        if path is not None:
+            raise FileNotFoundError(f"price table {p} not found (set prices to a YAML file or mapping)")
+        return {}
+    table = yaml.safe_load(p.read_text()) or {}
+    return check_prices(table, str(p))
+
+
+def check_prices(table: Mapping[str, Any], where: str = "prices") -> dict[str, dict[str, float]]:
+    out = {}
+    for model, entry in table.items():
+        if not isinstance(entry, Mapping) or not {"input_per_1m", "output_per_1m"} <= set(entry):
+            raise ValueError(f"{where}: entry {model!r} needs input_per_1m and output_per_1m (USD per 1M tokens)")
+        out[str(model)] = {"input_per_1m": float(entry["input_per_1m"]), "output_per_1m": float(entry["output_per_1m"])}
+    return out
+
+
+def price_for(model: str, prices: Mapping[str, Mapping[str, float]]) -> Mapping[str, float] | None:
+    """Exact match, else the longest table key that prefixes the model name at a '-' or ':' boundary
+    (so 'gpt-4o-mini-2024-07-18' uses 'gpt-4o-mini')."""
+    if model in prices:
+        return prices[model]
+    best = None
+    for key in prices:
+        if model.startswith(key) and model[len(key)] in "-:@" and (best is None or len(key) > len(best)):
+            best = key
+    return prices[best] if best else None
+
+
+def cost_usd(backend: str, model: str, tokens_in: int, tokens_out: int,
+             prices: Mapping[str, Mapping[str, float]], override: Mapping[str, float] | None = None) -> float:
+    if backend in FREE_BACKENDS:
+        return 0.0
+    price = override or price_for(model, prices)
+    if price is None:
+        return math.nan
+    return (tokens_in * price["input_per_1m"] + tokens_out * price["output_per_1m"]) / 1e6
+
+
+class CallRecorder:
+    """Thread-safe list of per-request rows (see COLUMNS); the runner writes it to llm_calls.parquet."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def record(self, usage: Usage, error: str = "") -> None:
+        row = {"purpose": usage.purpose, "backend": usage.backend, "model": usage.model,
+               "tokens_in": usage.tokens_in, "tokens_out": usage.tokens_out, "latency_s": usage.latency_s,
+               "cached": usage.cached, "retries": usage.retries, "cost_usd": usage.cost_usd,
+               "prompt_chars": usage.prompt_chars, "error": error}
+        with self._lock:
+            self.rows.append(row)
+
+    def to_frame(self) -> pd.DataFrame:
+        with self._lock:
+            return pd.DataFrame(list(self.rows), columns=COLUMNS)
+
+    def summary(self) -> pd.DataFrame:
+        """Per purpose: calls, tokens_in, tokens_out, cost_usd (NaN if any call had no price),
+        cached (count), retries (sum)."""
+        df = self.to_frame()
+        if df.empty:
+            return pd.DataFrame(columns=["calls", "tokens_in", "tokens_out", "cost_usd", "cached", "retries"])
+        g = df.groupby("purpose", sort=True)
+        return pd.DataFrame({
+            "calls": g.size(),
+            "tokens_in": g["tokens_in"].sum(),
+            "tokens_out": g["tokens_out"].sum(),
+            "cost_usd": g["cost_usd"].agg(lambda s: s.sum(skipna=False)),
+            "cached": g["cached"].sum().astype(int),
+            "retries": g["retries"].sum(),
+        })

@@ -1,0 +1,193 @@
+"""From a resolved config to a checked plan: scenario, population, arms, and one `Job` per
+arm x replicate with deterministic seeds. Every config error is raised here, before any LLM call,
+as a `ConfigError` that says what to change."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+RUN_KEYS = {"replicates", "n_jobs", "backend", "seed", "resume_dir", "budget_usd", "dry_run",
+            "threads_per_session", "paired", "estimate", "analyze", "report"}
+CACHE_KEYS = {"mode", "path"}
+EXPERIMENT_KEYS = {"name", "scenario", "description", "size", "sizes", "group_size", "steps",
+                   "population", "metrics", "control", "arms", "arm_defaults", "replicates",
+                   "max_tokens", "paper"}
+ARM_KEYS = {"correction", "interventions", "llm", "judge", "description", "story"}
+BACKENDS = ("loky", "threading", "multiprocessing", "sequential", "dask", "ray")
+
+
+class ConfigError(ValueError):
+    """A config problem found before any LLM call; the message names the key and the fix."""
+
+
+def derive_seed(*parts: Any) -> int:
+    """A 31-bit seed from any JSON-able parts (stable across machines and Python versions)."""
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+@dataclass
+class Job:
+    arm: str
+    replicate: int
+    session: str
+    seed: int
+    scenario: str
+    experiment: dict[str, Any]
+    arm_config: dict[str, Any]
+    llm: dict[str, Any]
+    judge: dict[str, Any]
+    cache: dict[str, Any] | None
+    prices: dict[str, Any] | None
+    personas: list[dict[str, Any]]
+    material: Any
+    threads: int
+    root: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def load_scenario(name: str) -> ModuleType:
+    try:
+        module = importlib.import_module(f"trials.scenarios.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"trials.scenarios.{name}":
+            raise
+        known = sorted(p.stem for p in Path(__file__).parent.joinpath("scenarios").glob("*.py")
+                       if p.stem not in ("__init__", "base"))
+        raise ConfigError(f"experiment.scenario={name!r} is not a scenario; use one of {known}") from None
+    return module
+
+
+def _check_keys(section: str, got: dict[str, Any], known: set[str]) -> None:
+    unknown = sorted(set(got) - known)
+    if unknown:
+        raise ConfigError(f"unknown key(s) {', '.join(f'{section}.{k}' for k in unknown)}; "
+                          f"known keys of {section}: {', '.join(sorted(known))}")
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in (over or {}).items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def load_population(spec: dict[str, Any], seed: int) -> list[Any]:
+    """`{path: library:<set> | <folder>}` or `{source: factory, ...}` -> personas (sorted)."""
+    from trials.persona import library_path, load_folder
+
+    spec = dict(spec or {})
+    if spec.get("source") == "factory":
+        try:
+            from trials.factory import population_from_spec  # type: ignore[attr-defined]
+        except ImportError as exc:
+            raise ConfigError("experiment.population.source=factory needs trials.factory "
+                              f"(population_from_spec), which is not available: {exc}") from None
+        return list(population_from_spec(spec, seed=seed))
+    raw = str(spec.get("path") or "")
+    if not raw:
+        raise ConfigError("experiment.population.path is empty; set it to library:difficult_people, "
+                          "library:political, library:general or a folder of persona .json files")
+    folder = library_path(raw.split(":", 1)[1]) if raw.startswith("library:") else Path(raw).expanduser()
+    if not folder.is_dir():
+        raise ConfigError(f"experiment.population.path={raw!r}: folder {folder} does not exist")
+    personas = load_folder(folder)
+    if not personas:
+        raise ConfigError(f"experiment.population.path={raw!r}: no persona files in {folder}")
+    return personas
+
+
+def judge_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The judge is the agent LLM unless `judge` names its own backend; keys given without a
+    backend (e.g. judge.temperature=0) refine a copy of the agent LLM config."""
+    judge = {k: v for k, v in dict(cfg.get("judge") or {}).items() if k != "inherit"}
+    if judge.get("backend"):
+        return judge
+    return deep_merge(dict(cfg.get("llm") or {}), judge)
+
+
+@dataclass
+class Plan:
+    scenario: ModuleType
+    experiment: dict[str, Any]
+    arms: dict[str, dict[str, Any]]
+    control: str
+    jobs: list[Job]
+    population_size: int
+    aa_arms: list[str]
+
+
+def build_plan(cfg: dict[str, Any], root: Path) -> Plan:
+    exp = dict(cfg.get("experiment") or {})
+    run = dict(cfg.get("run") or {})
+    _check_keys("run", run, RUN_KEYS)
+    _check_keys("cache", dict(cfg.get("cache") or {}), CACHE_KEYS)
+    if not exp.get("scenario"):
+        raise ConfigError("no experiment selected; add experiment=<name> (see conf/experiment/)")
+    scenario = load_scenario(str(exp["scenario"]))
+    material_key = getattr(scenario, "MATERIAL_KEY", None)
+    _check_keys("experiment", exp, EXPERIMENT_KEYS | set(getattr(scenario, "OPTIONS", ())) |
+                ({material_key} if material_key else set()))
+
+    replicates = run.get("replicates")
+    if not isinstance(replicates, int) or replicates < 1:
+        raise ConfigError(f"run.replicates={replicates!r}: need a whole number >= 1 (e.g. run.replicates=2)")
+    if run.get("backend", "loky") not in BACKENDS:
+        raise ConfigError(f"run.backend={run.get('backend')!r}: use one of {', '.join(BACKENDS)}")
+    unknown_metrics = sorted(set(exp.get("metrics") or []) - set(scenario.METRICS))
+    if unknown_metrics:
+        raise ConfigError(f"experiment.metrics: {unknown_metrics} not computed by scenario "
+                          f"{exp['scenario']!r}; it computes {sorted(scenario.METRICS)}")
+
+    arms_raw = exp.get("arms") or {}
+    if not arms_raw:
+        raise ConfigError("experiment.arms is empty; define at least one arm, e.g. arms: {control: {}}")
+    defaults = dict(exp.get("arm_defaults") or {})
+    arms: dict[str, dict[str, Any]] = {}
+    for name, arm in arms_raw.items():
+        _check_keys(f"experiment.arms.{name}", dict(arm or {}), ARM_KEYS)
+        arms[str(name)] = deep_merge(defaults, dict(arm or {}))
+    control = str(exp.get("control") or next(iter(arms)))
+    if control not in arms:
+        raise ConfigError(f"experiment.control={control!r} is not an arm; arms: {list(arms)}")
+    aa = [a for a in arms if a != control and arms[a] == arms[control]]
+
+    seed = int(run.get("seed", 0))
+    population = load_population(dict(exp.get("population") or {}), seed)
+    group = int(exp.get("group_size") or 1)
+    if group > len(population):
+        raise ConfigError(f"experiment.group_size={group} but the population "
+                          f"({exp.get('population')}) has only {len(population)} personas; "
+                          f"lower experiment.group_size or use a larger population")
+    materials = list(exp.get(material_key) or []) if material_key else []
+    paired = bool(run.get("paired", True))
+
+    jobs = []
+    for r in range(replicates):
+        for arm in arms:
+            base = derive_seed(seed, r) if paired else derive_seed(seed, r, arm)
+            rng = np.random.default_rng(base)
+            chosen = rng.choice(len(population), size=group, replace=False)
+            material = materials[int(rng.integers(len(materials)))] if materials else None
+            arm_cfg = arms[arm]
+            jobs.append(Job(
+                arm=arm, replicate=r, session=f"{arm}-r{r}", seed=base, scenario=str(exp["scenario"]),
+                experiment=exp, arm_config=arm_cfg,
+                llm=deep_merge(dict(cfg.get("llm") or {}), arm_cfg.get("llm") or {}),
+                judge=deep_merge(judge_config(cfg), arm_cfg.get("judge") or {}),
+                cache=dict(cfg.get("cache") or {}) or None, prices=cfg.get("prices"),
+                personas=[population[int(i)].model_dump(mode="json") for i in chosen],
+                material=material, threads=int(run.get("threads_per_session", 4)), root=str(root)))
+    return Plan(scenario, exp, arms, control, jobs, len(population), aa)

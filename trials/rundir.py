@@ -1,0 +1,151 @@
+"""The run directory (DESIGN.md "The run directory is the contract"): per-job folders written
+atomically, failure records, the execution log, and the run-level tables collected from the jobs.
+
+Layout of one job folder `jobs/<arm>/<replicate>/`: events.jsonl, metrics.parquet,
+llm_calls.parquet, job.json. The folder appears by `os.rename` of a finished temp folder, so its
+presence means the job is done; a killed job leaves only a `.tmp-*` folder, removed on resume.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+METRIC_COLUMNS: dict[str, str] = {
+    "experiment": "string", "arm": "string", "replicate": "int64", "session": "string",
+    "agent": "string", "metric": "string", "value": "float64", "scale": "string",
+    "level": "string", "judge_model": "string", "missing_reason": "string",
+    "judge_k": "int64", "judge_sd": "float64",
+}
+CALL_COLUMNS: dict[str, str] = {
+    "arm": "string", "replicate": "int64", "session": "string", "purpose": "string",
+    "backend": "string", "model": "string", "tokens_in": "int64", "tokens_out": "int64",
+    "latency_s": "float64", "cached": "bool", "retries": "int64", "cost_usd": "float64",
+    "prompt_chars": "int64", "error": "string",
+}
+
+
+def tidy(rows: Iterable[dict[str, Any]] | pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+    """A frame with exactly `columns` (in order) and their dtypes; missing optional columns
+    get neutral defaults so every job's table concatenates cleanly."""
+    df = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    defaults = {"string": "", "int64": 0, "float64": math.nan, "bool": False}
+    for col, dtype in columns.items():
+        if col not in df.columns:
+            df[col] = defaults[dtype] if col not in ("judge_k",) else 1
+        if dtype == "string":
+            df[col] = df[col].fillna("").astype(str)
+        elif dtype == "int64":
+            df[col] = pd.to_numeric(df[col], errors="coerce").fillna(0).astype("int64")
+        elif dtype == "float64":
+            df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
+        else:
+            df[col] = df[col].fillna(False).astype(bool)
+    extra = [c for c in df.columns if c not in columns]
+    return df[list(columns) + extra].reset_index(drop=True)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+
+
+class RunDir:
+    def __init__(self, root: str | Path):
+        self.root = Path(root).resolve()
+        self.jobs = self.root / "jobs"
+
+    # ------------------------------------------------------------------ per job
+    def job_dir(self, arm: str, replicate: int) -> Path:
+        return self.jobs / arm / str(replicate)
+
+    def failed_path(self, arm: str, replicate: int) -> Path:
+        return self.jobs / arm / f"{replicate}.failed.json"
+
+    def is_done(self, arm: str, replicate: int) -> bool:
+        return (self.job_dir(arm, replicate) / "job.json").is_file()
+
+    def log_execution(self, arm: str, replicate: int, event: str) -> None:
+        """Append one line per job start/finish; O_APPEND keeps lines whole across processes."""
+        self.jobs.mkdir(parents=True, exist_ok=True)
+        line = json.dumps({"t": time.time(), "pid": os.getpid(), "arm": arm,
+                           "replicate": replicate, "event": event}) + "\n"
+        fd = os.open(self.jobs / "executions.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+
+    def write_job(self, arm: str, replicate: int, *, events: list[dict], metrics: pd.DataFrame,
+                  calls: pd.DataFrame, meta: dict[str, Any]) -> Path:
+        final = self.job_dir(arm, replicate)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.parent / f".tmp-{replicate}-{os.getpid()}-{time.monotonic_ns()}"
+        tmp.mkdir()
+        with open(tmp / "events.jsonl", "w") as fh:
+            for e in events:
+                fh.write(json.dumps(e, default=str, ensure_ascii=False) + "\n")
+        tidy(metrics, METRIC_COLUMNS).to_parquet(tmp / "metrics.parquet", index=False)
+        tidy(calls, CALL_COLUMNS).to_parquet(tmp / "llm_calls.parquet", index=False)
+        _write_json(tmp / "job.json", meta)
+        os.rename(tmp, final)  # atomic on one filesystem; fails if a copy already exists
+        self.failed_path(arm, replicate).unlink(missing_ok=True)
+        return final
+
+    def write_failure(self, arm: str, replicate: int, meta: dict[str, Any]) -> None:
+        path = self.failed_path(arm, replicate)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        _write_json(tmp, meta)
+        os.replace(tmp, path)
+
+    def read_job_meta(self, arm: str, replicate: int) -> dict[str, Any] | None:
+        for p in (self.job_dir(arm, replicate) / "job.json", self.failed_path(arm, replicate)):
+            if p.is_file():
+                return json.loads(p.read_text())
+        return None
+
+    def clean_stale(self) -> int:
+        """Remove temp folders left by killed workers (resume)."""
+        n = 0
+        for tmp in self.jobs.glob("*/.tmp-*"):
+            shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+            n += 1
+        return n
+
+    def executions(self) -> list[dict[str, Any]]:
+        path = self.jobs / "executions.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    # ------------------------------------------------------------------ run level
+    def collect(self, done: list[tuple[str, int]]) -> dict[str, Any]:
+        """Concatenate finished jobs (in arm/replicate order) into the run-level files."""
+        metrics, calls = [], []
+        with open(self.root / "transcript.jsonl", "w") as out:
+            for arm, rep in sorted(done):
+                d = self.job_dir(arm, rep)
+                metrics.append(pd.read_parquet(d / "metrics.parquet"))
+                calls.append(pd.read_parquet(d / "llm_calls.parquet"))
+                out.write((d / "events.jsonl").read_text())
+        m = tidy(pd.concat(metrics, ignore_index=True) if metrics else pd.DataFrame(), METRIC_COLUMNS)
+        c = tidy(pd.concat(calls, ignore_index=True) if calls else pd.DataFrame(), CALL_COLUMNS)
+        m.to_parquet(self.root / "metrics.parquet", index=False)
+        m.to_csv(self.root / "metrics.csv", index=False)
+        c.to_parquet(self.root / "llm_calls.parquet", index=False)
+        cost = float(c["cost_usd"].sum(min_count=1)) if len(c) else 0.0
+        return {"calls": int(len(c)), "requests": int((~c["cached"]).sum()) if len(c) else 0,
+                "tokens_in": int(c["tokens_in"].sum()), "tokens_out": int(c["tokens_out"].sum()),
+                "cost_usd": None if math.isnan(cost) else cost}
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        tmp = self.root / "manifest.json.tmp"
+        _write_json(tmp, manifest)
+        os.replace(tmp, self.root / "manifest.json")

@@ -1,0 +1,83 @@
+"""What a scenario receives and returns. A scenario is a module in `trials.scenarios` with:
+
+- `METRICS: dict[str, tuple[level, scale]]` - the metrics it computes (level "agent"|"session").
+- `MATERIAL_KEY: str | None` - the experiment key listing its material (themes, motions, ...);
+  the runner picks one item per replicate so that paired arms share it.
+- `run(ctx: SessionContext) -> SessionOutput` - drive one session.
+- `actions_per_session(exp, group_size) -> int` - agent actions, for the cost estimate.
+
+The runner owns seeds, pairing, the LLM views (already bound to the session seed and recorder)
+and the run directory; a scenario only simulates and measures.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from trials.events import Event
+from trials.persona import Persona
+
+
+@dataclass
+class SessionContext:
+    experiment: dict[str, Any]  # resolved experiment config (name, scenario, steps, ...)
+    arm: str
+    arm_config: dict[str, Any]  # correction, interventions, ... (the mechanism under test)
+    replicate: int
+    session: str
+    seed: int
+    llm: Any  # trials.llm LLM bound to (seed, recorder): agent actions
+    judge: Any  # trials.llm LLM bound to (seed, recorder): propositions, extraction
+    personas: list[Persona]
+    material: Any = None  # this replicate's theme / motion / product
+    threads: int = 4  # concurrent agent calls within a step
+    judge_model: str = ""
+
+
+@dataclass
+class SessionOutput:
+    events: list[Event] = field(default_factory=list)
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+
+    def add_metric(self, metric: str, value: float | None, *, agent: str = "", level: str,
+                   scale: str, missing_reason: str = "", judge_k: int = 1,
+                   judge_sd: float = math.nan) -> None:
+        """Record one observation; a missing value must come with a reason."""
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            value, missing_reason = math.nan, missing_reason or "not computed"
+        self.metrics.append({"agent": agent, "metric": metric, "value": float(value),
+                             "level": level, "scale": scale, "missing_reason": missing_reason,
+                             "judge_k": judge_k, "judge_sd": judge_sd})
+
+
+_SCORE = re.compile(r"score\s*[:=]?\s*\**\s*([0-9])", re.IGNORECASE)
+_DIGIT = re.compile(r"\b([0-9])\b")
+
+
+def parse_score(reply: Any) -> tuple[float | None, str]:
+    """(score 0-9, reason). Prefer the probability-weighted score; then 'Score: d'; then a
+    lone digit. None when the reply holds no usable digit (tiny models do that)."""
+    text = getattr(reply, "text", str(reply)) or ""
+    reason = ""
+    m = re.search(r"reason\s*:\s*(.+)", text, re.IGNORECASE)
+    if m:
+        reason = m.group(1).strip()
+    score = getattr(reply, "score", None)
+    if score is not None and not math.isnan(score):
+        return float(score), reason
+    m = _SCORE.search(text) or _DIGIT.search(text)
+    return (float(m.group(1)), reason) if m else (None, reason)
+
+
+def judge_score(ctx: SessionContext, prompt: str, *, salt: int = 0) -> tuple[float | None, str]:
+    """One 0-9 judge call in the project's plain-text score protocol."""
+    reply = ctx.judge.chat(
+        [{"role": "system", "content": "You are a strict evaluator. Reply exactly in the form:\n"
+          "Score: <0-9>\nReason: <one short sentence>"},
+         {"role": "user", "content": prompt}],
+        purpose="judge", protocol="score", score_digits=True, seed=salt, max_tokens=40,
+    )
+    return parse_score(reply)
