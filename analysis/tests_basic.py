@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,23 +22,35 @@ class Estimate:
     df: float = NAN
 
 
+def welch_arrays(control: np.ndarray, treatment: np.ndarray, alpha: float = 0.05):
+    """Vectorised Welch test along the last axis: returns (diff, ci_low, ci_high, p, df) arrays.
+
+    Used directly by the calibration simulations (thousands of experiments at once).
+    """
+    c, t = np.asarray(control, float), np.asarray(treatment, float)
+    nc, nt = c.shape[-1], t.shape[-1]
+    diff = t.mean(axis=-1) - c.mean(axis=-1)
+    vc, vt = c.var(axis=-1, ddof=1) / nc, t.var(axis=-1, ddof=1) / nt
+    se = np.sqrt(vc + vt)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df = (vc + vt) ** 2 / (vc**2 / (nc - 1) + vt**2 / (nt - 1))
+        tstat = diff / se
+    p = 2 * stats.t.sf(np.abs(tstat), df)
+    half = stats.t.ppf(1 - alpha / 2, df) * se
+    zero = se == 0  # no variance at all: the difference is exact
+    p = np.where(zero, np.where(diff == 0, 1.0, 0.0), p)
+    half = np.where(zero, 0.0, half)
+    return diff, diff - half, diff + half, p, df
+
+
 def welch(control: np.ndarray, treatment: np.ndarray, alpha: float = 0.05) -> Estimate:
     """Welch's unequal-variance t-test on treatment - control, with its (1-alpha) CI."""
     c, t = np.asarray(control, float), np.asarray(treatment, float)
-    nc, nt = len(c), len(t)
-    if nc < 2 or nt < 2:
-        diff = t.mean() - c.mean() if nc and nt else NAN
-        return Estimate(diff, NAN, NAN, NAN, "Welch t-test")
-    diff = t.mean() - c.mean()
-    vc, vt = c.var(ddof=1) / nc, t.var(ddof=1) / nt
-    se = math.sqrt(vc + vt)
-    if se == 0:
-        return Estimate(diff, diff, diff, 1.0 if diff == 0 else 0.0, "Welch t-test")
-    df = (vc + vt) ** 2 / (vc**2 / (nc - 1) + vt**2 / (nt - 1))
-    tstat = diff / se
-    p = 2 * stats.t.sf(abs(tstat), df)
-    half = stats.t.ppf(1 - alpha / 2, df) * se
-    return Estimate(diff, diff - half, diff + half, float(p), "Welch t-test", df)
+    if len(c) < 2 or len(t) < 2:
+        diff = t.mean() - c.mean() if len(c) and len(t) else NAN
+        return Estimate(float(diff), NAN, NAN, NAN, "Welch t-test")
+    diff, lo, hi, p, df = welch_arrays(c, t, alpha)
+    return Estimate(float(diff), float(lo), float(hi), float(p), "Welch t-test", float(df))
 
 
 def mann_whitney(control: np.ndarray, treatment: np.ndarray) -> float:

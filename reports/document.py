@@ -32,6 +32,7 @@ class Table:
     rows: list[list[str]]
     caption: str = ""
     numeric: set[int] = field(default_factory=set)  # column indexes right-aligned
+    css_class: str = ""  # HTML only: a styling hook (e.g. "headline")
 
 
 @dataclass

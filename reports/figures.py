@@ -116,7 +116,7 @@ def _dots(ax: plt.Axes, sub: pd.DataFrame, arms: list[str], stacked: bool) -> No
                 ys += list(i - 0.3 + 0.6 * (np.arange(k) + 0.5) / max(k, 1))
         else:
             xs, ys = vals, i + rng.uniform(-0.22, 0.22, len(vals))
-        ax.scatter(xs, ys, s=14, alpha=0.7, color=arm_color(arms, arm), edgecolors="none")
+        ax.scatter(xs, ys, s=24, alpha=0.75, color=arm_color(arms, arm), edgecolors="none")
         ax.plot([vals.mean()] * 2, [i - 0.35, i + 0.35], color="#222222", lw=2)
     ax.set_xlabel("value (bar = mean)")
 

@@ -1,7 +1,7 @@
 """Number formatting shared by the Markdown and HTML renderers, so both show the same strings.
 
 Means and effect sizes get two decimals; differences also carry a sign (`+5.33`, `-0.60`);
-p-values two significant digits (`0.0063`, `9.3e-08`). Missing values show as an en dash."""
+p-values two decimals from 0.1 up (`0.80`), two significant digits below (`0.0063`, `9.3e-08`). Missing values show as an en dash."""
 
 from __future__ import annotations
 
@@ -56,9 +56,11 @@ def pval(p: Any) -> str:
     p = float(p)
     if p == 0:
         return "0"
-    if p < 1e-4:
-        return f"{p:.1e}"
-    return f"{p:.2g}"
+    if p >= 0.1:
+        return f"{p:.2f}"
+    if p >= 1e-4:
+        return f"{p:.2g}"
+    return f"{p:.1e}"
 
 
 def integer(x: Any) -> str:

@@ -129,13 +129,17 @@ def _compute_analysis(source: Path, adir: Path, control: str | None) -> tuple[pd
         loaded = analysis.load_table(source)
     except Exception as exc:
         raise ReportError(f"{source}: analysis could not load it: {exc}") from exc
-    table, notes = (loaded if isinstance(loaded, tuple) else (loaded, []))
-    notes = [str(n) for n in (notes or [])] + list(getattr(table, "attrs", {}).get("notes", []))
-    result = analysis.analyze(table, control=control)
+    table, notes = (loaded if isinstance(loaded, tuple) else (loaded, getattr(loaded, "notes", [])))
+    try:
+        result = analysis.analyze(loaded if not isinstance(loaded, tuple) else table, control=control)
+    except Exception as exc:
+        raise ReportError(f"{source}: the analysis failed ({type(exc).__name__}: {exc}); run "
+                          f"`trials analyze {source}` to see the details") from exc
     adir.mkdir(parents=True, exist_ok=True)
     result.write(adir)
     log.info("analysis tables written to %s", adir)
-    return table, notes
+    frame = getattr(table, "df", table)
+    return frame, [str(n) for n in (notes or [])]
 
 
 def load(path: str | Path, out_dir: str | Path | None = None) -> RunData:

@@ -24,6 +24,7 @@ class Event(BaseModel):
     attempt: int | None = None  # correction attempt number (0 = the first candidate)
     scores: dict[str, Any] | None = None  # judge scores attached to this event
     prompt_tokens: int | None = None  # prompt size of the LLM call that produced an action
+    prompt_chars: int | None = None  # the same in characters (summed over a format re-ask)
 
     def record(self, **context: Any) -> dict[str, Any]:
         """A flat dict for transcript.jsonl with run context (arm, replicate, session) first."""

@@ -70,7 +70,7 @@ def describe(event: Event, viewer: str | None = None, max_chars: int = 300) -> s
             return f"{event.agent + ' notices' if event.agent else 'Observation'}: {text}"
         return f"{event.type.capitalize()}: {text}"
     if event.kind == "story":
-        return f"Story: {text}"
+        return f"Story: {text}" if text else None
     return None
 
 

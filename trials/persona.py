@@ -1,37 +1,26 @@
-"""STUB (being replaced by the personas work): the minimal API other modules code against.
+"""Personas: the public API (model, loaders, fragments, the shipped library).
 
-Contract kept by the full version:
-- `Persona` (pydantic, extra fields kept) with at least `name: str`.
-- `Persona.prompt_text(detail="brief"|"full") -> str`: the persona as plain prompt text.
-- `load_persona(path) -> Persona`, `load_folder(path) -> list[Persona]` (sorted, deterministic).
-- `library_path(name) -> Path`: a folder of the personas shipped with the project.
+    from trials.persona import load_persona, load_folder, library_path, apply_fragment
+    people = load_folder(library_path("difficult_people"))      # sorted by file name
+    print(people[0].short_label(), people[0].prompt_text("brief"))
+
+The parts live in small modules: `persona_model` (pydantic model, `PersonaError`),
+`persona_prompt` (prompt text), `persona_io` (files, TinyTroupe formats, library),
+`persona_fragment` (deep merge). Shipped sets: difficult_people, political, general.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from trials.persona_fragment import FragmentConflict, apply_fragment, apply_fragments
+from trials.persona_io import (library_path, library_sets, load_folder, load_fragment,
+                               load_fragments, load_library, load_persona, parse_fragment,
+                               parse_persona, save_persona)
+from trials.persona_model import (Fragment, Occupation, Persona, PersonaError, Personality,
+                                  Preferences, Relationship)
 
-from pydantic import BaseModel, ConfigDict
-
-
-class Persona(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    name: str
-
-    def prompt_text(self, detail: str = "brief") -> str:
-        data = self.model_dump(exclude_none=True)
-        return "\n".join(f"{k}: {v}" for k, v in data.items())
-
-
-def load_persona(path: str | Path) -> Persona:
-    data = json.loads(Path(path).read_text())
-    return Persona(**data.get("persona", data))
-
-
-def load_folder(path: str | Path) -> list[Persona]:
-    return [load_persona(p) for p in sorted(Path(path).glob("*.json"))]
-
-
-def library_path(name: str) -> Path:
-    return Path(__file__).parent / "personas" / name
+__all__ = [
+    "Fragment", "FragmentConflict", "Occupation", "Persona", "PersonaError", "Personality",
+    "Preferences", "Relationship", "apply_fragment", "apply_fragments", "library_path",
+    "library_sets", "load_folder", "load_fragment", "load_fragments", "load_library",
+    "load_persona", "parse_fragment", "parse_persona", "save_persona",
+]

@@ -24,12 +24,14 @@ PERSONA_TYPES = ("Persona", "TinyPerson")
 LIBRARY_ROOT = Path(__file__).parent / "personas"
 M = TypeVar("M", Persona, Fragment)
 
-_EXPECTED = {
-    "int_parsing": "an integer", "int_type": "an integer", "int_from_float": "an integer",
-    "string_type": "a string", "string_too_short": "a non-empty string",
-    "list_type": "a list", "dict_type": "an object (a JSON mapping)",
-    "model_type": "an object (a JSON mapping)", "model_attributes_type": "an object (a JSON mapping)",
-    "float_type": "a number", "float_parsing": "a number",
+_EXPECTED = {  # pydantic error type -> (what was expected, an example for the fix)
+    "int_parsing": ("an integer", "34"), "int_type": ("an integer", "34"),
+    "int_from_float": ("an integer", "34"), "float_type": ("a number", "0.5"),
+    "float_parsing": ("a number", "0.5"), "string_type": ("a string", '"..."'),
+    "string_too_short": ("a non-empty string", '"Ana Souza"'), "list_type": ("a list", '["...", "..."]'),
+    "dict_type": ("an object (a JSON mapping)", '{"key": "value"}'),
+    "model_type": ("an object (a JSON mapping)", '{"key": "value"}'),
+    "model_attributes_type": ("an object (a JSON mapping)", '{"key": "value"}'),
 }
 
 
@@ -51,12 +53,13 @@ def _describe(err: dict[str, Any], source: str) -> tuple[str, str]:
     if err["type"] == "missing":
         return path, f"{source}: field '{path}' is missing; fix: add a \"{path.split('.')[-1]}\" value"
     if err["type"] == "behaviors_shape":
-        msg = err["msg"]
-    else:
-        expected = _EXPECTED.get(err["type"])
-        got = repr(err.get("input"))[:60]
-        msg = f"expected {expected}, got {got}" if expected else f"{err['msg']} (got {got})"
-    return path, f"{source}: field '{path}': {msg}; fix: correct '{path}' in the file"
+        return path, (f"{source}: field '{path}': {err['msg']}; fix: write behaviors like "
+                      '["...", "..."] or {"general": ["..."], "routines": {"morning": ["..."]}}')
+    got = repr(err.get("input"))[:60]
+    if err["type"] in _EXPECTED:
+        expected, example = _EXPECTED[err["type"]]
+        return path, f"{source}: field '{path}': expected {expected}, got {got}; fix: give '{path}' as {expected}, e.g. {example}"
+    return path, f"{source}: field '{path}': {err['msg']} (got {got}); fix: correct '{path}'"
 
 
 def validation_error(exc: ValidationError, source: str) -> PersonaError:
@@ -68,7 +71,7 @@ def validation_error(exc: ValidationError, source: str) -> PersonaError:
     return PersonaError("\n".join(lines), source=source, field=described[0][0])
 
 
-def _validate(model: type[M], data: Any, source: str) -> M:
+def validate_data(model: type[M], data: Any, source: str) -> M:
     if not isinstance(data, dict):
         raise PersonaError(f"{source}: field 'persona': expected an object (a JSON mapping), got "
                            f"{type(data).__name__}; fix: give the persona as {{\"name\": ...}}",
@@ -85,26 +88,26 @@ def _unwrap(data: Any, source: str, want_fragment: bool) -> dict[str, Any]:
         raise PersonaError(f"{source}: field '(top level)': expected a JSON object, got "
                            f"{type(data).__name__}; fix: wrap the persona in {{...}}", source=source,
                            field="(top level)")
-    if "persona" not in data and "type" not in data:
-        return data  # our plain persona JSON
     kind = data.get("type")
+    if not isinstance(data.get("persona"), dict) and kind not in (*PERSONA_TYPES, "Fragment"):
+        return data  # our plain persona JSON (a persona may have its own "type" extra field)
     ok = ("Fragment",) if want_fragment else PERSONA_TYPES
     if kind not in ok:
         hint = ("use load_fragment() / apply_fragment() for fragments" if kind == "Fragment"
                 else f"set \"type\" to one of {', '.join(ok)}")
         raise PersonaError(f"{source}: field 'type': expected {' or '.join(map(repr, ok))}, got "
                            f"{kind!r}; fix: {hint}", source=source, field="type")
-    return data.get("persona")  # type: ignore[return-value]  # checked by _validate
+    return data.get("persona")  # type: ignore[return-value]  # checked by validate_data
 
 
 def parse_persona(data: Any, source: str = "<dict>") -> Persona:
     """Validate persona data (a file's JSON, wrapped or plain) into a Persona."""
-    return _validate(Persona, _unwrap(data, source, want_fragment=False), source)
+    return validate_data(Persona, _unwrap(data, source, want_fragment=False), source)
 
 
 def parse_fragment(data: Any, source: str = "<dict>") -> Fragment:
     """Validate fragment data (`{"type": "Fragment", "persona": {...}}` or the inner dict)."""
-    return _validate(Fragment, _unwrap(data, source, want_fragment=True), source)
+    return validate_data(Fragment, _unwrap(data, source, want_fragment=True), source)
 
 
 def read_json(path: str | Path) -> Any:
@@ -149,7 +152,9 @@ def _json_files(folder: str | Path, fragments: bool) -> list[Path]:
 
 def load_folder(folder: str | Path) -> list[Persona]:
     """All personas in a folder, sorted by file name (fragment files are skipped)."""
-    return [load_persona(p) for p in _json_files(folder, fragments=False)]
+    personas = [load_persona(p) for p in _json_files(folder, fragments=False)]
+    log.debug("loaded %d personas from %s", len(personas), folder)
+    return personas
 
 
 def load_fragments(folder: str | Path) -> dict[str, Fragment]:

@@ -127,6 +127,10 @@ class PersonaFields(_Open):
             _check_behaviors(value)
         return value
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data without unset/empty defaults (extra fields kept)."""
+        return self.model_dump(mode="json", exclude_defaults=True)
+
 
 class Fragment(PersonaFields):
     """A partial persona (TinyTroupe `"type": "Fragment"`) to deep-merge into a persona."""
@@ -155,7 +159,3 @@ class Persona(PersonaFields):
     def short_label(self) -> str:
         """E.g. "Lisa Carter, 28, Data Scientist"."""
         return persona_prompt.short_label(self)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able data without unset/empty defaults (extra fields kept)."""
-        return self.model_dump(mode="json", exclude_defaults=True)

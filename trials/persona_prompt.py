@@ -28,7 +28,8 @@ def _clip(text: str, limit: int) -> str:
 
 def _sentence(text: str) -> str:
     text = " ".join(str(text).split())
-    return text if not text or text[-1] in ".!?…" else text + "."
+    core = text.rstrip("'\"”’)]")  # "...why.'" already ends a sentence
+    return text if not core or core[-1] in ".!?…" else text + "."
 
 
 def _join(items: list[Any], limit: int = 10_000) -> str:
@@ -123,7 +124,10 @@ def _extras(model: Any, prefix: str = "") -> list[str]:
     for key, val in sorted((model.model_extra or {}).items()):
         if key in _HIDDEN_EXTRAS or val in (None, "", [], {}):
             continue
-        text = _join(val) if isinstance(val, list) else str(val)
+        if isinstance(val, dict):
+            text = ", ".join(f"{k}: {v}" for k, v in val.items())
+        else:
+            text = _join(val) if isinstance(val, list) else str(val)
         lines.append(f"{prefix}{key.replace('_', ' ')}: {_clip(text, 400)}")
     return lines
 
@@ -140,7 +144,7 @@ def _full_sections(p: Persona, list_cap: int, routines: bool, extras: bool) -> l
     if pers and pers.traits:
         out.append(f"Personality: {_join(cap(pers.traits))}")
     if pers and pers.big_five:
-        out.append("Big five: " + "; ".join(f"{k}: {v}" for k, v in pers.big_five.items()))
+        out.append("Big five: " + "; ".join(f"{k}: {str(v).rstrip('.')}" for k, v in pers.big_five.items()))
     for label, items in [("Interests", prefs.interests if prefs else []),
                          ("Likes", prefs.likes if prefs else []),
                          ("Dislikes", prefs.dislikes if prefs else []),

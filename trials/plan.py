@@ -103,7 +103,10 @@ def load_population(spec: dict[str, Any], seed: int) -> list[Any]:
     folder = library_path(raw.split(":", 1)[1]) if raw.startswith("library:") else Path(raw).expanduser()
     if not folder.is_dir():
         raise ConfigError(f"experiment.population.path={raw!r}: folder {folder} does not exist")
-    personas = load_folder(folder)
+    try:
+        personas = load_folder(folder)
+    except Exception as exc:  # PersonaError and friends name the file and the fix
+        raise ConfigError(f"experiment.population.path={raw!r}: {exc}") from None
     if not personas:
         raise ConfigError(f"experiment.population.path={raw!r}: no persona files in {folder}")
     return personas
@@ -112,10 +115,22 @@ def load_population(spec: dict[str, Any], seed: int) -> list[Any]:
 def judge_config(cfg: dict[str, Any]) -> dict[str, Any]:
     """The judge is the agent LLM unless `judge` names its own backend; keys given without a
     backend (e.g. judge.temperature=0) refine a copy of the agent LLM config."""
-    judge = {k: v for k, v in dict(cfg.get("judge") or {}).items() if k != "inherit"}
-    if judge.get("backend"):
-        return judge
-    return deep_merge(dict(cfg.get("llm") or {}), judge)
+    from trials.llm import resolve_judge_cfg
+
+    return resolve_judge_cfg(dict(cfg.get("llm") or {}), dict(cfg.get("judge") or {}))
+
+
+def check_llm_configs(cfg: dict[str, Any], arms: dict[str, dict[str, Any]]) -> None:
+    from trials.llm import LLMConfigError
+    from trials.llm.config import parse_llm_config
+
+    for arm, arm_cfg in arms.items():
+        for where, conf in (("llm", deep_merge(dict(cfg.get("llm") or {}), arm_cfg.get("llm") or {})),
+                            ("judge", deep_merge(judge_config(cfg), arm_cfg.get("judge") or {}))):
+            try:
+                parse_llm_config(conf, where)
+            except LLMConfigError as exc:
+                raise ConfigError(f"{exc} (arm {arm!r})") from None
 
 
 @dataclass
@@ -162,6 +177,14 @@ def build_plan(cfg: dict[str, Any], root: Path) -> Plan:
     control = str(exp.get("control") or next(iter(arms)))
     if control not in arms:
         raise ConfigError(f"experiment.control={control!r} is not an arm; arms: {list(arms)}")
+    check_llm_configs(cfg, arms)
+    from trials.scenarios.steer import validate
+
+    for name, arm in arms.items():
+        try:
+            validate(name, arm)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     aa = [a for a in arms if a != control and arms[a] == arms[control]]
 
     seed = int(run.get("seed", 0))

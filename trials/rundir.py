@@ -141,9 +141,10 @@ class RunDir:
         m.to_csv(self.root / "metrics.csv", index=False)
         c.to_parquet(self.root / "llm_calls.parquet", index=False)
         cost = float(c["cost_usd"].sum(min_count=1)) if len(c) else 0.0
+        models = {p: sorted(set(c.loc[c["purpose"] == p, "model"])) for p in sorted(set(c["purpose"]))}
         return {"calls": int(len(c)), "requests": int((~c["cached"]).sum()) if len(c) else 0,
                 "tokens_in": int(c["tokens_in"].sum()), "tokens_out": int(c["tokens_out"].sum()),
-                "cost_usd": None if math.isnan(cost) else cost}
+                "cost_usd": None if math.isnan(cost) else cost, "models": models}
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         tmp = self.root / "manifest.json.tmp"

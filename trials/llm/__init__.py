@@ -1,6 +1,12 @@
-"""The LLM layer: one interface (`LLM.chat`) over the openai, local and scripted backends."""
+"""The LLM layer: one interface (`LLM.chat`) over the openai, local and scripted backends.
+
+`build_llm(cfg, cache=..., prices=...)` makes an `LLM`; `LLM.bind(seed=..., recorder=...)` makes a
+per-job view. Cache, retries, concurrency limits, structured output and usage recording are small
+wrappers (cache.py, retry.py, structured.py, usage.py) around a backend (one file each).
+"""
 
 from trials.llm.base import (  # noqa: F401
+    PURPOSES,
     Backend,
     BudgetExceeded,
     CacheMiss,
@@ -17,3 +23,8 @@ from trials.llm.base import (  # noqa: F401
     TransientLLMError,
     Usage,
 )
+from trials.llm.cache import ResponseCache  # noqa: F401
+from trials.llm.client import LLM, build_llm, weighted_score  # noqa: F401
+from trials.llm.config import LLMConfigError, resolve_judge_cfg  # noqa: F401
+from trials.llm.scripted import Rule, ScriptedBackend  # noqa: F401
+from trials.llm.usage import CallRecorder  # noqa: F401

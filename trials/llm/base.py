@@ -140,6 +140,9 @@ class LLMError(RuntimeError):
 class TransientLLMError(LLMError):
     """Worth retrying: rate limit (429), server error (5xx), timeout, dropped connection."""
 
+    #: seconds the server asked us to wait (Retry-After), when it said
+    retry_after: float | None = None
+
 
 class RateLimited(TransientLLMError):
     pass

@@ -45,8 +45,10 @@ _REASONS = ["The reply mostly fits the description.", "The answer drifts from th
 
 def idea_sentence(rng: random.Random) -> str:
     """A seeded idea-proposing sentence, e.g. 'How about we rent out a solar tool library for hikers?'"""
-    return (f"{rng.choice(_OPENERS)} {rng.choice(_VERBS)} a {rng.choice(_ADJS)} "
-            f"{rng.choice(_NOUNS)} for {rng.choice(_AUDIENCES)}.")
+    opener = rng.choice(_OPENERS)
+    end = "?" if opener in ("What if we", "How about we") else "."
+    return (f"{opener} {rng.choice(_VERBS)} a {rng.choice(_ADJS)} "
+            f"{rng.choice(_NOUNS)} for {rng.choice(_AUDIENCES)}{end}")
 
 
 def _phrase(rng: random.Random) -> str:

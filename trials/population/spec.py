@@ -93,6 +93,7 @@ class Narrative(_Strict):
     mode: Literal["auto", "json", "text", "template"] = "auto"
     max_tokens: int = Field(220, ge=16)
     temperature: float | None = None
+    workers: int = Field(1, ge=1)  # concurrent narrative calls (useful for remote endpoints)
 
 
 class PopulationSpec(_Strict):

@@ -35,6 +35,7 @@ class SessionContext:
     material: Any = None  # this replicate's theme / motion / product
     threads: int = 4  # concurrent agent calls within a step
     judge_model: str = ""
+    recorder: Any = None  # the job's CallRecorder (a World binds its LLM views to it)
 
 
 @dataclass

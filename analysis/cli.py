@@ -1,0 +1,76 @@
+"""`trials analyze <run_dir | metrics.csv/.parquet | TinyTroupe .json> [--out DIR] [--control NAME] [--all-pairs]`."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+from analysis.io import Table, load_table
+from analysis.result import AnalysisResult, analyze
+from analysis.validate import TableError
+
+
+def default_out(table: Table) -> Path:
+    """<run_dir>/analysis/ for a run directory, else <stem>_analysis/ beside the table."""
+    src = Path(table.source)
+    return src / "analysis" if src.is_dir() else src.with_name(f"{src.stem}_analysis")
+
+
+def _p(x: float) -> str:
+    if not math.isfinite(x):
+        return "n/a"
+    return f"{x:.2g}" if x < 0.001 else f"{x:.3f}"
+
+
+def render(res: AnalysisResult) -> str:
+    """Compact text table (metric, treatment, diff [CI], g, p, method, p_holm) and trade-off lines."""
+    head = ("metric", "treatment", "diff [95% CI]", "g", "p", "p_holm", "method")
+    body = []
+    for r in res.effects.itertuples():
+        ci = f"{r.diff:+.2f} [{r.ci_low:+.2f}, {r.ci_high:+.2f}]" if math.isfinite(r.diff) else "n/a"
+        g = f"{r.hedges_g:+.2f}" if math.isfinite(r.hedges_g) else "n/a"
+        body.append((str(r.metric), str(r.treatment), ci, g, _p(r.p_value), _p(r.p_holm), str(r.p_method)))
+    widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [head, *body]]
+    lines.append("")
+    lines.append(f"family: {res.family}")
+    lines += [f"trade-off {t}: {line}" for t, ls in res.tradeoffs.items() for line in ls]
+    lines += [f"note: {n}" for n in res.notes]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="trials analyze", description="Effect sizes and significance "
+                                     "for a run directory, a metric table, or a TinyTroupe result JSON.")
+    parser.add_argument("input", help="run directory, metrics .csv/.parquet, or TinyTroupe .json")
+    parser.add_argument("--out", help="output directory (default: <run_dir>/analysis or <stem>_analysis)")
+    parser.add_argument("--control", help="control arm (default: the run's control, else 'control')")
+    parser.add_argument("--all-pairs", action="store_true", help="compare every pair of arms")
+    parser.add_argument("--alpha", type=float, default=0.05)
+    parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    parser.add_argument("--seed", type=int, default=0)
+    pairing = parser.add_mutually_exclusive_group()
+    pairing.add_argument("--paired", dest="paired", action="store_const", const=True,
+                         help="treat replicate r of every arm as a pair (same personas and seed)")
+    pairing.add_argument("--unpaired", dest="paired", action="store_const", const=False)
+    args = parser.parse_args(argv)
+    if not 0 < args.alpha < 1:
+        print("error: --alpha must be between 0 and 1", file=sys.stderr)
+        return 2
+    try:
+        table = load_table(args.input, paired=args.paired)
+        res = analyze(table, control=args.control, comparisons="all_pairs" if args.all_pairs else "vs_control",
+                      alpha=args.alpha, n_boot=args.n_boot, seed=args.seed)
+    except TableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out = res.write(Path(args.out) if args.out else default_out(table))
+    print(render(res))
+    print(f"analysis written to: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,74 @@
+"""Power and planning for two-arm comparisons of (possibly clustered) simulation metrics.
+
+Model: each arm has n replicates (sessions); a session contributes the mean of `cluster_size`
+values whose total SD is `sd` and intra-class correlation `icc`, so the session mean has variance
+sd^2 * (1 + (m - 1) icc) / m (the design effect). The headline test is a t-test on session means
+(df = 2n - 2), or, when `sd_diff` is given, a paired t-test on n per-replicate differences
+(df = n - 1). Power uses the exact noncentral t distribution.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import optimize, stats
+
+MAX_N = 1_000_000
+
+
+def unit_sd(sd: float, icc: float = 0.0, cluster_size: float = 1.0) -> float:
+    """SD of one session mean of `cluster_size` values with total SD `sd` and ICC `icc`."""
+    return sd * math.sqrt((1 + (cluster_size - 1) * icc) / cluster_size)
+
+
+def power_at(n: float | np.ndarray, effect: float, sd: float, icc: float = 0.0, cluster_size: float = 1.0,
+          alpha: float = 0.05, sd_diff: float | None = None) -> np.ndarray | float:
+    """Two-sided power with n replicates per arm (or n pairs when sd_diff is given)."""
+    n = np.asarray(n, float)
+    if sd_diff is not None:
+        df, se = n - 1, sd_diff / np.sqrt(n)
+    else:
+        df, se = 2 * n - 2, unit_sd(sd, icc, cluster_size) * np.sqrt(2 / n)
+    ncp = abs(effect) / se
+    crit = stats.t.ppf(1 - alpha / 2, df)
+    out = stats.nct.sf(crit, df, ncp) + stats.nct.cdf(-crit, df, ncp)
+    return float(out) if out.ndim == 0 else out
+
+
+def replicates_needed(effect: float, sd: float, icc: float = 0.0, cluster_size: float = 1.0,
+                      alpha: float = 0.05, power: float = 0.8, sd_diff: float | None = None) -> float:
+    """Smallest replicates per arm (pairs when sd_diff given) reaching `power`; inf if > MAX_N or effect 0."""
+    spread = sd if sd_diff is None else sd_diff
+    if not (np.isfinite(effect) and np.isfinite(spread)) or effect == 0:
+        return math.inf
+    if spread == 0:
+        return 2.0
+
+    def pw(n: int) -> float:
+        return power_at(n, effect, sd, icc, cluster_size, alpha, sd_diff)
+
+    lo, hi = 2, 4
+    if pw(lo) >= power:
+        return float(lo)
+    while pw(hi) < power:
+        lo, hi = hi, hi * 2
+        if hi > MAX_N:
+            return math.inf
+    while hi - lo > 1:  # pw(lo) < power <= pw(hi)
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if pw(mid) >= power else (mid, hi)
+    return float(hi)
+
+
+def mde(n: float, sd: float, icc: float = 0.0, cluster_size: float = 1.0, alpha: float = 0.05,
+        power: float = 0.8, sd_diff: float | None = None) -> float:
+    """Minimum detectable effect (absolute difference) with n replicates per arm at `power`."""
+    spread = sd if sd_diff is None else sd_diff
+    if not np.isfinite(spread) or n < 2 or spread <= 0:
+        return math.nan
+    f = lambda e: power_at(n, e, sd, icc, cluster_size, alpha, sd_diff) - power  # noqa: E731
+    hi = spread
+    while f(hi) < 0:
+        hi *= 2
+    return float(optimize.brentq(f, 0.0, hi, xtol=1e-10 * spread))

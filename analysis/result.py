@@ -1,0 +1,162 @@
+"""analyze(): effects + descriptives + missingness + power + trade-offs, and writing them to disk."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis import power as pw
+from analysis.comparison import as_table, compare, resolve_control
+from analysis.io import Table
+from analysis.tradeoff import tradeoffs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AnalysisResult:
+    effects: pd.DataFrame
+    descriptives: pd.DataFrame
+    missing: pd.DataFrame
+    power: pd.DataFrame
+    tradeoffs: dict[str, list[str]]
+    family: str
+    notes: list[str] = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+
+    def write(self, out_dir: str | Path) -> Path:
+        """Write effects.csv, descriptives.csv, missing.csv, power.csv, tradeoffs.txt, summary.json."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        for name in ("effects", "descriptives", "missing", "power"):
+            getattr(self, name).to_csv(out / f"{name}.csv", index=False)
+        lines = [f"{t}: {line}" for t, ls in self.tradeoffs.items() for line in ls]
+        (out / "tradeoffs.txt").write_text("\n".join(lines) + "\n")
+        (out / "summary.json").write_text(json.dumps(_jsonable(self.summary), indent=2) + "\n")
+        return out
+
+
+def analyze(table: Table | pd.DataFrame, control: str | None = None, comparisons: str = "vs_control",
+            alpha: float = 0.05, n_boot: int = 2000, n_perm: int = 10000, seed: int = 0,
+            paired_design: bool | None = None, target_power: float = 0.8, mixed: bool = True) -> AnalysisResult:
+    """Full analysis of a metric table (see `compare` for the effects and headline methods)."""
+    table = as_table(table)
+    ctrl = resolve_control(table, control)
+    effects = compare(table, ctrl, comparisons, alpha, n_boot, n_perm, seed, paired_design, mixed)
+    n_metrics, n_comp = effects["metric"].nunique(), len(effects) // max(1, effects["metric"].nunique())
+    family = (f"{int(effects['p_value'].notna().sum())} tests = {n_metrics} metrics x {n_comp} comparison(s) "
+              f"({'every pair of arms' if comparisons == 'all_pairs' else 'each treatment vs ' + ctrl}); "
+              "Holm (family-wise) and Benjamini-Hochberg (false discovery rate) adjust p_value")
+    notes = list(table.notes)
+    notes += [f"{r.metric} ({r.treatment}): {r.notes}" for r in effects.itertuples() if r.notes]
+    result = AnalysisResult(effects=effects, descriptives=descriptives(table.df), missing=missingness(table.df),
+                            power=power_table(effects, alpha, target_power), tradeoffs=tradeoffs(effects, alpha),
+                            family=family, notes=notes)
+    result.summary = _summary(table, result, ctrl, comparisons, alpha, n_boot, n_perm, seed, paired_design)
+    return result
+
+
+def descriptives(df: pd.DataFrame) -> pd.DataFrame:
+    """Per arm x metric: n, missing, sessions, mean, sd, se, median, quartiles, min, max."""
+    rows = []
+    for (arm, metric), sub in df.groupby(["arm", "metric"], sort=False):
+        x = sub["value"].dropna().to_numpy(float)
+        sessions = sub.loc[sub["value"].notna() & (sub["session"] != ""), "session"].nunique()
+        q = np.percentile(x, [25, 50, 75]) if len(x) else [math.nan] * 3
+        sd = float(x.std(ddof=1)) if len(x) > 1 else math.nan
+        rows.append({"arm": arm, "metric": metric, "level": sub["level"].iat[0], "n": len(x),
+                     "missing": int(sub["value"].isna().sum()), "n_sessions": sessions,
+                     "mean": float(x.mean()) if len(x) else math.nan, "sd": sd,
+                     "se": sd / math.sqrt(len(x)) if len(x) > 1 else math.nan,
+                     "median": q[1], "q25": q[0], "q75": q[2],
+                     "min": float(x.min()) if len(x) else math.nan, "max": float(x.max()) if len(x) else math.nan})
+    return pd.DataFrame(rows)
+
+
+def missingness(df: pd.DataFrame) -> pd.DataFrame:
+    """Per arm x metric x reason: count of missing values (and the share of that arm x metric)."""
+    total = df.groupby(["arm", "metric"], sort=False).size().rename("rows")
+    miss = df.loc[df["value"].isna()].groupby(["arm", "metric", "missing_reason"], sort=False).size()
+    out = miss.rename("count").reset_index().rename(columns={"missing_reason": "reason"})
+    if out.empty:
+        return pd.DataFrame(columns=["arm", "metric", "reason", "count", "share"])
+    out = out.join(total, on=["arm", "metric"])
+    out["share"] = out["count"] / out.pop("rows")
+    return out
+
+
+def power_table(effects: pd.DataFrame, alpha: float = 0.05, target: float = 0.8) -> pd.DataFrame:
+    """Per effects row: replicates per arm for `target` power at the observed effect, and this run's MDE."""
+    rows = []
+    for r in effects.itertuples():
+        paired = bool(r.n_pairs > 0) if np.isfinite(r.n_pairs) else False
+        clustered = np.isfinite(r.icc)
+        icc = float(r.icc) if clustered else 0.0
+        m = float(r.cluster_size) if clustered else 1.0
+        if paired:
+            n, unit = float(r.n_pairs), "pairs of replicates"
+        elif clustered:
+            n, unit = float(min(r.n_sessions_control, r.n_sessions_treatment)), "sessions per arm"
+        else:
+            n = float(min(r.n_control, r.n_treatment))
+            unit = "agent values per arm (no sessions)" if r.level == "agent" else "sessions per arm"
+        sd_diff = float(r.sd_diff) if paired else None
+        effect = abs(float(r.diff)) if np.isfinite(r.diff) else math.nan
+        rows.append({"metric": r.metric, "control": r.control, "treatment": r.treatment, "unit": unit,
+                     "n_this_run": n, "observed_effect": effect, "sd": r.sd_pooled, "sd_diff": sd_diff,
+                     "icc": icc, "cluster_size": m, "design_effect": 1 + (m - 1) * icc,
+                     "alpha": alpha, "target_power": target,
+                     "n_needed": pw.replicates_needed(effect, r.sd_pooled, icc, m, alpha, target, sd_diff),
+                     "mde_this_run": pw.mde(n, r.sd_pooled, icc, m, alpha, target, sd_diff)})
+    return pd.DataFrame(rows)
+
+
+def _summary(table: Table, res: AnalysisResult, ctrl: str, comparisons: str, alpha: float, n_boot: int,
+             n_perm: int, seed: int, paired_design: bool | None) -> dict:
+    headline: dict[str, list[dict]] = {}
+    for r in res.effects.itertuples():
+        label = r.treatment if comparisons == "vs_control" else f"{r.treatment} vs {r.control}"
+        headline.setdefault(label, []).append({
+            "metric": r.metric, "diff": r.diff, "ci": [r.ci_low, r.ci_high], "hedges_g": r.hedges_g,
+            "p_value": r.p_value, "p_method": r.p_method, "p_holm": r.p_holm, "p_bh": r.p_bh,
+            "significant_holm": bool(r.p_holm < alpha) if np.isfinite(r.p_holm) else None})
+    return {
+        "source": str(table.source), "input_kind": table.kind, "control": ctrl, "arms": table.arms,
+        "comparisons": comparisons, "paired": bool(table.paired if paired_design is None else paired_design),
+        "alpha": alpha, "family": res.family, "headline": headline, "tradeoffs": res.tradeoffs,
+        "notes": res.notes,
+        "methods": {
+            "sign": "every difference and effect size is treatment minus control",
+            "p_value": "paired t-test on per-replicate (session-level) differences when paired; Welch t-test "
+                       "on session means for agent-level metrics with session ids; Welch t-test otherwise",
+            "p_welch/p_mannwhitney": "on individual values (agent-level: ignores clustering; for comparison "
+                                     "with TinyTroupe)",
+            "p_permutation": f"{n_perm} random permutations of the headline unit (whole sessions when clustered)",
+            "effect_sizes": f"Hedges' g and Cliff's delta on individual values, percentile bootstrap CIs "
+                            f"({n_boot} resamples; sessions resampled when clustered), seed {seed}",
+            "clustered": "ICC by one-way ANOVA (arm fixed), design effect 1+(m-1)ICC, MixedLM with random "
+                         "intercepts for session (+ persona when agents recur across sessions), cluster bootstrap",
+            "power": "noncentral t for the headline test; replicates per arm for target power at the observed "
+                     "effect; minimum detectable effect of this run",
+        },
+    }
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj

@@ -1,0 +1,134 @@
+"""Assembles the report document from a RunData: every section, in reading order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reports import figures, fmt, quality
+from reports.caveats import caveats, judge_note
+from reports.document import Bullets, Callout, Document, Figure, Para, Table
+from reports.excerpts import excerpts
+from reports.load import RunData
+from reports.runinfo import arm_names, config_diff, header_facts, usage_by_purpose
+from reports.tables import headline, secondary, tradeoff_lines
+
+POWER_COLUMNS = ("metric", "treatment", "unit", "n_this_run", "observed_effect", "mde_this_run", "target_power",
+                 "n_needed")
+SECTION_TITLES = ("Overview", "How far to trust this run", "Headline results", "Figures",
+                  "Quality of the run", "Transcript excerpts", "Notes")
+
+
+def _overview(doc: Document, data: RunData) -> None:
+    sec = doc.section("Overview", "overview")
+    sec.blocks.append(Table(["", ""], [[k, v] for k, v in header_facts(data)]))
+    diff = config_diff(data)
+    if diff:
+        sec.blocks.append(Table(["Arm", "Setting", "Control", "This arm"], [list(r) for r in diff],
+                                "What differs between the arms (from config.yaml experiment.arms)."))
+    elif data.config is not None or data.manifest is not None:
+        sec.blocks.append(Para("The arms' configurations are identical (an A/A check) or were not recorded."))
+    usage = usage_by_purpose(data.llm_calls)
+    if not usage.empty:
+        rows = [[str(r["purpose"]), fmt.integer(r["calls"]), fmt.integer(r["cached"]), fmt.integer(r["tokens_in"]),
+                 fmt.integer(r["tokens_out"]), fmt.usd(r["cost_usd"])] for _, r in usage.iterrows()]
+        sec.blocks.append(Table(["Purpose", "Calls", "Cached", "Tokens in", "Tokens out", "Cost"], rows,
+                                "LLM calls by purpose (llm_calls.parquet).", numeric={1, 2, 3, 4, 5}))
+
+
+def _headline(doc: Document, data: RunData) -> None:
+    sec = doc.section("Headline results", "results")
+    eff = data.tables.effects
+    if eff.empty:
+        sec.blocks.append(Para("The analysis produced no comparisons (a single arm, or no metric values)."))
+        return
+    sec.blocks.append(headline(eff))
+    family = data.tables.summary.get("family")
+    if family:
+        sec.blocks.append(Para(f"Multiple-comparison family: {family}."))
+    groups = tradeoff_lines(data.tables.tradeoffs)
+    if groups:
+        items = [f"{name}: {line}" if name else line for name, lines in groups.items() for line in lines]
+        sec.blocks.append(Callout("Trade-offs", items, "info"))
+    extra = secondary(eff)
+    if extra is not None:
+        sec.blocks.append(extra)
+
+
+def _figures(doc: Document, data: RunData, arms: list[str], fig_dir: Path) -> None:
+    sec = doc.section("Figures", "figures")
+    eff = data.tables.effects
+    path = figures.forest(eff, arms, fig_dir / "forest.png")
+    if path:
+        sec.blocks.append(Figure(path, "Standardized effects (Hedges' g) with 95% CIs, all metrics.", "760px"))
+    pair = figures.pick_tradeoff(eff)
+    if pair and (path := figures.tradeoff(eff, arms, pair, fig_dir / "tradeoff.png")):
+        sec.blocks.append(Figure(path, f"Trade-off: change in {fmt.label(pair[0])} vs change in "
+                                 f"{fmt.label(pair[1])}, one point per treatment (raw units, 95% CIs).", "560px"))
+    path = figures.distributions(data.metrics, arms, fig_dir / "distributions.png")
+    if path:
+        sec.blocks.append(Figure(path, "Per-arm distributions: 0-9 judge scores as stacked shares, counts "
+                                 "and other values as one dot per observation.", "900px"))
+    if not sec.blocks:
+        sec.blocks.append(Para("Nothing to plot."))
+
+
+def _quality(doc: Document, data: RunData) -> None:
+    sec = doc.section("Quality of the run", "quality")
+    miss = quality.missing(data.metrics, data.tables.missing)
+    if miss.empty:
+        sec.blocks.append(Para("Missing values: none."))
+    else:
+        sec.blocks.append(quality.as_table(miss, "Missing values per arm and why."))
+    if data.manifest is not None:
+        failed = quality.failed_jobs(data.manifest)
+        sec.blocks.append(quality.as_table(failed, "Failed jobs (manifest.json).") if not failed.empty
+                          else Para(f"Failed jobs: none of {data.manifest.get('n_jobs_total', '?')}."))
+    if data.transcript is not None:
+        corr = quality.corrections(data.transcript)
+        sec.blocks.append(quality.as_table(corr, "Action correction: attempts and pass rates.") if not corr.empty
+                          else Para("Action correction: no correction attempts in the transcript."))
+        fires = quality.interventions(data.transcript)
+        sec.blocks.append(quality.as_table(fires, "Intervention fire counts.") if not fires.empty
+                          else Para("Interventions: none fired."))
+    noise = quality.judge_noise(data.metrics)
+    sec.blocks.append(quality.as_table(noise, "Judge noise: SD between repeated judge samples of one item.")
+                      if not noise.empty else Para("Judge noise: repeated judging was off (k = 1), so it was not measured."))
+    power = data.tables.power
+    if not power.empty:
+        cols = [c for c in POWER_COLUMNS if c in power.columns] or list(power.columns)
+        sec.blocks.append(quality.as_table(power[cols], "Power and planning (power.csv): the minimum detectable "
+                                           "effect of this run, and the replicates needed to detect the observed "
+                                           "effect with the target power."))
+    if data.manifest is None and data.transcript is None:
+        sec.blocks.append(Para("This input has no manifest or transcript, so failed jobs, correction attempts "
+                               "and intervention fire counts cannot be shown."))
+    note = judge_note(data.metrics)
+    if note:
+        sec.blocks.append(Para(note))
+
+
+def _notes(doc: Document, data: RunData) -> None:
+    sec = doc.section("Notes", "notes")
+    items = list(dict.fromkeys([*data.notes, *[str(n) for n in data.tables.summary.get("notes", [])]]))
+    absent = [name for name, value in (("transcript", data.transcript), ("configuration", data.config),
+                                       ("manifest (jobs, seeds, models)", data.manifest),
+                                       ("LLM call log (tokens, cost)", data.llm_calls)) if value is None]
+    if absent:
+        items.append("Not available for this input, so not shown: " + ", ".join(absent) + ".")
+    items.append(f"Analysis tables: {data.tables.dir}.")
+    sec.blocks.append(Bullets(items))
+
+
+def build(data: RunData, fig_dir: Path) -> Document:
+    arms = arm_names(data)
+    name = next((v for k, v in header_facts(data) if k == "Experiment"), data.source.stem)
+    doc = Document(f"Experiment report: {name}", f"{len(arms)} arms · {len(data.tables.effects)} comparisons")
+    _overview(doc, data)
+    doc.section("How far to trust this run", "caveats").blocks.append(Callout("Caveats", caveats(data)))
+    _headline(doc, data)
+    _figures(doc, data, arms, fig_dir)
+    _quality(doc, data)
+    sec = doc.section("Transcript excerpts", "transcripts")
+    sec.blocks.extend(excerpts(data.transcript, arms) or [Para("No transcript for this input.")])
+    _notes(doc, data)
+    return doc

@@ -1,0 +1,40 @@
+"""`trials report <run_dir | metrics table | TinyTroupe .json | multirun dir> [--out DIR]`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from reports.load import ReportError
+from reports.render import render
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="trials report",
+        description="Render report.md + a self-contained report.html (with figures/) for a run directory, "
+                    "a metrics .csv/.parquet, a TinyTroupe result .json, or a sweep's multirun directory.")
+    parser.add_argument("path", help="run directory, metrics table, TinyTroupe .json, or multirun directory")
+    parser.add_argument("--out", default=None,
+                        help="output directory (default: the run directory; ./<name>_report for a file)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        paths = render(args.path, args.out)
+    except ReportError as exc:
+        print(f"trials report: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # analysis errors carry their own clear messages
+        if type(exc).__name__.endswith("Error") and type(exc).__module__.startswith("analysis"):
+            print(f"trials report: {exc}", file=sys.stderr)
+            return 1
+        raise
+    print(f"report: {paths.markdown}")
+    print(f"report: {paths.html}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

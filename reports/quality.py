@@ -1,0 +1,111 @@
+"""Quality of the run, from the run directory's files: missing values and why, failed jobs,
+action-correction attempts and pass rates, intervention fire counts, judge noise."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from reports import fmt
+from reports.document import Table
+
+
+def _table(frame: pd.DataFrame, caption: str = "") -> Table:
+    """A DataFrame as a display table: floats with two decimals, integers as integers."""
+    rows, numeric = [], set()
+    for j, col in enumerate(frame.columns):
+        if pd.api.types.is_numeric_dtype(frame[col]) and not pd.api.types.is_bool_dtype(frame[col]):
+            numeric.add(j)
+    for _, rec in frame.iterrows():
+        row = []
+        for j, col in enumerate(frame.columns):
+            v = rec[col]
+            if j in numeric:
+                row.append(fmt.integer(v) if pd.isna(v) or float(v).is_integer() else fmt.num(v))
+            else:
+                row.append("" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+        rows.append(row)
+    return Table([fmt.label(c) for c in frame.columns], rows, caption, numeric)
+
+
+def missing(metrics: pd.DataFrame | None, analysis_missing: pd.DataFrame) -> pd.DataFrame:
+    """Missing values per arm x metric x reason: the analysis table (missing.csv) as written;
+    computed from the tidy table only when that table is absent."""
+    if {"arm", "metric"} <= set(analysis_missing.columns):
+        return analysis_missing
+    if metrics is not None and {"arm", "metric", "value"} <= set(metrics.columns):
+        m = metrics.copy()
+        m["reason"] = m["missing_reason"].fillna("").astype(str) if "missing_reason" in m else ""
+        m.loc[m["value"].isna() & (m["reason"] == ""), "reason"] = "not given"
+        total = m.groupby(["arm", "metric"], sort=False).size().rename("of")
+        miss = m[m["value"].isna()]
+        if miss.empty:
+            return pd.DataFrame(columns=["arm", "metric", "missing", "of", "reason"])
+        out = (miss.groupby(["arm", "metric", "reason"], sort=False).size().rename("missing").reset_index()
+               .join(total, on=["arm", "metric"]))
+        return out[["arm", "metric", "missing", "of", "reason"]]
+    return analysis_missing
+
+
+def failed_jobs(manifest: dict[str, Any] | None) -> pd.DataFrame:
+    jobs = pd.DataFrame((manifest or {}).get("jobs") or [])
+    if jobs.empty or "status" not in jobs:
+        return pd.DataFrame()
+    failed = jobs[jobs["status"] != "done"]
+    cols = [c for c in ("arm", "replicate", "session", "status", "error") if c in failed]
+    return failed[cols].reset_index(drop=True)
+
+
+def _passed(scores: Any) -> float:
+    if isinstance(scores, dict) and "passed" in scores:
+        return float(bool(scores["passed"]))
+    return np.nan
+
+
+def corrections(transcript: pd.DataFrame | None) -> pd.DataFrame:
+    """Per arm: attempts judged, first candidates, share passing at first try and overall."""
+    if transcript is None or transcript.empty or "kind" not in transcript:
+        return pd.DataFrame()
+    ev = transcript[transcript["kind"] == "correction"].copy()
+    if ev.empty:
+        return pd.DataFrame()
+    ev["passed"] = ev["scores"].map(_passed) if "scores" in ev else np.nan
+    ev["attempt"] = pd.to_numeric(ev.get("attempt"), errors="coerce").fillna(0)
+    rows = []
+    for arm, sub in ev.groupby("arm", sort=False):
+        first = sub[sub["attempt"] == 0]
+        rows.append({"arm": arm, "attempts": len(sub), "candidate actions": len(first),
+                     "regenerations": int((sub["attempt"] > 0).sum()),
+                     "pass rate (first try)": fmt.percent(first["passed"].mean()),
+                     "pass rate (all attempts)": fmt.percent(sub["passed"].mean()),
+                     "max attempt": int(sub["attempt"].max())})
+    return pd.DataFrame(rows)
+
+
+def interventions(transcript: pd.DataFrame | None) -> pd.DataFrame:
+    if transcript is None or transcript.empty or "kind" not in transcript:
+        return pd.DataFrame()
+    ev = transcript[transcript["kind"] == "intervention"]
+    if ev.empty:
+        return pd.DataFrame()
+    out = ev.groupby(["arm", "type"], sort=False).agg(fires=("type", "size"), sessions=("session", "nunique"))
+    return out.reset_index().rename(columns={"type": "intervention"})
+
+
+def judge_noise(metrics: pd.DataFrame | None) -> pd.DataFrame:
+    """Mean within-item SD of repeated judge samples, per metric and arm (only where k > 1)."""
+    if metrics is None or not {"judge_k", "judge_sd"} <= set(metrics.columns):
+        return pd.DataFrame()
+    rep = metrics[pd.to_numeric(metrics["judge_k"], errors="coerce") > 1]
+    if rep.empty:
+        return pd.DataFrame()
+    out = rep.groupby(["metric", "arm"], sort=False).agg(
+        k=("judge_k", "max"), items=("judge_sd", "count"), mean_judge_sd=("judge_sd", "mean"),
+        max_judge_sd=("judge_sd", "max"))
+    return out.reset_index()
+
+
+def as_table(frame: pd.DataFrame, caption: str = "") -> Table:
+    return _table(frame, caption)

@@ -1,0 +1,55 @@
+"""`render(path)`: one call from a run directory (or table, TinyTroupe JSON, sweep) to report files."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from reports import html, markdown
+from reports.build import build
+from reports.load import load
+
+log = logging.getLogger(__name__)
+
+
+class ReportPaths(BaseModel):
+    """Where the report went."""
+
+    out_dir: Path
+    markdown: Path
+    html: Path
+    figures: list[Path]
+    analysis_dir: Path
+
+
+def _write(path: Path, text: str) -> None:
+    """Atomic: a reader never sees half a report."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def render(path: str | Path, out_dir: str | Path | None = None) -> ReportPaths:
+    """Writes report.md, report.html and figures/*.png into the run directory (or `out_dir`).
+    A multirun directory (several run dirs, sweep_summary.csv) gets a sweep report."""
+    from reports.sweep import is_sweep_dir, render_sweep
+
+    if is_sweep_dir(Path(path)):
+        return render_sweep(Path(path), out_dir)
+    data = load(path, out_dir)
+    out = data.out_dir
+    fig_dir = out / "figures"
+    out.mkdir(parents=True, exist_ok=True)
+    doc = build(data, fig_dir)
+    return write(doc, out, data.tables.dir)
+
+
+def write(doc, out: Path, analysis_dir: Path) -> ReportPaths:  # doc: reports.document.Document
+    md_path, html_path = out / "report.md", out / "report.html"
+    _write(md_path, markdown.render(doc, out))
+    _write(html_path, html.render(doc))
+    figs = sorted((out / "figures").glob("*.png")) if (out / "figures").exists() else []
+    log.info("report written: %s, %s", md_path, html_path)
+    return ReportPaths(out_dir=out, markdown=md_path, html=html_path, figures=figs, analysis_dir=analysis_dir)

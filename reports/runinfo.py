@@ -1,0 +1,135 @@
+"""Header facts of a run: arms and how they differ, seeds, models, dates, LLM usage and cost."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from reports import fmt
+from reports.load import RunData
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """`{"a": {"b": 1}}` -> `{"a.b": 1}`; lists are kept as values."""
+    if not isinstance(tree, dict):
+        return {prefix: tree} if prefix else {}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        out.update(flatten(value, name) if isinstance(value, dict) and value else {name: value})
+    return out
+
+
+def arm_configs(data: RunData) -> dict[str, dict[str, Any]]:
+    """Arms from config.yaml `experiment.arms`, else the manifest's `arm_configs`."""
+    arms = ((data.config or {}).get("experiment") or {}).get("arms")
+    if not isinstance(arms, dict) or not arms:
+        arms = (data.manifest or {}).get("arm_configs") or {}
+    return {str(k): (v if isinstance(v, dict) else {}) for k, v in arms.items()}
+
+
+def arm_names(data: RunData) -> list[str]:
+    """Control first, then the other arms in their declared order."""
+    names = [str(a) for a in (data.manifest or {}).get("arms", [])] or list(arm_configs(data))
+    if not names:
+        eff = data.tables.effects
+        names = list(dict.fromkeys([*eff.get("control", []), *eff.get("treatment", [])]))
+    if not names and data.metrics is not None and "arm" in data.metrics:
+        names = list(dict.fromkeys(data.metrics["arm"].astype(str)))
+    control = data.control
+    return [control, *[n for n in names if n != control]] if control in names else names
+
+
+def config_diff(data: RunData) -> list[tuple[str, str, str, str]]:
+    """(arm, key, control value, arm value) for every setting that differs from the control arm."""
+    configs = {arm: flatten(cfg) for arm, cfg in arm_configs(data).items()}
+    control = data.control
+    if control not in configs:
+        return []
+    rows = []
+    for arm, flat in configs.items():
+        if arm == control:
+            continue
+        for key in sorted(set(flat) | set(configs[control])):
+            a, b = configs[control].get(key, "(unset)"), flat.get(key, "(unset)")
+            if a != b:
+                rows.append((arm, key, _show(a), _show(b)))
+    return rows
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "null" if value is None else str(value)
+
+
+def seeds(data: RunData) -> str:
+    man = data.manifest or {}
+    jobs = pd.DataFrame(man.get("jobs") or [])
+    base = f"base seed {man['seed']}" if man.get("seed") is not None else ""
+    if not jobs.empty and {"replicate", "seed"} <= set(jobs.columns):
+        per = jobs.drop_duplicates("replicate").sort_values("replicate")
+        listed = ", ".join(f"r{int(r)}={s}" for r, s in zip(per["replicate"], per["seed"]))
+        paired = jobs.groupby("replicate")["seed"].nunique().max() == 1
+        base = f"{base}; per replicate {listed}" + (" (shared by all arms: paired)" if paired else "")
+    return base.strip("; ") or "not recorded"
+
+
+def usage_by_purpose(calls: pd.DataFrame | None) -> pd.DataFrame:
+    """purpose, calls, cached, tokens_in, tokens_out, cost_usd (NaN when any call had no price)."""
+    if calls is None or calls.empty or "purpose" not in calls:
+        return pd.DataFrame()
+    calls = calls.copy()
+    for col in ("tokens_in", "tokens_out", "cost_usd"):
+        if col not in calls:
+            calls[col] = np.nan
+    calls["cached"] = calls["cached"].astype(bool) if "cached" in calls else False
+    grouped = calls.groupby("purpose", sort=True)
+    out = pd.DataFrame({
+        "calls": grouped.size(),
+        "cached": grouped["cached"].sum(),
+        "tokens_in": grouped["tokens_in"].sum(),
+        "tokens_out": grouped["tokens_out"].sum(),
+        "cost_usd": grouped["cost_usd"].apply(lambda s: s.sum() if s.notna().all() else np.nan),
+    }).reset_index()
+    total = pd.DataFrame([{"purpose": "total", "calls": out["calls"].sum(), "cached": out["cached"].sum(),
+                           "tokens_in": out["tokens_in"].sum(), "tokens_out": out["tokens_out"].sum(),
+                           "cost_usd": out["cost_usd"].sum() if out["cost_usd"].notna().all() else np.nan}])
+    return pd.concat([out, total], ignore_index=True)
+
+
+def header_facts(data: RunData) -> list[tuple[str, str]]:
+    """(label, value) pairs for the report header."""
+    man, cfg = data.manifest or {}, data.config or {}
+    exp = man.get("experiment") or (cfg.get("experiment") or {}).get("name") or data.source.stem
+    llm, judge = man.get("llm") or cfg.get("llm") or {}, man.get("judge") or cfg.get("judge") or {}
+    facts = [("Experiment", str(exp)), ("Arms", ", ".join(arm_names(data)) + (f" (control: {data.control})" if data.control else ""))]
+    if man:
+        facts.append(("Replicates", f"{man.get('replicates', '?')} per arm" + (", paired" if man.get("paired") else "")))
+        facts.append(("Jobs", f"{man.get('n_jobs_total', '?')} total, {man.get('n_failed', 0)} failed, status {man.get('status', '?')}"))
+    if not llm and not judge:
+        facts.append(("Model and judge", "not recorded in this input"))
+    if llm:
+        facts.append(("Model", f"{llm.get('model', '?')} ({llm.get('backend', '?')} backend)"))
+    if judge:
+        facts.append(("Judge model", f"{judge.get('model', '?')} ({judge.get('backend', '?')} backend)"))
+    if man:
+        facts.append(("Seeds", seeds(data)))
+        facts.append(("Date", f"{man.get('started_at', '?')} → {man.get('finished_at', '?')}"))
+        facts.append(("Package", f"persona-trials {man.get('package_version', '?')}"
+                      + (f", git {str(man['git_sha'])[:10]}" if man.get("git_sha") else "")
+                      + (f", Python {man['python']}" if man.get("python") else "")))
+    usage = usage_by_purpose(data.llm_calls)
+    if not usage.empty:
+        tot = usage.iloc[-1]
+        facts.append(("LLM usage", f"{fmt.integer(tot['calls'])} calls ({fmt.integer(tot['cached'])} cached), "
+                      f"{fmt.integer(tot['tokens_in'])} tokens in, {fmt.integer(tot['tokens_out'])} out, "
+                      f"cost {fmt.usd(tot['cost_usd'])}"))
+    elif man.get("totals"):
+        t = man["totals"]
+        facts.append(("LLM usage", f"{fmt.integer(t.get('calls'))} calls, {fmt.integer(t.get('tokens_in'))} tokens in, "
+                      f"{fmt.integer(t.get('tokens_out'))} out, cost {fmt.usd(t.get('cost_usd'))}"))
+    facts.append(("Source", str(data.source)))
+    return facts

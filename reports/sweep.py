@@ -1,0 +1,104 @@
+"""Sweep reports: a multirun directory holding several run directories (and, when the runner
+wrote it, sweep_summary.csv). Each point's statistics come from its own analysis tables; the
+report plots metric change vs the swept parameter, with CIs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from reports import figures, fmt
+from reports.caveats import caveats
+from reports.document import Bullets, Callout, Document, Figure, Para, Table
+from reports.load import RunData, is_run_dir, load
+from reports.render import ReportPaths, write
+from reports.runinfo import flatten
+
+IGNORED = ("hydra", "resume", "out_dir", "output", "run_dir", "sweep_dir")
+
+
+def run_dirs(root: Path, depth: int = 3) -> list[Path]:
+    """Run directories at most `depth` levels below `root`, sorted."""
+    found: list[Path] = []
+    frontier = [root]
+    for _ in range(depth):
+        nxt = []
+        for d in frontier:
+            for child in sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")):
+                (found if is_run_dir(child) else nxt).append(child)
+        frontier = nxt
+    return sorted(found)
+
+
+def is_sweep_dir(path: Path) -> bool:
+    if not path.is_dir() or is_run_dir(path):
+        return False
+    return (path / "sweep_summary.csv").exists() or len(run_dirs(path)) >= 2
+
+
+def swept(points: list[RunData]) -> dict[str, list[Any]]:
+    """Config keys whose values differ between the points (the swept parameters)."""
+    flats = [flatten(p.config or {}) for p in points]
+    keys = sorted({k for f in flats for k in f})
+    out = {}
+    for key in keys:
+        if any(part in key for part in IGNORED):
+            continue
+        values = [f.get(key) for f in flats]
+        if len({repr(v) for v in values}) > 1:
+            out[key] = values
+    return out
+
+
+def _param_values(params: dict[str, list[Any]], n: int) -> tuple[str, list[Any]]:
+    if not params:
+        return "run", [f"run {i}" for i in range(n)]
+    if len(params) == 1:
+        (key, values), = params.items()
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        return key, values if numeric else [str(v) for v in values]
+    return " / ".join(params), [", ".join(f"{k.split('.')[-1]}={v[i]}" for k, v in params.items()) for i in range(n)]
+
+
+def render_sweep(root: Path, out_dir: str | Path | None = None) -> ReportPaths:
+    root = root.resolve()
+    points = [load(d) for d in run_dirs(root)]
+    if not points:
+        from reports.load import ReportError
+
+        raise ReportError(f"{root}: a sweep directory with no run directories below it")
+    out = Path(out_dir).resolve() if out_dir else root
+    out.mkdir(parents=True, exist_ok=True)
+    param, values = _param_values(swept(points), len(points))
+    rows, effects = [], []
+    for value, data in zip(values, points):
+        eff = data.tables.effects.assign(param=value, run=str(data.source.relative_to(root)))
+        effects.append(eff)
+        man = data.manifest or {}
+        rows.append([str(value), str(data.source.relative_to(root)), str(man.get("status", "?")),
+                     f"{man.get('n_failed', 0)} / {man.get('n_jobs_total', '?')}", str(len(eff))])
+    allfx = pd.concat(effects, ignore_index=True)
+    doc = Document(f"Sweep report: {fmt.label(param)}", f"{len(points)} runs under {root}")
+    over = doc.section("Overview", "overview")
+    over.blocks.append(Para(f"Swept parameter: {param}. Each run has its own report and analysis tables."))
+    over.blocks.append(Table([fmt.label(param), "Run directory", "Status", "Failed jobs", "Comparisons"], rows))
+    if (root / "sweep_summary.csv").exists():
+        over.blocks.append(Para(f"The runner's summary table: {root / 'sweep_summary.csv'}."))
+    doc.section("How far to trust this sweep", "caveats").blocks.append(Callout("Caveats", caveats(points[0])))
+    res = doc.section("Effects across the sweep", "results")
+    res.blocks.append(Table(
+        [fmt.label(param), "Metric", "Treatment", "Difference [95% CI]", "Hedges' g [95% CI]", "p", "p (Holm)"],
+        [[str(r["param"]), fmt.label(r["metric"]), str(r["treatment"]), fmt.with_ci(r["diff"], r["ci_low"], r["ci_high"]),
+          fmt.with_ci(r.get("hedges_g"), r.get("g_ci_low"), r.get("g_ci_high")), fmt.pval(r.get("p_value")),
+          fmt.pval(r.get("p_holm"))] for _, r in allfx.iterrows()],
+        "Differences are treatment − control within each run (the runs' own effects.csv).", numeric={3, 4, 5, 6}))
+    fig = figures.sweep(allfx, param, out / "figures" / "sweep.png")
+    figs = doc.section("Figures", "figures")
+    figs.blocks.append(Figure(fig, f"Change (treatment − control) vs {fmt.label(param)}, 95% CIs.", "900px")
+                       if fig else Para("Nothing to plot (no comparisons)."))
+    notes = doc.section("Notes", "notes")
+    notes.blocks.append(Bullets([f"{d.source.relative_to(root)}: {n}" for d in points for n in d.notes]
+                                or ["No notes from the analysis."]))
+    return write(doc, out, out)

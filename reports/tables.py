@@ -1,0 +1,82 @@
+"""The headline tables, built from the analysis effects table (never recomputed here)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from reports import fmt
+from reports.document import Table
+
+HEADLINE_COLUMNS = ["Metric", "Treatment", "n (c / t)", "Mean control", "Mean treatment",
+                    "Difference [95% CI]", "Hedges' g [95% CI]", "p", "p (Holm)", "p (BH)", "Method"]
+
+
+def _get(rec: pd.Series, col: str) -> object:
+    return rec[col] if col in rec.index else None
+
+
+def headline_row(rec: pd.Series) -> list[str]:
+    """One effects.csv row as the strings the report prints (the test parses them back)."""
+    return [
+        fmt.label(rec["metric"]),
+        str(rec["treatment"]),
+        f"{fmt.integer(_get(rec, 'n_control'))} / {fmt.integer(_get(rec, 'n_treatment'))}",
+        fmt.num(_get(rec, "mean_control")),
+        fmt.num(_get(rec, "mean_treatment")),
+        fmt.with_ci(_get(rec, "diff"), _get(rec, "ci_low"), _get(rec, "ci_high")),
+        fmt.with_ci(_get(rec, "hedges_g"), _get(rec, "g_ci_low"), _get(rec, "g_ci_high")),
+        fmt.pval(_get(rec, "p_value")),
+        fmt.pval(_get(rec, "p_holm")),
+        fmt.pval(_get(rec, "p_bh")),
+        str(_get(rec, "p_method") or ""),
+    ]
+
+
+def headline(effects: pd.DataFrame) -> Table:
+    rows = [headline_row(rec) for _, rec in effects.iterrows()]
+    controls = ", ".join(dict.fromkeys(str(c) for c in effects["control"]))
+    caption = (f"Each treatment vs control ({controls}). Differences are treatment − control, estimated by "
+               "the named method (for a paired design, the mean of paired differences, which can differ from "
+               "the difference of the arm means when a pair is incomplete). p is that method's p-value; Holm "
+               "and Benjamini-Hochberg adjust it across the whole family of metrics × comparisons.")
+    return Table(HEADLINE_COLUMNS, rows, caption, numeric={2, 3, 4, 5, 6, 7, 8, 9}, css_class="headline")
+
+
+def secondary(effects: pd.DataFrame) -> Table | None:
+    """The other tests and the distribution-shift view (Cliff's delta, P(T > C)), where present."""
+    cols = [c for c in ("p_welch", "p_mannwhitney", "p_permutation", "cliffs_delta", "prob_superiority",
+                        "icc", "design_effect") if c in effects.columns]
+    if not cols:
+        return None
+    header = ["Metric", "Treatment", "Welch p", "Mann-Whitney p", "Permutation p",
+              "Cliff's delta [95% CI]", "P(T > C)", "ICC", "Design effect"]
+    rows = []
+    for _, rec in effects.iterrows():
+        rows.append([
+            fmt.label(rec["metric"]), str(rec["treatment"]),
+            fmt.pval(_get(rec, "p_welch")), fmt.pval(_get(rec, "p_mannwhitney")),
+            fmt.pval(_get(rec, "p_permutation")),
+            fmt.with_ci(_get(rec, "cliffs_delta"), _get(rec, "delta_ci_low"), _get(rec, "delta_ci_high")),
+            fmt.num(_get(rec, "prob_superiority")), fmt.num(_get(rec, "icc")),
+            fmt.num(_get(rec, "design_effect")),
+        ])
+    return Table(header, rows, "Other tests on the same comparison, and the distribution shift: "
+                 "Cliff's delta and the probability that a treatment value exceeds a control value.",
+                 numeric=set(range(2, 9)))
+
+
+def tradeoff_lines(text: str) -> dict[str, list[str]]:
+    """tradeoffs.txt as written by analysis: `treatment: line` or a header line per treatment
+    followed by indented lines. Unknown shapes come back as one group named ''."""
+    groups: dict[str, list[str]] = {}
+    current = ""
+    for raw in text.splitlines():
+        line = raw.rstrip()
+        if not line.strip():
+            continue
+        if not raw.startswith((" ", "\t", "-", "*")) and line.endswith(":"):
+            current = line[:-1].strip()
+            groups.setdefault(current, [])
+            continue
+        groups.setdefault(current, []).append(line.strip().lstrip("-* ").strip())
+    return groups

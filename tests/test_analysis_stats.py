@@ -1,0 +1,179 @@
+"""Every statistic cross-checked against scipy/statsmodels directly or a hand-worked example."""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.formula.api as smf
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import TTestIndPower, TTestPower
+
+from analysis import clustered, compare, effect_sizes, paired, power, tests_basic
+from analysis.multiple import benjamini_hochberg, holm
+from analysis.simulate import clustered_table
+
+RNG = np.random.default_rng(42)
+CTRL = RNG.normal(0.0, 1.0, 23)
+TRT = RNG.normal(0.6, 1.7, 31)
+
+
+def test_welch_matches_scipy_including_ci():
+    est = tests_basic.welch(CTRL, TRT)
+    ref = stats.ttest_ind(TRT, CTRL, equal_var=False)
+    ci = ref.confidence_interval(0.95)
+    assert est.p == pytest.approx(ref.pvalue, rel=1e-10)
+    assert (est.ci_low, est.ci_high) == pytest.approx((ci.low, ci.high), rel=1e-10)
+    assert est.diff == pytest.approx(TRT.mean() - CTRL.mean())
+
+
+def test_mann_whitney_matches_scipy():
+    c, t = np.round(CTRL * 2), np.round(TRT * 2)  # with ties
+    assert tests_basic.mann_whitney(c, t) == pytest.approx(stats.mannwhitneyu(c, t).pvalue, rel=1e-12)
+
+
+def test_permutation_close_to_scipy_and_exact_on_tiny_example():
+    rng = np.random.default_rng(0)
+    ours = tests_basic.permutation_test(CTRL, TRT, 20000, rng)
+    ref = stats.permutation_test((TRT, CTRL), lambda a, b: a.mean() - b.mean(), n_resamples=20000,
+                                 random_state=1, vectorized=False).pvalue
+    assert ours == pytest.approx(ref, abs=0.01)
+    # Hand-worked: control [0, 0], treatment [1, 1]: 2 of the 6 splits are as extreme -> p = 1/3.
+    p = tests_basic.permutation_test(np.zeros(2), np.ones(2), 30000, np.random.default_rng(1))
+    assert p == pytest.approx(1 / 3, abs=0.01)
+
+
+def test_hedges_g_hand_worked():
+    c, t = np.array([1.0, 2, 3]), np.array([3.0, 4, 5])
+    # pooled SD = 1, d = 2, J = 1 - 3/(4*6 - 9) = 0.8
+    assert effect_sizes.hedges_g(c, t) == pytest.approx(1.6)
+
+
+def test_cliffs_delta_and_prob_superiority_brute_force():
+    c, t = np.round(CTRL), np.round(TRT)
+    signs = np.sign(t[:, None] - c[None, :])
+    assert effect_sizes.cliffs_delta(c, t) == pytest.approx(signs.mean())
+    ps = (signs > 0).mean() + 0.5 * (signs == 0).mean()
+    assert effect_sizes.prob_superiority(c, t) == pytest.approx(ps)
+    # and the U-statistic identity: P(T>C) + 0.5 P(T=C) = U_T / (n_t n_c)
+    u = stats.mannwhitneyu(t, c).statistic
+    assert ps == pytest.approx(u / (len(t) * len(c)))
+
+
+def test_bootstrap_ci_close_to_scipy_percentile_bootstrap():
+    ours = effect_sizes.bootstrap(CTRL, TRT, n_boot=4000, rng=np.random.default_rng(0))
+    ref = stats.bootstrap((CTRL, TRT), lambda a, b: effect_sizes.hedges_g(a, b), vectorized=False,
+                          n_resamples=4000, method="percentile", random_state=0).confidence_interval
+    assert ours["g_ci_low"] == pytest.approx(ref.low, abs=0.06)
+    assert ours["g_ci_high"] == pytest.approx(ref.high, abs=0.06)
+    ref_d = stats.bootstrap((CTRL, TRT), effect_sizes.cliffs_delta, vectorized=False, n_resamples=4000,
+                            method="percentile", random_state=0).confidence_interval
+    assert ours["delta_ci_low"] == pytest.approx(ref_d.low, abs=0.04)
+    assert ours["delta_ci_high"] == pytest.approx(ref_d.high, abs=0.04)
+
+
+def test_weighted_delta_equals_delta_of_expanded_sample():
+    w_c, w_t = np.array([[2.0, 0, 1]]), np.array([[0.0, 3, 1]])
+    c, t = np.array([1.0, 2, 3]), np.array([2.0, 3, 5])
+    expanded = effect_sizes.cliffs_delta(np.repeat(c, [2, 0, 1]), np.repeat(t, [0, 3, 1]))
+    assert effect_sizes._weighted_delta(c, t, w_c, w_t)[0] == pytest.approx(expanded)
+
+
+def test_paired_tests_match_scipy_and_exact_sign_flip():
+    a, b = RNG.normal(size=12), RNG.normal(0.4, 1, 12)
+    est = paired.paired_t(b - a)
+    ref = stats.ttest_rel(b, a)
+    ci = ref.confidence_interval()
+    assert est.p == pytest.approx(ref.pvalue, rel=1e-10)
+    assert (est.ci_low, est.ci_high) == pytest.approx((ci.low, ci.high), rel=1e-10)
+    assert paired.wilcoxon(b - a) == pytest.approx(stats.wilcoxon(b, a).pvalue)
+    # exact sign-flip vs brute-force enumeration written independently
+    d = b - a
+    means = [abs(np.dot(s, d)) for s in itertools.product((1, -1), repeat=len(d))]
+    assert paired.sign_flip_test(d) == pytest.approx(np.mean(np.array(means) >= abs(d.sum()) - 1e-12))
+    ref_perm = stats.permutation_test((d,), np.mean, permutation_type="samples", n_resamples=np.inf).pvalue
+    assert paired.sign_flip_test(d) == pytest.approx(ref_perm)
+
+
+def test_icc_equals_reml_variance_ratio_on_balanced_data():
+    rng = np.random.default_rng(5)
+    s = np.repeat(np.arange(30), 6)
+    y = rng.normal(size=30)[s] * 0.8 + rng.normal(size=180)
+    df = pd.DataFrame({"y": y, "s": s})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = smf.mixedlm("y ~ 1", df, groups="s").fit(reml=True)
+    tau2, sigma2 = float(fit.cov_re.iloc[0, 0]), float(fit.scale)
+    assert clustered.icc_anova(y, s) == pytest.approx(tau2 / (tau2 + sigma2), abs=1e-4)
+    assert clustered.design_effect(0.25, 5) == pytest.approx(2.0)
+
+
+def test_icc_hand_worked():
+    # two sessions [1, 3] and [5, 7]: MSB = 2*(2^2 + 2^2)/1 = 16, MSW = (1+1+1+1)/2 = 2, n0 = 2
+    # ICC = (16 - 2) / (16 + 2) = 7/9
+    assert clustered.icc_anova(np.array([1.0, 3, 5, 7]), np.array([0, 0, 1, 1])) == pytest.approx(7 / 9)
+
+
+def test_compare_clustered_row_matches_direct_computations():
+    df = clustered_table(np.random.default_rng(11), n_sessions=8, cluster_size=5, icc=0.3, effect=0.4)
+    eff = compare(df, n_boot=500, n_perm=2000).iloc[0]
+    means = df.groupby(["arm", "session"])["value"].mean()
+    ref = stats.ttest_ind(means["treatment"], means["control"], equal_var=False)
+    assert eff["p_value"] == pytest.approx(ref.pvalue, rel=1e-10)
+    assert "session means" in eff["p_method"] and eff["unit"] == "session mean"
+    c, t = df.loc[df.arm == "control", "value"], df.loc[df.arm == "treatment", "value"]
+    assert eff["p_welch"] == pytest.approx(stats.ttest_ind(t, c, equal_var=False).pvalue)
+    assert eff["cluster_size"] == 5 and eff["design_effect"] == pytest.approx(1 + 4 * eff["icc"])
+    # MixedLM with crossed session + persona intercepts, fitted here directly
+    data = df.assign(treat=(df.arm == "treatment").astype(float), one=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = smf.mixedlm("value ~ treat", data, groups="one", re_formula="0",
+                          vc_formula={"session": "0 + C(session)", "persona": "0 + C(agent)"}).fit(
+                              reml=True, method="lbfgs")
+    z = fit.params["treat"] / fit.bse["treat"]
+    assert eff["p_mixed"] == pytest.approx(2 * stats.t.sf(abs(z), 16 - 2), rel=1e-6)  # 16 sessions
+    assert eff["mixed_diff"] == pytest.approx(fit.params["treat"], rel=1e-6)
+    assert "persona" in eff["mixed_model"] and "df = sessions - 2 = 14" in eff["mixed_model"]
+    # cluster bootstrap CI brackets the difference; p in (0, 1]
+    assert eff["cluster_boot_ci_low"] < eff["diff"] < eff["cluster_boot_ci_high"]
+    assert 0 < eff["p_cluster_boot"] <= 1
+
+
+def test_mixed_model_session_only_when_personas_do_not_recur():
+    df = clustered_table(np.random.default_rng(2), n_sessions=8, personas=False)
+    eff = compare(df, n_boot=100, n_perm=100).iloc[0]
+    data = df.assign(treat=(df.arm == "treatment").astype(float))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # session variance estimated at the boundary (0) here: L-BFGS is singular, Powell converges
+        fit = smf.mixedlm("value ~ treat", data, groups="session").fit(reml=True, method="powell")
+    assert eff["icc"] == 0.0
+    z = fit.params["treat"] / fit.bse["treat"]
+    assert eff["p_mixed"] == pytest.approx(2 * stats.t.sf(abs(z), 16 - 2), rel=1e-4)
+    assert eff["mixed_model"].startswith("MixedLM: random intercept for session;")
+
+
+def test_holm_and_bh_match_statsmodels():
+    p = np.array([0.01, 0.04, 0.03, 0.2, np.nan, 0.001, 0.04])
+    ok = np.isfinite(p)
+    assert holm(p)[ok] == pytest.approx(multipletests(p[ok], method="holm")[1])
+    assert benjamini_hochberg(p)[ok] == pytest.approx(multipletests(p[ok], method="fdr_bh")[1])
+    assert np.isnan(holm(p)[4]) and np.isnan(benjamini_hochberg(p)[4])
+
+
+def test_power_matches_statsmodels_and_mde_inverts_it():
+    n = power.replicates_needed(0.5, 1.0)
+    assert n == np.ceil(TTestIndPower().solve_power(0.5, alpha=0.05, power=0.8))
+    assert power.power_at(20, 0.7, 1.0) == pytest.approx(TTestIndPower().power(0.7, 20, 0.05), rel=1e-6)
+    assert power.power_at(15, 0.6, 1.0, sd_diff=1.0) == pytest.approx(TTestPower().power(0.6, 15, 0.05), rel=1e-6)
+    # clustering: 5 agents/session, ICC 0.3 -> session-mean SD = sqrt(2.2/5); same as d = effect/that SD
+    d = 0.5 / np.sqrt(2.2 / 5)
+    assert power.power_at(12, 0.5, 1.0, icc=0.3, cluster_size=5) == pytest.approx(TTestIndPower().power(d, 12, 0.05))
+    m = power.mde(12, 1.0, icc=0.3, cluster_size=5)
+    assert power.power_at(12, m, 1.0, icc=0.3, cluster_size=5) == pytest.approx(0.8, abs=1e-6)
+    assert power.replicates_needed(m, 1.0, icc=0.3, cluster_size=5) == 12

@@ -1,0 +1,104 @@
+"""Config errors stop before any LLM call with a message that says what to change; presets,
+factorial arms, A/A announcement, the CLI entry point and `-m` sweeps."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from runner_support import CONF, ROOT, config, run
+
+SHARED = ROOT.parent / "shared"
+
+
+@pytest.mark.parametrize("overrides, needle", [
+    (["run.replicates=0"], "run.replicates=0: need a whole number >= 1"),
+    (["+run.replicatse=2"], "unknown key(s) run.replicatse"),
+    (["+experiment.stpes=3"], "unknown key(s) experiment.stpes"),
+    (["+experiment.arms.treatment.correctoin={threshold:5}"], "experiment.arms.treatment.correctoin"),
+    (["experiment.group_size=50"], "experiment.group_size=50 but the population"),
+    (["experiment.metrics=[persona_adherence,charisma]"], "['charisma'] not computed by scenario 'brainstorm'"),
+    (["experiment.population.path=/nonexistent/folder"], "folder /nonexistent/folder does not exist"),
+    (["experiment.control=placebo"], "experiment.control='placebo' is not an arm"),
+    (["experiment.scenario=karaoke"], "experiment.scenario='karaoke' is not a scenario"),
+    (["run.backend=spark"], "run.backend='spark': use one of"),
+    (["experiment.arms.treatment.interventions=[confetti]"], "unknown ['confetti']"),
+    (["+experiment.arms.treatment.correction={threshold:12}"], "experiment.arms.treatment.correction"),
+    (["llm.temperature=hot"], "llm.temperature"),
+])
+def test_config_errors_name_the_key_and_call_nothing(tmp_path, capsys, overrides, needle):
+    code = run(tmp_path, *overrides)
+    err = capsys.readouterr().err
+    assert code == 2 and needle in err and err.startswith("config error: ")
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())  # nothing written, nothing called
+
+
+def test_unknown_experiment_lists_the_available_ones(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "trials.cli", "run", "experiment=nope", "llm=scripted",
+                           f"hydra.run.dir={tmp_path}/r"], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "experiment/nope" in proc.stderr and "brainstorm_variety" in proc.stderr and "hello" in proc.stderr
+
+
+def test_aa_arm_is_allowed_but_announced(tmp_path, capsys):
+    assert run(tmp_path, "experiment=hello", "+experiment.arms.again={}") == 0
+    assert "arm 'again' is identical to control 'control': an A/A check" in capsys.readouterr().err
+
+
+def test_paper_size_is_one_override_away():
+    small, paper = config(), config("experiment.size=paper")
+    assert (small["run"]["replicates"], small["experiment"]["group_size"], small["experiment"]["steps"]) == (2, 3, 4)
+    assert (paper["run"]["replicates"], paper["experiment"]["group_size"], paper["experiment"]["steps"]) == (24, 4, 10)
+    assert config("experiment.size=paper", "experiment.steps=6")["experiment"]["steps"] == 6
+
+
+def test_every_experiment_config_plans(tmp_path):
+    from trials.plan import build_plan
+
+    for path in sorted((CONF / "experiment").glob("*.yaml")):
+        cfg = config(f"experiment={path.stem}")
+        plan = build_plan(cfg, tmp_path)
+        assert plan.jobs and plan.control in plan.arms, path.name
+
+
+def test_factorial_example_has_four_arms_and_distinct_mechanisms(tmp_path):
+    from trials.plan import build_plan
+
+    plan = build_plan(config("experiment=brainstorm_factorial"), tmp_path)
+    assert set(plan.arms) == {"control", "correction", "variety", "both"} and not plan.aa_arms
+    assert plan.arms["both"]["correction"] and plan.arms["both"]["interventions"] == ["variety"]
+    assert not plan.arms["control"]["correction"] and not plan.arms["control"]["interventions"]
+
+
+def test_tinytroupe_folder_works_as_population(tmp_path):
+    folder = SHARED / "tinytroupe-data" / "personas" / "difficult_people"
+    if not folder.is_dir():
+        pytest.skip("../shared/tinytroupe-data is not beside the checkout")
+    assert run(tmp_path, "experiment=hello", f"experiment.population.path={folder}") == 0
+    names = pd.read_parquet(tmp_path / "metrics.parquet")["agent"].unique()
+    assert len(names) == 1 and (folder / f"{names[0]}.agent.json").is_file()
+
+
+def test_multirun_sweep_writes_two_run_dirs_and_a_summary(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "trials.cli", "run", "-m", "experiment=hello", "llm=scripted", "cache.mode=off",
+         "run.analyze=false", "run.report=false", "+experiment.arms.warm={llm:{temperature:1.0}}",
+         "run.seed=0,1", f"hydra.sweep.dir={tmp_path}"], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = sorted(p.parent for p in tmp_path.rglob("manifest.json"))
+    assert len(runs) == 2 and all((r / "metrics.parquet").is_file() for r in runs)
+    summary = pd.read_csv(tmp_path / "sweep_summary.csv")
+    assert sorted(summary["run.seed"].unique()) == [0, 1]
+    row = summary[(summary["metric"] == "persona_adherence")].iloc[0]
+    assert row["effect_warm"] == pytest.approx(row["mean_warm"] - row["mean_control"])
+    assert proc.stdout.strip().splitlines()[-1] == f"run directory: {tmp_path.resolve()}"
+
+    from trials.sweep import main
+
+    (tmp_path / "sweep_summary.csv").unlink()
+    assert main([str(tmp_path)]) == 0 and (tmp_path / "sweep_summary.csv").is_file()

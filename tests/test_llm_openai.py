@@ -1,0 +1,161 @@
+"""The openai backend against tests/fake_openai.py on 127.0.0.1: bodies, logprob scores, retries,
+timeouts, typed errors, the concurrency limit, Azure routing, and the API key never leaking."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+
+import pytest
+from fake_openai import FakeOpenAI
+
+from trials.llm import (CallRecorder, LLMConfigError, LLMTimeout, PermanentLLMError, RateLimited,
+                        RetriesExhausted, TransientLLMError, build_llm)
+
+SECRET = "sk-test-SECRET-4f9a1c77e2b04d0d"
+MSG = [{"role": "user", "content": "Hello there"}]
+
+
+@pytest.fixture(autouse=True)
+def fake_key(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+
+
+def make(srv, **cfg):
+    base = {"backend": "openai", "base_url": srv.base_url, "model": "fake-model", "timeout": 2,
+            "max_retries": 2, "retry_base_s": 0.01, "retry_max_s": 0.2}
+    return build_llm({**base, **cfg}).bind(seed=11, recorder=CallRecorder())
+
+
+def test_normal_call_sends_parameters_and_reuses_one_connection():
+    with FakeOpenAI() as srv:
+        llm = make(srv, temperature=0.3, max_tokens=50)
+        for i in range(5):
+            r = llm.chat(MSG, seed=i, stop=["\n\n"])
+            assert r.text == "echo: Hello there" and r.usage.tokens_in > 0 and r.usage.tokens_out > 0
+        body = srv.bodies[0]
+        assert (body["model"], body["temperature"], body["max_tokens"], body["stop"]) == ("fake-model", 0.3, 50, ["\n\n"])
+        assert len({b["seed"] for b in srv.bodies}) == 5  # per-call seeds reach the endpoint
+        assert srv.requests == 5 and srv.connections == 1
+        assert srv.auth_headers[0] == f"Bearer {SECRET}"
+
+
+def test_judge_call_asks_logprobs_and_weights_the_digits():
+    with FakeOpenAI(digit_probs={7: 0.5, 9: 0.5}) as srv:
+        r = make(srv).chat(MSG, purpose="judge", protocol="score", score_digits=True)
+        assert srv.bodies[0]["logprobs"] is True and srv.bodies[0]["top_logprobs"] == 10
+        assert r.text.startswith("Score: 7") and r.score == pytest.approx(8.0)
+        assert make(srv).chat(MSG).score is None  # no logprobs asked -> no score
+
+
+def test_schema_call_uses_json_schema_response_format():
+    schema = {"title": "Answer", "type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+    with FakeOpenAI() as srv:
+        r = make(srv).chat(MSG, purpose="extract", schema=schema)
+        assert r.data == {"answer": "ok"}
+        rf = srv.bodies[0]["response_format"]
+        assert rf["type"] == "json_schema" and rf["json_schema"]["schema"] == schema
+        srv.reply = lambda body: 'Here you go: {"answer": "fine",}'
+        assert make(srv, json_schema=False).chat(MSG, purpose="extract", schema=schema).data == {"answer": "fine"}
+        assert "response_format" not in srv.bodies[1] and "JSON schema" in srv.bodies[1]["messages"][-1]["content"]
+
+
+def test_429_with_retry_after_then_success_is_counted_as_retries():
+    with FakeOpenAI(retry_after=0.3) as srv:
+        srv.queue("429", "500")
+        llm = make(srv)
+        t0 = time.perf_counter()
+        r = llm.chat(MSG)
+        assert r.usage.retries == 2 and srv.requests == 3
+        assert time.perf_counter() - t0 >= 0.2  # waited for Retry-After (capped by retry_max_s)
+        assert llm.recorder.rows[-1]["retries"] == 2
+
+
+def test_persistent_500_exhausts_retries_with_the_typed_cause():
+    with FakeOpenAI(mode="500") as srv:
+        with pytest.raises(RetriesExhausted, match="HTTP 500") as ei:
+            make(srv, max_retries=3).chat(MSG)
+        assert ei.value.attempts == 4 and srv.requests == 4 and isinstance(ei.value.last, TransientLLMError)
+    with FakeOpenAI(mode="429") as srv:
+        with pytest.raises(RetriesExhausted) as ei:
+            make(srv, max_retries=0).chat(MSG)
+        assert isinstance(ei.value.last, RateLimited) and ei.value.last.retry_after == pytest.approx(0.05)
+
+
+def test_hang_and_slow_time_out_as_llm_timeout():
+    with FakeOpenAI(mode="hang") as srv:
+        t0 = time.perf_counter()
+        with pytest.raises(RetriesExhausted) as ei:
+            make(srv, timeout=0.3, max_retries=1).chat(MSG)
+        assert isinstance(ei.value.last, LLMTimeout) and srv.requests == 2
+        assert time.perf_counter() - t0 < 3
+    with FakeOpenAI(mode="slow", slow_s=1.0) as srv:
+        with pytest.raises(RetriesExhausted) as ei:
+            make(srv, timeout=0.2, max_retries=0).chat(MSG)
+        assert isinstance(ei.value.last, LLMTimeout)
+
+
+def test_malformed_json_and_auth_errors_are_permanent_and_not_retried():
+    with FakeOpenAI(mode="malformed") as srv:
+        with pytest.raises(PermanentLLMError, match="malformed"):
+            make(srv).chat(MSG)
+        assert srv.requests == 1
+    with FakeOpenAI(mode="401") as srv:
+        with pytest.raises(PermanentLLMError, match="HTTP 401"):
+            make(srv).chat(MSG)
+        assert srv.requests == 1
+
+
+def test_concurrency_limit_per_endpoint():
+    with FakeOpenAI(latency=0.1) as srv:
+        llm = make(srv, max_concurrency=2)
+        threads = [threading.Thread(target=llm.chat, args=(MSG,), kwargs={"seed": i}) for i in range(8)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        assert srv.requests == 8 and srv.max_in_flight == 2
+
+
+def test_missing_key_is_an_error_for_remote_urls_but_fine_for_local(monkeypatch):
+    monkeypatch.delenv("MY_KEY", raising=False)
+    with pytest.raises(LLMConfigError, match="MY_KEY is not set"):
+        build_llm({"backend": "openai", "model": "gpt-4o-mini", "api_key_env": "MY_KEY"})
+    with FakeOpenAI() as srv:
+        assert make(srv, api_key_env="MY_KEY").chat(MSG).text.startswith("echo")
+
+
+def test_azure_routes_to_the_deployment(monkeypatch):
+    monkeypatch.setenv("AZURE_KEY", SECRET)
+    with FakeOpenAI() as srv:
+        llm = build_llm({"backend": "openai", "model": "my-deploy", "api_key_env": "AZURE_KEY",
+                         "base_url": srv.base_url.removesuffix("/v1"), "api_version": "2024-10-21"})
+        assert llm.chat(MSG).text.startswith("echo")
+        assert srv.paths[0].startswith("/openai/deployments/my-deploy/chat/completions?api-version=2024-10-21")
+
+
+def test_api_key_never_reaches_cache_logs_or_errors(tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    db = tmp_path / "cache.sqlite"
+    texts = []
+    with FakeOpenAI() as srv:
+        llm = build_llm({"backend": "openai", "base_url": srv.base_url, "model": "fake-model", "timeout": 0.3,
+                         "max_retries": 1, "retry_base_s": 0.01}, cache={"path": str(db), "mode": "read_write"})
+        llm.chat(MSG)
+        llm.chat(MSG, purpose="judge", score_digits=True)
+        for mode in ("401", "500", "malformed", "hang", "429"):
+            srv.mode = mode
+            with pytest.raises(Exception) as ei:
+                llm.chat(MSG, seed=hash(mode) % 1000)
+            err = ei.value
+            texts += [str(err), repr(err), "".join(traceback.format_exception(err))]
+            if getattr(err, "last", None) is not None:
+                texts += [str(err.last), repr(err.last), "".join(traceback.format_exception(err.last))]
+        assert any(SECRET in h for h in srv.auth_headers)  # the key really was in use
+        assert any("Incorrect API key provided" in t for t in texts)  # the 401 echo was seen ...
+    texts.append(caplog.text)
+    texts.append(llm.recorder.to_frame().to_csv())
+    for t in texts:
+        assert SECRET not in t and "SECRET-4f9a" not in t  # ... but redacted
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert len(raw) > 0 and SECRET.encode() not in raw and b"SECRET" not in raw

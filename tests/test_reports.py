@@ -1,0 +1,241 @@
+"""Reports: every section present, and the numbers in report.md equal the analysis tables."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import reports
+from reports import fmt
+from reports.build import SECTION_TITLES
+from reports.cli import main as report_main
+from reports.load import ReportError
+from reports.runinfo import usage_by_purpose
+from test_reports_support import TT_22B, make_run_dir
+
+HEADLINE_HEADER = "| Metric | Treatment | n (c / t) |"
+
+
+@pytest.fixture(scope="module")
+def run_report(tmp_path_factory):
+    run = make_run_dir(tmp_path_factory.mktemp("run"))
+    paths = reports.render(run)
+    return run, paths
+
+
+@pytest.fixture(scope="module")
+def tt_report(tmp_path_factory):
+    return reports.render(TT_22B, tmp_path_factory.mktemp("tt") / "out")
+
+
+def headline_rows(md: str) -> dict[tuple[str, str], list[str]]:
+    """The headline table of report.md, parsed back: (metric label, treatment) -> cells."""
+    lines = md.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(HEADLINE_HEADER))
+    rows = {}
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        rows[(cells[0], cells[1])] = cells
+    return rows
+
+
+def _split_ci(text: str) -> tuple[float, float, float]:
+    m = re.fullmatch(r"([+-]\d+\.\d\d) \[([+-]\d+\.\d\d), ([+-]\d+\.\d\d)\]", text)
+    assert m, f"not 'estimate [lo, hi]': {text!r}"
+    return tuple(float(g) for g in m.groups())
+
+
+def assert_headline_matches(md: str, effects: pd.DataFrame) -> None:
+    rows = headline_rows(md)
+    assert len(rows) == len(effects)
+    for rec in effects.itertuples():
+        cells = rows[(fmt.label(rec.metric), str(rec.treatment))]
+        # the printed strings are the tables' values, formatted ...
+        assert cells[3] == fmt.num(rec.mean_control) and cells[4] == fmt.num(rec.mean_treatment)
+        assert cells[5] == fmt.with_ci(rec.diff, rec.ci_low, rec.ci_high)
+        assert cells[6] == fmt.with_ci(rec.hedges_g, rec.g_ci_low, rec.g_ci_high)
+        assert cells[7:10] == [fmt.pval(rec.p_value), fmt.pval(rec.p_holm), fmt.pval(rec.p_bh)]
+        assert cells[10] == rec.p_method
+        # ... and, read back as numbers, agree with the raw values to the printed precision
+        assert cells[2] == f"{rec.n_control} / {rec.n_treatment}"
+        assert abs(float(cells[3]) - rec.mean_control) <= 0.005 + 1e-9
+        for got, want in zip(_split_ci(cells[5]), (rec.diff, rec.ci_low, rec.ci_high)):
+            assert abs(got - want) <= 0.005 + 1e-9
+        for got, want in zip(_split_ci(cells[6]), (rec.hedges_g, rec.g_ci_low, rec.g_ci_high)):
+            assert abs(got - want) <= 0.005 + 1e-9
+        for text, want in zip(cells[7:10], (rec.p_value, rec.p_holm, rec.p_bh)):
+            assert math.isclose(float(text), want, rel_tol=0.06, abs_tol=0.005)
+
+
+def test_run_report_has_every_section(run_report):
+    run, paths = run_report
+    md, html = paths.markdown.read_text(), paths.html.read_text()
+    assert paths.markdown == run / "report.md" and paths.html == run / "report.html"
+    for title in SECTION_TITLES:
+        assert f"\n## {title}\n" in md and f"<h2>{title}</h2>" in html
+    assert "| Experiment | brainstorm_variety |" in md
+    assert "| treatment | interventions.variety.enabled | false | true |" in md  # the config diff
+    assert "| treatment | correction.enabled | false | true |" in md
+    assert "r0=7000" in md and "(shared by all arms: paired)" in md
+    assert "unknown (no price)" in md and "$0.00" not in md  # NaN cost is not free
+    assert "scripted backend: a deterministic test double, not a language model" in md
+    assert "LLMPermanentError: scripted rule raised 'permanent' on call 12" in md  # failed job
+    assert "extraction failed: reply was not valid JSON after one repair" in md  # missing + why
+    assert "**control — session control-r0**" in md and "**treatment — session treatment-r0**" in md
+
+
+def test_run_report_numbers_equal_analysis_tables(run_report):
+    run, paths = run_report
+    effects = pd.read_csv(run / "analysis" / "effects.csv")
+    assert_headline_matches(paths.markdown.read_text(), effects)
+    tradeoffs = (run / "analysis" / "tradeoffs.txt").read_text().splitlines()
+    md = paths.markdown.read_text()
+    assert tradeoffs and all(f"> - {line}" in md for line in tradeoffs if line.strip())
+
+
+def test_quality_counts_match_the_run_files(run_report):
+    run, paths = run_report
+    md = paths.markdown.read_text()
+    events = pd.read_json(run / "transcript.jsonl", lines=True)
+    fires = events[events["kind"] == "intervention"]
+    assert f"| treatment | variety | {len(fires)} | {fires['session'].nunique()} |" in md
+    corr = events[events["kind"] == "correction"]
+    passed = corr["scores"].map(lambda s: s["passed"]).mean()
+    row = next(line for line in md.splitlines() if line.startswith("| treatment | ") and f"| {len(corr)} |" in line)
+    assert fmt.percent(passed) in row
+    metrics = pd.read_parquet(run / "metrics.parquet")
+    noisy = metrics[(metrics["judge_k"] > 1) & (metrics["arm"] == "control")]
+    assert f"| persona_adherence | control | 3 | {len(noisy)} | {noisy['judge_sd'].mean():.2f} |" in md
+    calls = pd.read_parquet(run / "llm_calls.parquet")
+    assert f"| total | {len(calls):,} | {int(calls['cached'].sum()):,} | {int(calls['tokens_in'].sum()):,} |" in md
+
+
+def test_html_is_self_contained_with_embedded_figures(run_report):
+    run, paths = run_report
+    html = paths.html.read_text()
+    names = sorted(p.name for p in paths.figures)
+    assert names == ["distributions.png", "forest.png", "tradeoff.png"]
+    uris = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    assert len(uris) == 3
+    assert {base64.b64decode(u)[:8] for u in uris} == {b"\x89PNG\r\n\x1a\n"}
+    assert sorted(base64.b64decode(u) for u in uris) == sorted(p.read_bytes() for p in paths.figures)
+    assert "<script" not in html and not re.search(r'(src|href)="(https?:)?//', html)
+    assert "](figures/forest.png)" in paths.markdown.read_text()
+
+
+def test_existing_analysis_tables_are_read_not_recomputed(run_report, tmp_path):
+    run, _ = run_report
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    effects = pd.read_csv(copy / "analysis" / "effects.csv")
+    effects.loc[0, ["diff", "ci_low", "ci_high"]] = [1.2345, 0.5, 2.0]
+    effects.to_csv(copy / "analysis" / "effects.csv", index=False)
+    md = reports.render(copy).markdown.read_text()
+    assert headline_rows(md)[(fmt.label(effects.loc[0, "metric"]), "treatment")][5] == "+1.23 [+0.50, +2.00]"
+
+
+def test_tinytroupe_report(tt_report):
+    md = tt_report.markdown.read_text()
+    for title in SECTION_TITLES:
+        assert f"\n## {title}\n" in md
+    effects = pd.read_csv(tt_report.out_dir / "analysis" / "effects.csv")
+    assert_headline_matches(md, effects)
+    rows = headline_rows(md)
+    assert rows[("ideas qty", "Treatment")][5].startswith("+5.33 ")  # the paper's headline
+    assert rows[("Persona Adherence", "Treatment")][5].startswith("-0.60 ")
+    assert rows[("Persona Adherence", "Treatment")][7] == "0.0063"
+    assert "No transcript for this input." in md
+    assert "Not available for this input, so not shown: transcript, configuration" in md
+    assert "session ids were lost" in md
+    assert sorted(p.name for p in tt_report.figures) == ["distributions.png", "forest.png", "tradeoff.png"]
+
+
+def test_sweep_report(run_report, tmp_path):
+    run, _ = run_report
+    root = tmp_path / "multirun"
+    for i, temp in enumerate((0.3, 0.9)):
+        point = root / str(i)
+        shutil.copytree(run, point, ignore=shutil.ignore_patterns("report.*", "figures"))
+        cfg = (point / "config.yaml").read_text().replace("temperature: 0.7", f"temperature: {temp}")
+        (point / "config.yaml").write_text(cfg)
+        eff = pd.read_csv(point / "analysis" / "effects.csv")
+        eff["diff"] += i
+        eff.to_csv(point / "analysis" / "effects.csv", index=False)
+    pd.DataFrame({"run": ["0", "1"], "llm.temperature": [0.3, 0.9]}).to_csv(root / "sweep_summary.csv", index=False)
+    paths = reports.render(root)
+    md = paths.markdown.read_text()
+    assert md.startswith("# Sweep report: llm.temperature")
+    first = pd.read_csv(root / "1" / "analysis" / "effects.csv").iloc[0]
+    assert f"| 0.9 | {fmt.label(first['metric'])} | treatment | {fmt.with_ci(first['diff'], first['ci_low'], first['ci_high'])} |" in md
+    assert [p.name for p in paths.figures] == ["sweep.png"]
+
+
+def test_usage_by_purpose_cost_known_and_unknown():
+    calls = pd.DataFrame({"purpose": ["action", "action", "judge"], "tokens_in": [10, 20, 5],
+                          "tokens_out": [1, 2, 3], "cached": [False, True, False],
+                          "cost_usd": [0.001, 0.002, float("nan")]})
+    usage = usage_by_purpose(calls).set_index("purpose")
+    assert usage.loc["action", "cost_usd"] == pytest.approx(0.003) and usage.loc["action", "cached"] == 1
+    assert math.isnan(usage.loc["judge", "cost_usd"]) and math.isnan(usage.loc["total", "cost_usd"])
+    assert fmt.usd(usage.loc["action", "cost_usd"]) == "$0.0030"
+
+
+@pytest.mark.parametrize("value,text", [(5.3333, "+5.33"), (-0.6042, "-0.60"), (-0.001, "+0.00"), (0, "+0.00")])
+def test_signed(value, text):
+    assert fmt.signed(value) == text
+
+
+@pytest.mark.parametrize("p,text", [(0.006296, "0.0063"), (0.8019, "0.80"), (1.0, "1.00"), (9.3457e-08, "9.3e-08"),
+                                    (0.0488, "0.049"), (float("nan"), "–")])
+def test_pval(p, text):
+    assert fmt.pval(p) == text
+
+
+def test_bad_inputs_get_clear_errors(tmp_path, capsys):
+    with pytest.raises(ReportError, match="no such run directory or file"):
+        reports.render(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ReportError, match="not a run directory"):
+        reports.render(tmp_path / "empty")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "manifest.json").write_text("{not json")
+    assert report_main([str(bad)]) == 1
+    assert "manifest.json: not valid JSON" in capsys.readouterr().err
+
+
+def test_cli_writes_to_out(run_report, tmp_path, capsys):
+    run, _ = run_report
+    assert report_main([str(run), "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    assert f"report: {tmp_path / 'o' / 'report.html'}" in out
+    assert (tmp_path / "o" / "figures" / "forest.png").exists()
+    json.loads((run / "analysis" / "summary.json").read_text())  # the analysis tables stayed in the run
+
+
+def test_install_browser_script_uses_apt_only_when_chromium_is_absent(tmp_path):
+    import subprocess
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    log = tmp_path / "apt.log"
+    (fake / "apt-get").write_text(f'#!/bin/sh\necho "$@" >> {log}\n')
+    (fake / "apt-get").chmod(0o755)
+    script = Path(__file__).resolve().parents[1] / "scripts" / "install-browser.sh"
+    env = {"PATH": f"{fake}:/usr/bin:/bin"}
+    res = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=60)
+    if Path("/usr/bin/chromium").exists() and Path("/usr/bin/chromedriver").exists():
+        assert res.returncode == 0 and not log.exists(), res.stderr
+        assert "already installed" in res.stdout
+    else:  # the script must try to install both packages, after an update
+        calls = log.read_text().splitlines()
+        assert calls[0] == "update" and "chromium" in calls[1] and "chromium-driver" in calls[1]

@@ -1,0 +1,194 @@
+"""The experiment runner on the scripted backend: pairing, determinism, resume after SIGKILL,
+failure recording, budget, and the schema of every run-directory file."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from runner_support import ROOT, config, metrics, run
+
+from trials.rundir import CALL_COLUMNS, METRIC_COLUMNS, RunDir
+
+HELLO2 = ["experiment=hello", "run.replicates=3", "+experiment.arms.warm={llm:{temperature:1.0}}"]
+# brainstorm with correction only (no interventions): exercises the World, correction and judges
+BRAIN = ["experiment=brainstorm_correction", "experiment.arms.treatment.interventions=[]",
+         "run.replicates=2", "experiment.steps=2", "experiment.group_size=3"]
+
+
+def test_pairing_same_personas_theme_and_seed_per_replicate(tmp_path):
+    assert run(tmp_path, *BRAIN, "run.replicates=3") == 0
+    rd = RunDir(tmp_path)
+    meta = {(a, r): rd.read_job_meta(a, r) for a in ("control", "treatment") for r in range(3)}
+    for r in range(3):
+        c, t = meta[("control", r)], meta[("treatment", r)]
+        assert c["personas"] == t["personas"] and c["seed"] == t["seed"] and c["material"] == t["material"]
+    groups = {tuple(meta[("control", r)]["personas"]) for r in range(3)}
+    seeds = {meta[("control", r)]["seed"] for r in range(3)}
+    assert len(seeds) == 3 and len(groups) >= 2  # replicates differ from each other
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["paired"] is True and manifest["status"] == "complete"
+
+
+def test_unpaired_arms_get_their_own_seeds(tmp_path):
+    assert run(tmp_path, *HELLO2, "run.paired=false") == 0
+    rd = RunDir(tmp_path)
+    assert rd.read_job_meta("control", 0)["seed"] != rd.read_job_meta("warm", 0)["seed"]
+
+
+def test_same_seed_same_metrics_other_seed_differs(tmp_path):
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    assert run(a, *BRAIN) == 0 and run(b, *BRAIN) == 0 and run(c, *BRAIN, "run.seed=1") == 0
+    pd.testing.assert_frame_equal(metrics(a), metrics(b))
+    assert not metrics(a)["value"].equals(metrics(c)["value"])
+    assert (a / "transcript.jsonl").read_text() == (b / "transcript.jsonl").read_text()
+
+
+def test_threading_backend_gives_the_same_table(tmp_path):
+    assert run(tmp_path / "seq", *BRAIN) == 0
+    assert run(tmp_path / "thr", *BRAIN, "run.n_jobs=3", "run.backend=threading") == 0
+    pd.testing.assert_frame_equal(metrics(tmp_path / "seq"), metrics(tmp_path / "thr"))
+
+
+KILLER = """
+import os, signal, sys
+sys.path.insert(0, {tests!r})
+from runner_support import config
+from trials import rundir
+from trials.experiment import run_experiment
+
+class KillingOs:  # the third job dies after writing its temp folder, before the atomic rename
+    renames = 0
+    def __getattr__(self, name):
+        return getattr(os, name)
+    def rename(self, src, dst):
+        KillingOs.renames += 1
+        if KillingOs.renames == 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return os.rename(src, dst)
+rundir.os = KillingOs()
+run_experiment(config(*{overrides!r}), {root!r})
+"""
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    script = KILLER.format(tests=str(ROOT / "tests"), overrides=BRAIN, root=str(killed))
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    rd = RunDir(killed)
+    done_before = {(e["arm"], e["replicate"]) for e in rd.executions() if e["event"] == "done"}
+    assert len(done_before) == 2 and list(killed.glob("jobs/*/.tmp-*"))  # a half-written job
+    n_before = len(rd.executions())
+
+    assert run(killed, *BRAIN, f"run.resume_dir={killed}") == 0
+    assert not list(killed.glob("jobs/*/.tmp-*"))
+    resumed = rd.executions()[n_before:]
+    started_again = {(e["arm"], e["replicate"]) for e in resumed if e["event"] == "start"}
+    assert started_again and not started_again & done_before  # no finished job ran twice
+    done = [(e["arm"], e["replicate"]) for e in rd.executions() if e["event"] == "done"]
+    assert sorted(done) == sorted(set(done)) and len(done) == 4
+
+    assert run(clean, *BRAIN) == 0
+    pd.testing.assert_frame_equal(metrics(killed), metrics(clean))
+    calls = [len(pd.read_parquet(d / "llm_calls.parquet")) for d in (killed, clean)]
+    assert calls[0] == calls[1]
+    assert json.loads((killed / "manifest.json").read_text())["status"] == "complete"
+
+
+def test_failing_arm_is_recorded_and_others_finish(tmp_path, capsys):
+    code = run(tmp_path, "experiment=hello", "run.replicates=2",
+               "+experiment.arms.broken={llm:{rules:[{match:'.',error:permanent}]}}")
+    out = capsys.readouterr().out
+    assert code == 1
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["status"] == "partial" and manifest["n_failed"] == 2
+    failed = [j for j in manifest["jobs"] if j["status"] == "failed"]
+    assert {j["arm"] for j in failed} == {"broken"} and all(j["error"] for j in failed)
+    assert (tmp_path / "jobs" / "broken" / "0.failed.json").is_file()
+    assert set(metrics(tmp_path)["arm"]) == {"control"}
+    assert "2 failed" in out and out.strip().splitlines()[-1] == f"run directory: {tmp_path.resolve()}"
+
+
+def test_budget_zero_starts_nothing_and_says_so(tmp_path, capsys):
+    assert run(tmp_path, *HELLO2, "run.budget_usd=0") == 0
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["stopped_for_budget"] and manifest["n_not_run"] == 6 and manifest["status"] == "partial"
+    assert "budget" in capsys.readouterr().out
+
+
+def test_estimate_printed_before_any_call_and_dry_run_calls_nothing(tmp_path, capsys):
+    assert run(tmp_path, *BRAIN, "run.dry_run=true") == 0
+    out = capsys.readouterr().out
+    assert out.startswith("estimated: ") and " calls, " in out and " tokens, $" in out
+    assert not (tmp_path / "jobs").exists()
+
+
+def test_priced_model_estimate_uses_the_price_table(tmp_path, capsys):
+    from trials.plan import build_plan
+    from trials.progress import estimate
+
+    cfg = config(*BRAIN)
+    plan = build_plan(cfg, tmp_path)
+    e = estimate(plan, cfg["run"], {"backend": "openai", "model": "gpt-4o-mini"}, cfg["prices"])
+    expected = (e["tokens_in"] * 0.15 + e["tokens_out"] * 0.6) / 1e6
+    assert e["calls"] > 0 and math.isclose(e["cost_usd"], expected, rel_tol=1e-6)
+    assert math.isnan(estimate(plan, cfg["run"], {"backend": "openai", "model": "nope"}, cfg["prices"])["cost_usd"])
+
+
+def test_run_directory_schema(tmp_path, capsys):
+    assert run(tmp_path, *BRAIN) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"run directory: {tmp_path.resolve()}"
+    cfg = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert cfg["experiment"]["name"] == "brainstorm_correction" and set(cfg["experiment"]["arms"]) == {"control", "treatment"}
+    assert {"llm", "judge", "run", "cache"} <= set(cfg)
+
+    m = json.loads((tmp_path / "manifest.json").read_text())
+    for key, typ in {"schema_version": int, "package_version": str, "python": str, "experiment": str,
+                     "control": str, "arms": list, "arm_configs": dict, "paired": bool, "seed": int,
+                     "replicates": int, "llm": dict, "judge": dict, "started_at": str, "finished_at": str,
+                     "status": str, "n_jobs_total": int, "n_failed": int, "jobs": list, "totals": dict}.items():
+        assert isinstance(m[key], typ), key
+    assert m["n_jobs_total"] == 4 and m["n_failed"] == 0 and m["control"] == "control"
+    assert set(m["jobs"][0]) >= {"arm", "replicate", "session", "seed", "status", "error", "duration_s"}
+    assert set(m["totals"]) >= {"calls", "tokens_in", "tokens_out", "cost_usd"}
+
+    for name, cols in (("metrics.parquet", METRIC_COLUMNS), ("llm_calls.parquet", CALL_COLUMNS)):
+        df = pd.read_parquet(tmp_path / name)
+        assert len(df) and list(df.columns)[:len(cols)] == list(cols), name
+        for col, dtype in cols.items():
+            if dtype == "string":
+                assert pd.api.types.is_string_dtype(df[col]) and df[col].map(type).eq(str).all(), (name, col)
+            else:
+                assert str(df[col].dtype) == dtype, (name, col, df[col].dtype)
+    csv = pd.read_csv(tmp_path / "metrics.csv")
+    assert len(csv) == len(pd.read_parquet(tmp_path / "metrics.parquet"))
+    mt = pd.read_parquet(tmp_path / "metrics.parquet")
+    assert set(mt["level"]) == {"agent", "session"} and (mt.loc[mt.level == "session", "agent"] == "").all()
+    assert set(mt["metric"]) == {"persona_adherence", "self_consistency", "fluency", "task_completion",
+                                 "divergence", "ideas"}
+    assert (mt["value"].isna() == (mt["missing_reason"] != "")).all()
+    assert set(mt["session"]) == {"control-r0", "control-r1", "treatment-r0", "treatment-r1"}
+
+    events = [json.loads(line) for line in (tmp_path / "transcript.jsonl").read_text().splitlines()]
+    kinds = {e["kind"] for e in events}
+    assert {"stimulus", "action", "judge", "correction"} <= kinds <= {
+        "stimulus", "action", "correction", "intervention", "story", "judge"}
+    for e in events:
+        assert {"arm", "replicate", "session", "step", "agent", "kind", "type", "content", "target"} <= set(e)
+    attempts = [e for e in events if e["kind"] == "correction"]
+    assert all(e["arm"] == "treatment" and e["type"] == "ATTEMPT" and "passed" in e["scores"] for e in attempts)
+    calls = pd.read_parquet(tmp_path / "llm_calls.parquet")
+    assert {"action", "judge", "extract"} <= set(calls["purpose"])
+    for arm in ("control", "treatment"):
+        for r in (0, 1):
+            d = tmp_path / "jobs" / arm / str(r)
+            assert {p.name for p in d.iterdir()} == {"events.jsonl", "metrics.parquet", "llm_calls.parquet", "job.json"}

@@ -1,0 +1,231 @@
+"""`trials run`: arms x replicates -> jobs -> joblib -> the run directory (DESIGN.md).
+
+`run_from_hydra(cfg)` is the Hydra task; `run_experiment(cfg, root)` does the work on a plain
+config (tests call it directly). The main process only plans, dispatches and collects; sessions
+run in joblib workers (`trials.jobs.execute_job`), each writing its own job folder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+import trials
+from trials.jobs import execute_job
+from trials.plan import ConfigError, Job, Plan, build_plan
+from trials.progress import Progress, estimate, format_estimate
+from trials.rundir import RunDir
+
+log = logging.getLogger(__name__)
+
+#: Settings a resumed run takes from the new command line; everything else comes from the saved
+#: config.yaml so that the resumed jobs are the same experiment.
+RESUME_FROM_COMMAND = ("n_jobs", "backend", "budget_usd", "dry_run", "threads_per_session")
+
+
+def _git_sha() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(trials.__file__).resolve().parent)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _prepare(cfg: dict[str, Any], root: Path) -> dict[str, Any]:
+    """Resume: the saved config wins except for RESUME_FROM_COMMAND; cache path made absolute."""
+    run = dict(cfg.get("run") or {})
+    saved = root / "config.yaml"
+    if run.get("resume_dir"):
+        if not saved.is_file():
+            raise ConfigError(f"run.resume_dir={run['resume_dir']!r}: no config.yaml in {root}; "
+                              "point it at the directory of an earlier `trials run`")
+        old = yaml.safe_load(saved.read_text())
+        old["run"].update({k: run[k] for k in RESUME_FROM_COMMAND if k in run})
+        old["run"]["resume_dir"] = str(root)
+        if cfg.get("cache"):
+            old["cache"] = cfg["cache"]
+        cfg = old
+    cache = dict(cfg.get("cache") or {})
+    if cache.get("path") and cache.get("mode", "read_write") != "off":
+        cache["path"] = str(Path(cache["path"]).expanduser().resolve())
+        cfg = {**cfg, "cache": cache}
+    return cfg
+
+
+def _dispatch(jobs: list[Job], run: dict[str, Any], progress: Progress) -> Iterator[dict[str, Any]]:
+    """Yield job summaries as they finish. The job iterator checks the budget before handing out
+    each job, so once the cost reaches it no new job starts (running ones finish)."""
+    from joblib import Parallel, delayed
+
+    def feed() -> Iterator[Any]:
+        for job in jobs:
+            if progress.over_budget():
+                return
+            yield delayed(execute_job)(job)
+
+    n_jobs, backend = int(run.get("n_jobs") or 1), str(run.get("backend") or "loky")
+    if backend == "sequential" or n_jobs == 1:  # in-process, as joblib would do anyway
+        for job in jobs:
+            if progress.over_budget():
+                return
+            yield execute_job(job)
+        return
+    if backend in ("dask", "ray"):  # the cluster seam: joblib's registered backends
+        if backend == "ray":
+            from ray.util.joblib import register_ray
+            register_ray()
+        else:
+            import distributed  # noqa: F401  (registers the "dask" joblib backend)
+    yield from Parallel(n_jobs=n_jobs, backend=backend, return_as="generator_unordered",
+                        pre_dispatch="n_jobs", batch_size=1)(feed())
+
+
+def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path) -> int:
+    """Run (or resume) an experiment into `root`. Returns the exit status: 0 ok, 1 some jobs
+    failed, 2 config error (nothing was run)."""
+    if isinstance(cfg, DictConfig):
+        cfg = OmegaConf.to_container(cfg, resolve=True)
+    cfg = {k: v for k, v in cfg.items() if k != "hydra"}
+    rundir = RunDir(root)
+    try:
+        cfg = _prepare(cfg, rundir.root)
+        plan = build_plan(cfg, rundir.root)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    run = dict(cfg["run"])
+    for arm in plan.aa_arms:
+        print(f"note: arm {arm!r} is identical to control {plan.control!r}: an A/A check "
+              "(any 'effect' is noise)", file=sys.stderr)
+    est = estimate(plan, run, dict(cfg.get("llm") or {}), cfg.get("prices"))
+    print(format_estimate(est, len(plan.jobs)), flush=True)
+    if run.get("dry_run"):
+        print("dry run: nothing was called")
+        return 0
+
+    rundir.root.mkdir(parents=True, exist_ok=True)
+    (rundir.root / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
+    stale = rundir.clean_stale()
+    pending = [j for j in plan.jobs if not rundir.is_done(j.arm, j.replicate)]
+    if len(pending) < len(plan.jobs):
+        print(f"resuming: {len(plan.jobs) - len(pending)} of {len(plan.jobs)} jobs already done"
+              + (f", {stale} interrupted job(s) restarted" if stale else ""), file=sys.stderr)
+    manifest = _manifest(cfg, plan, est, started=_now())
+    rundir.write_manifest({**manifest, "status": "running"})
+
+    progress = Progress(total=len(pending), budget_usd=run.get("budget_usd"))
+    try:
+        for summary in _dispatch(pending, run, progress):
+            progress.update(summary)
+    finally:
+        progress.close()
+    return _finish(cfg, plan, rundir, manifest, progress)
+
+
+def _manifest(cfg: dict[str, Any], plan: Plan, est: dict[str, Any], started: str) -> dict[str, Any]:
+    judge = plan.jobs[0].judge if plan.jobs else {}
+    return {
+        "schema_version": 1, "package_version": trials.__version__, "git_sha": _git_sha(),
+        "python": platform.python_version(), "experiment": plan.experiment.get("name"),
+        "scenario": plan.experiment.get("scenario"), "control": plan.control,
+        "arms": list(plan.arms), "arm_configs": plan.arms, "aa_arms": plan.aa_arms,
+        "paired": bool(cfg["run"].get("paired", True)), "seed": int(cfg["run"].get("seed", 0)),
+        "replicates": int(cfg["run"]["replicates"]),
+        "llm": {"backend": cfg["llm"].get("backend"), "model": cfg["llm"].get("model")},
+        "judge": {"backend": judge.get("backend"), "model": judge.get("model")},
+        "estimate": est, "started_at": started,
+    }
+
+
+def _finish(cfg: dict[str, Any], plan: Plan, rundir: RunDir, manifest: dict[str, Any],
+            progress: Progress) -> int:
+    jobs, done = [], []
+    for j in plan.jobs:
+        meta = rundir.read_job_meta(j.arm, j.replicate) or {}
+        status = "done" if rundir.is_done(j.arm, j.replicate) else meta.get("status", "not run")
+        if status == "done":
+            done.append((j.arm, j.replicate))
+        jobs.append({"arm": j.arm, "replicate": j.replicate, "session": j.session, "seed": j.seed,
+                     "status": status, "error": meta.get("error", "") if status != "done" else "",
+                     "duration_s": meta.get("duration_s")})
+    totals = rundir.collect(done)
+    for role, purpose in (("llm", "action"), ("judge", "judge")):  # the backend's real model name
+        if totals["models"].get(purpose):
+            manifest[role]["model"] = ", ".join(totals["models"][purpose])
+    n_failed = sum(j["status"] == "failed" for j in jobs)
+    n_missing = sum(j["status"] not in ("done", "failed") for j in jobs)
+    complete = n_failed == 0 and n_missing == 0
+    rundir.write_manifest({**manifest, "finished_at": _now(),
+                           "status": "complete" if complete else "partial",
+                           "stopped_for_budget": progress.stopped_for_budget,
+                           "n_jobs_total": len(jobs), "n_done": len(done), "n_failed": n_failed,
+                           "n_not_run": n_missing, "jobs": jobs, "totals": totals})
+    if done:
+        _post_process(cfg, rundir.root, plan.control)
+    cost = "n/a" if totals["cost_usd"] is None else f"${totals['cost_usd']:.4f}"
+    print(f"{len(done)}/{len(jobs)} jobs done, {n_failed} failed"
+          + (f", {n_missing} not run (budget {cfg['run'].get('budget_usd')} USD reached)"
+             if progress.stopped_for_budget else f", {n_missing} not run" if n_missing else "")
+          + f"; {totals['calls']} LLM calls ({totals['requests']} requests), "
+          f"{totals['tokens_in'] + totals['tokens_out']} tokens, {cost}")
+    for j in jobs:
+        if j["status"] == "failed":
+            print(f"  failed: {j['session']}: {j['error'][:200]}")
+    if n_failed or n_missing:
+        print(f"rerun with run.resume_dir={rundir.root} to retry the {n_failed + n_missing} unfinished job(s)")
+    print(f"run directory: {rundir.root}", flush=True)
+    return 1 if n_failed else 0
+
+
+def _analyze(root: Path, control: str) -> None:
+    from analysis import analyze, load_table
+
+    analyze(load_table(root), control=control).write(root / "analysis")
+
+
+def _report(root: Path, control: str) -> None:
+    from reports import render
+
+    render(root)
+
+
+def _post_process(cfg: dict[str, Any], root: Path, control: str) -> None:
+    """Analysis, then the report, when those packages exist; a failure there never loses the run."""
+    run = cfg.get("run") or {}
+    for key, step, command in (("analyze", _analyze, "analyze"), ("report", _report, "report")):
+        if not run.get(key, True):
+            continue
+        try:
+            step(root, control)
+        except ImportError as exc:
+            log.info("%s skipped: %s", command, exc)
+        except Exception as exc:  # noqa: BLE001 - the run directory is already complete
+            print(f"warning: {command} failed ({type(exc).__name__}: {exc}); the run data is intact; "
+                  f"retry with `trials {command} {root}`", file=sys.stderr)
+
+
+def run_from_hydra(cfg: DictConfig) -> int:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hc = HydraConfig.get()
+    resume = OmegaConf.select(cfg, "run.resume_dir")
+    root = Path(resume).expanduser() if resume else Path(hc.runtime.output_dir)
+    code = run_experiment(cfg, root)
+    if code and hc.mode == RunMode.RUN:
+        sys.exit(code)  # Hydra drops the task's return value in single-run mode
+    return code

@@ -1,0 +1,82 @@
+"""The `llm` / `judge` config (Hydra group conf/llm/, conf/judge/), validated with clear errors."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from trials.llm.base import LLMError
+
+
+class LLMConfigError(LLMError, ValueError):
+    """A bad `llm`/`judge` config value; the message names the field and the fix."""
+
+
+class LLMConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    backend: Literal["local", "openai", "scripted"]
+    model: str = ""
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    api_version: str | None = None  # Azure OpenAI: set it to use AzureOpenAI with base_url as endpoint
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    max_tokens: int = Field(256, gt=0)
+    timeout: float = Field(60.0, gt=0)
+    max_retries: int = Field(4, ge=0)
+    max_concurrency: int = Field(8, gt=0)
+    retry_base_s: float = Field(0.5, ge=0)
+    retry_max_s: float = Field(20.0, ge=0)
+    json_schema: bool = True  # use response_format=json_schema where the endpoint supports it
+    price: dict[str, float] | None = None  # {input_per_1m, output_per_1m} overriding the price table
+    # local backend
+    model_path: str | None = None
+    n_ctx: int = Field(2048, gt=0)
+    n_threads: int | None = None
+    use_extra_bufts: bool = False  # llama.cpp repack/AMX buffers: faster on some CPUs, SIGILL on others
+    # scripted backend
+    rules: list[dict[str, Any]] = Field(default_factory=list)
+
+
+def _plain(cfg: Any) -> dict[str, Any]:
+    """DictConfig or Mapping -> a plain dict (resolving interpolations)."""
+    if cfg is None:
+        return {}
+    try:
+        from omegaconf import DictConfig, OmegaConf
+
+        if isinstance(cfg, DictConfig):
+            return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    except ImportError:  # pragma: no cover - omegaconf is a dependency
+        pass
+    return dict(cfg)
+
+
+def parse_llm_config(cfg: Any, where: str = "llm") -> LLMConfig:
+    try:
+        return LLMConfig.model_validate(_plain(cfg))
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            field = ".".join(str(p) for p in err["loc"])
+            got = f" (got {err['input']!r})" if err["type"] != "missing" and "input" in err else ""
+            problems.append(f"{where}.{field}: {err['msg']}{got}")
+        raise LLMConfigError(
+            "invalid LLM config: " + "; ".join(problems)
+            + f". Fix the file in conf/{where}/ or the command-line override (e.g. {where}.temperature=0.7)."
+        ) from None
+
+
+def resolve_judge_cfg(llm_cfg: Any, judge_cfg: Any) -> dict[str, Any]:
+    """The judge's config: the agent `llm` config overlaid with whatever `judge` sets.
+
+    An empty judge config (conf/judge/same.yaml) means "judge with the same model as the agents".
+    If the judge switches backend, keys that only make sense for the agent backend (base_url,
+    model, model_path, api_key_env, api_version, rules, price) are not inherited.
+    """
+    base, over = _plain(llm_cfg), _plain(judge_cfg)
+    if over.get("backend") and over["backend"] != base.get("backend"):
+        for key in ("base_url", "model", "model_path", "api_key_env", "api_version", "rules", "price"):
+            base.pop(key, None)
+    return {**base, **over}

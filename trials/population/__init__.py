@@ -1,0 +1,1 @@
+"""The population factory's parts; the public API is `trials.factory`."""

@@ -1,0 +1,57 @@
+"""brainstorm: a group of personas brainstorms on a theme for `steps` steps (the paper's
+brainstorming / focus-group design). Arms differ by steering: action correction and/or variety
+interventions. Measured: persona adherence, self-consistency, fluency per agent; task
+completion, divergence and the number of unique ideas per session."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trials.scenarios.base import SessionContext, SessionOutput
+from trials.scenarios.measures import count_ideas, judge_metrics
+from trials.scenarios.steer import correction_config, install_interventions
+
+METRICS = {
+    "persona_adherence": ("agent", "0-9"), "self_consistency": ("agent", "0-9"),
+    "fluency": ("agent", "0-9"), "task_completion": ("session", "0-9"),
+    "divergence": ("session", "0-9"), "ideas": ("session", "count"),
+}
+MATERIAL_KEY = "themes"
+OPTIONS = ("task", "max_actions", "agent_max_tokens", "judge_k", "intervention_options", "goal")
+TASK = "Propose as many distinct, concrete ideas as you can for the theme below."
+
+
+def actions_per_session(exp: dict[str, Any], group_size: int) -> int:
+    """Expected agent actions: about 1.5 per agent per step (turns end on DONE or a repeat)."""
+    return int(group_size * int(exp.get("steps") or 1) * min(1.5, int(exp.get("max_actions", 2))))
+
+
+def make_world(ctx: SessionContext, goal: str) -> Any:
+    from trials.agent import AgentConfig
+    from trials.world import World
+
+    exp = ctx.experiment
+    world = World(ctx.llm, seed=ctx.seed, recorder=ctx.recorder, name=ctx.session, judge_llm=ctx.judge,
+                  correction=correction_config(ctx.arm_config), max_workers=ctx.threads,
+                  agent_config=AgentConfig(max_actions=int(exp.get("max_actions", 2)),
+                                           max_tokens=int(exp.get("agent_max_tokens", 60))))
+    for persona in ctx.personas:
+        world.add_agent(persona, goals=[goal])
+    install_interventions(world, ctx.arm_config, dict(exp.get("intervention_options") or {}))
+    return world
+
+
+def run(ctx: SessionContext) -> SessionOutput:
+    exp = ctx.experiment
+    task = str(exp.get("task") or TASK)
+    world = make_world(ctx, str(exp.get("goal") or "Take part in the brainstorm and propose ideas."))
+    world.broadcast(f"{task}\nTheme: {ctx.material}")
+    steps = int(exp.get("steps") or 1)
+    world.run(steps)
+    out = SessionOutput()
+    metrics = list(exp.get("metrics") or METRICS)
+    judge_metrics(ctx, out, world, metrics, f"{task} Theme: {ctx.material}", step=steps)
+    if "ideas" in metrics:
+        count_ideas(ctx, out, world.events, step=steps, topic=str(ctx.material))
+    out.events = [*world.events, *out.events]
+    return out

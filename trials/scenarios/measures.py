@@ -1,0 +1,76 @@
+"""The paper's metrics over a finished session, judged by the judge LLM (0-9, blind to the arm):
+agent-level persona adherence, self-consistency, fluency; session-level task completion,
+divergence (trials.propositions via trials.judge), and the number of unique ideas (trials.extract,
+then de-duplicated). A reply without a usable score becomes a missing value with its reason,
+never a skipped row.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+from trials.events import Event
+from trials.scenarios.base import SessionContext, SessionOutput
+
+AGENT_METRICS = ("persona_adherence", "self_consistency", "fluency")
+SESSION_METRICS = ("task_completion", "divergence")
+
+
+def said(events: Sequence[Event], agent: str | None = None) -> list[Event]:
+    return [e for e in events if e.kind == "action" and e.type in ("TALK", "THINK") and e.content
+            and (agent is None or e.agent == agent)]
+
+
+def _record(ctx: SessionContext, out: SessionOutput, result: Any, metric: str, step: int,
+            agent: str = "") -> None:
+    value = result.weighted_score if result.weighted_score is not None else result.mean
+    out.events.append(Event(step=step, kind="judge", type=metric, agent=agent or None,
+                            content=result.justification or result.missing_reason,
+                            scores={metric: value, "score": result.score, "samples": result.samples}))
+    out.add_metric(metric, value, agent=agent, level="session" if not agent else "agent", scale="0-9",
+                   missing_reason=result.missing_reason or ("" if value is not None else "no score"),
+                   judge_k=max(1, len(result.samples)), judge_sd=result.sd if result.sd is not None else math.nan)
+
+
+def judge_metrics(ctx: SessionContext, out: SessionOutput, world: Any, metrics: Sequence[str],
+                  task: str, step: int) -> None:
+    """Agent- and session-level propositions (trials.propositions) over the finished world."""
+    from trials.judge import judge
+    from trials.propositions import standard
+
+    k = int(ctx.experiment.get("judge_k", 1))
+    for i, agent in enumerate(world.agents):
+        for metric in (m for m in metrics if m in AGENT_METRICS):
+            if not said(world.events, agent.name):
+                out.add_metric(metric, None, agent=agent.name, level="agent", scale="0-9",
+                               missing_reason="agent produced no TALK/THINK action")
+                continue
+            result = judge(standard(metric), ctx.judge, world=world, agent=agent.name, k=k, salt=i)
+            _record(ctx, out, result, metric, step, agent.name)
+    for metric in (m for m in metrics if m in SESSION_METRICS):
+        if not said(world.events):
+            out.add_metric(metric, None, level="session", scale="0-9", missing_reason="no actions")
+            continue
+        prop = standard(metric, task=task) if metric == "task_completion" else standard(metric)
+        _record(ctx, out, judge(prop, ctx.judge, world=world, k=k), metric, step)
+
+
+def count_ideas(ctx: SessionContext, out: SessionOutput, events: Sequence[Event], step: int,
+                topic: str = "") -> None:
+    """Unique ideas of the session: one extraction call (trials.extract), then de-duplication."""
+    from trials.extract import dedupe_ideas, extract_ideas
+
+    if not said(events):
+        out.add_metric("ideas", None, level="session", scale="count", missing_reason="no actions")
+        return
+    result = extract_ideas(ctx.judge, events, topic=topic, seed=ctx.seed)
+    if not result.ok:
+        out.add_metric("ideas", None, level="session", scale="count",
+                       missing_reason=f"extraction failed: {result.missing_reason}"[:300])
+        return
+    kept = dedupe_ideas(result.value)
+    out.events.append(Event(step=step, kind="judge", type="ideas",
+                            content="; ".join(i.name for i in kept)[:4000],
+                            scores={"ideas": len(kept), "extracted": len(result.value), "method": result.method}))
+    out.add_metric("ideas", len(kept), level="session", scale="count")

@@ -1,0 +1,72 @@
+"""Arm config -> the simulation's steering objects: action correction and interventions.
+
+Arm keys (plain config, any combination):
+    correction: null | {propositions: [persona_adherence], threshold: 5, max_attempts: 2, ...}
+    interventions: [variety, ...]   (names known to trials.steering.interventions)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SteeringUnavailable(RuntimeError):
+    """The arm asks for a mechanism whose module is not installed."""
+
+
+def correction_config(arm_config: dict[str, Any]) -> Any:
+    spec = arm_config.get("correction")
+    if not spec:
+        return None
+    try:
+        from trials.steering.correction import CorrectionConfig
+    except ImportError as exc:
+        raise SteeringUnavailable(f"arm asks for correction but trials.steering.correction is missing: {exc}") from None
+    from trials.propositions import standard
+
+    spec = dict(spec)
+    names = spec.pop("propositions", None)
+    if names:  # names in config -> propositions judging the candidate against recent context
+        spec["propositions"] = [standard(n, first_n=1, last_n=4) if isinstance(n, str) else n for n in names]
+    return CorrectionConfig.model_validate(spec)
+
+
+def _builders() -> dict[str, Any]:
+    """Intervention name -> factory(**options) -> Intervention (trials.steering.interventions)."""
+    try:
+        from trials.steering.interventions import variety_intervention
+    except ImportError as exc:
+        raise SteeringUnavailable(f"trials.steering.interventions is not available: {exc}") from None
+    return {"variety": variety_intervention}
+
+
+def install_interventions(world: Any, arm_config: dict[str, Any], options: dict[str, Any]) -> list[Any]:
+    """Add the arm's interventions as before-step hooks; `options[name]` are factory kwargs
+    (e.g. experiment.intervention_options.variety.cooldown=1)."""
+    names = list(arm_config.get("interventions") or [])
+    builders = _builders() if names else {}
+    installed = []
+    for name in names:
+        iv = builders[name](**dict(options.get(name) or {}))
+        world.add_hook(iv)
+        installed.append(iv)
+    return installed
+
+
+def validate(arm: str, arm_config: dict[str, Any]) -> None:
+    """Build the arm's correction config and check its interventions exist, before any LLM call.
+    Raises ValueError naming the arm and the key."""
+    try:
+        correction_config(arm_config)
+    except (SteeringUnavailable, ValueError) as exc:
+        raise ValueError(f"experiment.arms.{arm}.correction: {exc}") from None
+    names = list(arm_config.get("interventions") or [])
+    if not names:
+        return
+    try:
+        known = _builders()
+    except SteeringUnavailable as exc:
+        raise ValueError(f"experiment.arms.{arm}.interventions={names}: {exc}") from None
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"experiment.arms.{arm}.interventions: unknown {unknown}; known: {sorted(known)}")
