@@ -9,6 +9,8 @@ Headline p (`p_value`, named in `p_method`):
 `p_welch` and `p_mannwhitney` are always on the individual values (comparable with TinyTroupe);
 `p_permutation` permutes the headline unit (whole sessions when clustered).
 `p_holm` / `p_bh` adjust `p_value` over the family of all rows of the table.
+`diff` and `ci_low`/`ci_high` are the estimate and CI of the headline method; they equal
+mean_treatment - mean_control unless sessions differ in size or some pairs are incomplete.
 """
 
 from __future__ import annotations
@@ -155,7 +157,9 @@ def compare_one(sub: pd.DataFrame, metric: str, c: str, t: str, is_paired: bool,
         icc = clustered.icc_anova(both["value"].to_numpy(), (both["arm"] + "\x00" + both["session"]).to_numpy(),
                                   both["arm"].to_numpy())
         row.update(icc=icc, design_effect=clustered.design_effect(icc, m), cluster_size=m,
-                   p_cluster_boot=boot["p_boot"], cluster_boot_ci_low=boot["diff_ci_low"],
+                   p_cluster_boot=clustered.cluster_bootstrap_t(uc["value"].to_numpy(), ut["value"].to_numpy(),
+                                                                n_boot, rng),
+                   cluster_boot_ci_low=boot["diff_ci_low"],
                    cluster_boot_ci_high=boot["diff_ci_high"])
         if mixed:
             fit = clustered.mixed_model(both, c, t)

@@ -36,7 +36,7 @@ class AnalysisResult:
         out.mkdir(parents=True, exist_ok=True)
         for name in ("effects", "descriptives", "missing", "power"):
             getattr(self, name).to_csv(out / f"{name}.csv", index=False)
-        lines = [f"{t}: {line}" for t, ls in self.tradeoffs.items() for line in ls]
+        lines = [row for t, ls in self.tradeoffs.items() for row in [f"{t}:", *(f"  {x}" for x in ls)]]
         (out / "tradeoffs.txt").write_text("\n".join(lines) + "\n")
         (out / "summary.json").write_text(json.dumps(_jsonable(self.summary), indent=2) + "\n")
         return out
@@ -141,7 +141,8 @@ def _summary(table: Table, res: AnalysisResult, ctrl: str, comparisons: str, alp
             "effect_sizes": f"Hedges' g and Cliff's delta on individual values, percentile bootstrap CIs "
                             f"({n_boot} resamples; sessions resampled when clustered), seed {seed}",
             "clustered": "ICC by one-way ANOVA (arm fixed), design effect 1+(m-1)ICC, MixedLM with random "
-                         "intercepts for session (+ persona when agents recur across sessions), cluster bootstrap",
+                         "intercepts for session (+ persona when agents recur across sessions; Wald t with sessions-2 df), "
+                         "cluster bootstrap: percentile CI of the difference and studentized (bootstrap-t) p",
             "power": "noncentral t for the headline test; replicates per arm for target power at the observed "
                      "effect; minimum detectable effect of this run",
         },

@@ -34,7 +34,7 @@ def tradeoffs(effects: pd.DataFrame, alpha: float = 0.05) -> dict[str, list[str]
                     for r in frame.itertuples()]
 
         moved = items(pd.concat([up, down]))
-        lines = ["; ".join(moved) if moved else "no metric moved clearly (every CI includes 0)"]
+        lines = ["; ".join(moved) if moved else "no metric moved clearly (no CI excludes 0)"]
         if len(unclear):
             lines.append("unclear: " + "; ".join(items(unclear)))
         out[label] = lines

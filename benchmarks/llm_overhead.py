@@ -70,10 +70,11 @@ def bench_http(n: int, latency: float) -> None:
             ours.append(time.perf_counter() - t0)
         new_conns = srv.connections - conns_before
     ideal = n * latency
-    print(f"[fake server, {latency * 1000:.0f} ms latency] {n} sequential calls: our wall {sum(ours):.3f} s, "
-          f"ideal {ideal:.3f} s -> wall/ideal {sum(ours) / ideal:.3f}; raw SDK wall/ideal {sum(raws) / ideal:.3f}")
+    if ideal > 0:
+        print(f"[fake server, {latency * 1000:.0f} ms latency] {n} sequential calls: our wall {sum(ours):.3f} s, "
+              f"ideal {ideal:.3f} s -> wall/ideal {sum(ours) / ideal:.3f}; raw SDK wall/ideal {sum(raws) / ideal:.3f}")
     over = statistics.median(ours) - statistics.median(raws)
-    print(f"[fake server] median per call: raw SDK {statistics.median(raws) * 1000:.2f} ms, ours "
+    print(f"[fake server, {latency * 1000:.0f} ms] median per call: raw SDK {statistics.median(raws) * 1000:.2f} ms, ours "
           f"{statistics.median(ours) * 1000:.2f} ms -> layer overhead {over * 1000:.3f} ms/call "
           f"(target < 1 ms: {'OK' if over < 1e-3 else 'MISSED'}); new TCP connections during the run: {new_conns}")
 
@@ -110,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-local", action="store_true")
     a = ap.parse_args(argv)
     bench_scripted(a.calls)
+    bench_http(a.http_calls, 0.0)
     bench_http(a.http_calls, a.latency)
     if not a.no_local:
         bench_local(a.local_tokens, a.local_rounds)

@@ -92,7 +92,8 @@ def _quality(doc: Document, data: RunData) -> None:
                           else Para("Interventions: none fired."))
     noise = quality.judge_noise(data.metrics)
     sec.blocks.append(quality.as_table(noise, "Judge noise: SD between repeated judge samples of one item.")
-                      if not noise.empty else Para("Judge noise: repeated judging was off (k = 1), so it was not measured."))
+                      if not noise.empty
+                      else Para("Judge noise: repeated judging was off (k = 1), so it was not measured."))
     power = data.tables.power
     if not power.empty:
         cols = [c for c in POWER_COLUMNS if c in power.columns] or list(power.columns)

@@ -32,6 +32,9 @@ def caveats(data: RunData) -> list[str]:
         if spec.get("backend") == "scripted":
             continue
         size = _params_billions(str(spec.get("model", "")))
+        if size is None and spec.get("backend") == "local":
+            items.append(f"The {role} ran on a local model of unrecorded size ({spec.get('model') or 'no name'}); "
+                         "small local models role-play and judge weakly, so treat the numbers as a dry run.")
         if size is not None and size < 1:
             what = ("role-play is shallow and often drifts off persona" if role == "agents" else
                     "its 0-9 scores are only loosely related to the text, so judge-scored metrics are noisy "

@@ -85,19 +85,21 @@ def _is_score(sub: pd.DataFrame) -> bool:
 def _stacked(ax: plt.Axes, sub: pd.DataFrame, arms: list[str]) -> None:
     """0-9 scores: one bar per arm split into the share of each score (rounded)."""
     cmap = plt.get_cmap("RdYlGn")
+    shares = np.zeros((len(arms), 10))
     for i, arm in enumerate(arms):
-        vals = sub.loc[sub["arm"] == arm, "value"].dropna().round().clip(0, 9).astype(int)
-        if vals.empty:
-            continue
-        shares = vals.value_counts(normalize=True).reindex(range(10), fill_value=0)
-        left = 0.0
-        for score, share in shares.items():
-            if share > 0:
-                ax.barh(i, share, left=left, color=cmap(score / 9), edgecolor="white", lw=0.5, height=0.6)
-                if share >= 0.07:
-                    ax.text(left + share / 2, i, str(score), ha="center", va="center", fontsize=7.5)
-            left += share
-        ax.text(1.02, i, f"mean {vals.mean():.2f}", va="center", fontsize=8, transform=ax.get_yaxis_transform())
+        raw = sub.loc[sub["arm"] == arm, "value"].dropna()
+        vals = raw.round().clip(0, 9).astype(int)
+        if len(vals):
+            shares[i] = vals.value_counts(normalize=True).reindex(range(10), fill_value=0).to_numpy()
+            ax.text(1.02, i, f"mean {raw.mean():.2f}", va="center", fontsize=8,
+                    transform=ax.get_yaxis_transform())
+    lefts = np.cumsum(shares, axis=1) - shares
+    for score in range(10):  # one call per score keeps drawing fast
+        ax.barh(np.arange(len(arms)), shares[:, score], left=lefts[:, score], color=cmap(score / 9),
+                edgecolor="white", lw=0.5, height=0.6)
+        for i in np.flatnonzero(shares[:, score] >= 0.07):
+            ax.text(lefts[i, score] + shares[i, score] / 2, i, str(score), ha="center", va="center", fontsize=7.5,
+                    color="white" if score in (0, 1, 8, 9) else "black")
     ax.set_xlim(0, 1)
     ax.set_xlabel("share of scores (0 = red … 9 = green)")
 

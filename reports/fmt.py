@@ -1,7 +1,8 @@
 """Number formatting shared by the Markdown and HTML renderers, so both show the same strings.
 
 Means and effect sizes get two decimals; differences also carry a sign (`+5.33`, `-0.60`);
-p-values two decimals from 0.1 up (`0.80`), two significant digits below (`0.0063`, `9.3e-08`). Missing values show as an en dash."""
+p-values two decimals from 0.1 up (`0.80`), two significant digits below (`0.0063`, `9.3e-08`).
+Missing values show as an en dash."""
 
 from __future__ import annotations
 
@@ -66,6 +67,8 @@ def pval(p: Any) -> str:
 def integer(x: Any) -> str:
     if _is_missing(x):
         return MISSING
+    if math.isinf(float(x)):
+        return "∞" if float(x) > 0 else "-∞"
     return f"{int(round(float(x))):,}"
 
 
@@ -74,7 +77,7 @@ def usd(x: Any) -> str:
     if _is_missing(x):
         return "unknown (no price)"
     x = float(x)
-    return f"${x:,.4f}" if x < 1 else f"${x:,.2f}"
+    return "$0.00" if x == 0 else f"${x:,.4f}" if x < 1 else f"${x:,.2f}"
 
 
 def percent(x: Any, digits: int = 0) -> str:

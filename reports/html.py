@@ -53,8 +53,8 @@ figcaption { color:var(--muted); font-size:13px; margin-top:6px; }
 
 def _table(t: Table) -> str:
     facts = not any(t.columns)
-    head = "" if facts else "<thead><tr>" + "".join(
-        f'<th{" class=num" if j in t.numeric else ""}>{escape(c)}</th>' for j, c in enumerate(t.columns)) + "</tr></thead>"
+    cells = "".join(f'<th{" class=num" if j in t.numeric else ""}>{escape(c)}</th>' for j, c in enumerate(t.columns))
+    head = "" if facts else f"<thead><tr>{cells}</tr></thead>"
     body = "".join("<tr>" + "".join(f'<td{" class=num" if j in t.numeric else ""}>{escape(str(c))}</td>'
                                     for j, c in enumerate(row)) + "</tr>" for row in t.rows)
     cls = f' class="{escape(" ".join(filter(None, ["facts" if facts else "", t.css_class])))}"' \

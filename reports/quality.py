@@ -3,6 +3,7 @@ action-correction attempts and pass rates, intervention fire counts, judge noise
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,8 @@ def _table(frame: pd.DataFrame, caption: str = "") -> Table:
         for j, col in enumerate(frame.columns):
             v = rec[col]
             if j in numeric:
-                row.append(fmt.integer(v) if pd.isna(v) or float(v).is_integer() else fmt.num(v))
+                whole = pd.isna(v) or math.isinf(float(v)) or float(v).is_integer()
+                row.append(fmt.integer(v) if whole else fmt.num(v))
             else:
                 row.append("" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
         rows.append(row)

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from reports import html, markdown
 from reports.build import build
+from reports.document import Document
 from reports.load import load
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,8 @@ def render(path: str | Path, out_dir: str | Path | None = None) -> ReportPaths:
     return write(doc, out, data.tables.dir)
 
 
-def write(doc, out: Path, analysis_dir: Path) -> ReportPaths:  # doc: reports.document.Document
+def write(doc: Document, out: Path, analysis_dir: Path) -> ReportPaths:
+    """Writes the document as report.md and report.html into `out` (figures already in out/figures)."""
     md_path, html_path = out / "report.md", out / "report.html"
     _write(md_path, markdown.render(doc, out))
     _write(html_path, html.render(doc))

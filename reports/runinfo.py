@@ -62,6 +62,8 @@ def config_diff(data: RunData) -> list[tuple[str, str, str, str]]:
 def _show(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
     return "null" if value is None else str(value)
 
 
@@ -105,10 +107,13 @@ def header_facts(data: RunData) -> list[tuple[str, str]]:
     man, cfg = data.manifest or {}, data.config or {}
     exp = man.get("experiment") or (cfg.get("experiment") or {}).get("name") or data.source.stem
     llm, judge = man.get("llm") or cfg.get("llm") or {}, man.get("judge") or cfg.get("judge") or {}
-    facts = [("Experiment", str(exp)), ("Arms", ", ".join(arm_names(data)) + (f" (control: {data.control})" if data.control else ""))]
+    arms = ", ".join(arm_names(data)) + (f" (control: {data.control})" if data.control else "")
+    facts = [("Experiment", str(exp)), ("Arms", arms)]
     if man:
-        facts.append(("Replicates", f"{man.get('replicates', '?')} per arm" + (", paired" if man.get("paired") else "")))
-        facts.append(("Jobs", f"{man.get('n_jobs_total', '?')} total, {man.get('n_failed', 0)} failed, status {man.get('status', '?')}"))
+        paired = ", paired" if man.get("paired") else ""
+        facts.append(("Replicates", f"{man.get('replicates', '?')} per arm{paired}"))
+        facts.append(("Jobs", f"{man.get('n_jobs_total', '?')} total, {man.get('n_failed', 0)} failed, "
+                              f"status {man.get('status', '?')}"))
     if not llm and not judge:
         facts.append(("Model and judge", "not recorded in this input"))
     if llm:

@@ -9,6 +9,7 @@ from scipy import stats
 
 from analysis import compare
 from analysis.calibration import Design, false_positive_rates, headline_p, naive_p, power_check
+from analysis.clustered import cluster_bootstrap_t
 from analysis.simulate import clustered_table, clustered_values
 
 
@@ -16,6 +17,13 @@ def test_null_false_positive_rate_default_ok_naive_inflated():
     rates = false_positive_rates(Design(n_sessions=10, cluster_size=5, icc=0.3), n_sims=2000, seed=0)
     assert 0.03 <= rates["default"] <= 0.07
     assert rates["naive_agent_welch"] > 0.12  # design effect 2.2 -> about 0.18
+
+
+def test_cluster_bootstrap_t_holds_level_with_few_sessions():
+    rng = np.random.default_rng(8)
+    c, t = clustered_values(rng, 1000, 10, 5, icc=0.3)
+    p = np.array([cluster_bootstrap_t(c[i].mean(1), t[i].mean(1), 499, rng) for i in range(1000)])
+    assert 0.025 <= np.mean(p < 0.05) <= 0.07
 
 
 def test_paired_null_false_positive_rate():

@@ -50,6 +50,8 @@ def test_analyze_tinytroupe_tradeoff_line_and_files(tmp_path):
     assert res.tradeoffs["Treatment"][1].startswith("unclear: ") and "Fluency -0.33" in res.tradeoffs["Treatment"][1]
     res.write(tmp_path)
     assert OUT_FILES <= {p.name for p in tmp_path.iterdir()}
+    text = (tmp_path / "tradeoffs.txt").read_text().splitlines()
+    assert text[0] == "Treatment:" and text[1] == "  " + line and text[2].startswith("  unclear: ")
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["family"].startswith("6 tests = 6 metrics x 1 comparison")
     assert any("session ids were lost" in n for n in summary["notes"])

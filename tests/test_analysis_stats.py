@@ -158,6 +158,33 @@ def test_mixed_model_session_only_when_personas_do_not_recur():
     assert eff["mixed_model"].startswith("MixedLM: random intercept for session;")
 
 
+def test_mixed_model_persona_fixed_effects_on_larger_tables():
+    df = clustered_table(np.random.default_rng(4), n_sessions=30, cluster_size=5, effect=0.3)
+    assert len(df) > clustered.CROSSED_MAX_N
+    eff = compare(df, n_boot=50, n_perm=50).iloc[0]
+    data = df.assign(treat=(df.arm == "treatment").astype(float))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = clustered._fit(smf.mixedlm("value ~ treat + C(agent)", data, groups="session"))
+    z = fit.params["treat"] / fit.bse["treat"]
+    assert eff["p_mixed"] == pytest.approx(2 * stats.t.sf(abs(z), 60 - 2), rel=1e-6)
+    assert "persona as fixed effects" in eff["mixed_model"]
+
+
+def test_cluster_bootstrap_t_matches_a_plain_loop():
+    c, t = RNG.normal(size=7), RNG.normal(0.5, 1.5, 9)
+    ours = clustered.cluster_bootstrap_t(c, t, 300, np.random.default_rng(3))
+    rng = np.random.default_rng(3)
+    ic, it = rng.integers(0, 7, (300, 7)), rng.integers(0, 9, (300, 9))  # same draws, same order
+    t_obs = abs(stats.ttest_ind(t, c, equal_var=False).statistic)
+    hits = 0
+    for b in range(300):
+        bc, bt = c[ic[b]], t[it[b]]
+        se = np.sqrt(bc.var(ddof=1) / 7 + bt.var(ddof=1) / 9)
+        hits += se == 0 or abs(bt.mean() - bc.mean() - (t.mean() - c.mean())) / se >= t_obs
+    assert ours == pytest.approx((1 + hits) / 301)
+
+
 def test_holm_and_bh_match_statsmodels():
     p = np.array([0.01, 0.04, 0.03, 0.2, np.nan, 0.001, 0.04])
     ok = np.isfinite(p)

@@ -87,7 +87,7 @@ def test_multirun_sweep_writes_two_run_dirs_and_a_summary(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
         [sys.executable, "-m", "trials.cli", "run", "-m", "experiment=hello", "llm=scripted", "cache.mode=off",
-         "run.analyze=false", "run.report=false", "+experiment.arms.warm={llm:{temperature:1.0}}",
+         "run.analyze=false", "run.report=false", "run.n_jobs=1", "+experiment.arms.warm={llm:{temperature:1.0}}",
          "run.seed=0,1", f"hydra.sweep.dir={tmp_path}"], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = sorted(p.parent for p in tmp_path.rglob("manifest.json"))

@@ -11,7 +11,7 @@ import pytest
 from trials.cli import main as cli_main
 from trials.factory import sample_population
 from trials.persona import load_folder
-from trials.population.phased import dimensions_from_data, fix_sum, parse_dimension_lines
+from trials.population.phased import dimensions_from_data, fix_sum, parse_dimension_lines, parse_plan_lines
 from trials.population.spec import SpecError
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -96,6 +96,11 @@ def test_dimension_lines_and_usa_description_tables():
         found = dimensions_from_data(json.loads(usa.read_text()), 4)
         assert [d["name"] for d in found][:2] == ["age", "gender"]
         assert found[1]["values"] == ["Male", "Female"] and sum(found[1]["proportions"]) == pytest.approx(1)
+
+
+def test_plan_lines_parser():
+    got = parse_plan_lines("Plan:\n1. 3: 18-34 | Female\n- 2: 65+ | Male\nnonsense")
+    assert got == [{"values": ["18-34", "Female"], "quantity": 3}, {"values": ["65+", "Male"], "quantity": 2}]
 
 
 def test_missing_description_file_is_a_clear_error(tmp_path):

@@ -128,3 +128,28 @@ def test_resolve_judge_cfg_inherits_and_overrides():
 def test_default_price_table_loads_and_prices_gpt4o_mini():
     llm = build_llm({"backend": "scripted"})
     assert llm._core.prices["gpt-4o-mini"]["input_per_1m"] > 0
+
+
+def test_llm_pickles_as_a_recipe_for_worker_processes(tmp_path):
+    import pickle
+
+    llm = build_llm({"backend": "scripted", "rules": [{"match": "ping", "reply": "pong"}]},
+                    cache={"path": str(tmp_path / "c.sqlite"), "mode": "read_write"})
+    view = llm.bind(seed=4, recorder=CallRecorder())
+    first = view.chat(MSG)
+    clone = pickle.loads(pickle.dumps(view))
+    assert clone.seed == 4 and len(clone.recorder.rows) == 1
+    again = clone.chat(MSG)
+    assert again.text == first.text and again.usage.cached  # same cache file, rebuilt connection
+    assert clone.chat([{"role": "user", "content": "ping"}]).text == "pong"
+
+
+def test_unknown_model_cost_is_nan_in_the_summary_not_zero():
+    llm = build_llm({"backend": "scripted", "model": "x"})
+    rec = CallRecorder()
+    from trials.llm.base import Usage
+
+    rec.record(Usage("judge", "openai", "mystery", 10, 5, 0.1, False, 0, math.nan))
+    rec.record(Usage("judge", "openai", "gpt-4o-mini", 10, 5, 0.1, False, 0, 0.001))
+    assert math.isnan(rec.summary().loc["judge", "cost_usd"])
+    assert llm.chat(MSG).usage.cost_usd == 0.0

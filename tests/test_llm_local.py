@@ -27,7 +27,7 @@ def test_missing_model_path_is_a_clear_config_error(tmp_path):
 @pytest.fixture(scope="module")
 def local_llm():
     pytest.importorskip("llama_cpp")
-    return build_llm({"backend": "local", "max_tokens": 24, "temperature": 0.7})
+    return build_llm({"backend": "local", "max_tokens": 16, "temperature": 0.7})
 
 
 @pytest.mark.local_model
@@ -35,7 +35,7 @@ def test_local_model_answers_in_persona_and_judges_0_to_9(local_llm):
     llm = local_llm.bind(seed=3, recorder=CallRecorder())
     answer = llm.chat(PERSONA, purpose="action")
     assert answer.text.strip() and answer.usage.tokens_out > 0 and answer.usage.cost_usd == 0.0
-    verdict = llm.chat(JUDGE, purpose="judge", protocol="score", score_digits=True, temperature=0.0, max_tokens=12)
+    verdict = llm.chat(JUDGE, purpose="judge", protocol="score", score_digits=True, temperature=0.0, max_tokens=8)
     m = re.match(r"Score:\s*(\d)", verdict.text)
     assert m and 0 <= int(m.group(1)) <= 9, verdict.text
     assert verdict.digit_probs is not None and sum(verdict.digit_probs.values()) > 0.5  # mass on digits

@@ -23,9 +23,19 @@ from test_reports_support import TT_22B, make_run_dir
 HEADLINE_HEADER = "| Metric | Treatment | n (c / t) |"
 
 
+def quick_analysis(run: Path) -> None:
+    """The analysis tables, written the way `trials run` does, with fewer resamples to stay fast
+    (the report then reads them; the TinyTroupe test covers the report computing them itself)."""
+    import analysis
+
+    table = analysis.load_table(run)
+    analysis.analyze(table, control="control", n_boot=200, n_perm=500, mixed=False).write(run / "analysis")
+
+
 @pytest.fixture(scope="module")
 def run_report(tmp_path_factory):
     run = make_run_dir(tmp_path_factory.mktemp("run"))
+    quick_analysis(run)
     paths = reports.render(run)
     return run, paths
 
@@ -97,9 +107,10 @@ def test_run_report_numbers_equal_analysis_tables(run_report):
     run, paths = run_report
     effects = pd.read_csv(run / "analysis" / "effects.csv")
     assert_headline_matches(paths.markdown.read_text(), effects)
-    tradeoffs = (run / "analysis" / "tradeoffs.txt").read_text().splitlines()
-    md = paths.markdown.read_text()
-    assert tradeoffs and all(f"> - {line}" in md for line in tradeoffs if line.strip())
+    tradeoffs = [ln.strip() for ln in (run / "analysis" / "tradeoffs.txt").read_text().splitlines()]
+    callout = [ln for ln in paths.markdown.read_text().splitlines() if ln.startswith("> - treatment")]
+    lines = [ln for ln in tradeoffs if ln and not ln.endswith(":")]
+    assert lines and all(any(ln in c for c in callout) for ln in lines)
 
 
 def test_quality_counts_match_the_run_files(run_report):
@@ -177,6 +188,36 @@ def test_sweep_report(run_report, tmp_path):
     first = pd.read_csv(root / "1" / "analysis" / "effects.csv").iloc[0]
     assert f"| 0.9 | {fmt.label(first['metric'])} | treatment | {fmt.with_ci(first['diff'], first['ci_low'], first['ci_high'])} |" in md
     assert [p.name for p in paths.figures] == ["sweep.png"]
+
+
+def test_three_arm_run(tmp_path):
+    run = make_run_dir(tmp_path, replicates=4, failed=None, third_arm=True)
+    quick_analysis(run)
+    paths = reports.render(run)
+    md = paths.markdown.read_text()
+    effects = pd.read_csv(run / "analysis" / "effects.csv")
+    assert set(effects["treatment"]) == {"treatment", "variety_only"}
+    assert_headline_matches(md, effects)
+    assert "| variety_only | interventions.variety.k | 3 | 5 |" in md
+    assert "| variety_only | correction.enabled |" not in md  # same as control: not a difference
+    assert "**variety_only — session variety_only-r0**" in md
+    assert len(paths.figures) == 3
+
+
+def test_caveats_name_a_tiny_local_model_and_judge(run_report, tmp_path):
+    from reports.caveats import caveats
+    from reports.load import load
+
+    run, _ = run_report
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    man = json.loads((copy / "manifest.json").read_text())
+    man["llm"] = man["judge"] = {"backend": "local", "model": "SmolLM2-135M-Instruct-Q4_1.gguf"}
+    (copy / "manifest.json").write_text(json.dumps(man))
+    text = " ".join(caveats(load(copy)))
+    assert "agents ran on SmolLM2-135M-Instruct-Q4_1.gguf (about 135M parameters)" in text
+    assert "judge ran on SmolLM2-135M" in text and "grades its own writing" in text
+    assert "scripted backend" not in text
 
 
 def test_usage_by_purpose_cost_known_and_unknown():

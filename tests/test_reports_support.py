@@ -19,8 +19,9 @@ SESSION_METRICS = {"ideas": "count", "task_completion": "0-9", "divergence": "0-
 
 
 def make_run_dir(root: Path, replicates: int = 5, seed: int = 7, failed: tuple[str, int] | None = ("treatment", 3),
-                 judge_k: int = 3) -> Path:
-    """A scripted-style brainstorm run with arms control/treatment (variety intervention)."""
+                 judge_k: int = 3, third_arm: bool = False) -> Path:
+    """A scripted-style brainstorm run with arms control/treatment (correction + variety), and
+    optionally a third arm `variety_only`."""
     run = root / "runs" / "brainstorm_variety" / "2026-11-26_14-00-00"
     run.mkdir(parents=True)
     rng = np.random.default_rng(seed)
@@ -28,6 +29,9 @@ def make_run_dir(root: Path, replicates: int = 5, seed: int = 7, failed: tuple[s
                         "interventions": {"variety": {"enabled": False, "k": 3}}},
             "treatment": {"correction": {"enabled": True, "threshold": 5, "max_attempts": 2},
                           "interventions": {"variety": {"enabled": True, "k": 3}}}}
+    if third_arm:
+        arms["variety_only"] = {"correction": {"enabled": False, "threshold": 5, "max_attempts": 2},
+                                "interventions": {"variety": {"enabled": True, "k": 5}}}
     config = {"experiment": {"name": "brainstorm_variety", "scenario": "brainstorm", "steps": 4, "group_size": 3,
                              "population": {"path": "trials/personas/difficult_people"}, "arms": arms},
               "llm": {"backend": "scripted", "model": "scripted", "temperature": 0.7, "max_tokens": 64},
@@ -50,7 +54,7 @@ def make_run_dir(root: Path, replicates: int = 5, seed: int = 7, failed: tuple[s
                          "error": None, "duration_s": round(float(rng.uniform(0.5, 2.0)), 3)})
             (run / "jobs" / arm / str(r)).mkdir(parents=True)
             (run / "jobs" / arm / str(r) / "result.json").write_text(json.dumps({"session": session}))
-            shift = arm == "treatment"
+            shift = arm != "control"
             for agent in AGENTS:
                 for metric in AGENT_METRICS:
                     base = {"persona_adherence": 6.2 - 1.1 * shift, "self_consistency": 5.8, "fluency": 6.5}[metric]

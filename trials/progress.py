@@ -81,8 +81,10 @@ class Progress:
     _bar: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        # a live bar on a terminal; one line per finished job in logs (CI, nohup, pipes)
+        self._tty = sys.stderr.isatty()
         self._bar = tqdm(total=self.total, desc="jobs", unit="job", file=sys.stderr,
-                         dynamic_ncols=True, disable=None)
+                         dynamic_ncols=True, disable=not self._tty)
 
     def over_budget(self) -> bool:
         if self.budget_usd is not None and self.spent_usd >= self.budget_usd:
@@ -100,6 +102,10 @@ class Progress:
         self._bar.set_postfix(calls=self.calls, tokens=self.tokens, cost=f"${self.spent_usd:.4f}",
                               failed=self.failed, refresh=False)
         self._bar.update(1)
+        if not self._tty:
+            print(f"[{self.done + self.failed}/{self.total}] {summary['session']} {summary['status']} "
+                  f"in {summary['duration_s']:.1f} s; so far {self.calls} calls, {self.tokens} tokens, "
+                  f"${self.spent_usd:.4f}", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         self._bar.close()

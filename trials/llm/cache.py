@@ -62,6 +62,9 @@ class ResponseCache:
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 0.5)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ResponseCache, (self.path, self.mode, self.busy_timeout_s))
+
     def get(self, key: str, request: Request) -> Completion | None:
         if self.mode == "off":
             return None
@@ -101,6 +104,9 @@ def build_cache(cfg: Mapping[str, Any] | None) -> ResponseCache | None:
     """`{"path": ..., "mode": "off"|"read_write"|"replay"}` -> a cache, or None when off/absent."""
     if not cfg:
         return None
+    from trials.llm.config import _plain
+
+    cfg = _plain(cfg)
     unknown = set(cfg) - {"path", "mode", "busy_timeout_s"}
     if unknown:
         raise ValueError(f"cache: unknown keys {sorted(unknown)}; allowed: path, mode, busy_timeout_s")

@@ -57,6 +57,19 @@ class _Core:
     cache: ResponseCache | None
     prices: dict[str, dict[str, float]]
     limit: threading.BoundedSemaphore | None
+    injected: bool = False  # the backend was passed in by the caller, not built from config
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as the recipe, not the resources: a worker process (joblib/loky) rebuilds its own
+        backend, HTTP pool, SQLite connection and model from config; the API key is read again
+        from the worker's environment and never travels in the pickle."""
+        backend = self.backend if self.injected else None
+        return (_rebuild, (self.config.model_dump(), self.cache, self.prices, backend))
+
+
+def _rebuild(cfg: dict[str, Any], cache: ResponseCache | None, prices: dict[str, Any],
+             backend: Backend | None) -> "_Core":
+    return build_llm(cfg, cache=cache, prices=prices, backend=backend)._core
 
 
 class LLM:
@@ -192,7 +205,8 @@ def build_llm(llm_cfg: Any, cache: Mapping[str, Any] | ResponseCache | None = No
         table = check_prices(_plain_prices(prices))
     endpoint = f"{be.name}|{cfg.base_url or ''}|{be.model}"
     limit = endpoint_limit(endpoint, cfg.max_concurrency)
-    return LLM(_Core(backend=be, config=cfg, cache=the_cache, prices=table, limit=limit))
+    return LLM(_Core(backend=be, config=cfg, cache=the_cache, prices=table, limit=limit,
+                     injected=backend is not None))
 
 
 def _plain_prices(prices: Mapping[str, Any]) -> dict[str, Any]:

@@ -94,6 +94,12 @@ class ScriptedBackend:
         self.rules = [r if isinstance(r, Rule) else Rule.from_mapping(r) for r in rules]
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {"model": self.model, "rules": self.rules}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)
+
     def _rng(self, request: Request) -> random.Random:
         blob = json.dumps([request.seed, [m.as_dict() for m in request.messages], request.schema],
                           sort_keys=True)

@@ -71,6 +71,14 @@ class CallRecorder:
         self.rows: list[dict[str, Any]] = []
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, Any]:
+        with self._lock:
+            return {"rows": list(self.rows)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.rows = state["rows"]
+        self._lock = threading.Lock()
+
     def record(self, usage: Usage, error: str = "") -> None:
         row = {"purpose": usage.purpose, "backend": usage.backend, "model": usage.model,
                "tokens_in": usage.tokens_in, "tokens_out": usage.tokens_out, "latency_s": usage.latency_s,

@@ -196,9 +196,15 @@ def propose_plan(llm: Any, dims: list[dict[str, Any]], n: int, seed: int) -> dic
                   f"with one value for every dimension (in the order above) and a quantity. The quantities must "
                   f"add up to {n}.")
         try:
-            reply = llm.chat([{"role": "user", "content": prompt}], purpose="factory", schema=PlanDraft,
-                             protocol="json", max_tokens=500, seed=1)
-            drafted = reply.data.model_dump() if isinstance(reply.data, BaseModel) else (reply.data or {})
+            if prefers_json(llm):
+                reply = llm.chat([{"role": "user", "content": prompt}], purpose="factory", schema=PlanDraft,
+                                 protocol="json", max_tokens=500, seed=1)
+                drafted = reply.data.model_dump() if isinstance(reply.data, BaseModel) else (reply.data or {})
+            else:
+                example = " | ".join(d["values"][0] for d in dims)
+                reply = llm.chat([{"role": "user", "content": f"{prompt}\nOne line per group, like:\n3: {example}"}],
+                                 purpose="factory", max_tokens=300, seed=1)
+                drafted = {"groups": parse_plan_lines(reply.text)}
             groups = check_groups([{"attributes": dict(zip([d["name"] for d in dims], g.get("values", []))),
                                     "quantity": g.get("quantity", 0)} for g in drafted.get("groups", [])], dims, warnings)
             source = "llm"
@@ -212,6 +218,16 @@ def propose_plan(llm: Any, dims: list[dict[str, Any]], n: int, seed: int) -> dic
         groups = [{"attributes": dict(zip(table.columns, key)), "quantity": int(q)} for key, q in counts.items()]
         source = "quotas"
     return fix_sum({"source": source, "n": n, "warnings": warnings, "groups": groups}, n)
+
+
+def parse_plan_lines(text: str) -> list[dict[str, Any]]:
+    """'3: value | value' lines -> plan groups (values in dimension order)."""
+    groups = []
+    for line in text.splitlines():
+        m = re.match(r"^[\s\-*]*(\d+)\s*(?:x|people|persons)?\s*[:.)\-]\s*(.+)$", line.strip())
+        if m:
+            groups.append({"values": [v.strip() for v in m[2].split("|")], "quantity": int(m[1])})
+    return groups
 
 
 def check_groups(groups: list[dict[str, Any]], dims: list[dict[str, Any]], warnings: list[str]) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ never a skipped row.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
 
 from trials.events import Event
@@ -35,25 +36,35 @@ def _record(ctx: SessionContext, out: SessionOutput, result: Any, metric: str, s
 
 def judge_metrics(ctx: SessionContext, out: SessionOutput, world: Any, metrics: Sequence[str],
                   task: str, step: int) -> None:
-    """Agent- and session-level propositions (trials.propositions) over the finished world."""
+    """Agent- and session-level propositions (trials.propositions) over the finished world. The
+    judge calls are independent, so they run on `ctx.threads` threads; results are recorded in a
+    fixed order (agents, then session metrics) whatever the timing."""
     from trials.judge import judge
     from trials.propositions import standard
 
     k = int(ctx.experiment.get("judge_k", 1))
-    for i, agent in enumerate(world.agents):
+    tasks: list[tuple[str, str, Any]] = []  # (metric, agent or "", proposition or None = missing)
+    for agent in world.agents:
         for metric in (m for m in metrics if m in AGENT_METRICS):
-            if not said(world.events, agent.name):
-                out.add_metric(metric, None, agent=agent.name, level="agent", scale="0-9",
-                               missing_reason="agent produced no TALK/THINK action")
-                continue
-            result = judge(standard(metric), ctx.judge, world=world, agent=agent.name, k=k, salt=i)
-            _record(ctx, out, result, metric, step, agent.name)
+            tasks.append((metric, agent.name, standard(metric) if said(world.events, agent.name) else None))
     for metric in (m for m in metrics if m in SESSION_METRICS):
-        if not said(world.events):
-            out.add_metric(metric, None, level="session", scale="0-9", missing_reason="no actions")
-            continue
         prop = standard(metric, task=task) if metric == "task_completion" else standard(metric)
-        _record(ctx, out, judge(prop, ctx.judge, world=world, k=k), metric, step)
+        tasks.append((metric, "", prop if said(world.events) else None))
+
+    def one(item: tuple[int, tuple[str, str, Any]]) -> Any:
+        i, (metric, agent, prop) = item
+        if prop is None:
+            return None
+        return judge(prop, ctx.judge, world=world, agent=agent or None, k=k, salt=i)
+
+    with ThreadPoolExecutor(max_workers=max(1, ctx.threads)) as pool:
+        results = list(pool.map(one, enumerate(tasks)))
+    for (metric, agent, _), result in zip(tasks, results):
+        if result is None:
+            out.add_metric(metric, None, agent=agent, level="agent" if agent else "session", scale="0-9",
+                           missing_reason="agent produced no TALK/THINK action" if agent else "no actions")
+        else:
+            _record(ctx, out, result, metric, step, agent)
 
 
 def count_ideas(ctx: SessionContext, out: SessionOutput, events: Sequence[Event], step: int,
