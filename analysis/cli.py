@@ -34,6 +34,8 @@ def render(res: AnalysisResult) -> str:
         body.append((str(r.metric), str(r.treatment), ci, g, _p(r.p_value), _p(r.p_holm), str(r.p_method)))
     widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [head, *body]]
+    if not body:
+        lines = ["(no comparisons)"]
     lines.append("")
     lines.append(f"family: {res.family}")
     lines += [f"trade-off {t}: {line}" for t, ls in res.tradeoffs.items() for line in ls]

@@ -80,7 +80,7 @@ def compare(table: Table | pd.DataFrame, control: str | None = "control", compar
             key = zlib.crc32(f"{metric}|{c}|{t}".encode())
             rng = np.random.default_rng([seed, key])
             rows.append(compare_one(sub, metric, c, t, is_paired, alpha, n_boot, n_perm, rng, mixed))
-    out = pd.DataFrame(rows).reindex(columns=COLUMNS)
+    out = pd.DataFrame(rows, columns=COLUMNS) if rows else pd.DataFrame(columns=COLUMNS)
     out["p_holm"] = holm(out["p_value"].to_numpy(float))
     out["p_bh"] = benjamini_hochberg(out["p_value"].to_numpy(float))
     return out

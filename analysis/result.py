@@ -49,11 +49,14 @@ def analyze(table: Table | pd.DataFrame, control: str | None = None, comparisons
     table = as_table(table)
     ctrl = resolve_control(table, control)
     effects = compare(table, ctrl, comparisons, alpha, n_boot, n_perm, seed, paired_design, mixed)
-    n_metrics, n_comp = effects["metric"].nunique(), len(effects) // max(1, effects["metric"].nunique())
+    n_metrics = effects["metric"].nunique()
+    n_comp = len(effects) // max(1, n_metrics)
     family = (f"{int(effects['p_value'].notna().sum())} tests = {n_metrics} metrics x {n_comp} comparison(s) "
               f"({'every pair of arms' if comparisons == 'all_pairs' else 'each treatment vs ' + ctrl}); "
               "Holm (family-wise) and Benjamini-Hochberg (false discovery rate) adjust p_value")
     notes = list(table.notes)
+    if effects.empty:
+        notes.append(f"only one arm ({ctrl!r}): descriptives only, nothing to compare")
     notes += [f"{r.metric} ({r.treatment}): {r.notes}" for r in effects.itertuples() if r.notes]
     result = AnalysisResult(effects=effects, descriptives=descriptives(table.df), missing=missingness(table.df),
                             power=power_table(effects, alpha, target_power), tradeoffs=tradeoffs(effects, alpha),
@@ -76,7 +79,8 @@ def descriptives(df: pd.DataFrame) -> pd.DataFrame:
                      "se": sd / math.sqrt(len(x)) if len(x) > 1 else math.nan,
                      "median": q[1], "q25": q[0], "q75": q[2],
                      "min": float(x.min()) if len(x) else math.nan, "max": float(x.max()) if len(x) else math.nan})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["arm", "metric", "level", "n", "missing", "n_sessions", "mean", "sd", "se",
+                                       "median", "q25", "q75", "min", "max"])
 
 
 def missingness(df: pd.DataFrame) -> pd.DataFrame:
@@ -89,6 +93,10 @@ def missingness(df: pd.DataFrame) -> pd.DataFrame:
     out = out.join(total, on=["arm", "metric"])
     out["share"] = out["count"] / out.pop("rows")
     return out
+
+
+POWER_COLUMNS = ["metric", "control", "treatment", "unit", "n_this_run", "observed_effect", "sd", "sd_diff", "icc",
+                 "cluster_size", "design_effect", "alpha", "target_power", "n_needed", "mde_this_run"]
 
 
 def power_table(effects: pd.DataFrame, alpha: float = 0.05, target: float = 0.8) -> pd.DataFrame:
@@ -114,7 +122,7 @@ def power_table(effects: pd.DataFrame, alpha: float = 0.05, target: float = 0.8)
                      "alpha": alpha, "target_power": target,
                      "n_needed": pw.replicates_needed(effect, r.sd_pooled, icc, m, alpha, target, sd_diff),
                      "mde_this_run": pw.mde(n, r.sd_pooled, icc, m, alpha, target, sd_diff)})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=POWER_COLUMNS)
 
 
 def _summary(table: Table, res: AnalysisResult, ctrl: str, comparisons: str, alpha: float, n_boot: int,

@@ -104,8 +104,6 @@ def _fill_levels(df: pd.DataFrame, notes: list[str]) -> None:
 
 def _check_arms(df: pd.DataFrame, src: str) -> None:
     arms = list(dict.fromkeys(df["arm"]))
-    if len(arms) < 2:
-        raise TableError(f"{src}: only one arm ({arms[0]!r}) in the table. Fix: a comparison needs two or more arms.")
     for arm in arms:
         if df.loc[df["arm"] == arm, "value"].notna().sum() == 0:
             raise TableError(
@@ -125,8 +123,8 @@ def _check_arms(df: pd.DataFrame, src: str) -> None:
 def check_arm(df: pd.DataFrame, arm: str, src: str, role: str = "control") -> str:
     """Resolve an arm name (exact, else case-insensitive); raise TableError naming the choices."""
     arms = list(dict.fromkeys(df["arm"]))
-    if arm in arms:
-        return arm
+    if arm in arms or len(arms) == 1:
+        return arm if arm in arms else arms[0]
     folded = [a for a in arms if a.casefold() == arm.casefold()]
     if len(folded) == 1:
         return folded[0]

@@ -7,8 +7,8 @@
    prompt and max_tokens (target >= 90%). Runs are interleaved and medians taken, because the
    machine is shared.
 
-    .venv/bin/python benchmarks/llm_overhead.py [--calls 2000] [--http-calls 100] [--latency 0.02]
-                                                [--local-tokens 64] [--local-rounds 3] [--no-local]
+    .venv/bin/python benchmarks/llm_overhead.py [--calls 2000] [--http-calls 40] [--latency 0.1]
+                                                [--local-tokens 64] [--local-rounds 7] [--no-local]
 """
 
 from __future__ import annotations
@@ -74,44 +74,51 @@ def bench_http(n: int, latency: float) -> None:
         print(f"[fake server, {latency * 1000:.0f} ms latency] {n} sequential calls: our wall {sum(ours):.3f} s, "
               f"ideal {ideal:.3f} s -> wall/ideal {sum(ours) / ideal:.3f}; raw SDK wall/ideal {sum(raws) / ideal:.3f}")
     over = statistics.median(ours) - statistics.median(raws)
+    verdict = f" (target < 1 ms: {'OK' if over < 1e-3 else 'MISSED'})" if latency == 0 else " (noisy at this latency)"
     print(f"[fake server, {latency * 1000:.0f} ms] median per call: raw SDK {statistics.median(raws) * 1000:.2f} ms, ours "
-          f"{statistics.median(ours) * 1000:.2f} ms -> layer overhead {over * 1000:.3f} ms/call "
-          f"(target < 1 ms: {'OK' if over < 1e-3 else 'MISSED'}); new TCP connections during the run: {new_conns}")
+          f"{statistics.median(ours) * 1000:.2f} ms -> layer overhead {over * 1000:.3f} ms/call{verdict}; "
+          f"new TCP connections during the run: {new_conns}")
+
+
+LOCAL_MSG = [{"role": "system", "content": "You are Ana, a pragmatic engineer from Porto."},
+             {"role": "user", "content": "Describe your ideal workday in a paragraph of about 80 words."}]
 
 
 def bench_local(max_tokens: int, rounds: int) -> None:
     from trials.llm.local_backend import default_model_path, load_llama
 
-    llm = build_llm({"backend": "local", "max_tokens": max_tokens, "temperature": 0.0})
-    llama, lock = load_llama(default_model_path(), 2048, None)  # the very same loaded model
+    llm = build_llm({"backend": "local", "max_tokens": max_tokens, "temperature": 0.0, "n_threads": 1})
+    llama, lock = load_llama(default_model_path(), 2048, 1)  # the very same loaded model and threads
     view = llm.bind(seed=0, recorder=CallRecorder())
-    view.chat(MSG)  # warm-up
-    direct_tps, ours_tps = [], []
-    for _ in range(rounds):
+    view.chat(LOCAL_MSG)  # warm-up
+    direct, ours = [], []  # (tokens, seconds) per round
+    for _ in range(rounds):  # interleaved: machine noise hits both alike
         t0 = time.perf_counter()
         with lock:
-            out = llama.create_chat_completion(MSG, max_tokens=max_tokens, temperature=0.0, seed=0)
-        direct_tps.append(out["usage"]["completion_tokens"] / (time.perf_counter() - t0))
+            out = llama.create_chat_completion(LOCAL_MSG, max_tokens=max_tokens, temperature=0.0, seed=0)
+        direct.append((out["usage"]["completion_tokens"], time.perf_counter() - t0))
         t0 = time.perf_counter()
-        r = view.chat(MSG)
-        ours_tps.append(r.usage.tokens_out / (time.perf_counter() - t0))
-    d, o = statistics.median(direct_tps), statistics.median(ours_tps)
-    print(f"[local] {llm.model}, {max_tokens} max tokens, {rounds} interleaved rounds: llama-cpp-python direct "
-          f"{d:.1f} tok/s, via LLM.chat {o:.1f} tok/s -> {o / d:.1%} of raw (target >= 90%: "
-          f"{'OK' if o / d >= 0.9 else 'MISSED'})")
+        r = view.chat(LOCAL_MSG)
+        ours.append((r.usage.tokens_out, time.perf_counter() - t0))
+    for label, pick in (("best round", max), ("median round", statistics.median)):
+        d = pick(n / s for n, s in direct)
+        o = pick(n / s for n, s in ours)
+        print(f"[local] {llm.model}, {direct[0][0]}/{ours[0][0]} tokens (direct/ours), {rounds} interleaved rounds, "
+              f"{label}: llama-cpp-python direct {d:.1f} tok/s, via LLM.chat {o:.1f} tok/s -> {o / d:.1%} of raw "
+              f"(target >= 90%: {'OK' if o / d >= 0.9 else 'MISSED'})")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--calls", type=int, default=2000)
-    ap.add_argument("--http-calls", type=int, default=100)
-    ap.add_argument("--latency", type=float, default=0.02)
+    ap.add_argument("--http-calls", type=int, default=40)
+    ap.add_argument("--latency", type=float, default=0.1)
     ap.add_argument("--local-tokens", type=int, default=64)
-    ap.add_argument("--local-rounds", type=int, default=3)
+    ap.add_argument("--local-rounds", type=int, default=7)
     ap.add_argument("--no-local", action="store_true")
     a = ap.parse_args(argv)
     bench_scripted(a.calls)
-    bench_http(a.http_calls, 0.0)
+    bench_http(max(200, a.http_calls), 0.0)
     bench_http(a.http_calls, a.latency)
     if not a.no_local:
         bench_local(a.local_tokens, a.local_rounds)

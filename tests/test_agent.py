@@ -37,7 +37,8 @@ def test_parse_action_tolerates_format_breakage(text, expected):
     assert parse_action(text, ["Tom Berg"], "Ana Ruiz") == expected
 
 
-@pytest.mark.parametrize("text", ["", "   ", "I would like to suggest a park.", "TALK:", "REACH_OUT:", "Score: 7"])
+@pytest.mark.parametrize("text", ["", "   ", "I would like to suggest a park.", "TALK:", "REACH_OUT:", "Score: 7",
+                                  "TALK: <what you say to everyone>"])
 def test_parse_action_rejects_text_without_an_action(text):
     assert parse_action(text, ["Tom Berg"], "Ana Ruiz") is None
 

@@ -122,3 +122,14 @@ def test_cli_bad_input_exit_2(tmp_path, capsys):
     assert "missing column(s) metric" in err and "bad.csv" in err
     assert main([str(tmp_path / "nothing")]) == 2
     assert main([str(bad), "--alpha", "2"]) == 2
+
+
+def test_single_arm_gives_descriptives_and_no_comparisons(tmp_path, capsys):
+    df = clustered_table(np.random.default_rng(5), n_sessions=3)
+    csv = tmp_path / "one.csv"
+    df[df.arm == "control"].to_csv(csv, index=False)
+    assert main([str(csv), "--out", str(tmp_path / "out")]) == 0
+    assert "(no comparisons)" in capsys.readouterr().out
+    assert pd.read_csv(tmp_path / "out" / "descriptives.csv")["n"].tolist() == [15]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert any("only one arm" in n for n in summary["notes"])

@@ -29,6 +29,8 @@ SHARED = ROOT.parent / "shared"
     (["experiment.arms.treatment.interventions=[confetti]"], "unknown ['confetti']"),
     (["+experiment.arms.treatment.correction={threshold:12}"], "experiment.arms.treatment.correction"),
     (["llm.temperature=hot"], "llm.temperature"),
+    (["experiment.population.source=factory"], "experiment.population.spec is missing"),
+    (["experiment.population.source=census"], "use folder or factory"),
 ])
 def test_config_errors_name_the_key_and_call_nothing(tmp_path, capsys, overrides, needle):
     code = run(tmp_path, *overrides)
@@ -102,3 +104,14 @@ def test_multirun_sweep_writes_two_run_dirs_and_a_summary(tmp_path):
 
     (tmp_path / "sweep_summary.csv").unlink()
     assert main([str(tmp_path)]) == 0 and (tmp_path / "sweep_summary.csv").is_file()
+
+
+def test_factory_population_is_sampled_with_the_run_seed(tmp_path):
+    from trials.plan import build_plan
+
+    over = ["experiment=market_research", "experiment.population.source=factory",
+            "experiment.population.spec=usa_adults", "experiment.population.n=12"]
+    a, b = build_plan(config(*over), tmp_path), build_plan(config(*over), tmp_path)
+    assert a.population_size == 12 and [j.personas for j in a.jobs] == [j.personas for j in b.jobs]
+    other = build_plan(config(*over, "run.seed=5"), tmp_path)
+    assert [j.personas for j in other.jobs] != [j.personas for j in a.jobs]

@@ -40,6 +40,13 @@ def test_parse_lines_tolerates_markup_and_lists():
                    "style": "calm"}
 
 
+def test_prose_reply_keeps_only_the_leading_name():
+    from trials.population.narrative import salvage_name
+
+    assert salvage_name("Jennifer Ellis, a 25-year-old woman from Ohio") == {"name": "Jennifer Ellis"}
+    assert salvage_name("The most popular job is Mentor") == {}
+
+
 def test_text_mode_narrative_and_exact_attribute_fields(scripted_llm):
     llm = scripted_llm(rules=[{"match": "Invent one person", "reply": LINES}])
     pop = sample_population({**SPEC, "narrative": {"mode": "text"}}, 6, seed=0, llm=llm)

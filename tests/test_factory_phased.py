@@ -11,7 +11,8 @@ import pytest
 from trials.cli import main as cli_main
 from trials.factory import sample_population
 from trials.persona import load_folder
-from trials.population.phased import dimensions_from_data, fix_sum, parse_dimension_lines, parse_plan_lines
+from trials.population.description import dimensions_from_data, parse_dimension_lines, parse_plan_lines
+from trials.population.phased import fix_sum
 from trials.population.spec import SpecError
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -26,7 +27,7 @@ def plan_reply(groups):
 
 def description_spec(tmp_path, **over):
     desc = tmp_path / "town.json"
-    desc.write_text(json.dumps({"title": "A small town", "Ages": {"18-34": "30%", "35-64": "50%", "65+": "20%"}}))
+    desc.write_text(json.dumps({"title": "A small town", "Age Distribution": {"18-34": "30%", "35-64": "50%", "65+": "20%"}}))
     return {"name": "town", "route": "description", "description": str(desc), "n": 10, **over}
 
 
@@ -64,10 +65,15 @@ def test_unusable_llm_falls_back_to_description_tables_and_quotas(scripted_llm, 
     out = tmp_path / "out"
     pop = sample_population(description_spec(tmp_path), 10, seed=0, llm=llm, out=out)
     dims = json.loads((out / "dimensions.json").read_text())
-    assert dims["source"] == "description" and dims["dimensions"][0]["name"] == "ages"
+    assert dims["source"] == "description" and dims["dimensions"][0]["name"] == "age"
     plan = json.loads((out / "plan.json").read_text())
     assert plan["source"] == "quotas" and plan["fix"] is None
-    assert pop.table.ages.value_counts().to_dict() == {"35-64": 5, "18-34": 3, "65+": 2}
+    assert pop.table.age_range.value_counts().to_dict() == {"35-64": 5, "18-34": 3, "65+": 2}
+    assert set(pop.profile.attribute) == {"age_range"}
+    # "age" is the persona's integer field: the band goes to age_range, a whole-year age inside it
+    for p in pop.personas:
+        lo, hi = {"18-34": (18, 34), "35-64": (35, 64), "65+": (65, 90)}[p.age_range]
+        assert isinstance(p.age, int) and lo <= p.age <= hi
     assert any("percentage tables" in w for w in pop.warnings)
 
 

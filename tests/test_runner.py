@@ -192,3 +192,11 @@ def test_run_directory_schema(tmp_path, capsys):
         for r in (0, 1):
             d = tmp_path / "jobs" / arm / str(r)
             assert {p.name for p in d.iterdir()} == {"events.jsonl", "metrics.parquet", "llm_calls.parquet", "job.json"}
+
+
+def test_rerun_into_a_finished_dir_skips_done_jobs_and_refuses_another_config(tmp_path, capsys):
+    assert run(tmp_path, *HELLO2) == 0
+    n = len(RunDir(tmp_path).executions())
+    assert run(tmp_path, *HELLO2) == 0 and len(RunDir(tmp_path).executions()) == n  # nothing reran
+    assert run(tmp_path, *HELLO2, "run.seed=3") == 2
+    assert "already holds a different run" in capsys.readouterr().err

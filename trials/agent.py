@@ -143,7 +143,7 @@ def parse_action(text: str, names: Sequence[str] = (), self_name: str | None = N
                     target, rest = hit, " ".join(words[1 + n:])
                     break
         content = _content(rest) or (_content(lines[i + 1]) if i + 1 < len(lines) else "")
-        if not content:
+        if not content or re.fullmatch(r"<[^<>]*>", content):  # empty, or the format's placeholder echoed
             continue
         return Action(kind, content, target if target != self_name else None)
     if self_name and lines:  # a bare "Ana: some words" line is what Ana says

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import trials
 from trials.jobs import execute_job
-from trials.plan import ConfigError, Job, Plan, build_plan
+from trials.plan import ConfigError, Job, Plan, build_plan, resolve_n_jobs
 from trials.progress import Progress, estimate, format_estimate
 from trials.rundir import RunDir
 
@@ -59,11 +59,19 @@ def _prepare(cfg: dict[str, Any], root: Path) -> dict[str, Any]:
         if cfg.get("cache"):
             old["cache"] = cfg["cache"]
         cfg = old
+    elif saved.is_file() and _comparable(yaml.safe_load(saved.read_text())) != _comparable(cfg):
+        raise ConfigError(f"{root} already holds a different run (its config.yaml differs); use a new "
+                          f"directory, or run.resume_dir={root} to finish that run with its own config")
     cache = dict(cfg.get("cache") or {})
     if cache.get("path") and cache.get("mode", "read_write") != "off":
         cache["path"] = str(Path(cache["path"]).expanduser().resolve())
         cfg = {**cfg, "cache": cache}
     return cfg
+
+
+def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
+    run = {k: v for k, v in (cfg.get("run") or {}).items() if k not in (*RESUME_FROM_COMMAND, "resume_dir")}
+    return {**{k: v for k, v in cfg.items() if k not in ("cache", "run")}, "run": run}
 
 
 def _dispatch(jobs: list[Job], run: dict[str, Any], progress: Progress) -> Iterator[dict[str, Any]]:
@@ -108,6 +116,7 @@ def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path) -> int:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
     run = dict(cfg["run"])
+    run["n_jobs"] = resolve_n_jobs(cfg)
     for arm in plan.aa_arms:
         print(f"note: arm {arm!r} is identical to control {plan.control!r}: an A/A check "
               "(any 'effect' is noise)", file=sys.stderr)
@@ -128,12 +137,17 @@ def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path) -> int:
     rundir.write_manifest({**manifest, "status": "running"})
 
     progress = Progress(total=len(pending), budget_usd=run.get("budget_usd"))
+    interrupted = False
     try:
         for summary in _dispatch(pending, run, progress):
             progress.update(summary)
+    except KeyboardInterrupt:  # keep what finished; the manifest says partial
+        interrupted = True
+        print("interrupted: collecting the finished jobs", file=sys.stderr)
     finally:
         progress.close()
-    return _finish(cfg, plan, rundir, manifest, progress)
+    code = _finish(cfg, plan, rundir, manifest, progress)
+    return 130 if interrupted else code
 
 
 def _manifest(cfg: dict[str, Any], plan: Plan, est: dict[str, Any], started: str) -> dict[str, Any]:

@@ -21,16 +21,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from trials.persona import Persona, save_persona
 from trials.population import phased
+from trials.population.description import read_description
 from trials.population.assemble import build_persona, facts_for
 from trials.population.names import NameRegistry, country_key
 from trials.population.narrative import write_narrative
 from trials.population.profile import near_duplicates, profile_table
-from trials.population.quotas import Target, bin_of, largest_remainder, sample_attributes
-from trials.population.spec import (Categorical, FactoryError, Numeric, PopulationSpec, SpecError, load_spec,
+from trials.population.quotas import Target, bin_of, largest_remainder, parse_band, sample_attributes
+from trials.population.spec import (FactoryError, Numeric, PopulationSpec, SpecError, load_spec,
                                     spec_path)
 
 log = logging.getLogger(__name__)
@@ -128,20 +130,36 @@ def _phased(spec: PopulationSpec, n: int | None, seed: int, llm: Any, out: str |
             dims = phased.load_json(spec.dimensions, spec.source, "dimensions", "dimensions")
             dims = {**dims, "source": f"file {spec.dimensions}", "dimensions": phased.normalise(dims["dimensions"])}
         else:
-            text, data = phased.read_description(spec)
+            text, data = read_description(spec)
             dims = phased.propose_dimensions(llm, text, data, spec)
         _save(folder, "dimensions.json", dims)
         plan = phased.propose_plan(llm, dims["dimensions"], size, seed)
         plan["dimensions"] = dims["dimensions"]
     _save(folder, "plan.json", plan)
-    rows = phased.plan_rows(plan)
-    names = [d["name"] for d in plan["dimensions"]]
+    # rows and targets are keyed by persona field ("age" dimension -> "age_range" column)
+    rename = {d["name"]: phased.field_for(d["name"]) for d in plan["dimensions"]}
+    rows = [{rename.get(k, k): v for k, v in r.items()} for r in phased.plan_rows(plan)]
+    fields = {f: f for f in rename.values()}
+    _add_age(rows, fields, seed)
     targets = []
     for d in plan["dimensions"]:
         counts = largest_remainder(dict(zip(d["values"], d["proportions"])), size)
-        targets += [Target(d["name"], v, p, counts[v]) for v, p in zip(d["values"], d["proportions"])]
+        targets += [Target(rename[d["name"]], v, p, counts[v]) for v, p in zip(d["values"], d["proportions"])]
     warnings = list(dims.get("warnings", [])) + list(plan["warnings"])
-    return rows, {k: k for k in names}, targets, {"dimensions": dims, "plan": plan}, warnings
+    return rows, fields, targets, {"dimensions": dims, "plan": plan}, warnings
+
+
+def _add_age(rows: list[dict], fields: dict[str, str], seed: int) -> None:
+    """A whole-year `age` uniform inside an age band dimension ("25-54", "65+"), when there is one."""
+    band = next((d for d, f in fields.items() if f == "age_range"), None)
+    if band is None or "age" in fields.values():
+        return
+    rng = np.random.default_rng([seed, 7])
+    bands = [parse_band(str(r.get(band, "")), 90) for r in rows]
+    if rows and all(bands):
+        for row, (lo, hi) in zip(rows, bands):  # type: ignore[misc]
+            row["age"] = int(rng.integers(int(lo), int(hi) + 1))
+        fields["age"] = "age"
 
 
 def _dims_of(plan: dict[str, Any]) -> list[dict[str, Any]]:

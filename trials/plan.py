@@ -85,17 +85,26 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_population(spec: dict[str, Any], seed: int) -> list[Any]:
-    """`{path: library:<set> | <folder>}` or `{source: factory, ...}` -> personas (sorted)."""
+    """`{path: library:<set> | <folder>}` or `{source: factory, spec: <name|path>, n: N}` -> personas."""
     from trials.persona import library_path, load_folder
 
     spec = dict(spec or {})
+    if spec.get("source", "folder") not in ("folder", "factory"):
+        raise ConfigError(f"experiment.population.source={spec.get('source')!r}: use folder or factory")
     if spec.get("source") == "factory":
+        # sampled from explicit distributions with the run seed, narratives from templates (no LLM
+        # call before the run); for LLM-written narratives run `trials population` and use its folder
         try:
-            from trials.factory import population_from_spec  # type: ignore[attr-defined]
+            from trials.factory import sample_population
         except ImportError as exc:
-            raise ConfigError("experiment.population.source=factory needs trials.factory "
-                              f"(population_from_spec), which is not available: {exc}") from None
-        return list(population_from_spec(spec, seed=seed))
+            raise ConfigError(f"experiment.population.source=factory needs trials.factory: {exc}") from None
+        if not spec.get("spec"):
+            raise ConfigError("experiment.population.spec is missing; name a file of conf/population/ "
+                              "(e.g. usa_adults) or a YAML path")
+        try:
+            return list(sample_population(spec["spec"], spec.get("n"), seed=seed, llm=None).personas)
+        except Exception as exc:  # SpecError / FactoryError name the field and the fix
+            raise ConfigError(f"experiment.population (factory spec {spec['spec']!r}): {exc}") from None
     raw = str(spec.get("path") or "")
     if not raw:
         raise ConfigError("experiment.population.path is empty; set it to library:difficult_people, "
@@ -110,6 +119,17 @@ def load_population(spec: dict[str, Any], seed: int) -> list[Any]:
     if not personas:
         raise ConfigError(f"experiment.population.path={raw!r}: no persona files in {folder}")
     return personas
+
+
+def resolve_n_jobs(cfg: dict[str, Any]) -> int:
+    """run.n_jobs=auto: 1 when the agents or the judge run on the local backend (one llama.cpp
+    model per process already uses every core, and more processes only oversubscribe the CPU);
+    otherwise 4 (remote calls are I/O bound)."""
+    n_jobs = (cfg.get("run") or {}).get("n_jobs", "auto")
+    if n_jobs != "auto":
+        return int(n_jobs)
+    backends = {str((cfg.get("llm") or {}).get("backend")), str(judge_config(cfg).get("backend"))}
+    return 1 if "local" in backends else 4
 
 
 def judge_config(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -159,6 +179,9 @@ def build_plan(cfg: dict[str, Any], root: Path) -> Plan:
     replicates = run.get("replicates")
     if not isinstance(replicates, int) or replicates < 1:
         raise ConfigError(f"run.replicates={replicates!r}: need a whole number >= 1 (e.g. run.replicates=2)")
+    n_jobs = run.get("n_jobs", "auto")
+    if not (n_jobs == "auto" or (isinstance(n_jobs, int) and (n_jobs >= 1 or n_jobs == -1))):
+        raise ConfigError(f"run.n_jobs={n_jobs!r}: use auto, a whole number >= 1, or -1 (all cores)")
     if run.get("backend", "loky") not in BACKENDS:
         raise ConfigError(f"run.backend={run.get('backend')!r}: use one of {', '.join(BACKENDS)}")
     unknown_metrics = sorted(set(exp.get("metrics") or []) - set(scenario.METRICS))

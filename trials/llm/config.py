@@ -33,7 +33,7 @@ class LLMConfig(BaseModel):
     # local backend
     model_path: str | None = None
     n_ctx: int = Field(2048, gt=0)
-    n_threads: int | None = None
+    n_threads: int | None = Field(1, gt=0)  # per process; null = llama.cpp's default (cores / 2)
     use_extra_bufts: bool = False  # llama.cpp repack/AMX buffers: faster on some CPUs, SIGILL on others
     # scripted backend
     rules: list[dict[str, Any]] = Field(default_factory=list)

@@ -73,7 +73,10 @@ def load_llama(path: Path, n_ctx: int, n_threads: int | None,
 
             capi.llama_model_default_params = params
             try:
-                llama = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+                # prompt evaluation uses the same thread count: with more threads than free cores,
+                # llama.cpp's spin-waiting threads slow a batch decode 5-20x on a busy machine
+                llama = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads,
+                              n_threads_batch=n_threads, verbose=False)
             finally:
                 capi.llama_model_default_params = defaults
             _MODELS[key] = (llama, threading.Lock())
@@ -101,7 +104,8 @@ class LocalBackend:
         out = self._formatter(messages=[m.as_dict() for m in request.messages])
         text = out.prompt + (SCORE_PREFIX if request.score_digits else "")
         tokens = self._llama.tokenize(text.encode("utf-8"), add_bos=not out.added_special, special=True)
-        return tokens, list(out.stop or []) if isinstance(out.stop, list) else [out.stop] if out.stop else []
+        stops = out.stop if isinstance(out.stop, list) else [out.stop] if out.stop else []
+        return tokens, list(stops)
 
     def complete(self, request: Request) -> Completion:
         tokens, stops = self.render(request)

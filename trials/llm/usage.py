@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 import threading
 from pathlib import Path
-from typing import Any, Mapping
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Mapping
 
 from trials.llm.base import Usage
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Backends that run on this machine and cost nothing.
 FREE_BACKENDS = ("local", "scripted")
@@ -87,13 +88,17 @@ class CallRecorder:
         with self._lock:
             self.rows.append(row)
 
-    def to_frame(self) -> pd.DataFrame:
+    def to_frame(self) -> "pd.DataFrame":
+        import pandas as pd
+
         with self._lock:
             return pd.DataFrame(list(self.rows), columns=COLUMNS)
 
-    def summary(self) -> pd.DataFrame:
+    def summary(self) -> "pd.DataFrame":
         """Per purpose: calls, tokens_in, tokens_out, cost_usd (NaN if any call had no price),
         cached (count), retries (sum)."""
+        import pandas as pd
+
         df = self.to_frame()
         if df.empty:
             return pd.DataFrame(columns=["calls", "tokens_in", "tokens_out", "cost_usd", "cached", "retries"])

@@ -86,6 +86,12 @@ def parse_lines(text: str) -> dict[str, Any]:
     return out
 
 
+def salvage_name(text: str) -> dict[str, Any]:
+    """Prose instead of lines ("Jennifer Ellis, a 25-year-old ..."): keep only the leading name."""
+    m = re.match(r"\s*([A-Z][a-z'\-]+(?: [A-Z][a-z'\-]+){1,2})(?:,| is | was )", text)
+    return {"name": m[1]} if m else {}
+
+
 def _clean(draft: dict[str, Any]) -> dict[str, Any]:
     """Keep only usable values (non-empty strings / lists of strings)."""
     out: dict[str, Any] = {}
@@ -151,7 +157,7 @@ def write_narrative(llm: Any, facts: dict[str, Any], *, about: str = "", mode: s
         except LLMError as exc:
             warnings.append(f"persona {index}: {kind} narrative failed ({type(exc).__name__}: {str(exc)[:160]})")
             continue
-        data = reply.data if kind == "json" else parse_lines(reply.text)
+        data = reply.data if kind == "json" else (parse_lines(reply.text) or salvage_name(reply.text))
         if isinstance(data, BaseModel):
             data = data.model_dump()
         draft = _clean(data if isinstance(data, dict) else {})

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
 from trials.llm.base import LLMError
+from trials.population.description import DIM_LINES, dimensions_from_data, normalise, parse_dimension_lines, parse_plan_lines
 from trials.population.narrative import prefers_json
 from trials.population.quotas import largest_remainder, sample_attributes
 from trials.population.spec import FactoryError, PopulationSpec, SpecError, validate_spec
@@ -44,105 +44,6 @@ class PlanDraft(BaseModel):
     groups: list[GroupDraft]
 
 
-def snake(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "dimension"
-
-
-def read_description(spec: PopulationSpec) -> tuple[str, Any]:
-    """(prompt text, parsed JSON or None) from a file path or inline text."""
-    raw = spec.description or ""
-    path = Path(raw).expanduser()
-    looks_like_path = raw.endswith((".json", ".txt", ".md")) or "/" in raw
-    if looks_like_path and not path.is_file():
-        raise SpecError(spec.source, "description", f"file not found: {raw}", "give the path of a JSON or text file")
-    text = path.read_text(encoding="utf-8") if looks_like_path else raw
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        return text, None
-    return "\n".join(_flatten(data)), data
-
-
-def _flatten(data: Any, prefix: str = "") -> list[str]:
-    if isinstance(data, dict):
-        return [line for k, v in data.items() for line in _flatten(v, f"{prefix}{k} > " if isinstance(v, (dict, list)) else f"{prefix}{k}")]
-    if isinstance(data, list):
-        return [f"{prefix.rstrip(' >')}: {', '.join(map(str, data))}"] if all(not isinstance(x, (dict, list)) for x in data) else [
-            line for x in data for line in _flatten(x, prefix)]
-    return [f"{prefix}: {data}"]
-
-
-def _percent(value: Any) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*%\s*", str(value))
-    return float(m[1]) if m else None
-
-
-def dimensions_from_data(data: Any, limit: int) -> list[dict[str, Any]]:
-    """Percentage tables ({label: "18.6%"}, >= 2 labels) found anywhere in a JSON description."""
-    found: list[dict[str, Any]] = []
-
-    def walk(node: Any, key: str) -> None:
-        if not isinstance(node, dict):
-            return
-        pct = {k: _percent(v) for k, v in node.items()}
-        if len(pct) >= 2 and all(p is not None for p in pct.values()):
-            found.append({"name": snake(key.replace("Distribution", "")), "values": list(pct),
-                          "proportions": list(pct.values())})
-            return
-        for k, v in node.items():
-            walk(v, k)
-
-    walk(data, "population")
-    return normalise(found)[:limit]
-
-
-def normalise(dims: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Unique snake_case names, unique non-empty values, proportions >= 0 summing to 1."""
-    out, seen = [], set()
-    for d in dims:
-        name = snake(str(d.get("name", "")))
-        pairs: dict[str, float] = {}
-        props = list(d.get("proportions") or d.get("percentages") or [])
-        for i, v in enumerate(d.get("values") or []):
-            label = str(v).strip()
-            p = props[i] if i < len(props) and isinstance(props[i], (int, float)) and props[i] >= 0 else None
-            if label and label not in pairs:
-                pairs[label] = float(p) if p is not None else float("nan")
-        if name in seen or len(pairs) < 2:
-            continue
-        seen.add(name)
-        known = [p for p in pairs.values() if p == p]
-        total = sum(known)
-        if len(known) < len(pairs) or total <= 0:
-            probs = [1.0 / len(pairs)] * len(pairs)
-        else:
-            probs = [p / total for p in pairs.values()]
-        out.append({"name": name, "values": list(pairs), "proportions": [round(p, 6) for p in probs]})
-    return out
-
-
-_DIM_LINES = "\nOne line per dimension, like:\ngender: female (50%), male (50%)"
-
-
-def parse_dimension_lines(text: str) -> list[dict[str, Any]]:
-    """'name: a (30%), b (70%)' lines -> dimension dicts (percentages optional)."""
-    dims = []
-    for line in text.splitlines():
-        name, sep, rest = line.strip(" -*#\t").partition(":")
-        if not sep or not rest.strip():
-            continue
-        values, props = [], []
-        for part in re.split(r"[,;]", rest):
-            m = re.match(r"\s*(.*?)\s*(?:\((\d+(?:\.\d+)?)\s*%\))?\s*$", part)
-            if m and m[1]:
-                values.append(m[1])
-                props.append(float(m[2]) if m[2] else float("nan"))
-        dims.append({"name": name, "values": values, "proportions": props})
-    return dims
-
-
 def propose_dimensions(llm: Any, text: str, data: Any, spec: PopulationSpec) -> dict[str, Any]:
     warnings: list[str] = []
     if len(text) > spec.description_max_chars:
@@ -160,15 +61,16 @@ def propose_dimensions(llm: Any, text: str, data: Any, spec: PopulationSpec) -> 
                                  protocol="json", max_tokens=400, seed=0)
                 drafted = reply.data.model_dump() if isinstance(reply.data, BaseModel) else (reply.data or {})
             else:
-                reply = llm.chat([{"role": "user", "content": prompt + _DIM_LINES}], purpose="factory",
+                reply = llm.chat([{"role": "user", "content": prompt + DIM_LINES}], purpose="factory",
                                  max_tokens=300, seed=0)
                 drafted = {"dimensions": parse_dimension_lines(reply.text)}
             dims = normalise(drafted.get("dimensions", []))[: spec.max_dimensions]
             source = "llm"
+            if not dims:
+                warnings.append("dimensions: the LLM proposed no usable dimension (each needs a name and 2+ "
+                                f"values); it replied: {reply.text[:200]!r}")
         except LLMError as exc:
             warnings.append(f"dimensions: the LLM failed ({type(exc).__name__}: {str(exc)[:160]})")
-        if not dims:
-            warnings.append("dimensions: the LLM proposed no usable dimension (each needs a name and 2+ values)")
     if not dims:
         dims = dimensions_from_data(data, spec.max_dimensions) if data is not None else []
         source = "description"
@@ -220,16 +122,6 @@ def propose_plan(llm: Any, dims: list[dict[str, Any]], n: int, seed: int) -> dic
     return fix_sum({"source": source, "n": n, "warnings": warnings, "groups": groups}, n)
 
 
-def parse_plan_lines(text: str) -> list[dict[str, Any]]:
-    """'3: value | value' lines -> plan groups (values in dimension order)."""
-    groups = []
-    for line in text.splitlines():
-        m = re.match(r"^[\s\-*]*(\d+)\s*(?:x|people|persons)?\s*[:.)\-]\s*(.+)$", line.strip())
-        if m:
-            groups.append({"values": [v.strip() for v in m[2].split("|")], "quantity": int(m[1])})
-    return groups
-
-
 def check_groups(groups: list[dict[str, Any]], dims: list[dict[str, Any]], warnings: list[str]) -> list[dict[str, Any]]:
     """Keep groups whose every dimension has a known value (matched case-insensitively)."""
     lookup = {d["name"]: {v.lower(): v for v in d["values"]} for d in dims}
@@ -272,3 +164,15 @@ def load_json(path: str, source: str, field: str, key: str) -> dict[str, Any]:
 
 def plan_rows(plan: dict[str, Any]) -> list[dict[str, Any]]:
     return [dict(g["attributes"]) for g in plan["groups"] for _ in range(g["quantity"])]
+
+
+#: persona fields that are not free text: a dimension with that name is stored under another field
+_RESERVED = {"age": "age_range", "name": "name_group", "personality": "personality_group",
+             "preferences": "preferences_group", "beliefs": "beliefs_group", "skills": "skills_group",
+             "behaviors": "behaviors_group", "relationships": "relationships_group", "tags": "tags_group",
+             "other_facts": "other_facts_group", "long_term_goals": "long_term_goals_group"}
+
+
+def field_for(dimension: str) -> str:
+    """The persona field of a dimension: its name, unless that name is a structured persona field."""
+    return _RESERVED.get(dimension, dimension)
