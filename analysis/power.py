@@ -32,7 +32,9 @@ def power_at(n: float | np.ndarray, effect: float, sd: float, icc: float = 0.0, 
         df, se = 2 * n - 2, unit_sd(sd, icc, cluster_size) * np.sqrt(2 / n)
     ncp = abs(effect) / se
     crit = stats.t.ppf(1 - alpha / 2, df)
-    out = stats.nct.sf(crit, df, ncp) + stats.nct.cdf(-crit, df, ncp)
+    # the far lower tail underflows to NaN in scipy's nct for df=1 and large ncp; it is ~0 there
+    lower = np.nan_to_num(stats.nct.cdf(-crit, df, ncp), nan=0.0)
+    out = stats.nct.sf(crit, df, ncp) + lower
     return float(out) if out.ndim == 0 else out
 
 

@@ -204,3 +204,11 @@ def test_power_matches_statsmodels_and_mde_inverts_it():
     m = power.mde(12, 1.0, icc=0.3, cluster_size=5)
     assert power.power_at(12, m, 1.0, icc=0.3, cluster_size=5) == pytest.approx(0.8, abs=1e-6)
     assert power.replicates_needed(m, 1.0, icc=0.3, cluster_size=5) == 12
+
+
+def test_mde_with_two_pairs_is_finite():
+    # scipy's noncentral t returns NaN in the far lower tail for df=1; power must treat it as ~0
+    m = power.mde(2.0, 3.5, sd_diff=0.7)
+    assert np.isfinite(m)
+    assert power.power_at(2, m, 3.5, sd_diff=0.7) == pytest.approx(0.8, abs=1e-6)
+    assert power.power_at(2, m, 3.5, sd_diff=0.7) == pytest.approx(TTestPower().power(m / 0.7, 2, 0.05), abs=1e-3)

@@ -93,6 +93,18 @@ def test_rerun_from_an_edited_plan(scripted_llm, tmp_path):
     assert json.loads((tmp_path / "out2" / "plan.json").read_text())["dimensions"][0]["name"] == "age_group"
 
 
+def test_rerun_from_edited_dimensions(scripted_llm, tmp_path):
+    dims = {"dimensions": [{"name": "diet", "values": ["vegan", "omnivore"], "proportions": [0.25, 0.75]}]}
+    path = tmp_path / "dimensions.json"
+    path.write_text(json.dumps(dims))
+    llm = scripted_llm(rules=[{"match": "List up to", "error": "permanent"},
+                              {"match": "sampling plan", "reply": "no plan today"}])
+    pop = sample_population({"name": "d", "route": "description", "dimensions": str(path)}, 8, seed=0, llm=llm,
+                            out=tmp_path / "out")
+    assert pop.table.diet.value_counts().to_dict() == {"omnivore": 6, "vegan": 2}
+    assert json.loads((tmp_path / "out" / "plan.json").read_text())["source"] == "quotas"
+
+
 def test_dimension_lines_and_usa_description_tables():
     dims = parse_dimension_lines("Here you go:\n- age group: 18-34 (30%), 35+ (70%)\ngender: f, m")
     assert dims[0] == {"name": "age group", "values": ["18-34", "35+"], "proportions": [30.0, 70.0]}

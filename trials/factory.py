@@ -57,6 +57,8 @@ def sample_population(spec: str | Path | dict | PopulationSpec, n: int | None = 
     """N personas from a spec (a name under conf/population/, a YAML path, a mapping or a spec).
     `llm=None` writes template narratives only. `out`: where the phased route saves its phase files."""
     spec = load_spec(spec)
+    if n is not None and n < 1:
+        raise SpecError(spec.source, "n", f"n={n}", "ask for at least one persona")
     llm = llm.bind(seed=seed) if llm is not None and hasattr(llm, "bind") else llm
     if spec.route == "description":
         rows, fields, targets, phases, warnings = _phased(spec, n, seed, llm, out)
@@ -72,6 +74,8 @@ def sample_population(spec: str | Path | dict | PopulationSpec, n: int | None = 
         binners = {a: (lambda x, at=attr: bin_of(at, x)) for a, attr in spec.attributes.items()
                    if isinstance(attr, Numeric) and attr.range is not None}
         phases, warnings = {}, []
+    if llm is None or spec.narrative.mode == "template":
+        warnings.append("no LLM narrative (llm=None or narrative.mode=template): narratives come from the template")
     personas, narr_sources, more = _personas(spec, rows, fields, labels, seed, llm)
     warnings += more
     table = pd.DataFrame([{"index": i, "name": p.name, **row, "narrative_source": s}
