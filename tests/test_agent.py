@@ -130,3 +130,17 @@ def test_render_marks_omitted_events():
     events = [Event(step=0, kind="stimulus", type="OBSERVATION", content=f"o{i}") for i in range(5)]
     text = render(events, None, first_n=1, last_n=1)
     assert text.splitlines() == ["- Observation: o0", "- (3 earlier events omitted)", "- Observation: o4"]
+
+
+def test_prose_as_talk_repairs_without_a_re_ask_and_says_so(scripted_llm):
+    llm = scripted_llm(rules=[{"match": ".", "reply": "I think we need shade. Trees help!\nAnd more.\nTHINK"}])
+    [talk, done] = _agent(llm, prose_as_talk=True, max_actions=2).act(step=0)
+    assert (talk.type, talk.content) == ("TALK", "I think we need shade. Trees help!")
+    assert talk.scores == {"format_repair": "prose_as_talk"} and len(llm.recorder.rows) == 2
+    assert done.scores == {"repeated_action": True}
+
+
+def test_prose_as_talk_still_records_empty_replies(scripted_llm):
+    llm = scripted_llm(rules=[{"match": ".", "reply": "   "}])
+    [done] = _agent(llm, prose_as_talk=True).act(step=0)
+    assert done.type == "DONE" and "format_error" in done.scores

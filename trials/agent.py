@@ -13,7 +13,9 @@ the memory window (first n + last n events) + "What do you do next?". The reply 
 tolerantly (`parse_action`: case, missing colon, quotes, markdown, a "Name:" speaker prefix,
 preamble lines; the first action line wins). If nothing parses, the agent is re-asked once with a
 one-line reminder; if that fails too the turn ends with a DONE event that carries
-`scores={"format_error": <reason>}` -- never a crash, never a silent drop.
+`scores={"format_error": <reason>}` -- never a crash, never a silent drop. For tiny models,
+`AgentConfig(prose_as_talk=True)` takes a keyword-less reply as a TALK of its first sentences
+instead (no re-ask), marked `scores={"format_repair": "prose_as_talk"}` on the action event.
 
 Every action `Event` records `prompt_tokens` / `prompt_chars` summed over the calls that produced
 it (a format re-ask adds a call). With an action corrector (`trials.steering.correction`) each
@@ -153,6 +155,14 @@ def parse_action(text: str, names: Sequence[str] = (), self_name: str | None = N
     return None
 
 
+def first_sentences(text: str, n: int = 2, limit: int = 300) -> str:
+    """The first n sentences of the first non-empty line (for prose_as_talk); '' if under 2 words."""
+    line = next((_content(_clean(ln)) for ln in (text or "").splitlines() if _clean(ln)), "")
+    parts = re.split(r"(?<=[.!?])\s+", line)
+    out = " ".join(parts[:n])[:limit].strip()
+    return out if len(out.split()) >= 2 else ""
+
+
 # ------------------------------------------------------------------------------------ agent
 class AgentConfig(BaseModel):
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
@@ -160,6 +170,9 @@ class AgentConfig(BaseModel):
     persona_detail: Literal["brief", "full"] = "brief"
     max_tokens: int = Field(60, ge=8, description="tokens per action reply")
     temperature: float | None = None  # None = the LLM's configured temperature
+    prose_as_talk: bool = Field(False, description=(
+        "tiny-model mode: a reply without an action keyword is taken as a TALK of its first line "
+        "(no re-ask), recorded on the event as scores={'format_repair': 'prose_as_talk'}"))
 
 
 @dataclass
@@ -244,6 +257,9 @@ class Agent:
             action = parse_action(text, self.peers, self.name)
             if action is not None:
                 return Proposal(action, text, calls, tokens, chars)
+            if self.config.prose_as_talk and (prose := first_sentences(text)):
+                return Proposal(Action("TALK", prose), text, calls, tokens, chars,
+                                scores={"format_repair": "prose_as_talk"})
             log.info("%s: unparseable action reply %r (retry %d)", self.name, text[:120], retry)
             messages = [*messages, {"role": "assistant", "content": text}, {"role": "user", "content": REMINDER}]
         reason = f"no action in reply after a re-ask: {text[:200]!r}"

@@ -52,6 +52,7 @@ class Proposition(BaseModel):
     first_n: int = Field(2, ge=0)
     last_n: int = Field(12, ge=0)
     include_persona: bool = False
+    persona_detail: Literal["brief", "full"] = "full"  # "brief" keeps judge prompts short for tiny models
     threshold: int = Field(5, ge=0, le=9, description="passed = score >= threshold")
     variables: dict[str, str] = Field(default_factory=dict)
 
@@ -130,7 +131,7 @@ def judge(prop: Proposition, llm: Any, *, events: Sequence[Event] | None = None,
             events, persona = a.memory.events, persona or a.persona
         else:
             events = world.events
-    persona_text = persona.prompt_text("full") if (prop.include_persona and persona is not None) else None
+    persona_text = persona.prompt_text(prop.persona_detail) if (prop.include_persona and persona is not None) else None
     messages = judge_messages(prop, events, agent=agent, persona_text=persona_text, focus=focus,
                               max_chars=max_chars)
     samples: list[int | None] = []

@@ -128,7 +128,7 @@ def template(facts: dict[str, Any], seed: int, index: int) -> dict[str, Any]:
     age = facts.get("age")
     title = "retiree" if isinstance(age, int) and age >= 67 else rng.choice(_TITLES)
     title = str(facts.get("occupation", title))
-    return {"name": "", "occupation_title": title, "occupation_description": f"Works as a {title}.",
+    return {"name": "", "occupation_title": title, "occupation_description": f"Works as {'an' if title[:1].lower() in 'aeiou' else 'a'} {title}.",
             "residence": str(facts.get("residence", facts.get("country", ""))), "education": "",
             "traits": rng.sample(_TRAITS, 3), "beliefs": rng.sample(_BELIEFS, 2),
             "likes": rng.sample(_LIKES, 3), "dislikes": rng.sample(_DISLIKES, 2), "style": rng.choice(_STYLES)}
