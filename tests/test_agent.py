@@ -27,6 +27,8 @@ NAMES = ["Ana Ruiz", "Tom Berg"]
     ("Ana Ruiz: plain words", Action("TALK", "plain words")),
     ("Sure! Here is my action:\nTHINK: a thought\nTALK: second", Action("THINK", "a thought")),
     ("- think: bullet thought", Action("THINK", "bullet thought")),
+    ("1. TALK: numbered", Action("TALK", "numbered")),
+    ("Ana Ruiz: 3D printed bells", Action("TALK", "3D printed bells")),
     ("TALK:\nThe content on the next line", Action("TALK", "The content on the next line")),
     ("done.", Action("DONE")),
     ("REACH_OUT: Tom Berg", Action("REACH_OUT", target="Tom Berg")),

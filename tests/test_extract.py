@@ -98,3 +98,12 @@ def test_dedupe_is_deterministic_greedy_and_documented_threshold():
     assert count_unique_ideas(ideas) == 3 and count_unique_ideas(list(reversed(ideas))) == 3
     assert count_unique_ideas(ideas, threshold=1.01) == 5  # only the equal normalised names merge
     assert count_unique_ideas([]) == 0
+
+
+def test_transcript_leaves_out_injected_thoughts_and_keeps_a_window():
+    from trials.extract import transcript_text
+
+    events = _events() + [Event(step=2, kind="stimulus", type="THOUGHT", agent="Ana", content="Propose a new idea.")]
+    text = transcript_text(events)
+    assert "Propose a new idea" not in text and "Host said: Ideas for the town?" in text
+    assert transcript_text(events, max_events=1) == "- (3 earlier events omitted)\n- Ana thought: Bo is right about the park."

@@ -11,6 +11,7 @@ from trials.events import Event
 from trials.judge import RUBRIC, Proposition, judge, judge_messages, parse_score
 from trials.llm import build_llm
 from trials.persona import Persona
+from trials.steering import CorrectionConfig
 from trials.world import World
 
 
@@ -94,7 +95,7 @@ def test_judge_never_sees_the_arm_or_session_name():
         return "Score: 6\nReason: ok." if request.protocol == "score" else f"TALK: idea number {request.seed}"
 
     llm = build_llm({"backend": "scripted", "rules": [{"match": ".", "reply": reply}]})
-    world = World(llm, seed=2, name="treatment_correction-r3")
+    world = World(llm, seed=2, name="treatment_correction-r3", correction=CorrectionConfig())
     for name in ("Ana", "Bo"):
         world.add_agent(Persona(name=name), goals=["Discuss."])
     world.broadcast("Talk about parks.")
@@ -102,7 +103,8 @@ def test_judge_never_sees_the_arm_or_session_name():
     judge(P.persona_adherence(), world.judge_llm, world=world, agent="Ana")
     judge(P.divergence(), world.judge_llm, world=world)
     judge(P.task_completion("Talk about parks."), world.judge_llm, world=world)
-    assert sum("Claim:" in p for p in prompts) == 3 and len(prompts) > 3
+    n_checked = sum(s.checked for s in world.corrector.stats.values())
+    assert n_checked > 0 and sum("Claim:" in p for p in prompts) == 3 + n_checked
     assert not any("treatment" in p or "correction-r3" in p for p in prompts)
 
 

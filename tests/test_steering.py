@@ -12,7 +12,8 @@ from trials.llm import build_llm
 from trials.persona import Persona
 from trials.propositions import persona_adherence
 from trials.steering import (CorrectionConfig, Intervention, StagnationDetector, Story, broadcast,
-                             similarity, think, variety_intervention)
+                             similarity, story_continuation, think, variety_intervention)
+from trials.steering import talk as talk_effect
 from trials.steering.stagnation import novel_flags
 from trials.judge import Proposition
 from trials.world import World
@@ -214,3 +215,19 @@ def test_empty_story_reply_is_recorded_not_broadcast():
     [event] = world.events
     assert event.type == "FAILED" and "empty" in event.scores["missing_reason"]
     assert world.agent("Ana").memory.events == []
+
+
+def test_talk_and_story_effects():
+    world = _world([{"match": "Continue the story", "reply": "A storm reaches the town."}, _numbered_actions()],
+                   names=("Ana", "Bo"))
+    story = Story(world.llm)
+    world.add_hook(Intervention("coach", lambda w, a: w.step == 0, talk_effect("Speak up, {agent}.", source="Coach"),
+                                targets=["Bo"]))
+    world.add_hook(Intervention("plot", lambda w, a: w.step == 1, story_continuation(story), targets="session"))
+    world.run(2)
+    assert "Coach said to you: Speak up, Bo." in world.agent("Bo").memory.render()
+    assert "Speak up" not in world.agent("Ana").memory.render()
+    [plot] = [e for e in world.events if e.kind == "intervention" and e.type == "plot"]
+    assert plot.content == "A storm reaches the town." and plot.step == 1
+    assert [e.type for e in world.events if e.kind == "story"] == ["CONTINUATION"]
+    assert all("Story: A storm reaches the town." in a.memory.render() for a in world.agents)

@@ -146,7 +146,7 @@ def test_docstring_example_runs():
     import trials.world as mod
 
     code = mod.__doc__.split("embedded SmolLM2 model or an `openai` config for a real endpoint):")[1]
-    code = code.split("Personas usually come from files")[0]
+    code = code.split("On the tiny local model")[0]
     lines = [ln[4:] for ln in code.splitlines() if ln.strip()]
     namespace: dict = {}
     printed = []

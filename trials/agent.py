@@ -97,7 +97,7 @@ def resolve_name(name: str, names: Sequence[str], first_name: bool = True) -> st
 
 
 def _clean(line: str) -> str:
-    line = line.strip().lstrip("-*>#•0123456789. )").strip()
+    line = re.sub(r"^\s*(?:[-*>#•]+|\d{1,2}[.)])\s*", "", line)  # list markers, not leading numbers
     return line.replace("**", "").replace("__", "").strip().strip("`").strip()
 
 

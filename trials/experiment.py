@@ -196,6 +196,13 @@ def _finish(cfg: dict[str, Any], plan: Plan, rundir: RunDir, manifest: dict[str,
              if progress.stopped_for_budget else f", {n_missing} not run" if n_missing else "")
           + f"; {totals['calls']} LLM calls ({totals['requests']} requests), "
           f"{totals['tokens_in'] + totals['tokens_out']} tokens, {cost}")
+    for arm, counts in totals["steering"].items():
+        conf = plan.arms.get(arm, {})
+        if conf.get("interventions") and not counts["interventions"]:
+            print(f"note: arm {arm!r} has interventions {conf['interventions']} but none fired; "
+                  "its sessions saw no intervention (more steps, or experiment.intervention_options)")
+        if conf.get("correction") and not counts["correction_attempts"]:
+            print(f"note: arm {arm!r} has action correction but no action was checked")
     for j in jobs:
         if j["status"] == "failed":
             print(f"  failed: {j['session']}: {j['error'][:200]}")

@@ -66,9 +66,12 @@ class ExtractionResult(BaseModel):
 
 
 def transcript_text(events: Sequence[Event], agent: str | None = None, max_events: int = 120) -> str:
-    """The events as neutral '- ...' lines; with `agent`, only that agent's TALK/THINK actions."""
+    """The last `max_events` events as neutral '- ...' lines; with `agent`, only that agent's
+    TALK/THINK actions. Injected THOUGHT stimuli (e.g. an intervention's prompt) are left out:
+    they are the experimenter's words, not the participants'."""
     if agent is not None:
         events = [e for e in events if e.kind == "action" and e.agent == agent and e.type in ("TALK", "THINK")]
+    events = [e for e in events if not (e.kind == "stimulus" and e.type == "THOUGHT")]
     return render(events, None, first_n=0, last_n=max_events, max_chars=600)
 
 
@@ -121,9 +124,11 @@ def parse_idea_lines(text: str) -> tuple[list[Idea] | None, str]:
 
 
 def extract_ideas(llm: Any, events: Sequence[Event], *, agent: str | None = None, topic: str = "",
-                  mode: Mode = "auto", max_tokens: int = 400, seed: int = 0) -> ExtractionResult:
-    """The ideas proposed in the transcript (by `agent` only, when given), in order of appearance."""
-    text = transcript_text(events, agent)
+                  mode: Mode = "auto", max_tokens: int = 400, seed: int = 0,
+                  max_events: int = 120) -> ExtractionResult:
+    """The ideas proposed in the transcript (by `agent` only, when given), in order of appearance.
+    Keep `max_events` small for tiny-context models."""
+    text = transcript_text(events, agent, max_events)
     if agent is not None and not text:
         return ExtractionResult(value=[], method="empty")
     who = f" by {agent}" if agent else ""
@@ -165,9 +170,9 @@ def parse_vote_lines(text: str) -> tuple[Vote | None, str]:
 
 
 def extract_vote(llm: Any, events: Sequence[Event], *, agent: str, question: str, mode: Mode = "auto",
-                 max_tokens: int = 80, seed: int = 0) -> ExtractionResult:
+                 max_tokens: int = 80, seed: int = 0, max_events: int = 120) -> ExtractionResult:
     """How `agent` would answer `question` on a 1-5 scale (1 = not at all, 5 = absolutely), from what they said."""
-    head = (f"Transcript:\n{transcript_text(events) or '- (empty)'}\n\nFrom what {agent} said, how would "
+    head = (f"Transcript:\n{transcript_text(events, None, max_events) or '- (empty)'}\n\nFrom what {agent} said, how would "
             f"{agent} answer: {question}\nScale: 1 = not at all, 3 = unsure, 5 = absolutely.")
     return _run(llm, mode, head, head + "\nReply as:\nVote: <1-5>\nReason: <one short sentence>", Vote,
                 parse_vote_lines, derive_seed("vote", agent, question, seed), max_tokens)
@@ -175,7 +180,7 @@ def extract_vote(llm: Any, events: Sequence[Event], *, agent: str, question: str
 
 def extract_choice(llm: Any, events: Sequence[Event], *, options: Sequence[str], question: str,
                    agent: str | None = None, mode: Mode = "auto", max_tokens: int = 80,
-                   seed: int = 0) -> ExtractionResult:
+                   seed: int = 0, max_events: int = 120) -> ExtractionResult:
     """Which of `options` `agent` (or the group) chose; a reply outside the options is missing."""
     def resolve(raw: str) -> str | None:
         raw = raw.strip().strip(" .\"'").lower()
@@ -191,7 +196,7 @@ def extract_choice(llm: Any, events: Sequence[Event], *, options: Sequence[str],
             else (None, f"no option of {list(options)} in the reply {(text or '')[:200]!r}")
 
     who = agent or "the group"
-    head = (f"Transcript:\n{transcript_text(events) or '- (empty)'}\n\n{question}\nWhich option did {who} "
+    head = (f"Transcript:\n{transcript_text(events, None, max_events) or '- (empty)'}\n\n{question}\nWhich option did {who} "
             f"choose? Options: {'; '.join(options)}.")
     result = _run(llm, mode, head, head + "\nReply as:\nChoice: <one option, exactly as written>\nReason: <one short sentence>",
                   Choice, parse_lines, derive_seed("choice", agent, question, seed), max_tokens)

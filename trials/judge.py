@@ -94,9 +94,11 @@ def judge_messages(prop: Proposition, events: Sequence[Event], *, agent: str | N
         parts.append(f"Persona of {agent}:\n{persona_text.strip()}")
     history = render(events, None, first_n=prop.first_n, last_n=prop.last_n, max_chars=max_chars)
     parts.append("Events:\n" + (history or "- (no events yet)"))
+    claim = f"Claim: {prop.text(agent)}"
     if focus:
         parts.append(f"Action to judge (by {agent}): {focus}")
-    parts.append(f"Claim: {prop.text(agent)}")
+        claim += "\nJudge the claim for the action to judge; the events are only context."
+    parts.append(claim)
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n\n".join(parts)}]
 
 

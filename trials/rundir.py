@@ -129,12 +129,17 @@ class RunDir:
     def collect(self, done: list[tuple[str, int]]) -> dict[str, Any]:
         """Concatenate finished jobs (in arm/replicate order) into the run-level files."""
         metrics, calls = [], []
+        steering: dict[str, dict[str, int]] = {}  # arm -> interventions fired, correction attempts
         with open(self.root / "transcript.jsonl", "w") as out:
             for arm, rep in sorted(done):
                 d = self.job_dir(arm, rep)
                 metrics.append(pd.read_parquet(d / "metrics.parquet"))
                 calls.append(pd.read_parquet(d / "llm_calls.parquet"))
-                out.write((d / "events.jsonl").read_text())
+                text = (d / "events.jsonl").read_text()
+                out.write(text)
+                counts = steering.setdefault(arm, {"interventions": 0, "correction_attempts": 0})
+                counts["interventions"] += text.count('"kind": "intervention"')
+                counts["correction_attempts"] += text.count('"kind": "correction"')
         m = tidy(pd.concat(metrics, ignore_index=True) if metrics else pd.DataFrame(), METRIC_COLUMNS)
         c = tidy(pd.concat(calls, ignore_index=True) if calls else pd.DataFrame(), CALL_COLUMNS)
         m.to_parquet(self.root / "metrics.parquet", index=False)
@@ -144,7 +149,8 @@ class RunDir:
         models = {p: sorted(set(c.loc[c["purpose"] == p, "model"])) for p in sorted(set(c["purpose"]))}
         return {"calls": int(len(c)), "requests": int((~c["cached"]).sum()) if len(c) else 0,
                 "tokens_in": int(c["tokens_in"].sum()), "tokens_out": int(c["tokens_out"].sum()),
-                "cost_usd": None if math.isnan(cost) else cost, "models": models}
+                "cost_usd": None if math.isnan(cost) else cost, "models": models,
+                "steering": steering}
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         tmp = self.root / "manifest.json.tmp"

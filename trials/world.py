@@ -4,18 +4,19 @@ Usage (the scripted backend is a deterministic test double; use {"backend": "loc
 embedded SmolLM2 model or an `openai` config for a real endpoint):
 
     from trials.llm import build_llm
-    from trials.persona import Persona
+    from trials.persona import library_path, load_folder
     from trials.world import World
 
     llm = build_llm({"backend": "scripted"})
     world = World(llm, seed=1)
-    for persona in [Persona(name="Ana Ruiz", occupation="nurse"), Persona(name="Tom Berg", age=61)]:
+    for persona in load_folder(library_path("general"))[:2]:
         world.add_agent(persona, goals=["Propose ideas for a new travel app feature."])
     world.broadcast("Brainstorm: what one feature should a travel app add next?")
     world.run(2)
     print(world.transcript())
 
-Personas usually come from files: `load_folder(library_path("general"))` (trials.persona).
+On the tiny local model also pass `agent_config=AgentConfig(prose_as_talk=True)` (trials.agent):
+it rarely keeps to the action format.
 
 Semantics (what scenarios rely on):
 - `World(llm, seed=..., recorder=...)` takes its own view of the LLM (`llm.bind(seed, recorder)`),

@@ -17,7 +17,8 @@ METRICS = {
     "divergence": ("session", "0-9"), "ideas": ("session", "count"),
 }
 MATERIAL_KEY = "themes"
-OPTIONS = ("task", "max_actions", "agent_max_tokens", "judge_k", "intervention_options", "goal")
+OPTIONS = ("task", "max_actions", "agent_max_tokens", "judge_k", "intervention_options", "goal",
+           "extract_max_tokens")
 TASK = "Propose as many distinct, concrete ideas as you can for the theme below."
 
 

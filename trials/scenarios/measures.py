@@ -75,7 +75,8 @@ def count_ideas(ctx: SessionContext, out: SessionOutput, events: Sequence[Event]
     if not said(events):
         out.add_metric("ideas", None, level="session", scale="count", missing_reason="no actions")
         return
-    result = extract_ideas(ctx.judge, events, topic=topic, seed=ctx.seed)
+    result = extract_ideas(ctx.judge, events, topic=topic, seed=ctx.seed,
+                           max_tokens=int(ctx.experiment.get("extract_max_tokens", 250)))
     if not result.ok:
         out.add_metric("ideas", None, level="session", scale="count",
                        missing_reason=f"extraction failed: {result.missing_reason}"[:300])
