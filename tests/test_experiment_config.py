@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -25,6 +24,7 @@ SHARED = ROOT.parent / "shared"
     (["experiment.population.path=/nonexistent/folder"], "folder /nonexistent/folder does not exist"),
     (["experiment.control=placebo"], "experiment.control='placebo' is not an arm"),
     (["experiment.scenario=karaoke"], "experiment.scenario='karaoke' is not a scenario"),
+    (["experiment.scenario=measures"], "is a helper module, not a scenario"),
     (["run.backend=spark"], "run.backend='spark': use one of"),
     (["experiment.arms.treatment.interventions=[confetti]"], "unknown ['confetti']"),
     (["+experiment.arms.treatment.correction={threshold:12}"], "experiment.arms.treatment.correction"),
@@ -37,6 +37,15 @@ def test_config_errors_name_the_key_and_call_nothing(tmp_path, capsys, overrides
     err = capsys.readouterr().err
     assert code == 2 and needle in err and err.startswith("config error: ")
     assert not tmp_path.exists() or not any(tmp_path.iterdir())  # nothing written, nothing called
+
+
+def test_arm_names_must_be_safe_folder_names(tmp_path):
+    from trials.plan import ConfigError, build_plan
+
+    cfg = config("experiment=hello")
+    cfg["experiment"]["arms"]["../escape"] = {}
+    with pytest.raises(ConfigError, match="arm names become folder names"):
+        build_plan(cfg, tmp_path)
 
 
 def test_unknown_experiment_lists_the_available_ones(tmp_path):

@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
-import textwrap
-from pathlib import Path
 
 import pandas as pd
-import pytest
 import yaml
 from runner_support import ROOT, config, metrics, run
 

@@ -8,7 +8,6 @@ run in joblib workers (`trials.jobs.execute_job`), each writing its own job fold
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import platform
 import subprocess

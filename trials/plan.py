@@ -9,6 +9,7 @@ import hashlib
 import importlib
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -67,6 +68,9 @@ def load_scenario(name: str) -> ModuleType:
         known = sorted(p.stem for p in Path(__file__).parent.joinpath("scenarios").glob("*.py")
                        if p.stem not in ("__init__", "base"))
         raise ConfigError(f"experiment.scenario={name!r} is not a scenario; use one of {known}") from None
+    if not (callable(getattr(module, "run", None)) and isinstance(getattr(module, "METRICS", None), dict)):
+        raise ConfigError(f"experiment.scenario={name!r}: trials.scenarios.{name} is a helper module, "
+                          "not a scenario (it needs run(ctx) and METRICS)")
     return module
 
 
@@ -195,6 +199,9 @@ def build_plan(cfg: dict[str, Any], root: Path) -> Plan:
     defaults = dict(exp.get("arm_defaults") or {})
     arms: dict[str, dict[str, Any]] = {}
     for name, arm in arms_raw.items():
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", str(name)):
+            raise ConfigError(f"experiment.arms.{name}: arm names become folder names; use letters, "
+                              "digits, '_', '-' or '.'")
         _check_keys(f"experiment.arms.{name}", dict(arm or {}), ARM_KEYS)
         arms[str(name)] = deep_merge(defaults, dict(arm or {}))
     control = str(exp.get("control") or next(iter(arms)))

@@ -105,6 +105,16 @@ class SweepSummaryCallback(Callback):  # type: ignore[misc]
             print(f"warning: sweep summary failed ({exc}); run `trials sweep-summary "
                   f"{config.hydra.sweep.dir}`", file=sys.stderr)
             return
-        if out:
-            print(f"sweep summary: {out}")
-            print(f"run directory: {Path(config.hydra.sweep.dir).resolve()}", flush=True)
+        if not out:
+            return
+        print(f"sweep summary: {out}")
+        root = Path(config.hydra.sweep.dir).resolve()
+        if config.get("run", {}).get("report", True):
+            try:
+                from reports import render
+
+                render(root)
+            except Exception as exc:  # noqa: BLE001 - the summary and the runs are already written
+                print(f"warning: sweep report failed ({type(exc).__name__}: {exc}); retry with "
+                      f"`trials report {root}`", file=sys.stderr)
+        print(f"run directory: {root}", flush=True)

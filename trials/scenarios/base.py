@@ -13,7 +13,6 @@ and the run directory; a scenario only simulates and measures.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,33 +51,3 @@ class SessionOutput:
         self.metrics.append({"agent": agent, "metric": metric, "value": float(value),
                              "level": level, "scale": scale, "missing_reason": missing_reason,
                              "judge_k": judge_k, "judge_sd": judge_sd})
-
-
-_SCORE = re.compile(r"score\s*[:=]?\s*\**\s*([0-9])", re.IGNORECASE)
-_DIGIT = re.compile(r"\b([0-9])\b")
-
-
-def parse_score(reply: Any) -> tuple[float | None, str]:
-    """(score 0-9, reason). Prefer the probability-weighted score; then 'Score: d'; then a
-    lone digit. None when the reply holds no usable digit (tiny models do that)."""
-    text = getattr(reply, "text", str(reply)) or ""
-    reason = ""
-    m = re.search(r"reason\s*:\s*(.+)", text, re.IGNORECASE)
-    if m:
-        reason = m.group(1).strip()
-    score = getattr(reply, "score", None)
-    if score is not None and not math.isnan(score):
-        return float(score), reason
-    m = _SCORE.search(text) or _DIGIT.search(text)
-    return (float(m.group(1)), reason) if m else (None, reason)
-
-
-def judge_score(ctx: SessionContext, prompt: str, *, salt: int = 0) -> tuple[float | None, str]:
-    """One 0-9 judge call in the project's plain-text score protocol."""
-    reply = ctx.judge.chat(
-        [{"role": "system", "content": "You are a strict evaluator. Reply exactly in the form:\n"
-          "Score: <0-9>\nReason: <one short sentence>"},
-         {"role": "user", "content": prompt}],
-        purpose="judge", protocol="score", score_digits=True, seed=salt, max_tokens=40,
-    )
-    return parse_score(reply)

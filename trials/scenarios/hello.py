@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from trials.events import Event
-from trials.scenarios.base import SessionContext, SessionOutput, judge_score
+from trials.scenarios.base import SessionContext, SessionOutput
 
 METRICS = {"persona_adherence": ("agent", "0-9"), "answer_chars": ("agent", "count")}
 MATERIAL_KEY = "questions"
@@ -35,11 +35,15 @@ def run(ctx: SessionContext) -> SessionOutput:
         out.add_metric("answer_chars", len(answer), agent=persona.name, level="agent", scale="count")
         if "persona_adherence" not in ctx.experiment.get("metrics", list(METRICS)):
             continue
-        score, reason = judge_score(ctx, (
-            f"Person:\n{persona.prompt_text('brief')}\n\nQuestion: {question}\nAnswer: {answer}\n\n"
-            "How well does the answer fit this person (0 = not at all, 9 = perfectly)?"))
-        out.events.append(Event(step=0, kind="judge", type="persona_adherence", content=reason,
-                                agent=persona.name, scores={"persona_adherence": score}))
-        out.add_metric("persona_adherence", score, agent=persona.name, level="agent", scale="0-9",
-                       missing_reason="" if score is not None else "judge reply had no 0-9 score")
+        from trials.judge import judge
+        from trials.propositions import persona_adherence
+
+        result = judge(persona_adherence(), ctx.judge, events=out.events[-2:], agent=persona.name,
+                       persona=persona)
+        value = result.weighted_score if result.weighted_score is not None else result.mean
+        out.events.append(Event(step=0, kind="judge", type="persona_adherence", agent=persona.name,
+                                content=result.justification or result.missing_reason,
+                                scores={"persona_adherence": value, "score": result.score}))
+        out.add_metric("persona_adherence", value, agent=persona.name, level="agent", scale="0-9",
+                       missing_reason=result.missing_reason or ("" if value is not None else "no score"))
     return out
