@@ -58,3 +58,21 @@ def test_local_schema_call_is_grammar_constrained_and_threads_are_serialised(loc
     [t.start() for t in threads]
     [t.join() for t in threads]
     assert len(out) == 2 and all(isinstance(r.data, Vote) for r in out)
+
+
+@pytest.mark.local_model
+def test_judge_reuses_the_cached_prompt_prefix_without_changing_the_score(local_llm):
+    """Judge prompts differing only in the claim reuse the KV cache (prefix), and the digit
+    probabilities equal those of a fresh evaluation."""
+    llm = local_llm.bind(seed=2, recorder=CallRecorder())
+    other = [JUDGE[0], {"role": "user", "content": JUDGE[1]["content"].replace("nursing work", "cooking")}]
+    ask = lambda msgs: llm.chat(msgs, purpose="judge", protocol="score", score_digits=True,  # noqa: E731
+                                temperature=0.0, max_tokens=4)
+    backend = local_llm._core.backend
+    with backend._lock:
+        backend._llama.reset()
+    fresh = ask(JUDGE)
+    ask(other)
+    reused = ask(JUDGE)  # only the claim's tokens differ from the previous prompt
+    assert reused.digit_probs == pytest.approx(fresh.digit_probs, abs=1e-3)
+    assert reused.text == fresh.text

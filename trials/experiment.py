@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import trials
 from trials.jobs import execute_job
-from trials.plan import ConfigError, Job, Plan, build_plan, resolve_n_jobs
+from trials.plan import ConfigError, Job, Plan, build_plan, divide_threads, resolve_n_jobs
 from trials.progress import Progress, estimate, format_estimate
 from trials.rundir import RunDir
 
@@ -116,6 +116,7 @@ def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path) -> int:
         return 2
     run = dict(cfg["run"])
     run["n_jobs"] = resolve_n_jobs(cfg)
+    divide_threads(plan.jobs, run["n_jobs"])
     for arm in plan.aa_arms:
         print(f"note: arm {arm!r} is identical to control {plan.control!r}: an A/A check "
               "(any 'effect' is noise)", file=sys.stderr)

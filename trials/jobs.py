@@ -66,7 +66,9 @@ def execute_job(job: Job) -> dict[str, Any]:
             experiment=job.experiment, arm=job.arm, arm_config=job.arm_config,
             replicate=job.replicate, session=job.session, seed=job.seed, llm=llm, judge=judge,
             personas=[Persona.model_validate(p) for p in job.personas], material=job.material,
-            threads=job.threads, judge_model=judge.model or _model_name(job.judge), recorder=recorder)
+            # a local model serves one call at a time (its lock): concurrent agent calls gain
+            # nothing and interleave prompts, which defeats llama.cpp's prompt-prefix reuse
+            threads=1 if "local" in (llm.backend, judge.backend) else job.threads, judge_model=judge.model or _model_name(job.judge), recorder=recorder)
         out = scenario.run(ctx)
     except Exception as exc:  # noqa: BLE001 - recorded, never swallowed
         calls = recorder.to_frame()

@@ -89,11 +89,12 @@ def parse_score(text: str) -> tuple[int | None, str]:
 def judge_messages(prop: Proposition, events: Sequence[Event], *, agent: str | None = None,
                    persona_text: str | None = None, focus: str | None = None,
                    max_chars: int = 300) -> list[dict[str, str]]:
-    parts = []
+    # events first, then the persona and the claim: the judge prompts of one agent then share a
+    # long prefix, which a local backend evaluates once (its KV cache)
+    history = render(events, None, first_n=prop.first_n, last_n=prop.last_n, max_chars=max_chars)
+    parts = ["Events:\n" + (history or "- (no events yet)")]
     if persona_text:
         parts.append(f"Persona of {agent}:\n{persona_text.strip()}")
-    history = render(events, None, first_n=prop.first_n, last_n=prop.last_n, max_chars=max_chars)
-    parts.append("Events:\n" + (history or "- (no events yet)"))
     claim = f"Claim: {prop.text(agent)}"
     if focus:
         parts.append(f"Action to judge (by {agent}): {focus}")
@@ -120,7 +121,7 @@ def _one(llm: Any, messages: list[dict[str, str]], *, purpose: str, seed: int,
 def judge(prop: Proposition, llm: Any, *, events: Sequence[Event] | None = None,
           world: "World | None" = None, agent: str | None = None, persona: "Persona | None" = None,
           focus: str | None = None, k: int = 1, salt: Any = 0, purpose: str = "judge",
-          max_tokens: int = 60, max_chars: int = 300) -> JudgeResult:
+          max_tokens: int = 40, max_chars: int = 300) -> JudgeResult:
     """Score `prop`. Evidence: `events`, or from `world` (the agent's memory for target="agent",
     all session events for target="session"). `focus` is a candidate action to judge (correction)."""
     if prop.target == "agent" and agent is None:

