@@ -71,18 +71,25 @@ def _weighted_delta(c: np.ndarray, t: np.ndarray, wc: np.ndarray, wt: np.ndarray
     return num / (wcu.sum(axis=1) * wtu.sum(axis=1))
 
 
+MIN_BOOT_UNITS = 4
+
+
 def bootstrap(control: np.ndarray, treatment: np.ndarray, *, groups_c: np.ndarray | None = None,
               groups_t: np.ndarray | None = None, n_boot: int = 2000, alpha: float = 0.05,
               rng: np.random.Generator | None = None) -> dict[str, float]:
     """Percentile bootstrap CIs for Hedges' g, Cliff's delta and the mean difference.
 
     Arms are resampled separately (stratified). Returns g_ci_*, delta_ci_* and diff_ci_* (the
-    difference of means of the individual values).
+    difference of means of the individual values). With fewer than MIN_BOOT_UNITS resampling units
+    (sessions when clustered) in an arm the CIs are NaN: 2 sessions give only 3 distinct resamples,
+    and percentiles of those are not a confidence interval.
     """
     c, t = np.asarray(control, float), np.asarray(treatment, float)
     out = dict.fromkeys(("g_ci_low", "g_ci_high", "delta_ci_low", "delta_ci_high",
                          "diff_ci_low", "diff_ci_high"), NAN)
-    if len(c) < 2 or len(t) < 2 or n_boot < 10:
+    units_c = len(np.unique(groups_c)) if groups_c is not None else len(c)
+    units_t = len(np.unique(groups_t)) if groups_t is not None else len(t)
+    if min(units_c, units_t) < MIN_BOOT_UNITS or n_boot < 10:
         return out
     rng = rng or np.random.default_rng(0)
     gs, ds, diffs = [], [], []

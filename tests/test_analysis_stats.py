@@ -212,3 +212,15 @@ def test_mde_with_two_pairs_is_finite():
     assert np.isfinite(m)
     assert power.power_at(2, m, 3.5, sd_diff=0.7) == pytest.approx(0.8, abs=1e-6)
     assert power.power_at(2, m, 3.5, sd_diff=0.7) == pytest.approx(TTestPower().power(m / 0.7, 2, 0.05), abs=1e-3)
+
+
+def test_bootstrap_ci_needs_enough_resampling_units():
+    # two sessions per arm give 3 distinct resamples: no percentile CI is reported
+    rng = np.random.default_rng(3)
+    c, t = rng.normal(0, 1, 10), rng.normal(1, 1, 10)
+    two = np.repeat([0, 1], 5)
+    ci = effect_sizes.bootstrap(c, t, groups_c=two, groups_t=two, n_boot=200, rng=rng)
+    assert all(np.isnan(v) for v in ci.values())
+    five = np.repeat(np.arange(5), 2)
+    ci = effect_sizes.bootstrap(c, t, groups_c=five, groups_t=five, n_boot=200, rng=rng)
+    assert ci["g_ci_low"] < ci["g_ci_high"] and np.isfinite(ci["diff_ci_low"])

@@ -59,9 +59,10 @@ def headline_rows(md: str) -> dict[tuple[str, str], list[str]]:
 
 
 def _split_ci(text: str) -> tuple[float, float, float]:
-    m = re.fullmatch(r"([+-]\d+\.\d\d) \[([+-]\d+\.\d\d), ([+-]\d+\.\d\d)\]", text)
+    """'+1.08 [+0.20, +1.90]' -> numbers; a bare '+1.08' (no CI computed) -> CI as NaN."""
+    m = re.fullmatch(r"([+-]\d+\.\d\d)(?: \[([+-]\d+\.\d\d), ([+-]\d+\.\d\d)\])?", text)
     assert m, f"not 'estimate [lo, hi]': {text!r}"
-    return tuple(float(g) for g in m.groups())
+    return tuple(float(g) if g is not None else math.nan for g in m.groups())
 
 
 def assert_headline_matches(md: str, effects: pd.DataFrame) -> None:
@@ -79,9 +80,9 @@ def assert_headline_matches(md: str, effects: pd.DataFrame) -> None:
         assert cells[2] == f"{rec.n_control} / {rec.n_treatment}"
         assert abs(float(cells[3]) - rec.mean_control) <= 0.005 + 1e-9
         for got, want in zip(_split_ci(cells[5]), (rec.diff, rec.ci_low, rec.ci_high)):
-            assert abs(got - want) <= 0.005 + 1e-9
+            assert (math.isnan(got) and math.isnan(want)) or abs(got - want) <= 0.005 + 1e-9
         for got, want in zip(_split_ci(cells[6]), (rec.hedges_g, rec.g_ci_low, rec.g_ci_high)):
-            assert abs(got - want) <= 0.005 + 1e-9
+            assert (math.isnan(got) and math.isnan(want)) or abs(got - want) <= 0.005 + 1e-9
         for text, want in zip(cells[7:10], (rec.p_value, rec.p_holm, rec.p_bh)):
             assert math.isclose(float(text), want, rel_tol=0.06, abs_tol=0.005)
 
