@@ -24,8 +24,8 @@ $(VENV)/.installed-test: $(VENV)/.installed
 
 bench: $(VENV)/.installed-test
 	$(PY) benchmarks/llm_overhead.py
-	$(PY) benchmarks/runner_scaling.py
-	$(PY) benchmarks/calibration.py
+	$(PY) benchmarks/runner_scaling.py --steps 10
+	$(PY) benchmarks/calibration.py --sims 4000 --compare-sims 400
 
 clean:
 	rm -rf $(VENV) .cache runs multirun
