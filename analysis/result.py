@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis import clustered as cl
 from analysis import power as pw
 from analysis.comparison import as_table, compare, resolve_control
 from analysis.io import Table
@@ -118,7 +119,7 @@ def power_table(effects: pd.DataFrame, alpha: float = 0.05, target: float = 0.8)
         effect = abs(float(r.diff)) if np.isfinite(r.diff) else math.nan
         rows.append({"metric": r.metric, "control": r.control, "treatment": r.treatment, "unit": unit,
                      "n_this_run": n, "observed_effect": effect, "sd": r.sd_pooled, "sd_diff": sd_diff,
-                     "icc": icc, "cluster_size": m, "design_effect": 1 + (m - 1) * icc,
+                     "icc": icc, "cluster_size": m, "design_effect": cl.design_effect(icc, m),
                      "alpha": alpha, "target_power": target,
                      "n_needed": pw.replicates_needed(effect, r.sd_pooled, icc, m, alpha, target, sd_diff),
                      "mde_this_run": pw.mde(n, r.sd_pooled, icc, m, alpha, target, sd_diff)})

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from reports import figures, fmt, quality
 from reports.caveats import caveats, judge_note
 from reports.document import Bullets, Callout, Document, Figure, Para, Table
@@ -18,16 +20,15 @@ SECTION_TITLES = ("Overview", "How far to trust this run", "Headline results", "
                   "Quality of the run", "Transcript excerpts", "Notes")
 
 
-def _overview(doc: Document, data: RunData) -> None:
+def _overview(doc: Document, data: RunData, facts: list[tuple[str, str]], usage: pd.DataFrame) -> None:
     sec = doc.section("Overview", "overview")
-    sec.blocks.append(Table(["", ""], [[k, v] for k, v in header_facts(data)]))
+    sec.blocks.append(Table(["", ""], [[k, v] for k, v in facts]))
     diff = config_diff(data)
     if diff:
         sec.blocks.append(Table(["Arm", "Setting", "Control", "This arm"], [list(r) for r in diff],
                                 "What differs between the arms (from config.yaml experiment.arms)."))
     elif data.config is not None or data.manifest is not None:
         sec.blocks.append(Para("The arms' configurations are identical (an A/A check) or were not recorded."))
-    usage = usage_by_purpose(data.llm_calls)
     if not usage.empty:
         rows = [[str(r["purpose"]), fmt.integer(r["calls"]), fmt.integer(r["cached"]), fmt.integer(r["tokens_in"]),
                  fmt.integer(r["tokens_out"]), fmt.usd(r["cost_usd"])] for _, r in usage.iterrows()]
@@ -74,8 +75,10 @@ def _figures(doc: Document, data: RunData, arms: list[str], fig_dir: Path) -> No
 
 def _quality(doc: Document, data: RunData) -> None:
     sec = doc.section("Quality of the run", "quality")
-    miss = quality.missing(data.metrics, data.tables.missing)
-    if miss.empty:
+    miss = data.tables.missing  # analysis' missing.csv, shown as written
+    if "arm" not in miss.columns:
+        sec.blocks.append(Para("Missing values: not shown (the analysis tables have no missing.csv)."))
+    elif miss.empty:
         sec.blocks.append(Para("Missing values: none."))
     else:
         sec.blocks.append(quality.as_table(miss, "Missing values per arm and why."))
@@ -122,9 +125,11 @@ def _notes(doc: Document, data: RunData) -> None:
 
 def build(data: RunData, fig_dir: Path) -> Document:
     arms = arm_names(data)
-    name = next((v for k, v in header_facts(data) if k == "Experiment"), data.source.stem)
+    usage = usage_by_purpose(data.llm_calls)
+    facts = header_facts(data, usage)
+    name = next((v for k, v in facts if k == "Experiment"), data.source.stem)
     doc = Document(f"Experiment report: {name}", f"{len(arms)} arms · {len(data.tables.effects)} comparisons")
-    _overview(doc, data)
+    _overview(doc, data, facts, usage)
     doc.section("How far to trust this run", "caveats").blocks.append(Callout("Caveats", caveats(data)))
     _headline(doc, data)
     _figures(doc, data, arms, fig_dir)

@@ -7,6 +7,7 @@ import re
 import pandas as pd
 
 from reports.load import RunData
+from reports.runinfo import models
 
 TINY = re.compile(r"(\d+(?:\.\d+)?)\s*([mb])\b", re.IGNORECASE)
 
@@ -21,8 +22,8 @@ def _params_billions(model: str) -> float | None:
 
 
 def caveats(data: RunData) -> list[str]:
-    man, cfg = data.manifest or {}, data.config or {}
-    llm, judge = man.get("llm") or cfg.get("llm") or {}, man.get("judge") or cfg.get("judge") or {}
+    man = data.manifest or {}
+    llm, judge = models(data)
     items: list[str] = []
     if "scripted" in (llm.get("backend"), judge.get("backend")):
         items.append("This run used the scripted backend: a deterministic test double, not a language model. "

@@ -23,14 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         paths = render(args.path, args.out)
-    except ReportError as exc:
+    except ReportError as exc:  # load() wraps analysis errors in ReportError, keeping their message
         print(f"trials report: {exc}", file=sys.stderr)
         return 1
-    except Exception as exc:  # analysis errors carry their own clear messages
-        if type(exc).__name__.endswith("Error") and type(exc).__module__.startswith("analysis"):
-            print(f"trials report: {exc}", file=sys.stderr)
-            return 1
-        raise
     print(f"report: {paths.markdown}")
     print(f"report: {paths.html}")
     return 0

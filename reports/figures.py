@@ -74,8 +74,13 @@ def forest(effects: pd.DataFrame, arms: list[str], path: Path) -> Path | None:
     return _save(fig, path)
 
 
+def _scale(sub: pd.DataFrame) -> str:
+    """The metric's declared scale ("0-9", "count", ...) or ""."""
+    return str(sub["scale"].dropna().iloc[0]) if "scale" in sub and sub["scale"].notna().any() else ""
+
+
 def _is_score(sub: pd.DataFrame) -> bool:
-    scale = str(sub["scale"].dropna().iloc[0]) if "scale" in sub and sub["scale"].notna().any() else ""
+    scale = _scale(sub)
     if scale:
         return scale == "0-9"
     vals = sub["value"].dropna()
@@ -138,8 +143,7 @@ def distributions(metrics: pd.DataFrame | None, arms: list[str], path: Path) -> 
         if _is_score(sub):
             _stacked(ax, sub, arms)
         else:
-            scale = str(sub["scale"].dropna().iloc[0]) if "scale" in sub and sub["scale"].notna().any() else ""
-            _dots(ax, sub, arms, stacked=scale == "count" or np.allclose(sub["value"].dropna() % 1, 0))
+            _dots(ax, sub, arms, stacked=_scale(sub) == "count" or np.allclose(sub["value"].dropna() % 1, 0))
         ax.set_yticks(range(len(arms)), arms)
         ax.set_ylim(len(arms) - 0.5, -0.5)
         ax.set_title(label(name))

@@ -18,9 +18,6 @@ import yaml
 
 log = logging.getLogger(__name__)
 
-ANALYSIS_FILES = ("effects.csv", "descriptives.csv", "missing.csv", "power.csv")
-
-
 class ReportError(Exception):
     """A report input that cannot be read; the message names the file and what to do."""
 
@@ -108,38 +105,34 @@ def read_analysis(adir: Path) -> AnalysisTables:
     effects = _read_table(adir / "effects.csv")
     if effects is None:
         raise ReportError(f"{adir / 'effects.csv'}: missing; run `trials analyze` on the run first")
-    frames = {n: _read_table(adir / n) for n in ANALYSIS_FILES[1:]}
+    frames = {n: _read_table(adir / f"{n}.csv") for n in ("descriptives", "missing", "power")}
     tradeoffs = adir / "tradeoffs.txt"
     return AnalysisTables(
         dir=adir,
         effects=effects,
-        descriptives=frames["descriptives.csv"] if frames["descriptives.csv"] is not None else pd.DataFrame(),
-        missing=frames["missing.csv"] if frames["missing.csv"] is not None else pd.DataFrame(),
-        power=frames["power.csv"] if frames["power.csv"] is not None else pd.DataFrame(),
+        **{n: frame if frame is not None else pd.DataFrame() for n, frame in frames.items()},
         tradeoffs=tradeoffs.read_text(encoding="utf-8") if tradeoffs.exists() else "",
         summary=_read_json(adir / "summary.json") or {},
     )
 
 
 def _compute_analysis(source: Path, adir: Path, control: str | None) -> tuple[pd.DataFrame, list[str]]:
-    """Runs `analysis` on `source` and writes its tables into `adir`; returns the tidy table."""
+    """Runs `analysis` on `source` and writes its tables into `adir`; returns the tidy table and its notes."""
     import analysis  # late: a report of an already-analysed run does not need it
 
     try:
-        loaded = analysis.load_table(source)
+        table = analysis.load_table(source)
     except Exception as exc:
         raise ReportError(f"{source}: analysis could not load it: {exc}") from exc
-    table, notes = (loaded if isinstance(loaded, tuple) else (loaded, getattr(loaded, "notes", [])))
     try:
-        result = analysis.analyze(loaded if not isinstance(loaded, tuple) else table, control=control)
+        result = analysis.analyze(table, control=control)
     except Exception as exc:
         raise ReportError(f"{source}: the analysis failed ({type(exc).__name__}: {exc}); run "
                           f"`trials analyze {source}` to see the details") from exc
     adir.mkdir(parents=True, exist_ok=True)
     result.write(adir)
     log.info("analysis tables written to %s", adir)
-    frame = getattr(table, "df", table)
-    return frame, [str(n) for n in (notes or [])]
+    return table.df, [str(n) for n in table.notes]
 
 
 def load(path: str | Path, out_dir: str | Path | None = None) -> RunData:
@@ -159,8 +152,9 @@ def load(path: str | Path, out_dir: str | Path | None = None) -> RunData:
         control = str(manifest["control"]) if manifest and manifest.get("control") else None
         adir = source / "analysis"
         notes: list[str] = []
-        metrics = read_metrics(source)
-        if not (adir / "effects.csv").exists():
+        if (adir / "effects.csv").exists():
+            metrics = read_metrics(source)
+        else:  # analysis reads the metrics itself; reuse its table rather than reading the file again
             adir = adir if not out_dir else out / "analysis"
             metrics, notes = _compute_analysis(source, adir, control)
         data = RunData(source=source, kind="run", out_dir=out, tables=read_analysis(adir),

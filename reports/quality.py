@@ -1,5 +1,5 @@
-"""Quality of the run, from the run directory's files: missing values and why, failed jobs,
-action-correction attempts and pass rates, intervention fire counts, judge noise."""
+"""Quality of the run, from the run directory's files: failed jobs, action-correction attempts and
+pass rates, intervention fire counts, judge noise (missing values come from analysis' missing.csv)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from reports import fmt
 from reports.document import Table
 
 
-def _table(frame: pd.DataFrame, caption: str = "") -> Table:
+def as_table(frame: pd.DataFrame, caption: str = "") -> Table:
     """A DataFrame as a display table: floats with two decimals, integers as integers."""
     rows, numeric = [], set()
     for j, col in enumerate(frame.columns):
@@ -30,25 +30,6 @@ def _table(frame: pd.DataFrame, caption: str = "") -> Table:
                 row.append("" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
         rows.append(row)
     return Table([fmt.label(c) for c in frame.columns], rows, caption, numeric)
-
-
-def missing(metrics: pd.DataFrame | None, analysis_missing: pd.DataFrame) -> pd.DataFrame:
-    """Missing values per arm x metric x reason: the analysis table (missing.csv) as written;
-    computed from the tidy table only when that table is absent."""
-    if {"arm", "metric"} <= set(analysis_missing.columns):
-        return analysis_missing
-    if metrics is not None and {"arm", "metric", "value"} <= set(metrics.columns):
-        m = metrics.copy()
-        m["reason"] = m["missing_reason"].fillna("").astype(str) if "missing_reason" in m else ""
-        m.loc[m["value"].isna() & (m["reason"] == ""), "reason"] = "not given"
-        total = m.groupby(["arm", "metric"], sort=False).size().rename("of")
-        miss = m[m["value"].isna()]
-        if miss.empty:
-            return pd.DataFrame(columns=["arm", "metric", "missing", "of", "reason"])
-        out = (miss.groupby(["arm", "metric", "reason"], sort=False).size().rename("missing").reset_index()
-               .join(total, on=["arm", "metric"]))
-        return out[["arm", "metric", "missing", "of", "reason"]]
-    return analysis_missing
 
 
 def failed_jobs(manifest: dict[str, Any] | None) -> pd.DataFrame:
@@ -108,6 +89,3 @@ def judge_noise(metrics: pd.DataFrame | None) -> pd.DataFrame:
         max_judge_sd=("judge_sd", "max"))
     return out.reset_index()
 
-
-def as_table(frame: pd.DataFrame, caption: str = "") -> Table:
-    return _table(frame, caption)

@@ -22,6 +22,12 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def models(data: RunData) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(llm, judge) settings: the manifest's, else config.yaml's, else empty."""
+    man, cfg = data.manifest or {}, data.config or {}
+    return man.get("llm") or cfg.get("llm") or {}, man.get("judge") or cfg.get("judge") or {}
+
+
 def arm_configs(data: RunData) -> dict[str, dict[str, Any]]:
     """Arms from config.yaml `experiment.arms`, else the manifest's `arm_configs`."""
     arms = ((data.config or {}).get("experiment") or {}).get("arms")
@@ -102,11 +108,11 @@ def usage_by_purpose(calls: pd.DataFrame | None) -> pd.DataFrame:
     return pd.concat([out, total], ignore_index=True)
 
 
-def header_facts(data: RunData) -> list[tuple[str, str]]:
-    """(label, value) pairs for the report header."""
+def header_facts(data: RunData, usage: pd.DataFrame | None = None) -> list[tuple[str, str]]:
+    """(label, value) pairs for the report header; `usage` is usage_by_purpose(data.llm_calls) if already made."""
     man, cfg = data.manifest or {}, data.config or {}
     exp = man.get("experiment") or (cfg.get("experiment") or {}).get("name") or data.source.stem
-    llm, judge = man.get("llm") or cfg.get("llm") or {}, man.get("judge") or cfg.get("judge") or {}
+    llm, judge = models(data)
     arms = ", ".join(arm_names(data)) + (f" (control: {data.control})" if data.control else "")
     facts = [("Experiment", str(exp)), ("Arms", arms)]
     if man:
@@ -126,7 +132,7 @@ def header_facts(data: RunData) -> list[tuple[str, str]]:
         facts.append(("Package", f"persona-trials {man.get('package_version', '?')}"
                       + (f", git {str(man['git_sha'])[:10]}" if man.get("git_sha") else "")
                       + (f", Python {man['python']}" if man.get("python") else "")))
-    usage = usage_by_purpose(data.llm_calls)
+    usage = usage_by_purpose(data.llm_calls) if usage is None else usage
     if not usage.empty:
         tot = usage.iloc[-1]
         facts.append(("LLM usage", f"{fmt.integer(tot['calls'])} calls ({fmt.integer(tot['cached'])} cached), "

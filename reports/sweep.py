@@ -12,7 +12,7 @@ import pandas as pd
 from reports import figures, fmt
 from reports.caveats import caveats
 from reports.document import Bullets, Callout, Document, Figure, Para, Table
-from reports.load import RunData, is_run_dir, load
+from reports.load import ReportError, RunData, is_run_dir, load
 from reports.render import ReportPaths, write
 from reports.runinfo import flatten
 
@@ -66,8 +66,6 @@ def render_sweep(root: Path, out_dir: str | Path | None = None) -> ReportPaths:
     root = root.resolve()
     points = [load(d) for d in run_dirs(root)]
     if not points:
-        from reports.load import ReportError
-
         raise ReportError(f"{root}: a sweep directory with no run directories below it")
     out = Path(out_dir).resolve() if out_dir else root
     out.mkdir(parents=True, exist_ok=True)

@@ -131,7 +131,7 @@ class Agent:
                                   seed=derive_seed(self.name, step, index, attempt, retry))
             calls += 1
             tokens += reply.usage.tokens_in
-            chars += reply.usage.prompt_chars or sum(len(m["content"]) for m in messages)
+            chars += reply.usage.prompt_chars
             text = reply.text or ""
             action = parse_action(text, self.peers, self.name)
             if action is not None:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 
 from trials.agent import derive_seed
 from trials.events import Event
+from trials.judge import labelled_digit, labelled_reason
 from trials.llm.base import LLMError
 from trials.memory import render
 from trials.steering.stagnation import jaccard, words
@@ -145,14 +146,13 @@ def extract_ideas(llm: Any, events: Sequence[Event], *, agent: str | None = None
 
 def dedupe_ideas(ideas: Sequence[Idea], threshold: float = 0.6) -> list[Idea]:
     """Near-identical ideas removed, first kept (see the module docstring for the method)."""
-    kept: list[tuple[Idea, set[str], set[str], str]] = []
+    kept: list[tuple[Idea, set[str], set[str]]] = []
     for idea in ideas:
         name_w, all_w = words(idea.name), words(f"{idea.name} {idea.description}")
-        norm = " ".join(sorted(name_w))
-        if any(norm == kn or (name_w and jaccard(name_w, kw) >= threshold) or jaccard(all_w, ka) >= threshold
-               for _, kw, ka, kn in kept):
+        if any(name_w == kw or jaccard(name_w, kw) >= threshold or jaccard(all_w, ka) >= threshold
+               for _, kw, ka in kept):
             continue
-        kept.append((idea, name_w, all_w, norm))
+        kept.append((idea, name_w, all_w))
     return [k[0] for k in kept]
 
 
@@ -161,12 +161,15 @@ def count_unique_ideas(ideas: Sequence[Idea], threshold: float = 0.6) -> int:
 
 
 # ------------------------------------------------------------------------------------ votes, choices
+def _reason(text: str) -> str:
+    return " ".join((labelled_reason(text) or "").split())[:300]
+
+
 def parse_vote_lines(text: str) -> tuple[Vote | None, str]:
-    m = re.search(r"vote\D{0,12}?(?<!\d)([1-5])(?!\d)", text or "", re.I) or re.search(r"(?<!\d)([1-5])(?!\d)", text or "")
-    if not m:
+    vote = labelled_digit(text, "vote", "1-5")
+    if vote is None:
         return None, f"no vote 1-5 in the reply {(text or '')[:200]!r}"
-    r = re.search(r"reason\w*\s*[:\-]\s*(.+)", text, re.I | re.S)
-    return Vote(vote=int(m.group(1)), reason=" ".join((r.group(1) if r else "").split())[:300]), ""
+    return Vote(vote=vote, reason=_reason(text)), ""
 
 
 def extract_vote(llm: Any, events: Sequence[Event], *, agent: str, question: str, mode: Mode = "auto",
@@ -191,8 +194,7 @@ def extract_choice(llm: Any, events: Sequence[Event], *, options: Sequence[str],
     def parse_lines(text: str) -> tuple[Choice | None, str]:
         m = re.search(r"choice\s*[:\-]\s*(.+)", text or "", re.I)
         hit = resolve(m.group(1).splitlines()[0] if m else (text or ""))
-        r = re.search(r"reason\w*\s*[:\-]\s*(.+)", text or "", re.I | re.S)
-        return (Choice(choice=hit, reason=" ".join((r.group(1) if r else "").split())[:300]), "") if hit \
+        return (Choice(choice=hit, reason=_reason(text)), "") if hit \
             else (None, f"no option of {list(options)} in the reply {(text or '')[:200]!r}")
 
     who = agent or "the group"

@@ -13,7 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from trials.plan import Job, derive_seed, load_scenario
+from trials.actions import derive_seed
+from trials.plan import Job, load_scenario
 from trials.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,8 @@ def execute_job(job: Job) -> dict[str, Any]:
             personas=[Persona.model_validate(p) for p in job.personas], material=job.material,
             # a local model serves one call at a time (its lock): concurrent agent calls gain
             # nothing and interleave prompts, which defeats llama.cpp's prompt-prefix reuse
-            threads=1 if "local" in (llm.backend, judge.backend) else job.threads, judge_model=judge.model or _model_name(job.judge), recorder=recorder)
+            threads=1 if "local" in (llm.backend, judge.backend) else job.threads,
+            judge_model=judge.model or _model_name(job.judge), recorder=recorder)
         out = scenario.run(ctx)
     except Exception as exc:  # noqa: BLE001 - recorded, never swallowed
         calls = recorder.to_frame()
@@ -80,8 +82,8 @@ def execute_job(job: Job) -> dict[str, Any]:
         rundir.log_execution(job.arm, job.replicate, "failed")
         return summary
     calls = recorder.to_frame()
-    for k, v in context.items():
-        calls.insert(list(context).index(k), k, v)
+    for i, (k, v) in enumerate(context.items()):
+        calls.insert(i, k, v)
     metrics = pd.DataFrame(out.metrics)
     if len(metrics):
         for k, v in reversed(list({"experiment": job.experiment.get("name", ""), **context}.items())):

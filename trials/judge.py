@@ -76,14 +76,27 @@ class JudgeResult(BaseModel):
     prompt_tokens: int = 0
 
 
+def labelled_digit(text: str, label: str, digits: str = "0-9") -> int | None:
+    """The first digit in `digits` after the word `label` ("Score: 7"), else the first standalone
+    one; None when there is none. Shared with the extraction parsers (`trials.extract`)."""
+    m = (re.search(rf"{label}\D{{0,12}}?(?<!\d)([{digits}])(?!\d)", text or "", re.I)
+         or re.search(rf"(?<!\d)([{digits}])(?!\d)", text or ""))
+    return int(m.group(1)) if m else None
+
+
+def labelled_reason(text: str) -> str | None:
+    """The text after "Reason:" (to the end), or None when the reply has no reason line."""
+    r = re.search(r"reason\w*\s*[:\-=]\s*(.+)", text or "", re.I | re.S)
+    return r.group(1) if r else None
+
+
 def parse_score(text: str) -> tuple[int | None, str]:
     """(digit, reason) from a judge reply; digit None when the reply has no usable digit."""
     text = text or ""
-    m = re.search(r"score\D{0,12}?(?<!\d)(\d)(?!\d)", text, re.I) or re.search(r"(?<!\d)(\d)(?!\d)", text)
-    score = int(m.group(1)) if m else None
-    r = re.search(r"reason\w*\s*[:\-=]\s*(.+)", text, re.I | re.S)
-    reason = r.group(1) if r else re.sub(r"(?im)^\s*score\b.*$", "", text)
-    return score, " ".join(reason.split())[:500]
+    reason = labelled_reason(text)
+    if reason is None:
+        reason = re.sub(r"(?im)^\s*score\b.*$", "", text)
+    return labelled_digit(text, "score"), " ".join(reason.split())[:500]
 
 
 def judge_messages(prop: Proposition, events: Sequence[Event], *, agent: str | None = None,

@@ -16,11 +16,13 @@ intervention records, judge scores) render to None and never take a place in a w
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Sequence, TypeVar
 
 from pydantic import BaseModel, Field
 
 from trials.events import Event
+
+T = TypeVar("T")
 
 
 class MemoryConfig(BaseModel):
@@ -74,8 +76,8 @@ def describe(event: Event, viewer: str | None = None, max_chars: int = 300) -> s
     return None
 
 
-def window(events: Sequence[Event], first_n: int, last_n: int,
-           visible: Callable[[Event], bool] = lambda e: True) -> tuple[list[Event], int]:
+def window(events: Sequence[T], first_n: int, last_n: int,
+           visible: Callable[[T], bool] = lambda e: True) -> tuple[list[T], int]:
     """The first `first_n` and last `last_n` visible events (no overlap) and how many were omitted."""
     shown = [e for e in events if visible(e)]
     if len(shown) <= first_n + last_n:
@@ -87,10 +89,9 @@ def window(events: Sequence[Event], first_n: int, last_n: int,
 def render(events: Iterable[Event], viewer: str | None = None, *, first_n: int = 2, last_n: int = 8,
            max_chars: int = 300) -> str:
     """The windowed events as '- ...' lines, with an '(N earlier events omitted)' marker."""
-    events = list(events)
-    visible = lambda e: describe(e, viewer, max_chars) is not None  # noqa: E731
-    kept, omitted = window(events, first_n, last_n, visible)
-    lines = [f"- {describe(e, viewer, max_chars)}" for e in kept]
+    described = [d for d in (describe(e, viewer, max_chars) for e in events) if d is not None]
+    kept, omitted = window(described, first_n, last_n)  # each event described once
+    lines = [f"- {d}" for d in kept]
     if omitted:
         lines.insert(min(first_n, len(lines)), f"- ({omitted} earlier events omitted)")
     return "\n".join(lines)

@@ -5,9 +5,7 @@ as a `ConfigError` that says what to change."""
 from __future__ import annotations
 
 import copy
-import hashlib
 import importlib
-import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -16,6 +14,8 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+
+from trials.actions import derive_seed
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +31,6 @@ BACKENDS = ("loky", "threading", "multiprocessing", "sequential", "dask", "ray")
 
 class ConfigError(ValueError):
     """A config problem found before any LLM call; the message names the key and the fix."""
-
-
-def derive_seed(*parts: Any) -> int:
-    """A 31-bit seed from any JSON-able parts (stable across machines and Python versions)."""
-    digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 @dataclass
@@ -160,17 +154,22 @@ def judge_config(cfg: dict[str, Any]) -> dict[str, Any]:
     return resolve_judge_cfg(dict(cfg.get("llm") or {}), dict(cfg.get("judge") or {}))
 
 
-def check_llm_configs(cfg: dict[str, Any], arms: dict[str, dict[str, Any]]) -> None:
+def check_llm_configs(cfg: dict[str, Any], arms: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each arm's merged {"llm": ..., "judge": ...} configs, checked."""
     from trials.llm import LLMConfigError
     from trials.llm.config import parse_llm_config
 
+    llm, judge = dict(cfg.get("llm") or {}), judge_config(cfg)
+    merged = {}
     for arm, arm_cfg in arms.items():
-        for where, conf in (("llm", deep_merge(dict(cfg.get("llm") or {}), arm_cfg.get("llm") or {})),
-                            ("judge", deep_merge(judge_config(cfg), arm_cfg.get("judge") or {}))):
+        merged[arm] = {"llm": deep_merge(llm, arm_cfg.get("llm") or {}),
+                       "judge": deep_merge(judge, arm_cfg.get("judge") or {})}
+        for where, conf in merged[arm].items():
             try:
                 parse_llm_config(conf, where)
             except LLMConfigError as exc:
                 raise ConfigError(f"{exc} (arm {arm!r})") from None
+    return merged
 
 
 @dataclass
@@ -229,7 +228,7 @@ def build_plan(cfg: dict[str, Any], root: Path) -> Plan:
     control = str(exp.get("control") or next(iter(arms)))
     if control not in arms:
         raise ConfigError(f"experiment.control={control!r} is not an arm; arms: {list(arms)}")
-    check_llm_configs(cfg, arms)
+    llm_configs = check_llm_configs(cfg, arms)
     from trials.scenarios.steer import validate
 
     for name, arm in arms.items():
@@ -249,6 +248,7 @@ def build_plan(cfg: dict[str, Any], root: Path) -> Plan:
     materials = list(exp.get(material_key) or []) if material_key else []
     paired = bool(run.get("paired", True))
 
+    dumped = [p.model_dump(mode="json") for p in population]  # once, not per job (read-only)
     jobs = []
     for r in range(replicates):
         for arm in arms:
@@ -260,9 +260,9 @@ def build_plan(cfg: dict[str, Any], root: Path) -> Plan:
             jobs.append(Job(
                 arm=arm, replicate=r, session=f"{arm}-r{r}", seed=base, scenario=str(exp["scenario"]),
                 experiment=exp, arm_config=arm_cfg,
-                llm=deep_merge(dict(cfg.get("llm") or {}), arm_cfg.get("llm") or {}),
-                judge=deep_merge(judge_config(cfg), arm_cfg.get("judge") or {}),
+                # own copies: divide_threads sets n_threads per job
+                llm=copy.deepcopy(llm_configs[arm]["llm"]), judge=copy.deepcopy(llm_configs[arm]["judge"]),
                 cache=dict(cfg.get("cache") or {}) or None, prices=cfg.get("prices"),
-                personas=[population[int(i)].model_dump(mode="json") for i in chosen],
+                personas=[dumped[int(i)] for i in chosen],
                 material=material, threads=int(run.get("threads_per_session", 4)), root=str(root)))
     return Plan(scenario, exp, arms, control, jobs, len(population), aa)

@@ -56,6 +56,13 @@ def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
 
 
+def _write_json_atomic(path: Path, data: Any) -> None:
+    """Write `path` via a temp file and `os.replace`: a reader never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    _write_json(tmp, data)
+    os.replace(tmp, path)
+
+
 class RunDir:
     def __init__(self, root: str | Path):
         self.root = Path(root).resolve()
@@ -101,9 +108,7 @@ class RunDir:
     def write_failure(self, arm: str, replicate: int, meta: dict[str, Any]) -> None:
         path = self.failed_path(arm, replicate)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        _write_json(tmp, meta)
-        os.replace(tmp, path)
+        _write_json_atomic(path, meta)
 
     def read_job_meta(self, arm: str, replicate: int) -> dict[str, Any] | None:
         for p in (self.job_dir(arm, replicate) / "job.json", self.failed_path(arm, replicate)):
@@ -153,6 +158,4 @@ class RunDir:
                 "steering": steering}
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
-        tmp = self.root / "manifest.json.tmp"
-        _write_json(tmp, manifest)
-        os.replace(tmp, self.root / "manifest.json")
+        _write_json_atomic(self.root / "manifest.json", manifest)

@@ -8,7 +8,6 @@ wrappers (cache.py, retry.py, structured.py, usage.py) around a backend (one fil
 from trials.llm.base import (  # noqa: F401
     PURPOSES,
     Backend,
-    BudgetExceeded,
     CacheMiss,
     Completion,
     LLMError,

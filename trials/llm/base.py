@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, Sequence
+from typing import Any, Literal, Protocol, Sequence, get_args
 
 Role = Literal["system", "user", "assistant"]
 
@@ -21,6 +21,7 @@ PURPOSES = ("action", "judge", "correction", "extract", "factory", "story", "int
 #: The reply format the caller expects. Real backends ignore it (it is not part of the cache key);
 #: the scripted backend uses it to answer in the right shape.
 Protocol_ = Literal["text", "action", "score", "json"]
+PROTOCOLS: tuple[str, ...] = get_args(Protocol_)
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,3 @@ class StructuredOutputError(LLMError):
 
 class CacheMiss(LLMError):
     """cache.mode=replay and this call is not in the cache."""
-
-
-class BudgetExceeded(LLMError):
-    pass

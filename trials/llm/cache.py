@@ -8,7 +8,6 @@ request headers, never an API key. Modes: `off`, `read_write`, `replay` (a miss 
 from __future__ import annotations
 
 import json
-import logging
 import random
 import sqlite3
 import threading
@@ -17,8 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from trials.llm.base import CacheMiss, Completion, Request
-
-log = logging.getLogger(__name__)
+from trials.llm.config import _plain
 
 MODES = ("off", "read_write", "replay")
 _SCHEMA = "CREATE TABLE IF NOT EXISTS completions (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL)"
@@ -104,8 +102,6 @@ def build_cache(cfg: Mapping[str, Any] | None) -> ResponseCache | None:
     """`{"path": ..., "mode": "off"|"read_write"|"replay"}` -> a cache, or None when off/absent."""
     if not cfg:
         return None
-    from trials.llm.config import _plain
-
     cfg = _plain(cfg)
     unknown = set(cfg) - {"path", "mode", "busy_timeout_s"}
     if unknown:

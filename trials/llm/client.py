@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from trials.llm.base import (PURPOSES, Backend, Completion, LLMError, Message, Reply, Request,
+from trials.llm.base import (PROTOCOLS, PURPOSES, Backend, Completion, LLMError, Message, Reply, Request,
                              RetriesExhausted, StructuredOutputError, Usage, as_messages, cache_key)
 from trials.llm.cache import ResponseCache, build_cache
-from trials.llm.config import LLMConfig, parse_llm_config
+from trials.llm.config import LLMConfig, _plain, parse_llm_config
 from trials.llm.retry import call_with_retries, endpoint_limit
 from trials.llm.schema_tools import to_json_schema
 from trials.llm.structured import ParseFailure, parse_structured, repair_messages, schema_instruction
@@ -101,8 +101,8 @@ class LLM:
              stop: Sequence[str] = ()) -> Reply:
         if purpose not in PURPOSES:
             raise ValueError(f"purpose must be one of {PURPOSES}, got {purpose!r}")
-        if protocol not in ("text", "action", "score", "json"):
-            raise ValueError(f"protocol must be text|action|score|json, got {protocol!r}")
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
         cfg, backend = self._core.config, self._core.backend
         msgs = as_messages(messages)
         schema_dict = to_json_schema(schema) if schema is not None else None
@@ -202,14 +202,8 @@ def build_llm(llm_cfg: Any, cache: Mapping[str, Any] | ResponseCache | None = No
     if prices is None or isinstance(prices, (str, Path)):
         table = load_prices(prices)
     else:
-        table = check_prices(_plain_prices(prices))
+        table = check_prices(_plain(prices))
     endpoint = f"{be.name}|{cfg.base_url or ''}|{be.model}"
     limit = endpoint_limit(endpoint, cfg.max_concurrency)
     return LLM(_Core(backend=be, config=cfg, cache=the_cache, prices=table, limit=limit,
                      injected=backend is not None))
-
-
-def _plain_prices(prices: Mapping[str, Any]) -> dict[str, Any]:
-    from trials.llm.config import _plain
-
-    return {k: _plain(v) if not isinstance(v, dict) else v for k, v in _plain(prices).items()}

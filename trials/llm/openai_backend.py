@@ -39,7 +39,9 @@ class OpenAIBackend:
                                  "for Azure, the deployment name)")
         self.model = cfg.model
         self.supports_json_schema = cfg.json_schema
-        self._endpoint = cfg.base_url or "https://api.openai.com/v1"
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", cfg.api_key_env):  # never echo it: it may be the key
+            raise LLMConfigError("llm.api_key_env must be the NAME of an environment variable (e.g. "
+                                 "OPENAI_API_KEY), not the key itself; export the key in that variable")
         key = os.environ.get(cfg.api_key_env)
         if not key:
             if not is_local_url(cfg.base_url):
@@ -49,6 +51,7 @@ class OpenAIBackend:
                     f"llm.api_key_env at the variable that holds it")
             key = "not-needed-for-local-servers"
         self._secret = key
+        self._endpoint = self._redact(cfg.base_url or "https://api.openai.com/v1")
         common = dict(api_key=key, timeout=cfg.timeout, max_retries=0)
         if cfg.api_version:
             if not cfg.base_url:
@@ -77,9 +80,13 @@ class OpenAIBackend:
             choice = resp.choices[0]
             text = choice.message.content or ""
         except Exception as e:  # noqa: BLE001 - every SDK failure becomes one of our typed errors
-            raise self._map_error(e) from None
+            error = self._map_error(e)
+        else:
+            error = None
+        if error is not None:  # raised outside the handler: not even __context__ holds the SDK error
+            raise error
         usage = resp.usage
-        t_in = usage.prompt_tokens if usage else sum(len(m.content) for m in request.messages) // 4
+        t_in = usage.prompt_tokens if usage else request.prompt_chars() // 4
         t_out = usage.completion_tokens if usage else len(text) // 4
         probs = digit_probs(choice.logprobs) if request.score_digits else None
         return Completion(text=text, tokens_in=t_in, tokens_out=t_out, digit_probs=probs)

@@ -8,6 +8,7 @@ while a request is in flight, never during a backoff sleep.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
@@ -48,9 +49,7 @@ def call_with_retries(fn: Callable[[], T], *, max_retries: int, limit: threading
     rng = random.Random()
     for attempt in range(max_retries + 1):
         try:
-            if limit is None:
-                return fn(), attempt
-            with limit:
+            with limit if limit is not None else contextlib.nullcontext():
                 return fn(), attempt
         except TransientLLMError as e:
             if attempt >= max_retries:

@@ -8,6 +8,7 @@ required, items, enum, const, anyOf/oneOf, min/max items, local `$ref`s as pydan
 
 from __future__ import annotations
 
+import functools
 import random
 from typing import Any, Callable
 
@@ -31,10 +32,16 @@ def is_model_class(schema: Any) -> bool:
 def to_json_schema(schema: Any) -> dict[str, Any]:
     """A pydantic model class or a JSON-schema dict -> a JSON-schema dict."""
     if is_model_class(schema):
-        return schema.model_json_schema()
+        return _model_schema(schema)
     if isinstance(schema, dict):
         return schema
     raise TypeError(f"schema must be a pydantic model class or a JSON-schema dict, got {type(schema).__name__}")
+
+
+@functools.lru_cache(maxsize=256)
+def _model_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """Memoised per class: chat() asks for it on every structured call. Treat the dict as read-only."""
+    return model.model_json_schema()
 
 
 def _resolve(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
@@ -51,9 +58,7 @@ def _resolve(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
 
 def validate(instance: Any, schema: dict[str, Any]) -> list[str]:
     """Errors of `instance` against `schema` as 'path: problem' strings (empty = valid)."""
-    errors: list[str] = []
-    _check(instance, schema, schema, "$", errors)
-    return errors
+    return validate_sub(instance, schema, schema)
 
 
 def _check(value: Any, node: dict[str, Any], root: dict[str, Any], path: str, errors: list[str]) -> None:

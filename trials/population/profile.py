@@ -87,11 +87,12 @@ def tokens(persona_data: dict[str, Any]) -> set[str]:
 
 def near_duplicates(personas: list[dict[str, Any]], threshold: float = 0.8) -> pd.DataFrame:
     """Pairs of personas whose token sets (attributes + narrative) have Jaccard >= threshold."""
+    from trials.steering.stagnation import jaccard
+
     sets = [tokens(p) for p in personas]
     rows = []
     for i, j in itertools.combinations(range(len(sets)), 2):
-        union = len(sets[i] | sets[j])
-        jac = len(sets[i] & sets[j]) / union if union else 1.0
+        jac = jaccard(sets[i], sets[j])
         if jac >= threshold:
             rows.append({"a": personas[i].get("name"), "b": personas[j].get("name"), "index_a": i,
                          "index_b": j, "jaccard": round(jac, 4)})

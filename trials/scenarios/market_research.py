@@ -5,11 +5,9 @@ agent; the share of positive votes (4-5) per session."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from trials.events import Event
 from trials.scenarios.base import SessionContext, SessionOutput
-from trials.scenarios.brainstorm import make_world
+from trials.scenarios.brainstorm import actions_per_session, make_world  # noqa: F401 (same estimate)
 from trials.scenarios.measures import judge_metrics
 
 METRICS = {
@@ -20,10 +18,6 @@ METRICS = {
 MATERIAL_KEY = "products"
 OPTIONS = ("max_actions", "agent_max_tokens", "judge_k", "intervention_options", "question")
 QUESTION = "Would you buy this product?"
-
-
-def actions_per_session(exp: dict[str, Any], group_size: int) -> int:
-    return int(group_size * int(exp.get("steps") or 1) * min(1.5, int(exp.get("max_actions", 2))))
 
 
 def run(ctx: SessionContext) -> SessionOutput:

@@ -44,18 +44,20 @@ def _fill(text: str, agent: "Agent | None") -> str:
     return text.replace("{agent}", agent.name) if agent is not None else text
 
 
-def think(text: str) -> Effect:
+def _tell_each(text: str, **how: Any) -> Effect:
+    """A stimulus for the target agent (every agent for a session-level intervention)."""
     def apply(world: "World", agent: "Agent | None", step: int) -> list[Event]:
         who = [agent] if agent is not None else world.agents
-        return [world.tell(a.name, _fill(text, a), type="THOUGHT") for a in who]
+        return [world.tell(a.name, _fill(text, a), **how) for a in who]
     return apply
+
+
+def think(text: str) -> Effect:
+    return _tell_each(text, type="THOUGHT")
 
 
 def talk(text: str, source: str = "Facilitator") -> Effect:
-    def apply(world: "World", agent: "Agent | None", step: int) -> list[Event]:
-        who = [agent] if agent is not None else world.agents
-        return [world.tell(a.name, _fill(text, a), source=source) for a in who]
-    return apply
+    return _tell_each(text, source=source)
 
 
 def broadcast(text: str, source: str | None = "Facilitator") -> Effect:

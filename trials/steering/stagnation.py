@@ -16,7 +16,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
 if TYPE_CHECKING:  # pragma: no cover
     from trials.agent import Agent
@@ -30,9 +30,14 @@ ideas how could would i'm it's we're that's""".split())
 Method = Literal["jaccard", "char3"]
 
 
+def _tokens(text: str) -> list[str]:
+    """Lower-case runs of letters/digits: the one tokeniser behind `words` and `char_ngrams`."""
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
 def words(text: str) -> set[str]:
     out = set()
-    for w in re.findall(r"[a-z0-9]+", text.lower()):
+    for w in _tokens(text):
         if w in STOPWORDS or len(w) < 2:
             continue
         out.add(w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w)
@@ -46,7 +51,7 @@ def jaccard(a: set[str], b: set[str]) -> float:
 
 
 def char_ngrams(text: str, n: int = 3) -> Counter[str]:
-    norm = " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+    norm = " ".join(_tokens(text))
     return Counter(norm[i:i + n] for i in range(max(0, len(norm) - n + 1)))
 
 
@@ -57,18 +62,32 @@ def cosine(a: Counter[str], b: Counter[str]) -> float:
     return dot / (math.sqrt(sum(v * v for v in a.values())) * math.sqrt(sum(v * v for v in b.values())))
 
 
+#: method -> (features of one text, similarity of two feature values)
+_METHODS: dict[str, tuple[Callable[[str], Any], Callable[[Any, Any], float]]] = {
+    "jaccard": (words, jaccard), "char3": (char_ngrams, cosine)}
+
+
+def _method(method: str) -> tuple[Callable[[str], Any], Callable[[Any, Any], float]]:
+    try:
+        return _METHODS[method]
+    except KeyError:
+        raise ValueError(f"similarity method must be 'jaccard' or 'char3', got {method!r}") from None
+
+
 def similarity(a: str, b: str, method: Method = "jaccard") -> float:
     """Similarity in [0, 1] of two texts (see the module docstring)."""
-    if method == "jaccard":
-        return jaccard(words(a), words(b))
-    if method == "char3":
-        return cosine(char_ngrams(a), char_ngrams(b))
-    raise ValueError(f"similarity method must be 'jaccard' or 'char3', got {method!r}")
+    features, sim = _method(method)
+    return sim(features(a), features(b))
 
 
-def novel_flags(texts: Sequence[str], threshold: float, method: Method = "jaccard") -> list[bool]:
-    """For each text: is it below `threshold` similarity to every text before it?"""
-    return [all(similarity(t, prev, method) < threshold for prev in texts[:i]) for i, t in enumerate(texts)]
+def novel_flags(texts: Sequence[str], threshold: float, method: Method = "jaccard",
+                last: int | None = None) -> list[bool]:
+    """For each text (only the `last` ones, when given): is it below `threshold` similarity to
+    every text before it? Each text is tokenised once."""
+    features, sim = _method(method)
+    feats = [features(t) for t in texts]
+    start = 0 if last is None else max(0, len(feats) - last)
+    return [all(sim(feats[i], prev) < threshold for prev in feats[:i]) for i in range(start, len(feats))]
 
 
 @dataclass
@@ -81,7 +100,7 @@ class StagnationDetector:
     def stagnant(self, texts: Sequence[str]) -> bool:
         if len(texts) <= self.window:
             return False
-        return not any(novel_flags(texts, self.threshold, self.method)[-self.window:])
+        return not any(novel_flags(texts, self.threshold, self.method, last=self.window))
 
     def __call__(self, world: "World | None", agent: "Agent | None") -> bool:
         if agent is None:
