@@ -54,7 +54,7 @@ def config(base_url: str, overrides: list[str]) -> dict:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(ROOT / "trials" / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=["llm=openai", f"llm.base_url={base_url}", "llm.model=fake",
                                            "llm.max_concurrency=64", "llm.max_retries=0", "judge=same",
                                            "run.analyze=false", "run.report=false", *overrides])
@@ -77,7 +77,7 @@ def critical_path(root: Path, threads: int, n_jobs: int) -> tuple[int, int]:
 
 
 def one_run(srv, overrides: list[str], root: Path) -> tuple[float, int, Path]:
-    from trials.experiment import run_experiment
+    from trials.run.experiment import run_experiment
 
     before = srv.requests
     t0 = time.perf_counter()

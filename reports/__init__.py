@@ -2,6 +2,7 @@
 `report.md` and a self-contained `report.html` with figures. Reads files, never live objects."""
 
 from reports.load import ReportError
-from reports.render import ReportPaths, render
+from reports.output import ReportPaths
+from reports.render import render
 
 __all__ = ["ReportError", "ReportPaths", "render"]

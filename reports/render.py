@@ -2,41 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
-from pydantic import BaseModel
-
-from reports import html, markdown
 from reports.build import build
-from reports.document import Document
 from reports.load import load
-
-log = logging.getLogger(__name__)
-
-
-class ReportPaths(BaseModel):
-    """Where the report went."""
-
-    out_dir: Path
-    markdown: Path
-    html: Path
-    figures: list[Path]
-    analysis_dir: Path
-
-
-def _write(path: Path, text: str) -> None:
-    """Atomic: a reader never sees half a report."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+from reports.output import ReportPaths, write
+from reports.sweep import is_sweep_dir, render_sweep
 
 
 def render(path: str | Path, out_dir: str | Path | None = None) -> ReportPaths:
     """Writes report.md, report.html and figures/*.png into the run directory (or `out_dir`).
     A multirun directory (several run dirs, sweep_summary.csv) gets a sweep report."""
-    from reports.sweep import is_sweep_dir, render_sweep
-
     if is_sweep_dir(Path(path)):
         return render_sweep(Path(path), out_dir)
     data = load(path, out_dir)
@@ -45,13 +21,3 @@ def render(path: str | Path, out_dir: str | Path | None = None) -> ReportPaths:
     out.mkdir(parents=True, exist_ok=True)
     doc = build(data, fig_dir)
     return write(doc, out, data.tables.dir)
-
-
-def write(doc: Document, out: Path, analysis_dir: Path) -> ReportPaths:
-    """Writes the document as report.md and report.html into `out` (figures already in out/figures)."""
-    md_path, html_path = out / "report.md", out / "report.html"
-    _write(md_path, markdown.render(doc, out))
-    _write(html_path, html.render(doc))
-    figs = sorted((out / "figures").glob("*.png")) if (out / "figures").exists() else []
-    log.info("report written: %s, %s", md_path, html_path)
-    return ReportPaths(out_dir=out, markdown=md_path, html=html_path, figures=figs, analysis_dir=analysis_dir)

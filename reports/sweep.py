@@ -13,7 +13,7 @@ from reports import figures, fmt
 from reports.caveats import caveats
 from reports.document import Bullets, Callout, Document, Figure, Para, Table
 from reports.load import ReportError, RunData, is_run_dir, load
-from reports.render import ReportPaths, write
+from reports.output import ReportPaths, write
 from reports.runinfo import flatten
 
 IGNORED = ("hydra", "resume", "out_dir", "output", "run_dir", "sweep_dir")

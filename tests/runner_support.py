@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
+CONF = ROOT / "trials" / "conf"
 SCRIPTED = ["llm=scripted", "judge=same", "run.n_jobs=1", "run.analyze=false", "run.report=false"]
 
 
@@ -23,7 +23,7 @@ def config(*overrides: str, cache: Path | None = None) -> dict[str, Any]:
 
 
 def run(root: Path, *overrides: str, **kw: Any) -> int:
-    from trials.experiment import run_experiment
+    from trials.run.experiment import run_experiment
 
     return run_experiment(config(*overrides, **kw), root)
 

@@ -6,9 +6,9 @@ import itertools
 
 import pytest
 
-from trials.agent import Action, Agent, AgentConfig, parse_action
-from trials.events import Event
-from trials.memory import EpisodicMemory, MemoryConfig, describe, render
+from trials.session.agent import Action, Agent, AgentConfig, parse_action
+from trials.session.events import Event
+from trials.session.memory import EpisodicMemory, MemoryConfig, describe, render
 from trials.persona import Persona
 
 NAMES = ["Ana Ruiz", "Tom Berg"]

@@ -11,7 +11,7 @@ import pytest
 from runner_support import config, run
 
 from trials.llm.config import parse_llm_config
-from trials.plan import ConfigError, build_plan, divide_threads
+from trials.run.plan import ConfigError, build_plan, divide_threads
 from trials.scenarios.base import prose_as_talk
 
 PROSE = ["experiment.agent.prose_as_talk=true",  # the scripted backend stands in for the tiny model
@@ -70,9 +70,9 @@ def test_n_threads_auto_is_the_default_and_is_shared_among_workers(tmp_path, mon
 
 
 def test_judge_prompts_of_one_agent_share_the_events_prefix():
-    from trials.events import Event
-    from trials.judge import judge_messages
-    from trials.propositions import standard
+    from trials.session.events import Event
+    from trials.judging.judge import judge_messages
+    from trials.judging.propositions import standard
 
     events = [Event(step=0, kind="action", type="TALK", content=f"idea {i}", agent="Ana") for i in range(3)]
     prompts = [judge_messages(standard(m), events, agent="Ana", persona_text="Ana is a nurse.")[1]["content"]

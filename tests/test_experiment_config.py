@@ -40,7 +40,7 @@ def test_config_errors_name_the_key_and_call_nothing(tmp_path, capsys, overrides
 
 
 def test_arm_names_must_be_safe_folder_names(tmp_path):
-    from trials.plan import ConfigError, build_plan
+    from trials.run.plan import ConfigError, build_plan
 
     cfg = config("experiment=hello")
     cfg["experiment"]["arms"]["../escape"] = {}
@@ -68,7 +68,7 @@ def test_paper_size_is_one_override_away():
 
 
 def test_every_experiment_config_plans(tmp_path):
-    from trials.plan import build_plan
+    from trials.run.plan import build_plan
 
     for path in sorted((CONF / "experiment").glob("*.yaml")):
         cfg = config(f"experiment={path.stem}")
@@ -77,7 +77,7 @@ def test_every_experiment_config_plans(tmp_path):
 
 
 def test_factorial_example_has_four_arms_and_distinct_mechanisms(tmp_path):
-    from trials.plan import build_plan
+    from trials.run.plan import build_plan
 
     plan = build_plan(config("experiment=brainstorm_factorial"), tmp_path)
     assert set(plan.arms) == {"control", "correction", "variety", "both"} and not plan.aa_arms
@@ -109,14 +109,14 @@ def test_multirun_sweep_writes_two_run_dirs_and_a_summary(tmp_path):
     assert row["effect_warm"] == pytest.approx(row["mean_warm"] - row["mean_control"])
     assert proc.stdout.strip().splitlines()[-1] == f"run directory: {tmp_path.resolve()}"
 
-    from trials.sweep import main
+    from trials.run.sweep import main
 
     (tmp_path / "sweep_summary.csv").unlink()
     assert main([str(tmp_path)]) == 0 and (tmp_path / "sweep_summary.csv").is_file()
 
 
 def test_factory_population_is_sampled_with_the_run_seed(tmp_path):
-    from trials.plan import build_plan
+    from trials.run.plan import build_plan
 
     over = ["experiment=market_research", "experiment.population.source=factory",
             "experiment.population.spec=usa_adults", "experiment.population.n=12"]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from trials.events import Event
-from trials.extract import (Idea, count_unique_ideas, dedupe_ideas, extract_choice, extract_ideas,
+from trials.session.events import Event
+from trials.judging.extract import (Idea, count_unique_ideas, dedupe_ideas, extract_choice, extract_ideas,
                             extract_vote, parse_idea_lines, parse_vote_lines)
 
 
@@ -101,7 +101,7 @@ def test_dedupe_is_deterministic_greedy_and_documented_threshold():
 
 
 def test_transcript_leaves_out_injected_thoughts_and_keeps_a_window():
-    from trials.extract import transcript_text
+    from trials.judging.extract import transcript_text
 
     events = _events() + [Event(step=2, kind="stimulus", type="THOUGHT", agent="Ana", content="Propose a new idea.")]
     text = transcript_text(events)

@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import pytest
 
-from trials.factory import sample_population, write_population
+from trials.population.factory import sample_population, write_population
 from trials.persona import load_folder
 from trials.population.names import NameRegistry, plausible_name
 from trials.population.narrative import parse_lines

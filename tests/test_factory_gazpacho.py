@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from trials.factory import sample_population
+from trials.population.factory import sample_population
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 CSV = SHARED / "tinytroupe-data/empirical/bottled_gazpacho_market_research_raw.csv"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trials.factory import sample_population, write_population
+from trials.population.factory import sample_population, write_population
 from trials.persona import load_folder
 
 pytestmark = pytest.mark.local_model

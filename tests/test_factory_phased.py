@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from trials.cli import main as cli_main
-from trials.factory import sample_population
+from trials.population.factory import sample_population
 from trials.persona import load_folder
 from trials.population.description import dimensions_from_data, parse_dimension_lines, parse_plan_lines
 from trials.population.phased import fix_sum

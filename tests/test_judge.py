@@ -6,13 +6,13 @@ import statistics
 
 import pytest
 
-from trials import propositions as P
-from trials.events import Event
-from trials.judge import RUBRIC, Proposition, judge, judge_messages, parse_score
+from trials.judging import propositions as P
+from trials.session.events import Event
+from trials.judging.judge import RUBRIC, Proposition, judge, judge_messages, parse_score
 from trials.llm import build_llm
 from trials.persona import Persona
 from trials.steering import CorrectionConfig
-from trials.world import World
+from trials.session.world import World
 
 
 @pytest.mark.parametrize("text, score", [

@@ -12,7 +12,7 @@ from trials.llm import resolve_judge_cfg
 from trials.llm.config import parse_llm_config
 from trials.llm.usage import load_prices
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[1] / "trials" / "conf"
 LLMS = sorted(p.stem for p in (CONF / "llm").glob("*.yaml"))
 JUDGES = sorted(p.stem for p in (CONF / "judge").glob("*.yaml"))
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from trials.persona import (Persona, PersonaError, load_folder, load_fragment, load_fragments,
+from trials.persona import (prompt_text, short_label, Persona, PersonaError, load_folder, load_fragment, load_fragments,
                             load_persona, parse_persona, save_persona)
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -72,7 +72,7 @@ def test_plain_and_own_format_and_occupation_string():
     own = parse_persona({"type": "Persona", "persona": {"name": "Ana", "age": 41,
                                                         "occupation": {"title": "baker"}}})
     assert plain == own and own.occupation.title == "baker"
-    assert own.short_label() == "Ana, 41, baker"
+    assert short_label(own) == "Ana, 41, baker"
 
 
 @pytest.mark.parametrize("data, field, fragment", [
@@ -136,25 +136,25 @@ def test_prompt_text_brief_and_full():
         "personality": {"traits": [f"trait number {i} " + "word " * 30 for i in range(10)]},
         "beliefs": ["b1", "b2", "b3"], "style": "Terse.", "tags": ["secret-tag"],
         "hobby_extra": "pigeons"})
-    brief, full = persona.prompt_text("brief"), persona.prompt_text("full")
+    brief, full = prompt_text(persona, "brief"), prompt_text(persona, "full")
     assert len(brief) < 900 and len(brief) < len(full)
     for text in (brief, full):
         assert "Tomasz Nowak" in text and "bus driver" in text and "secret-tag" not in text
     assert "trait number 0" in brief and "trait number 9" in brief  # both ends: fragments append
     assert "pigeons" in full and "pigeons" not in brief
-    assert persona.prompt_text("brief") == brief  # deterministic
+    assert prompt_text(persona, "brief") == brief  # deterministic
     with pytest.raises(ValueError, match="detail"):
-        persona.prompt_text("medium")
+        prompt_text(persona, "medium")
 
 
 @needs_tt
 def test_prompt_text_sizes_on_tinytroupe_personas():
     for path in AGENT_FILES:
         persona = load_persona(path)
-        assert len(persona.prompt_text("brief")) < 900, path
-        assert len(persona.prompt_text("full")) <= 6000, path
-        assert persona.occupation.title in persona.prompt_text("brief")
+        assert len(prompt_text(persona, "brief")) < 900, path
+        assert len(prompt_text(persona, "full")) <= 6000, path
+        assert persona.occupation.title in prompt_text(persona, "brief")
 
 
 def test_persona_is_usable_directly():
-    assert Persona(name="Solo").prompt_text() == "You are Solo."
+    assert prompt_text(Persona(name="Solo")) == "You are Solo."

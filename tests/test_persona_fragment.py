@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from trials.persona import (FragmentConflict, PersonaError, apply_fragment, apply_fragments,
+from trials.persona import (prompt_text, FragmentConflict, PersonaError, apply_fragment, apply_fragments,
                             load_fragment, load_persona, parse_fragment, parse_persona)
 
 TT = Path(__file__).resolve().parents[1].parent / "shared" / "tinytroupe-data"
@@ -89,4 +89,4 @@ def test_tinytroupe_fragments_apply_to_tinytroupe_agents():
             assert belief in merged.beliefs
         assert merged.beliefs[: len(persona.beliefs)] == persona.beliefs
     difficult = apply_fragment(persona, load_fragment(TT / "fragments" / "difficult_person.agent.fragment.json"))
-    assert "Most people are incompetent and unreliable." in difficult.prompt_text("brief")
+    assert "Most people are incompetent and unreliable." in prompt_text(difficult, "brief")

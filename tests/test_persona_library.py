@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from trials.persona import (PersonaError, library_path, library_sets, load_library, load_persona,
+from trials.persona import (prompt_text, PersonaError, library_path, library_sets, load_library, load_persona,
                             parse_persona)
 
 TT = Path(__file__).resolve().parents[1].parent / "shared" / "tinytroupe-data"
@@ -51,14 +51,14 @@ def test_library_file_is_complete_and_in_our_format(path: Path):
 @pytest.mark.parametrize("path", FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_prompt_text_sizes_and_content(path: Path):
     persona = load_persona(path)
-    brief, full = persona.prompt_text("brief"), persona.prompt_text("full")
+    brief, full = prompt_text(persona, "brief"), prompt_text(persona, "full")
     assert len(brief) < 900 and len(full) <= 6000
     for text in (brief, full):
         assert persona.name in text and persona.occupation.title in text
     assert persona.personality.traits[0] in brief  # the defining trait reaches the tiny model
     assert all(b in full for b in persona.beliefs)
     assert not [t for t in persona.tags if ":" in t and t in full]  # bookkeeping stays out
-    assert load_persona(path).prompt_text("brief") == brief
+    assert prompt_text(load_persona(path), "brief") == brief
 
 
 def test_names_unique_and_sorted_loading_is_stable():
@@ -101,7 +101,7 @@ def test_general_set_is_varied():
 
 
 def test_every_shipped_persona_differs_from_every_other():
-    texts = [load_persona(p).prompt_text("full") for p in FILES]
+    texts = [prompt_text(load_persona(p), "full") for p in FILES]
     assert len(set(texts)) == len(texts)
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 import yaml
 from runner_support import ROOT, config, metrics, run
 
-from trials.rundir import CALL_COLUMNS, METRIC_COLUMNS, RunDir
+from trials.run.rundir import CALL_COLUMNS, METRIC_COLUMNS, RunDir
 
 HELLO2 = ["experiment=hello", "run.replicates=3", "+experiment.arms.warm={llm:{temperature:1.0}}"]
 # brainstorm with correction only (no interventions): exercises the World, correction and judges
@@ -58,8 +58,8 @@ KILLER = """
 import os, signal, sys
 sys.path.insert(0, {tests!r})
 from runner_support import config
-from trials import rundir
-from trials.experiment import run_experiment
+from trials.run import rundir
+from trials.run.experiment import run_experiment
 
 class KillingOs:  # the third job dies after writing its temp folder, before the atomic rename
     renames = 0
@@ -129,8 +129,8 @@ def test_estimate_printed_before_any_call_and_dry_run_calls_nothing(tmp_path, ca
 
 
 def test_priced_model_estimate_uses_the_price_table(tmp_path, capsys):
-    from trials.plan import build_plan
-    from trials.progress import estimate
+    from trials.run.plan import build_plan
+    from trials.run.progress import estimate
 
     cfg = config(*BRAIN)
     plan = build_plan(cfg, tmp_path)

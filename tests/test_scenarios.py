@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from runner_support import config, run
 
-from trials.plan import load_scenario
+from trials.run.plan import load_scenario
 
 CASES = {
     "hello": ["experiment=hello", "run.replicates=2"],
@@ -67,7 +67,7 @@ def test_hello_on_the_local_model(tmp_path, capsys):
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from trials.experiment import run_experiment
+    from trials.run.experiment import run_experiment
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("config", overrides=["experiment=hello", "llm=local", "llm.max_tokens=48",

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import pytest
 
-from trials.agent import AgentConfig
-from trials.extract import Idea, count_unique_ideas, extract_ideas
+from trials.session.agent import AgentConfig
+from trials.judging.extract import Idea, count_unique_ideas, extract_ideas
 from trials.llm import build_llm
-from trials.memory import MemoryConfig
+from trials.session.memory import MemoryConfig
 from trials.persona import load_folder, library_path
-from trials.propositions import persona_adherence
+from trials.judging.propositions import persona_adherence
 from trials.steering import CorrectionConfig, variety_intervention
-from trials.world import World
+from trials.session.world import World
 
 TASK = "Brainstorm: propose one new feature for a city bike-sharing app. Give a concrete idea."
 

@@ -7,16 +7,16 @@ import re
 
 import pytest
 
-from trials.agent import AgentConfig
+from trials.session.agent import AgentConfig
 from trials.llm import build_llm
 from trials.persona import Persona
-from trials.propositions import persona_adherence
+from trials.judging.propositions import persona_adherence
 from trials.steering import (CorrectionConfig, Intervention, StagnationDetector, Story, broadcast,
                              similarity, story_continuation, think, variety_intervention)
 from trials.steering import talk as talk_effect
-from trials.steering.stagnation import novel_flags
-from trials.judge import Proposition
-from trials.world import World
+from trials.similarity import novel_flags
+from trials.judging.judge import Proposition
+from trials.session.world import World
 
 
 def _world(rules=(), names=("Ana",), max_actions=1, **kw) -> World:

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from trials.agent import AgentConfig
+from trials.session.agent import AgentConfig
 from trials.llm import CallRecorder, build_llm
 from trials.persona import Persona
-from trials.world import SimulationError, World
+from trials.session.world import SimulationError, World
 
 NAMES = ["Ana Ruiz", "Bo Chen", "Cy Diaz"]
 
@@ -143,7 +143,7 @@ def test_duplicate_names_are_rejected():
 
 
 def test_docstring_example_runs():
-    import trials.world as mod
+    import trials.session.world as mod
 
     code = mod.__doc__.split("embedded SmolLM2 model or an `openai` config for a real endpoint):")[1]
     code = code.split("On the tiny local model")[0]

@@ -5,12 +5,13 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import hydra
+
+import trials
 from omegaconf import DictConfig
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+CONF_DIR = str(trials.CONF_DIR)
 
 USAGE = """usage: trials <command> [args]
 
@@ -25,14 +26,14 @@ commands:
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
 def _run_app(cfg: DictConfig) -> int:
-    from trials.experiment import run_from_hydra
+    from trials.run.experiment import run_from_hydra
 
     return run_from_hydra(cfg)
 
 
 @hydra.main(config_path=CONF_DIR, config_name="population_app", version_base="1.3")
 def _population_app(cfg: DictConfig) -> int:
-    from trials.factory import population_from_hydra
+    from trials.population.factory import population_from_hydra
 
     return population_from_hydra(cfg)
 
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return report_main(rest)
     if command == "sweep-summary":
-        from trials.sweep import main as sweep_main
+        from trials.run.sweep import main as sweep_main
 
         return sweep_main(rest)
     print(f"trials: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)

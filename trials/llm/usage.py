@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 #: Backends that run on this machine and cost nothing.
 FREE_BACKENDS = ("local", "scripted")
 
-DEFAULT_PRICES = Path(__file__).resolve().parents[2] / "conf" / "prices" / "default.yaml"
+DEFAULT_PRICES = Path(__file__).resolve().parents[1] / "conf" / "prices" / "default.yaml"
 
 COLUMNS = ["purpose", "backend", "model", "tokens_in", "tokens_out", "latency_s", "cached", "retries",
            "cost_usd", "prompt_chars", "error"]

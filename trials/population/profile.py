@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from trials.similarity import jaccard
+
 PROFILE_COLUMNS = ["attribute", "value", "target_prop", "target_count", "realised_count", "realised_prop",
                    "deviation", "chi2", "p_value", "max_abs_deviation"]
 
@@ -87,7 +89,6 @@ def tokens(persona_data: dict[str, Any]) -> set[str]:
 
 def near_duplicates(personas: list[dict[str, Any]], threshold: float = 0.8) -> pd.DataFrame:
     """Pairs of personas whose token sets (attributes + narrative) have Jaccard >= threshold."""
-    from trials.steering.stagnation import jaccard
 
     sets = [tokens(p) for p in personas]
     rows = []

@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 
 #: the repository's conf/ folder (next to the trials package), as trials/cli.py computes it
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 SUM_TOLERANCE = 1e-3
 
 

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from trials.events import Event
+from trials.session.events import Event
 from trials.persona import Persona
 
 

@@ -28,8 +28,8 @@ def actions_per_session(exp: dict[str, Any], group_size: int) -> int:
 
 
 def make_world(ctx: SessionContext, goal: str) -> Any:
-    from trials.agent import AgentConfig
-    from trials.world import World
+    from trials.session.agent import AgentConfig
+    from trials.session.world import World
 
     exp = ctx.experiment
     world = World(ctx.llm, seed=ctx.seed, recorder=ctx.recorder, name=ctx.session, judge_llm=ctx.judge,

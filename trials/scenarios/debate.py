@@ -30,7 +30,7 @@ def actions_per_session(exp: dict[str, Any], group_size: int) -> int:
 
 
 def _agreement(ctx: SessionContext, out: SessionOutput, world: Any, metric: str, motion: str) -> list[float]:
-    from trials.extract import extract_vote
+    from trials.judging.extract import extract_vote
 
     votes = []
     for agent in world.agents:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from trials.events import Event
+from trials.persona import prompt_text
+from trials.session.events import Event
 from trials.scenarios.base import SessionContext, SessionOutput
 
 METRICS = {"persona_adherence": ("agent", "0-9"), "answer_chars": ("agent", "count")}
@@ -25,7 +26,7 @@ def run(ctx: SessionContext) -> SessionOutput:
                                 agent=persona.name, source=None))
         reply = ctx.llm.chat(
             [{"role": "system", "content": "You are this person. Stay in character and answer in "
-              "one to three short sentences, in the first person.\n\n" + persona.prompt_text("brief")},
+              "one to three short sentences, in the first person.\n\n" + prompt_text(persona, "brief")},
              {"role": "user", "content": question}],
             purpose="action", protocol="text", max_tokens=max_tokens,
         )
@@ -35,8 +36,8 @@ def run(ctx: SessionContext) -> SessionOutput:
         out.add_metric("answer_chars", len(answer), agent=persona.name, level="agent", scale="count")
         if "persona_adherence" not in ctx.experiment.get("metrics", list(METRICS)):
             continue
-        from trials.judge import judge
-        from trials.propositions import persona_adherence
+        from trials.judging.judge import judge
+        from trials.judging.propositions import persona_adherence
 
         result = judge(persona_adherence(), ctx.judge, events=out.events[-2:], agent=persona.name,
                        persona=persona)

@@ -5,7 +5,7 @@ agent; the share of positive votes (4-5) per session."""
 
 from __future__ import annotations
 
-from trials.events import Event
+from trials.session.events import Event
 from trials.scenarios.base import SessionContext, SessionOutput
 from trials.scenarios.brainstorm import actions_per_session, make_world  # noqa: F401 (same estimate)
 from trials.scenarios.measures import judge_metrics
@@ -21,7 +21,7 @@ QUESTION = "Would you buy this product?"
 
 
 def run(ctx: SessionContext) -> SessionOutput:
-    from trials.extract import extract_vote
+    from trials.judging.extract import extract_vote
 
     exp = ctx.experiment
     question = str(exp.get("question") or QUESTION)

@@ -1,6 +1,6 @@
 """The paper's metrics over a finished session, judged by the judge LLM (0-9, blind to the arm):
 agent-level persona adherence, self-consistency, fluency; session-level task completion,
-divergence (trials.propositions via trials.judge), and the number of unique ideas (trials.extract,
+divergence (trials.judging.propositions via trials.judging.judge), and the number of unique ideas (trials.judging.extract,
 then de-duplicated). A reply without a usable score becomes a missing value with its reason,
 never a skipped row.
 """
@@ -11,7 +11,7 @@ import math
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
 
-from trials.events import Event
+from trials.session.events import Event
 from trials.scenarios.base import SessionContext, SessionOutput
 
 AGENT_METRICS = ("persona_adherence", "self_consistency", "fluency")
@@ -36,11 +36,11 @@ def _record(ctx: SessionContext, out: SessionOutput, result: Any, metric: str, s
 
 def judge_metrics(ctx: SessionContext, out: SessionOutput, world: Any, metrics: Sequence[str],
                   task: str, step: int) -> None:
-    """Agent- and session-level propositions (trials.propositions) over the finished world. The
+    """Agent- and session-level propositions (trials.judging.propositions) over the finished world. The
     judge calls are independent, so they run on `ctx.threads` threads; results are recorded in a
     fixed order (agents, then session metrics) whatever the timing."""
-    from trials.judge import judge
-    from trials.propositions import standard
+    from trials.judging.judge import judge
+    from trials.judging.propositions import standard
 
     k = int(ctx.experiment.get("judge_k", 1))
     tasks: list[tuple[str, str, Any]] = []  # (metric, agent or "", proposition or None = missing)
@@ -69,8 +69,8 @@ def judge_metrics(ctx: SessionContext, out: SessionOutput, world: Any, metrics: 
 
 def count_ideas(ctx: SessionContext, out: SessionOutput, events: Sequence[Event], step: int,
                 topic: str = "") -> None:
-    """Unique ideas of the session: one extraction call (trials.extract), then de-duplication."""
-    from trials.extract import dedupe_ideas, extract_ideas
+    """Unique ideas of the session: one extraction call (trials.judging.extract), then de-duplication."""
+    from trials.judging.extract import dedupe_ideas, extract_ideas
 
     if not said(events):
         out.add_metric("ideas", None, level="session", scale="count", missing_reason="no actions")

@@ -22,7 +22,7 @@ def correction_config(arm_config: dict[str, Any]) -> Any:
         from trials.steering.correction import CorrectionConfig
     except ImportError as exc:
         raise SteeringUnavailable(f"arm asks for correction but trials.steering.correction is missing: {exc}") from None
-    from trials.propositions import standard
+    from trials.judging.propositions import standard
 
     spec = dict(spec)
     names = spec.pop("propositions", None)

@@ -13,5 +13,6 @@ from trials.steering.interventions import (  # noqa: F401
     think,
     variety_intervention,
 )
-from trials.steering.stagnation import StagnationDetector, similarity  # noqa: F401
+from trials.similarity import similarity  # noqa: F401
+from trials.steering.stagnation import StagnationDetector  # noqa: F401
 from trials.steering.story import Story  # noqa: F401

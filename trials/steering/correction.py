@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from trials.agent import Action, Proposal
-from trials.events import Event
-from trials.judge import Proposition, judge
-from trials.propositions import persona_adherence
+from trials.session.agent import Action, Proposal
+from trials.session.events import Event
+from trials.judging.judge import Proposition, judge
+from trials.judging.propositions import persona_adherence
 
 if TYPE_CHECKING:  # pragma: no cover
-    from trials.agent import Agent
+    from trials.session.agent import Agent
 
 
 class CorrectionConfig(BaseModel):
@@ -38,6 +38,10 @@ class CorrectionConfig(BaseModel):
     on_failure: Literal["best", "done"] = "best"
     kinds: tuple[str, ...] = ("TALK", "THINK")
     judge_max_tokens: int = Field(60, ge=8)
+
+    def build(self, judge_llm: Any) -> "ActionCorrector":
+        """The corrector a `World` gives its agents (it calls this with its bound judge LLM)."""
+        return ActionCorrector(judge_llm, self)
 
 
 class CorrectionStats(BaseModel):

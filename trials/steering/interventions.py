@@ -23,13 +23,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Sequence, Union
 
-from trials.events import Event
-from trials.judge import Proposition, judge
+from trials.session.events import Event
+from trials.judging.judge import Proposition, judge
 
 if TYPE_CHECKING:  # pragma: no cover
-    from trials.agent import Agent
+    from trials.session.agent import Agent
     from trials.steering.story import Story
-    from trials.world import World
+    from trials.session.world import World
 
 Predicate = Callable[["World", "Agent | None"], bool]
 Precondition = Union[Predicate, Proposition]

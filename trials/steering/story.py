@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from trials.agent import derive_seed
-from trials.events import Event
-from trials.memory import render
+from trials.session.agent import derive_seed
+from trials.session.events import Event
+from trials.session.memory import render
 
 if TYPE_CHECKING:  # pragma: no cover
-    from trials.world import World
+    from trials.session.world import World
 
 SYSTEM = ("You write short story passages that move a group simulation forward. Write 2-3 plain "
           "sentences in the present tense, about the people named, with no lists and no headings.")

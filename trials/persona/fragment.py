@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from trials.persona_io import parse_fragment, validate_data
-from trials.persona_model import Fragment, Persona, PersonaError
+from trials.persona.files import parse_fragment, validate_data
+from trials.persona.model import Fragment, Persona, PersonaError
 
 
 class FragmentConflict(PersonaError):

@@ -30,11 +30,12 @@ from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 from pydantic import BaseModel, Field
 
-from trials.actions import (  # noqa: F401  (re-exported: the agent's public protocol)
+from trials.persona.prompt import prompt_text
+from trials.session.actions import (  # noqa: F401  (re-exported: the agent's public protocol)
     FORMAT, REMINDER, Action, ActionType, derive_seed, first_sentences, parse_action, resolve_name,
 )
-from trials.events import Event
-from trials.memory import EpisodicMemory, MemoryConfig
+from trials.session.events import Event
+from trials.session.memory import EpisodicMemory, MemoryConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from trials.persona import Persona
@@ -104,7 +105,7 @@ class Agent:
     # -------------------------------------------------------------- prompting
     def system_prompt(self) -> str:
         parts = [f"You are {self.name}. Act as this person would, in the first person.",
-                 "About you:\n" + self.persona.prompt_text(self.config.persona_detail).strip()]
+                 "About you:\n" + prompt_text(self.persona, self.config.persona_detail).strip()]
         if self.goals:
             parts.append("Your goals: " + "; ".join(self.goals))
         if self.peers:

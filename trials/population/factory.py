@@ -1,6 +1,6 @@
 """The population factory: sample personas from explicit distributions or from a description.
 
-    from trials.factory import sample_population
+    from trials.population.factory import sample_population
     pop = sample_population("gazpacho_respondents", n=50, seed=0, llm=llm)
     pop.personas, pop.table, pop.profile, pop.duplicates, pop.warnings
     write_population(pop, "populations/gazpacho")   # personas/*.json, population.csv, profile.csv

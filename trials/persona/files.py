@@ -17,11 +17,11 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from trials.persona_model import UNION_TAGS, Fragment, Persona, PersonaError
+from trials.persona.model import UNION_TAGS, Fragment, Persona, PersonaError
 
 log = logging.getLogger(__name__)
 PERSONA_TYPES = ("Persona", "TinyPerson")
-LIBRARY_ROOT = Path(__file__).parent / "personas"
+LIBRARY_ROOT = Path(__file__).parent / "library"
 M = TypeVar("M", Persona, Fragment)
 
 _EXPECTED = {  # pydantic error type -> (what was expected, an example for the fix)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from trials.persona_model import Persona
+if TYPE_CHECKING:  # annotations only: the model knows nothing of prompts
+    from trials.persona.model import Persona
 
 BRIEF_MAX_CHARS = 880
 FULL_MAX_CHARS = 6000
@@ -184,3 +184,14 @@ def render_full(p: Persona, max_chars: int = FULL_MAX_CHARS) -> str:
         if len(text) <= max_chars:
             return text
     return _clip(text, max_chars)
+
+
+def prompt_text(persona: Persona, detail: str = "brief") -> str:
+    """The persona as plain prompt text: "brief" (< ~900 chars) or "full" (everything).
+
+    Raises ValueError for any other `detail`."""
+    if detail == "brief":
+        return render_brief(persona)
+    if detail == "full":
+        return render_full(persona)
+    raise ValueError(f"prompt_text: detail must be 'brief' or 'full', got {detail!r}")

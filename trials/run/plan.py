@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from trials.actions import derive_seed
+from trials.session.actions import derive_seed
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +93,9 @@ def load_population(spec: dict[str, Any], seed: int) -> list[Any]:
         # sampled from explicit distributions with the run seed, narratives from templates (no LLM
         # call before the run); for LLM-written narratives run `trials population` and use its folder
         try:
-            from trials.factory import sample_population
+            from trials.population.factory import sample_population
         except ImportError as exc:
-            raise ConfigError(f"experiment.population.source=factory needs trials.factory: {exc}") from None
+            raise ConfigError(f"experiment.population.source=factory needs trials.population.factory: {exc}") from None
         if not spec.get("spec"):
             raise ConfigError("experiment.population.spec is missing; name a file of conf/population/ "
                               "(e.g. usa_adults) or a YAML path")

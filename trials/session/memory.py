@@ -20,7 +20,7 @@ from typing import Callable, Iterable, Sequence, TypeVar
 
 from pydantic import BaseModel, Field
 
-from trials.events import Event
+from trials.session.events import Event
 
 T = TypeVar("T")
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import pandas as pd
 
-from trials.actions import derive_seed
-from trials.plan import Job, load_scenario
-from trials.rundir import RunDir
+from trials.session.actions import derive_seed
+from trials.run.plan import Job, load_scenario
+from trials.run.rundir import RunDir
 
 log = logging.getLogger(__name__)
 

@@ -26,13 +26,14 @@ from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 from pydantic import BaseModel, Field
 
-from trials.agent import derive_seed
-from trials.events import Event
-from trials.memory import render
+from trials.persona.prompt import prompt_text
+from trials.session.agent import derive_seed
+from trials.session.events import Event
+from trials.session.memory import render
 
 if TYPE_CHECKING:  # pragma: no cover
     from trials.persona import Persona
-    from trials.world import World
+    from trials.session.world import World
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class JudgeResult(BaseModel):
 
 def labelled_digit(text: str, label: str, digits: str = "0-9") -> int | None:
     """The first digit in `digits` after the word `label` ("Score: 7"), else the first standalone
-    one; None when there is none. Shared with the extraction parsers (`trials.extract`)."""
+    one; None when there is none. Shared with the extraction parsers (`trials.judging.extract`)."""
     m = (re.search(rf"{label}\D{{0,12}}?(?<!\d)([{digits}])(?!\d)", text or "", re.I)
          or re.search(rf"(?<!\d)([{digits}])(?!\d)", text or ""))
     return int(m.group(1)) if m else None
@@ -147,7 +148,7 @@ def judge(prop: Proposition, llm: Any, *, events: Sequence[Event] | None = None,
             events, persona = a.memory.events, persona or a.persona
         else:
             events = world.events
-    persona_text = persona.prompt_text(prop.persona_detail) if (prop.include_persona and persona is not None) else None
+    persona_text = prompt_text(persona, prop.persona_detail) if (prop.include_persona and persona is not None) else None
     messages = judge_messages(prop, events, agent=agent, persona_text=persona_text, focus=focus,
                               max_chars=max_chars)
     samples: list[int | None] = []

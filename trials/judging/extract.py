@@ -11,7 +11,7 @@ agent gives zero ideas (value=[], method="empty") without a call.
 
 Unique ideas (`dedupe_ideas`, `count_unique_ideas`): deterministic, greedy in the given order.
 Each idea is normalised to a set of content words (lower case, stop words removed, plural "s"
-stripped; `trials.steering.stagnation.words`). An idea is a duplicate of an earlier kept idea when
+stripped; `trials.similarity.words`). An idea is a duplicate of an earlier kept idea when
 the Jaccard overlap of their name word sets, or of their name+description word sets, is >=
 `threshold` (default 0.6), or their normalised names are equal. The first of a group is kept.
 """
@@ -24,12 +24,12 @@ from typing import Any, Literal, Sequence
 
 from pydantic import BaseModel, Field
 
-from trials.agent import derive_seed
-from trials.events import Event
-from trials.judge import labelled_digit, labelled_reason
+from trials.session.agent import derive_seed
+from trials.session.events import Event
+from trials.judging.judge import labelled_digit, labelled_reason
 from trials.llm.base import LLMError
-from trials.memory import render
-from trials.steering.stagnation import jaccard, words
+from trials.session.memory import render
+from trials.similarity import jaccard, words
 
 log = logging.getLogger(__name__)
 Mode = Literal["auto", "json", "lines"]

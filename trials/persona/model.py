@@ -3,7 +3,7 @@
 Every level where TinyTroupe nests things (occupation, personality, preferences, relationships)
 accepts extra keys (`extra="allow"`), so a generated persona with, e.g., `age_range` or
 `political_affiliation` survives a load/save round trip. Wrong types fail here; the loaders in
-`trials.persona_io` turn the failure into a `PersonaError` that names the file and field.
+`trials.persona.files` turn the failure into a `PersonaError` that names the file and field.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from typing import Annotated, Any, Union
 from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator)
 from pydantic_core import PydanticCustomError
 
-from trials import persona_prompt
 
 
 class PersonaError(ValueError):
@@ -147,15 +146,3 @@ class Persona(PersonaFields):
         if not value.strip():
             raise PydanticCustomError("string_too_short", "String should have at least 1 character")
         return value.strip()
-
-    def prompt_text(self, detail: str = "brief") -> str:
-        """The persona as plain prompt text: "brief" (< ~900 chars) or "full" (everything)."""
-        if detail == "brief":
-            return persona_prompt.render_brief(self)
-        if detail == "full":
-            return persona_prompt.render_full(self)
-        raise ValueError(f"prompt_text: detail must be 'brief' or 'full', got {detail!r}")
-
-    def short_label(self) -> str:
-        """E.g. "Lisa Carter, 28, Data Scientist"."""
-        return persona_prompt.short_label(self)

@@ -1,4 +1,4 @@
-"""The standard library of propositions (claims judged 0-9 by `trials.judge.judge`).
+"""The standard library of propositions (claims judged 0-9 by `trials.judging.judge.judge`).
 
 Agent-level: persona_adherence (with the persona shown), self_consistency, fluency, suitability.
 Session-level: task_completion(task), divergence (of ideas), convergence. Each factory takes
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from trials.judge import Proposition
+from trials.judging.judge import Proposition
 
 
 def persona_adherence(**kw: Any) -> Proposition:

@@ -5,7 +5,7 @@ embedded SmolLM2 model or an `openai` config for a real endpoint):
 
     from trials.llm import build_llm
     from trials.persona import library_path, load_folder
-    from trials.world import World
+    from trials.session.world import World
 
     llm = build_llm({"backend": "scripted"})
     world = World(llm, seed=1)
@@ -15,13 +15,13 @@ embedded SmolLM2 model or an `openai` config for a real endpoint):
     world.run(2)
     print(world.transcript())
 
-On the tiny local model also pass `agent_config=AgentConfig(prose_as_talk=True)` (trials.agent):
+On the tiny local model also pass `agent_config=AgentConfig(prose_as_talk=True)` (trials.session.agent):
 it rarely keeps to the action format.
 
 Semantics (what scenarios rely on):
 - `World(llm, seed=..., recorder=...)` takes its own view of the LLM (`llm.bind(seed, recorder)`),
   so two worlds share nothing; `judge_llm` (default: the same LLM) scores correction checks and
-  LLM preconditions. `correction=CorrectionConfig(...)` turns on action correction for every agent.
+  LLM preconditions. `correction=CorrectionConfig(...)` (trials.steering) turns on action correction for every agent.
 - `broadcast(text, source)` reaches every agent; `tell(name, text, type=...)` one agent (a
   CONVERSATION, THOUGHT or OBSERVATION stimulus). Both record an `Event` in `world.events`.
 - `run(steps)`: per step, `before_step` hooks (interventions, story) run, then all agents act
@@ -40,20 +40,26 @@ from __future__ import annotations
 import logging
 import random
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol, Sequence
 
-from trials.agent import Agent, AgentConfig, derive_seed
-from trials.events import Event
-from trials.memory import describe
+from trials.session.agent import Agent, AgentConfig, derive_seed
+from trials.session.events import Event
+from trials.session.memory import describe
 
 if TYPE_CHECKING:  # pragma: no cover
     from trials.persona import Persona
-    from trials.steering.correction import CorrectionConfig
 
 log = logging.getLogger(__name__)
 
 Hook = Callable[["World", int], Any]
 DEFAULT_KINDS = ("stimulus", "action", "story", "intervention")
+
+
+class CorrectionFactory(Protocol):
+    """What `World(correction=...)` takes: `trials.steering.CorrectionConfig` (the session layer
+    does not import steering; steering plugs in from above)."""
+
+    def build(self, judge_llm: Any) -> Any: ...
 
 
 class SimulationError(RuntimeError):
@@ -63,7 +69,7 @@ class SimulationError(RuntimeError):
 class World:
     def __init__(self, llm: Any, *, seed: int = 0, recorder: Any = None, name: str = "session",
                  agent_config: AgentConfig | None = None, judge_llm: Any = None,
-                 correction: "CorrectionConfig | None" = None, max_workers: int = 8):
+                 correction: "CorrectionFactory | None" = None, max_workers: int = 8):
         if recorder is None:
             from trials.llm import CallRecorder
             recorder = CallRecorder()
@@ -75,8 +81,7 @@ class World:
         self.agent_config = agent_config or AgentConfig()
         self.corrector = None
         if correction is not None:
-            from trials.steering.correction import ActionCorrector
-            self.corrector = ActionCorrector(self.judge_llm, correction)
+            self.corrector = correction.build(self.judge_llm)
         self.max_workers = max_workers
         self.agents: list[Agent] = []
         self.events: list[Event] = []

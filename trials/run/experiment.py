@@ -2,7 +2,7 @@
 
 `run_from_hydra(cfg)` is the Hydra task; `run_experiment(cfg, root)` does the work on a plain
 config (tests call it directly). The main process only plans, dispatches and collects; sessions
-run in joblib workers (`trials.jobs.execute_job`), each writing its own job folder.
+run in joblib workers (`trials.run.jobs.execute_job`), each writing its own job folder.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 import trials
-from trials.jobs import execute_job
-from trials.plan import ConfigError, Job, Plan, build_plan, divide_threads, resolve_n_jobs
-from trials.progress import Progress, estimate, format_estimate
-from trials.rundir import RunDir
+from trials.run.jobs import execute_job
+from trials.run.plan import ConfigError, Job, Plan, build_plan, divide_threads, resolve_n_jobs
+from trials.run.progress import Progress, estimate, format_estimate
+from trials.run.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
