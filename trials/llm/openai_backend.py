@@ -101,7 +101,7 @@ class OpenAIBackend:
             return TransientLLMError(f"{where}: connection failed ({self._redact(str(e))})")
         if isinstance(e, openai.APIStatusError):
             msg = f"{where}: HTTP {e.status_code}: {self._redact(_error_text(e))}"
-            if e.status_code == 429:
+            if e.status_code in (429, 503):  # rate limit / overload: the scheduler backs off
                 err = RateLimited(msg)
                 err.retry_after = _retry_after(e)
                 return err
