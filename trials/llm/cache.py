@@ -7,7 +7,9 @@ request headers, never an API key. Modes: `off`, `read_write`, `replay` (a miss 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import random
 import sqlite3
 import threading
@@ -87,6 +89,36 @@ class ResponseCache:
                             "data": completion.data}, ensure_ascii=False)
         self._retry(lambda c: c.execute("INSERT OR REPLACE INTO completions VALUES (?, ?, ?)",
                                         (key, value, time.time())))
+
+    def snapshot(self) -> bytes:
+        """The whole cache as one SQLite database image (for cluster workers without this file)."""
+        return self._retry(lambda c: c.serialize())
+
+    def entries_since(self, t: float) -> list[tuple[str, str, float]]:
+        """(key, value, created) of entries written at or after `t` (epoch seconds)."""
+        return self._retry(lambda c: c.execute(
+            "SELECT key, value, created FROM completions WHERE created >= ?", (t,)).fetchall())
+
+    def merge(self, rows: list[tuple[str, str, float]]) -> None:
+        """Add entries made elsewhere (a worker's copy); an existing key is kept (same content)."""
+        if self.mode == "read_write" and rows:
+            self._retry(lambda c: c.executemany("INSERT OR IGNORE INTO completions VALUES (?, ?, ?)", rows))
+
+    @classmethod
+    def from_snapshot(cls, image: bytes, mode: str, folder: str | Path) -> "ResponseCache":
+        """A cache file in `folder` (worker-local) holding `image`; written once per image."""
+        path = Path(folder) / f"persona-trials-cache-{hashlib.sha256(image).hexdigest()[:16]}.sqlite"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            mem = sqlite3.connect(":memory:")
+            mem.deserialize(image)
+            tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+            disk = sqlite3.connect(tmp)
+            mem.backup(disk)
+            disk.close()
+            mem.close()
+            os.replace(tmp, path)
+        return cls(path, mode)
 
     def __len__(self) -> int:
         return self._retry(lambda c: c.execute("SELECT COUNT(*) FROM completions").fetchone()[0])

@@ -20,13 +20,13 @@ from trials.session.actions import derive_seed
 log = logging.getLogger(__name__)
 
 RUN_KEYS = {"replicates", "n_jobs", "backend", "seed", "resume_dir", "budget_usd", "dry_run",
-            "threads_per_session", "paired", "estimate", "analyze", "report"}
+            "threads_per_session", "paired", "estimate", "analyze", "report", "cluster"}
 CACHE_KEYS = {"mode", "path"}
 EXPERIMENT_KEYS = {"name", "scenario", "description", "size", "sizes", "group_size", "steps",
                    "population", "metrics", "control", "arms", "arm_defaults", "replicates",
                    "max_tokens", "paper", "agent"}
 ARM_KEYS = {"correction", "interventions", "llm", "judge", "description", "story"}
-BACKENDS = ("loky", "threading", "multiprocessing", "sequential", "dask", "ray")
+BACKENDS = ("auto", "loky", "threading", "multiprocessing", "sequential", "dask", "ray")
 
 
 class ConfigError(ValueError):
@@ -201,7 +201,7 @@ def build_plan(cfg: dict[str, Any], root: Path) -> Plan:
     n_jobs = run.get("n_jobs", "auto")
     if not (n_jobs == "auto" or (isinstance(n_jobs, int) and (n_jobs >= 1 or n_jobs == -1))):
         raise ConfigError(f"run.n_jobs={n_jobs!r}: use auto, a whole number >= 1, or -1 (all cores)")
-    if run.get("backend", "loky") not in BACKENDS:
+    if run.get("backend", "auto") not in BACKENDS:
         raise ConfigError(f"run.backend={run.get('backend')!r}: use one of {', '.join(BACKENDS)}")
     unknown_metrics = sorted(set(exp.get("metrics") or []) - set(scenario.METRICS))
     if unknown_metrics:
