@@ -7,7 +7,6 @@ request headers, never an API key. Modes: `off`, `read_write`, `replay` (a miss 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -92,7 +91,10 @@ class ResponseCache:
 
     def snapshot(self) -> bytes:
         """The whole cache as one SQLite database image (for cluster workers without this file)."""
-        return self._retry(lambda c: c.serialize())
+        image = bytearray(self._retry(lambda c: c.serialize()))
+        if len(image) >= 20:  # header bytes 18-19: 2 = WAL; an image has no WAL file, so mark it rollback (1)
+            image[18] = image[19] = 1
+        return bytes(image)
 
     def entries_since(self, t: float) -> list[tuple[str, str, float]]:
         """(key, value, created) of entries written at or after `t` (epoch seconds)."""
@@ -105,19 +107,24 @@ class ResponseCache:
             self._retry(lambda c: c.executemany("INSERT OR IGNORE INTO completions VALUES (?, ?, ?)", rows))
 
     @classmethod
-    def from_snapshot(cls, image: bytes, mode: str, folder: str | Path) -> "ResponseCache":
-        """A cache file in `folder` (worker-local) holding `image`; written once per image."""
-        path = Path(folder) / f"persona-trials-cache-{hashlib.sha256(image).hexdigest()[:16]}.sqlite"
+    def from_snapshot(cls, image: bytes, mode: str, path: str | Path) -> "ResponseCache":
+        """A cache at `path` (worker-local) starting as `image`; made once, safely for several
+        threads and processes (the first `os.link` wins; a file in use is never replaced)."""
+        path = Path(path)
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            mem = sqlite3.connect(":memory:")
+            tmp = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+            mem, disk = sqlite3.connect(":memory:"), sqlite3.connect(tmp)
             mem.deserialize(image)
-            tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-            disk = sqlite3.connect(tmp)
             mem.backup(disk)
             disk.close()
             mem.close()
-            os.replace(tmp, path)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
         return cls(path, mode)
 
     def __len__(self) -> int:

@@ -24,6 +24,7 @@ import os
 import tempfile
 import threading
 import time
+import uuid
 from typing import Any, Callable, Iterator
 
 from trials.run.jobs import Job, execute_job, run_job, write_result
@@ -144,17 +145,29 @@ def _joblib(jobs: list[Job], n_jobs: int, backend: str, may_start: Callable[[], 
 
 
 # ---------------------------------------------------------------------------------- dask
-def _dask_task(job: Job, image: bytes | None) -> dict[str, Any]:
+def _worker_cache_path(token: str) -> str:
+    return os.path.join(tempfile.gettempdir(), "persona-trials-worker", f"cache-{token}.sqlite")
+
+
+def _drop_worker_cache(token: str) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.unlink(_worker_cache_path(token) + suffix)
+        except FileNotFoundError:
+            pass
+
+
+def _dask_task(job: Job, image: bytes | None, token: str = "") -> dict[str, Any]:
     """Runs on a Dask worker: the session, with the driver's cache snapshot as a worker-local
-    cache; returns the result plus the cache entries this job added. Never writes `job.root`."""
+    cache (one per run: `token`); returns the result plus the cache entries this job added.
+    Never writes `job.root`."""
     from dataclasses import replace
 
     from trials.llm.cache import ResponseCache
 
     cache = None
     if image is not None and job.cache:
-        cache = ResponseCache.from_snapshot(image, job.cache.get("mode", "read_write"),
-                                            os.path.join(tempfile.gettempdir(), "persona-trials-worker"))
+        cache = ResponseCache.from_snapshot(image, job.cache.get("mode", "read_write"), _worker_cache_path(token))
         job = replace(job, cache={"path": str(cache.path), "mode": cache.mode})
     started = time.time()
     result = run_job(job)
@@ -176,6 +189,7 @@ def _dask(jobs: list[Job], run: dict[str, Any], may_start: Callable[[], bool]) -
         cluster = LocalCluster(n_workers=n, threads_per_worker=4,
                                processes=True, dashboard_address=None)
     client = Client(cluster if cluster is not None else address)
+    image, token = None, uuid.uuid4().hex
     try:
         driver_cache = build_cache(jobs[0].cache) if jobs else None
         image = client.scatter(driver_cache.snapshot(), broadcast=True) if driver_cache else None
@@ -189,7 +203,7 @@ def _dask(jobs: list[Job], run: dict[str, Any], may_start: Callable[[], bool]) -
             if job is None or not may_start():
                 return False
             RunDir(job.root).log_execution(job.arm, job.replicate, "submit")
-            fut = client.submit(_dask_task, job, image, pure=False, key=f"job-{job.session}-{time.time_ns()}")
+            fut = client.submit(_dask_task, job, image, token, pure=False, key=f"job-{job.session}-{token}")
             by_key[fut.key] = job
             ac.add(fut)
             return True
@@ -209,6 +223,8 @@ def _dask(jobs: list[Job], run: dict[str, Any], may_start: Callable[[], bool]) -
             yield result["summary"]
             submit()
     finally:
+        if image is not None:
+            client.run(_drop_worker_cache, token)
         client.close()
         if cluster is not None:
             cluster.close()

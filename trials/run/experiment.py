@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import platform
 import subprocess
 import sys
@@ -73,10 +74,30 @@ def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
     return {**{k: v for k, v in cfg.items() if k not in ("cache", "run")}, "run": run}
 
 
-def _dispatch(jobs: list[Job], run: dict[str, Any], progress: Progress) -> Iterator[dict[str, Any]]:
+def _dispatch(jobs: list[Job], run: dict[str, Any], progress: Progress,
+              job_cost: float = math.nan) -> Iterator[dict[str, Any]]:
     """Yield job summaries as they finish (trials/run/engines.py). The engine asks the budget
-    before starting each job, so once the cost reaches it no new job starts (running ones finish)."""
-    yield from dispatch(jobs, run, lambda: not progress.over_budget(), run["engine"])
+    before starting each job, so once the cost reaches it no new job starts (running ones finish).
+    Engines that run many sessions at once in this process are held to it too: what running
+    sessions have spent so far (live, `trials.llm.usage.SPEND`) plus the estimated cost
+    `job_cost` of each running job counts against the budget."""
+    from trials.llm.usage import SPEND
+
+    budget, base, started = run.get("budget_usd"), SPEND.total, [0]
+
+    def may_start() -> bool:
+        if progress.over_budget():
+            return False
+        if budget is not None:
+            running = started[0] - progress.done - progress.failed
+            reserved = running * job_cost if job_cost == job_cost else 0.0  # NaN: no estimate
+            if max(SPEND.total - base, progress.spent_usd) + reserved >= float(budget):
+                progress.stopped_for_budget = True
+                return False
+        started[0] += 1
+        return True
+
+    yield from dispatch(jobs, run, may_start, run["engine"])
 
 
 def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path) -> int:
@@ -119,7 +140,8 @@ def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path) -> int:
     progress = Progress(total=len(pending), budget_usd=run.get("budget_usd"))
     interrupted = False
     try:
-        for summary in _dispatch(pending, run, progress):
+        job_cost = est["cost_usd"] / len(plan.jobs) if plan.jobs else math.nan
+        for summary in _dispatch(pending, run, progress, job_cost):
             progress.update(summary)
     except KeyboardInterrupt:  # keep what finished; the manifest says partial
         interrupted = True

@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import sys
+import threading
 import time
 import traceback
 from typing import Any
@@ -28,15 +29,17 @@ log = logging.getLogger(__name__)
 #: ~1 s and ~100 MB, so a worker loads it once and every session gets its own bound view (own seed,
 #: own recorder); the views share no mutable session state.
 _CLIENTS: dict[str, Any] = {}
+_CLIENTS_LOCK = threading.Lock()
 
 
 def _client(llm_cfg: dict[str, Any], cache: dict[str, Any] | None, prices: Any) -> Any:
     from trials.llm import build_llm
 
     key = json.dumps([llm_cfg, cache, prices], sort_keys=True, default=str)
-    if key not in _CLIENTS:
-        _CLIENTS[key] = build_llm(llm_cfg, cache=cache, prices=prices)
-    return _CLIENTS[key]
+    with _CLIENTS_LOCK:  # many sessions start at once in one process: build each client once
+        if key not in _CLIENTS:
+            _CLIENTS[key] = build_llm(llm_cfg, cache=cache, prices=prices)
+        return _CLIENTS[key]
 
 
 def _model_name(cfg: dict[str, Any]) -> str:

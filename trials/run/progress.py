@@ -54,7 +54,7 @@ def _price(llm_cfg: dict[str, Any], prices: dict[str, Any] | None, tin: float, t
         return 0.0, f"{backend} backend, free"
     try:
         from trials.llm.usage import price_for
-        price = price_for(model, dict(prices or {}))
+        price = llm_cfg.get("price") or price_for(model, dict(prices or {}))  # llm.price overrides the table
     except ImportError:
         price = (prices or {}).get(model)
     if not price:
