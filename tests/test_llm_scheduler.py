@@ -12,7 +12,9 @@ import pytest
 
 from fake_openai import FakeOpenAI
 from trials.llm import build_llm
-from trials.llm.scheduler import ADAPTIVE_START, Scheduler, TokenBucket, endpoint_scheduler
+import math
+
+from trials.llm.scheduler import ADAPTIVE_START, BACKOFF, Scheduler, TokenBucket, endpoint_scheduler
 
 
 def _round(s: Scheduler, n: int, outcome: str, retry_after: float | None = None) -> None:
@@ -23,17 +25,18 @@ def _round(s: Scheduler, n: int, outcome: str, retry_after: float | None = None)
             slot.ok() if outcome == "ok" else slot.overload(retry_after)
 
 
-def test_adaptive_limit_grows_while_full_halves_once_per_round_trip_and_recovers():
+def test_adaptive_limit_grows_while_full_shrinks_once_per_round_trip_and_recovers():
     s = Scheduler()
     assert s.limit == ADAPTIVE_START
     _round(s, ADAPTIVE_START, "ok")  # a full window of successes: slow start adds one per success
     grown = s.limit
     assert grown > ADAPTIVE_START
     _round(s, int(grown), "overload")  # a storm: every request of one round trip gets 429
-    assert s.limit == grown // 2, "a storm of one round trip halves the limit once, not once per 429"
+    once = math.floor(grown * BACKOFF)
+    assert s.limit == once, "a storm of one round trip shrinks the limit once, not once per 429"
     assert s.snapshot().overloads == int(grown)
-    _round(s, int(s.limit), "overload")  # the next round trip still overloaded: halves again
-    assert s.limit == grown // 4
+    _round(s, int(s.limit), "overload")  # the next round trip still overloaded: shrinks again
+    assert s.limit == math.floor(once * BACKOFF)
     low = s.limit
     for _ in range(20):  # recovery: congestion avoidance, about +1 per full round trip
         _round(s, int(s.limit), "ok")
@@ -50,7 +53,7 @@ def test_no_growth_without_evidence_and_cap_respected():
         _round(fixed, 4, "ok")
     assert fixed.limit == 4, "llm.max_concurrency is a hard cap"
     _round(fixed, 4, "overload")
-    assert fixed.limit == 2, "even a fixed cap backs off on 429"
+    assert fixed.limit == math.floor(4 * BACKOFF), "even a fixed cap backs off on 429"
 
 
 def test_in_flight_never_exceeds_limit():
@@ -137,8 +140,8 @@ def test_503_is_an_overload_too():
         llm = _openai(srv, max_concurrency=4)
         srv.queue("503")
         assert llm.chat([{"role": "user", "content": "x"}]).text == "echo: x"
-        # halved to 2 by the 503; the successful retry then adds 1/limit (congestion avoidance)
-        assert llm._core.limit.snapshot().overloads == 1 and llm._core.limit.limit == 2.5
+        # 4 -> 3 by the 503; the retry alone (1 of 3 slots) is no evidence for growth
+        assert llm._core.limit.snapshot().overloads == 1 and llm._core.limit.limit == 3
 
 
 def test_one_scheduler_per_endpoint_shared_by_agents_and_judges():

@@ -26,7 +26,7 @@ class LLMConfig(BaseModel):
     timeout: float = Field(60.0, gt=0)
     max_retries: int = Field(4, ge=0)
     # the endpoint's scheduler (trials/llm/scheduler.py): in-flight cap (null = adaptive: start at
-    # 16, grow while requests succeed, halve on 429/503), requests and tokens per minute (optional)
+    # 16, grow while requests succeed, shrink 10% on 429/503), requests and tokens per minute (optional)
     max_concurrency: Annotated[int, Field(gt=0)] | None = None
     rpm: Annotated[float, Field(gt=0)] | None = None
     tpm: Annotated[float, Field(gt=0)] | None = None

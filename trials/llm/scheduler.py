@@ -2,12 +2,13 @@
 
 A request needs a slot before it goes out. `Scheduler` admits it when all of these hold:
 - fewer than `limit` requests are in flight. `limit` is adaptive (AIMD, as TCP congestion control
-  and Netflix's concurrency-limits "AIMD" limiter): it starts at `llm.max_concurrency` (or
+  and Netflix's concurrency-limits `AIMDLimit`): it starts at `llm.max_concurrency` (or
   `ADAPTIVE_START` when that is not set), grows while requests succeed and the limit is what
-  holds requests back, and halves on 429/503 (at most once per round trip: only a request started
-  after the last decrease can cause another one). It never exceeds `llm.max_concurrency` (or
-  `ADAPTIVE_MAX`) and never drops below 1. Growth is slow start (+1 per success, doubling per
-  round trip) until the first overload, then congestion avoidance (+1/limit per success).
+  holds requests back, and is multiplied by `BACKOFF` on 429/503 (at most once per round trip:
+  only a request started after the last decrease can cause another one). It never exceeds
+  `llm.max_concurrency` (or `ADAPTIVE_MAX`) and never drops below 1. Growth is slow start (+1 per
+  success, doubling per round trip) until the first overload, then congestion avoidance (+1/limit
+  per success, about +1 per round trip).
 - the server's Retry-After (from a 429/503) has passed: the whole endpoint pauses, not just the
   request that got it.
 - the `llm.rpm` / `llm.tpm` token buckets (optional; requests and tokens per minute) hold a
@@ -34,6 +35,9 @@ from typing import Callable, Iterator
 ADAPTIVE_START = 16
 #: Ceiling of the adaptive limit when llm.max_concurrency is not set.
 ADAPTIVE_MAX = 1024
+#: Multiplicative decrease on overload: Netflix concurrency-limits AIMDLimit's default backoffRatio
+#: (0.9). A gentler cut than TCP's 0.5 keeps a provider's fixed concurrency cap nearly full.
+BACKOFF = 0.9
 #: Token buckets hold this many seconds of their rate.
 BURST_S = 5.0
 
@@ -152,7 +156,7 @@ class Scheduler:
         if retry_after:
             self._pause_until = max(self._pause_until, now + float(retry_after))
         if started >= self._last_decrease:  # one decrease per round trip, not one per failed request
-            self.limit = max(1.0, math.floor(self.limit / 2))
+            self.limit = max(1.0, math.floor(self.limit * BACKOFF))
             self._last_decrease = now
             self._slow_start = False
 
@@ -162,9 +166,11 @@ class Scheduler:
                             self.peak_in_flight, self.admitted)
 
     def spare(self) -> int:
-        """Free slots now (0 while requests queue): the runner starts sessions while this is > 0."""
+        """Room for more requesters: free slots plus a backlog of up to one `limit` of queued
+        requests (so the endpoint never idles while sessions think); the runner starts sessions
+        while this is > 0."""
         with self._cond:
-            return 0 if self.waiting else max(0, int(self.limit) - self.in_flight)
+            return max(0, 2 * int(self.limit) - self.in_flight - self.waiting)
 
 
 @dataclass
