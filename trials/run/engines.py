@@ -224,7 +224,10 @@ def _dask(jobs: list[Job], run: dict[str, Any], may_start: Callable[[], bool]) -
             submit()
     finally:
         if image is not None:
-            client.run(_drop_worker_cache, token)
+            try:  # tidy the workers' cache copies; never let that hide the run's own outcome
+                client.run(_drop_worker_cache, token)
+            except Exception as exc:  # noqa: BLE001
+                log.info("could not remove the workers' cache copies: %s", exc)
         client.close()
         if cluster is not None:
             cluster.close()
