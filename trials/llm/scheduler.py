@@ -4,7 +4,8 @@ A request needs a slot before it goes out. `Scheduler` admits it when all of the
 - fewer than `limit` requests are in flight. `limit` is adaptive (AIMD, as TCP congestion control
   and Netflix's concurrency-limits `AIMDLimit`): it starts at `llm.max_concurrency` (or
   `ADAPTIVE_START` when that is not set), grows while requests succeed and the limit is what
-  holds requests back, and is multiplied by `BACKOFF` on 429/503 (at most once per round trip:
+  holds requests back, and is multiplied by `BACKOFF` on 429/503 (0.5 on the first one, which
+  ends slow start and its up-to-2x overshoot; at most once per round trip:
   only a request started after the last decrease can cause another one). It never exceeds
   `llm.max_concurrency` (or `ADAPTIVE_MAX`) and never drops below 1. Growth is slow start (+1 per
   success, doubling per round trip) until the first overload, then congestion avoidance (+1/limit
@@ -156,7 +157,8 @@ class Scheduler:
         if retry_after:
             self._pause_until = max(self._pause_until, now + float(retry_after))
         if started >= self._last_decrease:  # one decrease per round trip, not one per failed request
-            self.limit = max(1.0, math.floor(self.limit * BACKOFF))
+            # leaving slow start halves (it overshoots by up to 2x, as in TCP); later cuts are gentle
+            self.limit = max(1.0, math.floor(self.limit * (0.5 if self._slow_start else BACKOFF)))
             self._last_decrease = now
             self._slow_start = False
 
