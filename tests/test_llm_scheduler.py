@@ -148,3 +148,18 @@ def test_one_scheduler_per_endpoint_shared_by_agents_and_judges():
     a = endpoint_scheduler("openai|http://x|m", None)
     assert endpoint_scheduler("openai|http://x|m", None) is a
     assert endpoint_scheduler("openai|http://y|m", None) is not a
+
+
+def test_paced_429s_do_not_use_up_max_retries_but_are_bounded():
+    from trials.llm import RetriesExhausted
+    from trials.llm.retry import OVERLOAD_ATTEMPTS
+
+    with FakeOpenAI(retry_after=0.01) as srv:
+        llm = _openai(srv, max_retries=2, retry_max_s=0.02)
+        srv.queue(*["429"] * 6)  # more 429s than max_retries: the scheduler's probe, not a failure
+        assert llm.chat([{"role": "user", "content": "x"}]).text == "echo: x"
+        assert llm.recorder.to_frame()["retries"].tolist() == [6]
+        srv.mode = "429"  # a 429 that never ends (e.g. an exhausted quota) still stops
+        with pytest.raises(RetriesExhausted, match=f"after {OVERLOAD_ATTEMPTS} attempts"):
+            llm.chat([{"role": "user", "content": "y"}])
+        assert srv.requests == 7 + OVERLOAD_ATTEMPTS

@@ -24,7 +24,7 @@ from trials.llm.base import (Completion, LLMError, LLMTimeout, PermanentLLMError
 from trials.llm.config import LLMConfig, LLMConfigError
 
 #: SDK clients (connection pools) per backend, shared round-robin by the threads that call it.
-CLIENT_SHARDS = 16
+CLIENT_SHARDS = 4
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "0.0.0.0", "::1", "host.docker.internal"}
 _KEYLIKE = re.compile(r"(sk-|Bearer\s+)[A-Za-z0-9_\-\.]{6,}")
 

@@ -45,13 +45,21 @@ def backoff_delay(attempt: int, base_s: float, max_s: float, retry_after: float 
     return delay
 
 
+#: Attempts a request gets for 429/503 when an adaptive scheduler paces the endpoint: there such
+#: answers are the expected probe of the provider's limit, not a failure of this request, so they
+#: do not use up `max_retries` (kept for other transient errors); bounded all the same, since a
+#: 429 can also mean an exhausted quota.
+OVERLOAD_ATTEMPTS = 20
+
+
 def call_with_retries(fn: Callable[[], T], *, max_retries: int, limit: Any = None,
                       base_s: float = 0.5, max_s: float = 20.0, what: str = "LLM call",
                       sleep: Callable[[float], None] = time.sleep, tokens: int = 0) -> tuple[T, int]:
     """`limit`: a `Scheduler` (its slot is held per attempt), a semaphore, or None.
     `tokens`: the request's estimated tokens, for the scheduler's tpm bucket."""
     rng = random.Random()
-    for attempt in range(max_retries + 1):
+    attempt = overloads = 0
+    while True:
         try:
             if isinstance(limit, Scheduler):
                 with limit.slot(tokens) as slot:
@@ -65,12 +73,15 @@ def call_with_retries(fn: Callable[[], T], *, max_retries: int, limit: Any = Non
             with limit if limit is not None else contextlib.nullcontext():
                 return fn(), attempt
         except TransientLLMError as e:
-            if attempt >= max_retries:
-                raise RetriesExhausted(f"{what} failed after {attempt + 1} attempts: {e}",
-                                       attempts=attempt + 1, last=e) from None
-            delay = backoff_delay(attempt, base_s, max_s, getattr(e, "retry_after", None), rng)
+            paced = isinstance(e, RateLimited) and isinstance(limit, Scheduler)
+            overloads += paced
+            tries = attempt + 1
+            if (overloads >= OVERLOAD_ATTEMPTS) if paced else (tries - overloads > max_retries):
+                raise RetriesExhausted(f"{what} failed after {tries} attempts: {e}",
+                                       attempts=tries, last=e) from None
+            delay = backoff_delay(min(attempt, 6), base_s, max_s, getattr(e, "retry_after", None), rng)
             # a 429/503 under an adaptive scheduler is the expected probe of the endpoint's limit
-            log.log(logging.INFO if isinstance(e, RateLimited) and isinstance(limit, Scheduler) else logging.WARNING,
-                    "%s: %s; retry %d/%d in %.2fs", what, e, attempt + 1, max_retries, delay)
+            log.log(logging.INFO if paced else logging.WARNING,
+                    "%s: %s; retry %d in %.2fs", what, e, tries, delay)
             sleep(delay)
-    raise AssertionError("unreachable")
+            attempt += 1
