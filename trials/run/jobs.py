@@ -93,6 +93,7 @@ def execute_job(job: Job) -> dict[str, Any]:
     summary = _summary(job, "done", calls, started)
     rundir.write_job(job.arm, job.replicate, events=events, metrics=metrics, calls=calls,
                      meta={**summary, "material": job.material,
-                           "personas": [p.get("name") for p in job.personas]})
+                           "personas": [p.get("name") for p in job.personas]},
+                     remeasure=getattr(out, "remeasure", None))
     rundir.log_execution(job.arm, job.replicate, "done")
     return summary

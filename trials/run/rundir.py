@@ -22,7 +22,7 @@ METRIC_COLUMNS: dict[str, str] = {
     "experiment": "string", "arm": "string", "replicate": "int64", "session": "string",
     "agent": "string", "metric": "string", "value": "float64", "scale": "string",
     "level": "string", "judge_model": "string", "missing_reason": "string",
-    "judge_k": "int64", "judge_sd": "float64",
+    "judge_k": "int64", "judge_sd": "float64", "missing_detail": "string", "flag": "string",
 }
 CALL_COLUMNS: dict[str, str] = {
     "arm": "string", "replicate": "int64", "session": "string", "purpose": "string",
@@ -90,7 +90,7 @@ class RunDir:
             os.close(fd)
 
     def write_job(self, arm: str, replicate: int, *, events: list[dict], metrics: pd.DataFrame,
-                  calls: pd.DataFrame, meta: dict[str, Any]) -> Path:
+                  calls: pd.DataFrame, meta: dict[str, Any], remeasure: list[dict] | None = None) -> Path:
         final = self.job_dir(arm, replicate)
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.parent / f".tmp-{replicate}-{os.getpid()}-{time.monotonic_ns()}"
@@ -100,6 +100,10 @@ class RunDir:
                 fh.write(json.dumps(e, default=str, ensure_ascii=False) + "\n")
         tidy(metrics, METRIC_COLUMNS).to_parquet(tmp / "metrics.parquet", index=False)
         tidy(calls, CALL_COLUMNS).to_parquet(tmp / "llm_calls.parquet", index=False)
+        if remeasure:  # measurements whose call failed: repeated on resume (trials.run.remeasure)
+            with open(tmp / "remeasure.jsonl", "w") as fh:
+                for spec in remeasure:
+                    fh.write(json.dumps(spec, default=str, ensure_ascii=False) + "\n")
         _write_json(tmp / "job.json", meta)
         os.rename(tmp, final)  # atomic on one filesystem; fails if a copy already exists
         self.failed_path(arm, replicate).unlink(missing_ok=True)

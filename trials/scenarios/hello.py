@@ -40,11 +40,12 @@ def run(ctx: SessionContext) -> SessionOutput:
         from trials.judging.propositions import persona_adherence
 
         result = judge(persona_adherence(), ctx.judge, events=out.events[-2:], agent=persona.name,
-                       persona=persona)
+                       persona=persona, on_error="missing")
         value = result.weighted_score if result.weighted_score is not None else result.mean
         out.events.append(Event(step=0, kind="judge", type="persona_adherence", agent=persona.name,
                                 content=result.justification or result.missing_reason,
                                 scores={"persona_adherence": value, "score": result.score}))
         out.add_metric("persona_adherence", value, agent=persona.name, level="agent", scale="0-9",
-                       missing_reason=result.missing_reason or ("" if value is not None else "no score"))
+                       missing_reason=result.missing_reason, missing_detail=result.missing_detail,
+                       flag=result.flag, remeasure=result.remeasure)
     return out
