@@ -19,8 +19,10 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 import trials
+from trials.run.budget import Budget, check_priced
 from trials.run.jobs import execute_job
 from trials.run.plan import ConfigError, Job, Plan, build_plan, divide_threads, resolve_n_jobs
+from trials.run.remeasure import remeasure_run
 from trials.run.progress import Progress, estimate, format_estimate
 from trials.run.rundir import RunDir
 
@@ -53,7 +55,9 @@ def _prepare(cfg: dict[str, Any], root: Path) -> dict[str, Any]:
             raise ConfigError(f"run.resume_dir={run['resume_dir']!r}: no config.yaml in {root}; "
                               "point it at the directory of an earlier `trials run`")
         old = yaml.safe_load(saved.read_text())
-        old["run"].update({k: run[k] for k in RESUME_FROM_COMMAND if k in run})
+        # a budget survives resume unless the command sets another (trials.run.budget)
+        old["run"].update({k: run[k] for k in RESUME_FROM_COMMAND
+                           if k in run and not (k == "budget_usd" and run[k] is None)})
         old["run"]["resume_dir"] = str(root)
         if cfg.get("cache"):
             old["cache"] = cfg["cache"]
@@ -121,6 +125,12 @@ def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path) -> int:
         print(f"note: arm {arm!r} is identical to control {plan.control!r}: an A/A check "
               "(any 'effect' is noise)", file=sys.stderr)
     est = estimate(plan, run, dict(cfg.get("llm") or {}), cfg.get("prices"))
+    try:
+        check_priced(run.get("budget_usd"), [c for j in plan.jobs[:len(plan.arms)] for c in (j.llm, j.judge)],
+                     cfg.get("prices"))
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
     print(format_estimate(est, len(plan.jobs)), flush=True)
     if run.get("dry_run"):
         print("dry run: nothing was called")
@@ -133,10 +143,17 @@ def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path) -> int:
     if len(pending) < len(plan.jobs):
         print(f"resuming: {len(plan.jobs) - len(pending)} of {len(plan.jobs)} jobs already done"
               + (f", {stale} interrupted job(s) restarted" if stale else ""), file=sys.stderr)
+    if len(pending) < len(plan.jobs):  # resume: repeat the measurements whose call had failed
+        tried, fixed = remeasure_run(rundir, plan.jobs)
+        if tried:
+            print(f"re-measured {fixed} of {tried} value(s) missing because a call had failed",
+                  file=sys.stderr)
     manifest = _manifest(cfg, plan, est, started=_now())
     rundir.write_manifest({**manifest, "status": "running"})
 
-    progress = Progress(total=len(pending), budget_usd=run.get("budget_usd"))
+    budget = Budget(run.get("budget_usd"), per_job_estimate=est["cost_usd"] / max(1, len(plan.jobs)),
+                    spent=rundir.spent_usd())
+    progress = Progress(total=len(pending), budget_usd=run.get("budget_usd"), budget=budget)
     interrupted = False
     try:
         for summary in _dispatch(pending, run, progress):

@@ -77,6 +77,10 @@ def execute_job(job: Job) -> dict[str, Any]:
         error = f"{type(exc).__name__}: {exc}"
         log.warning("job %s failed: %s", job.session, error)
         summary = _summary(job, "failed", calls, started, error)
+        if len(calls):
+            for i, (k, v) in enumerate(context.items()):
+                calls.insert(i, k, v)
+            rundir.write_failed_calls(job.arm, job.replicate, calls)
         rundir.write_failure(job.arm, job.replicate, {
             **summary, "traceback": traceback.format_exc(limit=8)[-4000:]})
         rundir.log_execution(job.arm, job.replicate, "failed")

@@ -53,8 +53,9 @@ def _price(llm_cfg: dict[str, Any], prices: dict[str, Any] | None, tin: float, t
     if backend in ("local", "scripted"):
         return 0.0, f"{backend} backend, free"
     try:
-        from trials.llm.usage import price_for
-        price = price_for(model, dict(prices or {}))
+        from trials.llm.usage import load_prices, price_for
+        table = dict(prices) if isinstance(prices, dict) else load_prices(prices)
+        price = llm_cfg.get("price") or price_for(model, table)
     except ImportError:
         price = (prices or {}).get(model)
     if not price:
@@ -78,6 +79,7 @@ class Progress:
     done: int = 0
     failed: int = 0
     stopped_for_budget: bool = False
+    budget: Any = None  # trials.run.budget.Budget: reservations (None = the plain spent check)
     _bar: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -87,6 +89,11 @@ class Progress:
                          dynamic_ncols=True, disable=not self._tty)
 
     def over_budget(self) -> bool:
+        """Called before each job starts; with a `budget`, reserves the job's estimated cost."""
+        if self.budget is not None:
+            ok = self.budget.try_reserve()
+            self.stopped_for_budget = self.budget.stopped
+            return not ok
         if self.budget_usd is not None and self.spent_usd >= self.budget_usd:
             self.stopped_for_budget = True
             return True
@@ -99,6 +106,8 @@ class Progress:
         self.tokens += summary["tokens_in"] + summary["tokens_out"]
         if not math.isnan(summary["cost_usd"]):
             self.spent_usd += summary["cost_usd"]
+        if self.budget is not None:
+            self.budget.settle(summary["cost_usd"])
         self._bar.set_postfix(calls=self.calls, tokens=self.tokens, cost=f"${self.spent_usd:.4f}",
                               failed=self.failed, refresh=False)
         self._bar.update(1)

@@ -28,7 +28,7 @@ CALL_COLUMNS: dict[str, str] = {
     "arm": "string", "replicate": "int64", "session": "string", "purpose": "string",
     "backend": "string", "model": "string", "tokens_in": "int64", "tokens_out": "int64",
     "latency_s": "float64", "cached": "bool", "retries": "int64", "cost_usd": "float64",
-    "prompt_chars": "int64", "error": "string",
+    "prompt_chars": "int64", "error": "string", "job_status": "string",
 }
 
 
@@ -114,6 +114,23 @@ class RunDir:
         path.parent.mkdir(parents=True, exist_ok=True)
         _write_json_atomic(path, meta)
 
+    def write_failed_calls(self, arm: str, replicate: int, calls: pd.DataFrame) -> None:
+        """Keep the calls of a failed attempt (they were sent and may have cost money), even after
+        a resume finishes the job: `jobs/<arm>/failed-calls/<replicate>-<ns>.parquet`."""
+        folder = self.jobs / arm / "failed-calls"
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".tmp-{replicate}-{os.getpid()}-{time.monotonic_ns()}.parquet"
+        tidy(calls.assign(job_status="failed"), CALL_COLUMNS).to_parquet(tmp, index=False)
+        os.replace(tmp, folder / f"{replicate}-{time.time_ns()}.parquet")
+
+    def spent_usd(self) -> float:
+        """Cost of every call already recorded in this run directory (done and failed jobs); NaN
+        costs (no price) count as 0 here -- a budget needs priced models (trials.run.budget)."""
+        total = 0.0
+        for f in [*self.jobs.glob("*/*/llm_calls.parquet"), *self.jobs.glob("*/failed-calls/*.parquet")]:
+            total += float(pd.read_parquet(f, columns=["cost_usd"])["cost_usd"].sum())
+        return total
+
     def read_job_meta(self, arm: str, replicate: int) -> dict[str, Any] | None:
         for p in (self.job_dir(arm, replicate) / "job.json", self.failed_path(arm, replicate)):
             if p.is_file():
@@ -123,7 +140,7 @@ class RunDir:
     def clean_stale(self) -> int:
         """Remove temp folders left by killed workers (resume)."""
         n = 0
-        for tmp in self.jobs.glob("*/.tmp-*"):
+        for tmp in [*self.jobs.glob("*/.tmp-*"), *self.jobs.glob("*/failed-calls/.tmp-*")]:
             shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
             n += 1
         return n
@@ -143,12 +160,14 @@ class RunDir:
             for arm, rep in sorted(done):
                 d = self.job_dir(arm, rep)
                 metrics.append(pd.read_parquet(d / "metrics.parquet"))
-                calls.append(pd.read_parquet(d / "llm_calls.parquet"))
+                calls.append(pd.read_parquet(d / "llm_calls.parquet").assign(job_status="done"))
                 text = (d / "events.jsonl").read_text()
                 out.write(text)
                 counts = steering.setdefault(arm, {"interventions": 0, "correction_attempts": 0})
                 counts["interventions"] += text.count('"kind": "intervention"')
                 counts["correction_attempts"] += text.count('"kind": "correction"')
+        # calls of failed attempts (every request sent is recorded, with its job's status)
+        calls += [pd.read_parquet(f) for f in sorted(self.jobs.glob("*/failed-calls/*.parquet"))]
         m = tidy(pd.concat(metrics, ignore_index=True) if metrics else pd.DataFrame(), METRIC_COLUMNS)
         c = tidy(pd.concat(calls, ignore_index=True) if calls else pd.DataFrame(), CALL_COLUMNS)
         m.to_parquet(self.root / "metrics.parquet", index=False)
@@ -156,7 +175,11 @@ class RunDir:
         c.to_parquet(self.root / "llm_calls.parquet", index=False)
         cost = float(c["cost_usd"].sum(min_count=1)) if len(c) else 0.0
         models = {p: sorted(set(c.loc[c["purpose"] == p, "model"])) for p in sorted(set(c["purpose"]))}
+        sent = c.loc[~c["cached"]]
         return {"calls": int(len(c)), "requests": int((~c["cached"]).sum()) if len(c) else 0,
+                # HTTP requests (or local generations) sent: every retry is one more
+                "requests_sent": int((1 + sent["retries"]).sum()) if len(sent) else 0,
+                "calls_failed_jobs": int((c["job_status"] == "failed").sum()) if len(c) else 0,
                 "tokens_in": int(c["tokens_in"].sum()), "tokens_out": int(c["tokens_out"].sum()),
                 "cost_usd": None if math.isnan(cost) else cost, "models": models,
                 "steering": steering}
