@@ -1,0 +1,166 @@
+"""Issue #11: every number in metrics.csv is right, or missing with its reason. The issue's failing
+inputs, each with its right value (input 5 is in test_llm_openai.py; the answer corpus in
+test_answers.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+from runner_support import config, metrics, run
+
+from trials.judging import propositions as P
+from trials.judging.extract import extract_vote
+from trials.judging.judge import judge
+from trials.run import jobs as run_jobs
+from trials.run.budget import Budget
+from trials.run.experiment import _prepare
+from trials.run.rundir import RunDir
+from trials.session.actions import parse_action
+from trials.session.events import Event
+
+ISSUE_SCORE = "Score: 10\nReason: The answer mentions 2 hobbies and fits the persona perfectly."
+ISSUE_VOTE = "On a scale of 1-5, I'd say 4: I would probably buy it for my lunch."
+
+
+def _talk(agent="Ana", text="I like cold soup."):
+    return [Event(step=0, kind="stimulus", type="CONVERSATION", content="Would you buy it?", agent=agent),
+            Event(step=0, kind="action", type="TALK", agent=agent, content=text)]
+
+
+def test_input1_score_10_is_clamped_to_9_and_flagged_never_the_2_of_the_reason(scripted_llm):
+    llm = scripted_llm(rules=[{"match": "Claim:", "reply": ISSUE_SCORE}])
+    r = judge(P.persona_adherence(), llm, events=_talk(), agent="Ana")
+    assert r.score == 9 and r.flag == "clamped" and r.missing_reason == ""
+    assert r.justification.startswith("The answer mentions 2 hobbies")
+
+
+def test_input1_clamp_reaches_the_metrics_table(tmp_path):
+    assert run(tmp_path, "experiment=hello", "run.replicates=2",
+               f"llm.rules=[{{match:'Claim:',reply:'{ISSUE_SCORE.replace(chr(10), ' ')}'}}]") == 0
+    m = metrics(tmp_path)
+    adh = m[m["metric"] == "persona_adherence"]
+    assert (adh["value"] == 9).all() and (adh["flag"] == "clamped").all()
+    assert "flag" in pd.read_csv(tmp_path / "metrics.csv").columns
+
+
+@pytest.mark.parametrize("mode", ["lines", "auto"])
+def test_input2_restated_scale_is_not_the_vote(scripted_llm, mode):
+    llm = scripted_llm(rules=[{"match": "Reply as:\nVote", "reply": ISSUE_VOTE},
+                              {"match": "From what", "reply": "not json at all"}])
+    r = extract_vote(llm, _talk(), agent="Ana", question="Would you buy it?", mode=mode)
+    assert r.ok and r.value.vote == 4 and r.method == "lines"
+
+
+def test_input3_an_agent_who_only_said_done_has_no_vote_and_no_call(scripted_llm):
+    llm = scripted_llm(rules=[{"match": ".", "reply": "Vote: 5"}])
+    events = [*_talk("Ben"), Event(step=0, kind="action", type="DONE", agent="Ana")]
+    r = extract_vote(llm, events, agent="Ana", question="Would you buy it?")
+    assert r.value is None and r.missing_reason == "no answer" and "said nothing" in r.missing_detail
+    assert llm.recorder.rows == []
+
+
+@pytest.mark.parametrize("line, names, target, content", [
+    ("TALK to Anne-Marie Dubois: what do you think?", ["Anne-Marie Dubois", "Ana"], "Anne-Marie Dubois",
+     "what do you think?"),
+    ("TALK to Park Soo-jin: what do you think?", ["Park Soo-jin"], "Park Soo-jin", "what do you think?"),
+    ("TALK to Seán O'Brien: hello", ["Seán O'Brien"], "Seán O'Brien", "hello"),
+    ("TALK to J. R. Smith: ok?", ["J. R. Smith"], "J. R. Smith", "ok?"),
+    ("talk to zoë müller - sounds good", ["Zoë Müller"], "Zoë Müller", "sounds good"),
+    ("TALK to 李明：你好", ["李明"], "李明", "你好"),
+    ("TALK to Анна Петрова: привет", ["Анна Петрова"], "Анна Петрова", "привет"),
+    ("TALK to Anne-Marie: hi", ["Anne-Marie Dubois"], "Anne-Marie Dubois", "hi"),
+    ("TALK to Bob-Lee Swagger: yo", ["Ana"], None, "yo"),  # unknown name: broadcast, content intact
+])
+def test_input4_names_with_hyphens_apostrophes_dots_accents_scripts(line, names, target, content):
+    a = parse_action(line, names)
+    assert (a.type, a.target, a.content) == ("TALK", target, content)
+
+
+def test_shipped_personas_with_hyphens_are_addressable():
+    from trials.persona import library_path, load_folder
+
+    names = [p.name for sub in ("difficult_people", "political", "general")
+             for p in load_folder(library_path(sub))]
+    for name in names:
+        a = parse_action(f"TALK to {name}: what do you think?", names)
+        assert (a.target, a.content) == (name, "what do you think?"), name
+
+
+HELLO_FAIL = ["experiment=hello", "run.replicates=2", "llm.rules=[{match:'Claim:',error:permanent,times:2}]"]
+
+
+def test_input6_failed_judge_is_missing_call_failed_and_resume_remeasures(tmp_path):
+    run_jobs._CLIENTS.clear()  # the scripted rule's `times` counts per backend instance
+    clean = tmp_path / "clean"
+    assert run(clean, "experiment=hello", "run.replicates=2") == 0
+    root = tmp_path / "faulty"
+    assert run(root, *HELLO_FAIL) == 0  # the jobs are done: their sessions are intact
+    m = metrics(root)
+    adh = m[m["metric"] == "persona_adherence"]
+    assert adh["value"].isna().all() and (adh["missing_reason"] == "call failed").all()
+    assert adh["missing_detail"].str.contains("judge call failed: PermanentLLMError").all()
+    assert all((RunDir(root).job_dir("control", r) / "remeasure.jsonl").is_file() for r in range(2))
+    actions_before = pd.read_parquet(root / "llm_calls.parquet").query("purpose == 'action'").shape[0]
+
+    # resume with the printed command: the two judge calls are repeated (the rule is used up),
+    # the sessions are not re-simulated, and the values equal the fault-free run's
+    assert run(root, *HELLO_FAIL, f"run.resume_dir={root}") == 0
+    pd.testing.assert_frame_equal(metrics(root), metrics(clean))
+    calls = pd.read_parquet(root / "llm_calls.parquet")
+    assert calls.query("purpose == 'action'").shape[0] == actions_before
+    assert not any(RunDir(root).jobs.glob("*/*/remeasure.jsonl"))
+
+
+def test_input7_calls_of_failed_jobs_are_recorded(tmp_path):
+    code = run(tmp_path, "experiment=hello", "run.replicates=2",
+               "+experiment.arms.broken={judge:{rules:[{match:'Claim:',error:transient}]}}",
+               "++llm.max_retries=1", "++llm.retry_base_s=0")
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    calls = pd.read_parquet(tmp_path / "llm_calls.parquet")
+    broken = calls[calls["arm"] == "broken"]
+    # hello's judge on a transient error -> missing value (job done); the action calls count too
+    assert code == 0 and len(broken) == 4 and set(calls["job_status"]) == {"done"}
+    assert manifest["totals"]["calls"] == len(calls)
+    assert manifest["totals"]["requests_sent"] == int((1 + calls.loc[~calls["cached"], "retries"]).sum())
+    assert (broken.loc[broken["purpose"] == "judge", "retries"] == 1).all()
+
+    dead = tmp_path / "dead"
+    assert run(dead, "experiment=hello", "run.replicates=2",
+               "+experiment.arms.broken={llm:{rules:[{match:'.',error:permanent}]}}") == 1
+    calls = pd.read_parquet(dead / "llm_calls.parquet")
+    failed = calls[calls["job_status"] == "failed"]
+    assert len(failed) == 2 and set(failed["arm"]) == {"broken"} and (failed["error"] != "").all()
+    manifest = json.loads((dead / "manifest.json").read_text())
+    assert manifest["totals"]["calls"] == len(calls) and manifest["totals"]["calls_failed_jobs"] == 2
+
+
+def test_input8_budget_reserves_one_estimate_per_started_job():
+    b = Budget(1.0, per_job_estimate=0.3)
+    assert [b.try_reserve() for _ in range(4)] == [True, True, True, False] and b.stopped
+    b.settle(0.5)  # a job cost more than its estimate: later estimates grow to the observed mean
+    assert b.job_estimate() == 0.5 and b.spent == 0.5
+    assert not b.try_reserve()  # 0.5 spent + 0.6 reserved + 0.5 > 1.0
+    assert Budget(None, per_job_estimate=math.nan).try_reserve()
+
+
+def test_input8_budget_counts_what_was_spent_before_resume():
+    assert not Budget(1.0, per_job_estimate=0.1, spent=0.95).try_reserve()
+
+
+def test_input8_budget_survives_resume(tmp_path):
+    assert run(tmp_path, "experiment=hello", "run.replicates=1", "run.budget_usd=0.5") == 0
+    cfg = _prepare(config("experiment=hello", f"run.resume_dir={tmp_path}"), tmp_path)
+    assert cfg["run"]["budget_usd"] == 0.5  # the printed resume command does not drop it
+    cfg = _prepare(config("experiment=hello", f"run.resume_dir={tmp_path}", "run.budget_usd=2"), tmp_path)
+    assert cfg["run"]["budget_usd"] == 2
+
+
+def test_input8_budget_with_an_unpriced_model_is_a_config_error(tmp_path, capsys):
+    code = run(tmp_path, "experiment=hello", "llm=openai", "llm.model=my-private-model",
+               "llm.base_url=http://127.0.0.1:9/v1", "run.budget_usd=1")
+    err = capsys.readouterr().err
+    assert code == 2 and "my-private-model" in err and "no price" in err and "llm.price" in err
+    assert not (tmp_path / "manifest.json").exists()
