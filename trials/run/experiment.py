@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import trials
 from trials.run.budget import Budget, check_priced
+from trials.run.delivery import write_delivery
 from trials.run.jobs import execute_job
 from trials.run.plan import ConfigError, Job, Plan, build_plan, divide_threads, resolve_n_jobs
 from trials.run.remeasure import remeasure_run
@@ -194,6 +195,8 @@ def _finish(cfg: dict[str, Any], plan: Plan, rundir: RunDir, manifest: dict[str,
                      "status": status, "error": meta.get("error", "") if status != "done" else "",
                      "duration_s": meta.get("duration_s")})
     totals = rundir.collect(done)
+    # the manipulation check: was each arm's treatment delivered? (trials.run.delivery)
+    arms_check = write_delivery(rundir.root, plan.arms, plan.control, plan.aa_arms, {a for a, _ in done})
     for role, purpose in (("llm", "action"), ("judge", "judge")):  # the backend's real model name
         if totals["models"].get(purpose):
             manifest[role]["model"] = ", ".join(totals["models"][purpose])
@@ -204,7 +207,7 @@ def _finish(cfg: dict[str, Any], plan: Plan, rundir: RunDir, manifest: dict[str,
                            "status": "complete" if complete else "partial",
                            "stopped_for_budget": progress.stopped_for_budget,
                            "n_jobs_total": len(jobs), "n_done": len(done), "n_failed": n_failed,
-                           "n_not_run": n_missing, "jobs": jobs, "totals": totals})
+                           "n_not_run": n_missing, "jobs": jobs, "totals": totals, "arms": arms_check})
     if done:
         _post_process(cfg, rundir.root, plan.control)
     cost = "n/a" if totals["cost_usd"] is None else f"${totals['cost_usd']:.4f}"
@@ -213,13 +216,10 @@ def _finish(cfg: dict[str, Any], plan: Plan, rundir: RunDir, manifest: dict[str,
              if progress.stopped_for_budget else f", {n_missing} not run" if n_missing else "")
           + f"; {totals['calls']} LLM calls ({totals['requests']} requests), "
           f"{totals['tokens_in'] + totals['tokens_out']} tokens, {cost}")
-    for arm, counts in totals["steering"].items():
-        conf = plan.arms.get(arm, {})
-        if conf.get("interventions") and not counts["interventions"]:
-            print(f"note: arm {arm!r} has interventions {conf['interventions']} but none fired; "
-                  "its sessions saw no intervention (more steps, or experiment.intervention_options)")
-        if conf.get("correction") and not counts["correction_attempts"]:
-            print(f"note: arm {arm!r} has action correction but no action was checked")
+    for arm, check in arms_check.items():
+        if check["delivered"] is False:
+            print(f"note: arm {arm!r}: {check['note']}; its comparison is marked 'treatment not delivered' "
+                  "(more steps, or experiment.intervention_options)")
     for j in jobs:
         if j["status"] == "failed":
             print(f"  failed: {j['session']}: {j['error'][:200]}")
