@@ -164,3 +164,47 @@ def test_input8_budget_with_an_unpriced_model_is_a_config_error(tmp_path, capsys
     err = capsys.readouterr().err
     assert code == 2 and "my-private-model" in err and "no price" in err and "llm.price" in err
     assert not (tmp_path / "manifest.json").exists()
+
+
+def test_input9_undelivered_treatment_is_named_and_marked(tmp_path):
+    """brainstorm_variety with one step: the variety intervention never fires."""
+    assert run(tmp_path, "experiment=brainstorm_variety", "run.replicates=2", "experiment.steps=1",
+               "experiment.group_size=2", "run.analyze=true", "run.report=true") == 0
+    arms = json.loads((tmp_path / "manifest.json").read_text())["arms"]
+    assert arms["control"]["delivered"] is None and arms["treatment"]["delivered"] is False
+    assert arms["treatment"]["mechanisms"]["interventions_fired"] == 0
+    assert "treatment not delivered" in arms["treatment"]["note"]
+    delivery = pd.read_csv(tmp_path / "delivery.csv")
+    assert list(delivery.columns) == ["arm", "mechanism", "expected", "delivered", "count", "note"]
+    row = delivery[(delivery.arm == "treatment") & (delivery.mechanism == "interventions")].iloc[0]
+    assert row["expected"] and not row["delivered"] and row["count"] == 0
+    eff = pd.read_csv(tmp_path / "analysis" / "effects.csv")
+    assert (eff["treatment_delivered"] == False).all()  # noqa: E712
+    assert eff["notes"].str.contains("treatment not delivered").all()
+    report = (tmp_path / "report.md").read_text()
+    caveat = report.index("Arm 'treatment': treatment not delivered")
+    assert caveat < report.index("## Headline results") < report.index("| treatment (treatment not delivered) |")
+
+
+def test_delivered_treatment_is_marked_delivered(tmp_path):
+    assert run(tmp_path, *["experiment=brainstorm_correction", "experiment.arms.treatment.interventions=[]",
+                           "run.replicates=1", "experiment.steps=1", "experiment.group_size=2"]) == 0
+    arms = json.loads((tmp_path / "manifest.json").read_text())["arms"]
+    assert arms["treatment"]["delivered"] is True and arms["treatment"]["mechanisms"]["correction_checks"] > 0
+
+
+def test_measurement_check_flags_differential_missingness():
+    from scipy import stats
+
+    from analysis.missing import missingness
+
+    rows = [{"arm": arm, "metric": "vote", "value": (float("nan") if i < k else 3.0),
+             "missing_reason": "no answer" if i < k else ""}
+            for arm, k in (("control", 1), ("treatment", 9)) for i in range(20)]
+    miss = missingness(pd.DataFrame(rows), "control")
+    t = miss[miss.arm == "treatment"].iloc[0]
+    assert t["missing_share"] == 9 / 20 and t["share_diff"] == pytest.approx(8 / 20)
+    assert t["p_fisher"] == pytest.approx(stats.fisher_exact([[9, 11], [1, 19]])[1]) and t["differential"]
+    same = missingness(pd.DataFrame([{**r, "arm": r["arm"]} for r in rows if r["arm"] == "control"] +
+                                    [{**r, "arm": "b"} for r in rows if r["arm"] == "control"]), "control")
+    assert not same["differential"].any()
