@@ -208,3 +208,57 @@ def test_measurement_check_flags_differential_missingness():
     same = missingness(pd.DataFrame([{**r, "arm": r["arm"]} for r in rows if r["arm"] == "control"] +
                                     [{**r, "arm": "b"} for r in rows if r["arm"] == "control"]), "control")
     assert not same["differential"].any()
+
+
+GEMMA_LIKE = ("{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+              "{% endif %}{% for message in messages %}{% if (message['role'] == 'assistant') %}{% set role = 'model' %}"
+              "{% else %}{% set role = message['role'] %}{% endif %}{{ '<start_of_turn>' + role + '\n' + "
+              "message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}{% if add_generation_prompt %}"
+              "{{'<start_of_turn>model\n'}}{% endif %}")
+
+
+def test_input10_template_without_system_role_gets_it_folded_into_the_first_user_turn():
+    pytest.importorskip("llama_cpp")
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    from trials.llm.local_backend import ChatTemplate
+
+    raw = Jinja2ChatFormatter(template=GEMMA_LIKE, eos_token="<eos>", bos_token="<bos>")
+    msgs = [{"role": "system", "content": "You are Ana."}, {"role": "user", "content": "Hi?"}]
+    with pytest.raises(Exception, match="System role not supported"):
+        raw(messages=msgs)  # what failed every job before
+    tpl = ChatTemplate(raw, "gemma-like.gguf")
+    assert tpl.system_role is False
+    prompt = tpl.format(msgs).prompt
+    assert "<start_of_turn>user\nYou are Ana.\n\nHi?<end_of_turn>" in prompt and "system" not in prompt
+    plain = ChatTemplate(Jinja2ChatFormatter(template=GEMMA_LIKE.replace(
+        "{{ raise_exception('System role not supported') }}", ""), eos_token="", bos_token=""), "ok.gguf")
+    assert plain.system_role is True and "<start_of_turn>system\nYou are Ana." in plain.format(msgs).prompt
+
+
+def test_input10_template_failing_otherwise_is_a_config_error():
+    pytest.importorskip("llama_cpp")
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    from trials.llm import LLMConfigError
+    from trials.llm.local_backend import ChatTemplate
+
+    broken = Jinja2ChatFormatter(template="{{ raise_exception('Conversation roles must alternate') }}",
+                                 eos_token="", bos_token="")
+    with pytest.raises(LLMConfigError, match="broken.gguf"):
+        ChatTemplate(broken, "broken.gguf")
+
+
+def test_input11_loky_worker_logs_reach_cli_log(tmp_path):
+    """Two loky worker processes: each one's INFO lines (here the judge's unparseable replies
+    and the job start) are in <run dir>/cli.log, with the worker's pid."""
+    assert run(tmp_path, "experiment=hello", "run.replicates=2", "run.n_jobs=2", "run.backend=loky",
+               "+experiment.arms.mute={judge:{rules:[{match:'Claim:',reply:'no idea'}]}}") == 0
+    log = (tmp_path / "cli.log").read_text()
+    pids = {e["pid"] for e in RunDir(tmp_path).executions()}
+    import os
+
+    assert os.getpid() not in pids  # the jobs really ran in worker processes
+    lines = [ln for ln in log.splitlines() if "judge reply without a clear score" in ln]
+    assert len(lines) == 4  # 2 mute sessions x (first reply + re-ask)
+    assert {int(ln.split("[pid ")[1].split("]")[0]) for ln in lines} <= pids

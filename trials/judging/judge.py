@@ -131,6 +131,8 @@ def _one(llm: Any, messages: list[dict[str, str]], *, purpose: str, seed: int, m
             first = re.search(r"\d+", text)  # the logprobs are those of the reply's first digit
             same = answer.flag == "" and first is not None and first.group() == str(answer.value)
             return answer, reply.score if same else None, tokens
+        log.info("judge reply without a clear score (%s: %s); %s", answer.missing_reason, answer.detail[:150],
+                 "re-asking" if retry == 0 else "missing")
         messages = [*messages, {"role": "assistant", "content": text}, {"role": "user", "content": REMINDER}]
     return answers.missing(answer.missing_reason, f"after a re-ask: {answer.detail}"), None, tokens
 

@@ -16,6 +16,7 @@ import pandas as pd
 from trials.session.actions import derive_seed
 from trials.run.plan import Job, load_scenario
 from trials.run.rundir import RunDir
+from trials.run.worker_log import ensure_run_log
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ def execute_job(job: Job) -> dict[str, Any]:
     from trials.scenarios.base import SessionContext
 
     rundir = RunDir(job.root)
+    ensure_run_log(job.root)  # worker processes' log lines reach <run dir>/cli.log
     started = time.time()
     rundir.log_execution(job.arm, job.replicate, "start")
     recorder = CallRecorder()
