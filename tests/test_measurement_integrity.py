@@ -262,3 +262,23 @@ def test_input11_loky_worker_logs_reach_cli_log(tmp_path):
     lines = [ln for ln in log.splitlines() if "judge reply without a clear score" in ln]
     assert len(lines) == 4  # 2 mute sessions x (first reply + re-ask)
     assert {int(ln.split("[pid ")[1].split("]")[0]) for ln in lines} <= pids
+
+
+def test_input8_parallel_workers_stay_within_budget_plus_one_job_each(tmp_path):
+    """4 workers, a priced model on the fake server: jobs start only while their reserved
+    estimates fit, so the spend never runs to 4x the budget."""
+    from fake_openai import FakeOpenAI
+
+    with FakeOpenAI() as srv:
+        code = run(tmp_path, "experiment=hello", "run.replicates=12", "llm=openai", "llm.model=fake-priced",
+                   f"llm.base_url={srv.base_url}", "++llm.price={input_per_1m:1000,output_per_1m:1000}",
+                   "run.n_jobs=4", "run.backend=threading", "run.budget_usd=3")
+    man = json.loads((tmp_path / "manifest.json").read_text())
+    calls = pd.read_parquet(tmp_path / "llm_calls.parquet")
+    per_job = calls.groupby("session")["cost_usd"].sum()
+    per_job_estimate = man["estimate"]["cost_usd"] / man["n_jobs_total"]
+    assert code == 0 and man["stopped_for_budget"] and 0 < man["n_done"] < 12
+    assert man["totals"]["cost_usd"] == pytest.approx(per_job.sum())
+    # within the budget plus one job's overrun (real cost above its estimate) per worker
+    assert per_job.sum() <= 3 + 4 * max(0.0, per_job.max() - per_job_estimate) + 1e-9
+    assert man["n_done"] <= math.floor(3 / min(per_job_estimate, per_job.min()))
