@@ -282,3 +282,22 @@ def test_input8_parallel_workers_stay_within_budget_plus_one_job_each(tmp_path):
     # within the budget plus one job's overrun (real cost above its estimate) per worker
     assert per_job.sum() <= 3 + 4 * max(0.0, per_job.max() - per_job_estimate) + 1e-9
     assert man["n_done"] <= math.floor(3 / min(per_job_estimate, per_job.min()))
+
+
+def test_input6_failed_vote_leaves_positive_share_missing_until_remeasured(tmp_path):
+    run_jobs._CLIENTS.clear()
+    base = ["experiment=market_research", "run.replicates=1", "experiment.group_size=3",
+            "experiment.arms={control:{}}"]
+    clean = tmp_path / "clean"
+    assert run(clean, *base) == 0
+    root = tmp_path / "faulty"
+    # the first vote extraction (JSON, then lines) of the run fails: one agent's vote is missing
+    failing = [*base, "llm.rules=[{match:'From what',error:permanent,times:2}]"]
+    assert run(root, *failing) == 0
+    m = metrics(root)
+    vote = m[(m.metric == "vote") & m["value"].isna()]
+    share = m[m.metric == "positive_share"].iloc[0]
+    assert len(vote) == 1 and vote["missing_reason"].iloc[0] == "call failed"
+    assert math.isnan(share["value"]) and share["missing_reason"] == "call failed"  # not a share of 2 of 3
+    assert run(root, *failing, f"run.resume_dir={root}") == 0
+    pd.testing.assert_frame_equal(metrics(root), metrics(clean))
