@@ -173,6 +173,7 @@ def test_input9_undelivered_treatment_is_named_and_marked(tmp_path):
     arms = json.loads((tmp_path / "manifest.json").read_text())["arms"]
     assert arms["control"]["delivered"] is None and arms["treatment"]["delivered"] is False
     assert arms["treatment"]["mechanisms"]["interventions_fired"] == 0
+    assert arms["treatment"]["mechanisms"]["stimulus_differs"] is False  # same task, nothing injected
     assert "treatment not delivered" in arms["treatment"]["note"]
     delivery = pd.read_csv(tmp_path / "delivery.csv")
     assert list(delivery.columns) == ["arm", "mechanism", "expected", "delivered", "count", "note"]
@@ -191,6 +192,14 @@ def test_delivered_treatment_is_marked_delivered(tmp_path):
                            "run.replicates=1", "experiment.steps=1", "experiment.group_size=2"]) == 0
     arms = json.loads((tmp_path / "manifest.json").read_text())["arms"]
     assert arms["treatment"]["delivered"] is True and arms["treatment"]["mechanisms"]["correction_checks"] > 0
+
+
+def test_fired_intervention_is_delivered_and_its_stimulus_differs(tmp_path):
+    assert run(tmp_path, "experiment=brainstorm_variety", "run.replicates=1", "experiment.steps=4",
+               "experiment.group_size=2", "++experiment.intervention_options={variety:{k:1,similarity:0.0,cooldown:0}}") == 0
+    arms = json.loads((tmp_path / "manifest.json").read_text())["arms"]
+    mech = arms["treatment"]["mechanisms"]
+    assert arms["treatment"]["delivered"] is True and mech["interventions_fired"] > 0 and mech["stimulus_differs"]
 
 
 def test_measurement_check_flags_differential_missingness():

@@ -14,6 +14,10 @@ Per arm, from the finished sessions' transcript and the arm configs:
 | story | `story` is set | story beats (`kind == "story"`, not FAILED) | count > 0 |
 | settings | `llm` / `judge` differ from control | differing keys | always (every call uses them) |
 
+`mechanisms` also says whether `stimulus_differs`: the experimenter's stimuli (those not sent by
+one of the session's agents -- task, interviewer, injected thoughts, story beats) differ from the
+paired control session's in at least one replicate.
+
 An arm's `delivered` is true when every expected mechanism was delivered, false when one was
 not, and null when there is nothing to deliver (the control arm, an A/A arm) or no session of
 the arm finished. Written to `manifest.json` (`arms`) and `delivery.csv`
@@ -31,18 +35,25 @@ import pandas as pd
 DELIVERY_COLUMNS = ["arm", "mechanism", "expected", "delivered", "count", "note"]
 
 
-def _counts(transcript: Path) -> dict[str, dict[str, int]]:
-    """Per arm: interventions fired, actions checked by correction, regenerations, story beats."""
+def _counts(transcript: Path) -> tuple[dict[str, dict[str, int]], dict[tuple[str, Any], frozenset[str]]]:
+    """Per arm: interventions fired, actions checked by correction, regenerations, story beats;
+    and per (arm, replicate): the experimenter's stimuli (stimuli not sent by a session's agent,
+    and story beats) as a set of texts."""
     out: dict[str, dict[str, int]] = {}
+    stimuli: dict[tuple[str, Any], list[tuple[str | None, str]]] = {}
+    agents: dict[tuple[str, Any], set[str]] = {}
     if not transcript.is_file():
-        return out
+        return out, {}
     with open(transcript) as fh:
         for line in fh:
-            if '"intervention"' not in line and '"correction"' not in line and '"story"' not in line:
-                continue
             e = json.loads(line)
-            c = out.setdefault(str(e.get("arm")), {})
-            kind = e.get("kind")
+            arm, kind, key = str(e.get("arm")), e.get("kind"), (str(e.get("arm")), e.get("replicate"))
+            c = out.setdefault(arm, {})
+            if kind == "action":
+                agents.setdefault(key, set()).add(str(e.get("agent")))
+            elif kind in ("stimulus", "story"):
+                stimuli.setdefault(key, []).append((e.get("source") if kind == "stimulus" else None,
+                                                    str(e.get("content", ""))))
             if kind == "intervention":
                 c["interventions_fired"] = c.get("interventions_fired", 0) + 1
             elif kind == "correction":
@@ -51,13 +62,15 @@ def _counts(transcript: Path) -> dict[str, dict[str, int]]:
                     c["corrections_attempted"] = c.get("corrections_attempted", 0) + 1
             elif kind == "story" and e.get("type") != "FAILED":
                 c["story_beats"] = c.get("story_beats", 0) + 1
-    return out
+    given = {key: frozenset(text for src, text in items if src not in agents.get(key, set()))
+             for key, items in stimuli.items()}
+    return out, given
 
 
 def manipulation_check(arms: dict[str, dict[str, Any]], control: str, aa_arms: list[str],
                        transcript: Path, done_arms: set[str]) -> tuple[dict[str, Any], pd.DataFrame]:
     """(manifest "arms" section, delivery.csv rows) -- see the module docstring."""
-    counts = _counts(transcript)
+    counts, given = _counts(transcript)
     section: dict[str, Any] = {}
     rows: list[dict[str, Any]] = []
     base = arms.get(control, {})
@@ -68,7 +81,10 @@ def manipulation_check(arms: dict[str, dict[str, Any]], control: str, aa_arms: l
                 "correction_checks": c.get("correction_checks", 0),
                 "corrections_attempted": c.get("corrections_attempted", 0),
                 "story_beats": c.get("story_beats", 0),
-                "settings_differ": bool(settings)}
+                "settings_differ": bool(settings),
+                # the experimenter's stimuli differ from the paired control sessions'
+                "stimulus_differs": any(given.get((arm, r)) != given.get((control, r))
+                                        for (a, r) in given if a == arm and (control, r) in given)}
         expected = []  # (mechanism, count, delivered, note)
         if conf.get("interventions"):
             n = mech["interventions_fired"]
