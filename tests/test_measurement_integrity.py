@@ -310,3 +310,18 @@ def test_input6_failed_vote_leaves_positive_share_missing_until_remeasured(tmp_p
     assert math.isnan(share["value"]) and share["missing_reason"] == "call failed"  # not a share of 2 of 3
     assert run(root, *failing, f"run.resume_dir={root}") == 0
     pd.testing.assert_frame_equal(metrics(root), metrics(clean))
+
+
+def test_failed_session_rows_are_not_delivered_and_counted_in_missingness(tmp_path):
+    run_jobs._CLIENTS.clear()
+    # the first action request of the run fails for good: that session's job fails
+    code = run(tmp_path, "experiment=hello", "run.replicates=3", "run.analyze=true",
+               "llm.rules=[{match:'Stay in character',error:permanent,times:1}]")
+    assert code == 1
+    m = metrics(tmp_path)
+    lost = m[m["missing_reason"] == "not delivered"]
+    assert len(lost) == 2 and set(lost["metric"]) == {"persona_adherence", "answer_chars"}
+    assert lost["missing_detail"].str.startswith("job failed: ").all() and lost["value"].isna().all()
+    miss = pd.read_csv(tmp_path / "analysis" / "missing.csv")
+    row = miss[(miss.metric == "answer_chars") & (miss.reason == "not delivered")].iloc[0]
+    assert row["count"] == 1 and row["share"] == pytest.approx(1 / 3)

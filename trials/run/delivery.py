@@ -124,3 +124,24 @@ def write_delivery(root: Path, arms: dict[str, dict[str, Any]], control: str, aa
     section, table = manipulation_check(arms, control, aa_arms, root / "transcript.jsonl", done_arms)
     table.to_csv(root / "delivery.csv", index=False)
     return section
+
+
+def undelivered_metrics(plan: Any, failed: list[tuple[str, int, str]]) -> pd.DataFrame:
+    """Metric rows for the sessions of failed jobs: every metric the experiment measures, value
+    missing, `missing_reason` "not delivered", the job's error in `missing_detail`. The failed
+    sessions then count in the missingness per arm (an arm whose jobs fail more is compared on a
+    biased subset; `analysis/missing.csv` flags it). `failed`: (arm, replicate, error)."""
+    scen, exp = plan.scenario, plan.experiment
+    metrics = list(exp.get("metrics") or scen.METRICS)
+    jobs = {(j.arm, j.replicate): j for j in plan.jobs}
+    rows = []
+    for arm, rep, error in failed:
+        job = jobs[(arm, rep)]
+        for metric in metrics:
+            level, scale = scen.METRICS[metric]
+            agents = [str(p.get("name")) for p in job.personas] if level == "agent" else [""]
+            rows += [{"experiment": exp.get("name", ""), "arm": arm, "replicate": rep, "session": job.session,
+                      "agent": a, "metric": metric, "value": float("nan"), "scale": scale, "level": level,
+                      "missing_reason": "not delivered", "missing_detail": f"job failed: {error}"[:500]}
+                     for a in agents]
+    return pd.DataFrame(rows)

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import trials
 from trials.run.budget import Budget, check_priced
-from trials.run.delivery import write_delivery
+from trials.run.delivery import undelivered_metrics, write_delivery
 from trials.run.jobs import execute_job
 from trials.run.plan import ConfigError, Job, Plan, build_plan, divide_threads, resolve_n_jobs
 from trials.run.remeasure import remeasure_run
@@ -194,7 +194,11 @@ def _finish(cfg: dict[str, Any], plan: Plan, rundir: RunDir, manifest: dict[str,
         jobs.append({"arm": j.arm, "replicate": j.replicate, "session": j.session, "seed": j.seed,
                      "status": status, "error": meta.get("error", "") if status != "done" else "",
                      "duration_s": meta.get("duration_s")})
-    totals = rundir.collect(done)
+    # sessions of failed jobs become "not delivered" rows, in arms with a finished session (an arm
+    # with none stays out of the table: nothing to compare; the manifest lists its failures)
+    failed = [(j["arm"], j["replicate"], j["error"]) for j in jobs
+              if j["status"] == "failed" and any(a == j["arm"] for a, _ in done)]
+    totals = rundir.collect(done, undelivered_metrics(plan, failed))  # failed sessions: "not delivered"
     # the manipulation check: was each arm's treatment delivered? (trials.run.delivery)
     arms_check = write_delivery(rundir.root, plan.arms, plan.control, plan.aa_arms, {a for a, _ in done})
     for role, purpose in (("llm", "action"), ("judge", "judge")):  # the backend's real model name

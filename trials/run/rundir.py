@@ -152,8 +152,9 @@ class RunDir:
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
     # ------------------------------------------------------------------ run level
-    def collect(self, done: list[tuple[str, int]]) -> dict[str, Any]:
-        """Concatenate finished jobs (in arm/replicate order) into the run-level files."""
+    def collect(self, done: list[tuple[str, int]], extra_metrics: pd.DataFrame | None = None) -> dict[str, Any]:
+        """Concatenate finished jobs (in arm/replicate order) into the run-level files;
+        `extra_metrics` (the rows of failed sessions, trials.run.delivery) are appended."""
         metrics, calls = [], []
         steering: dict[str, dict[str, int]] = {}  # arm -> interventions fired, correction attempts
         with open(self.root / "transcript.jsonl", "w") as out:
@@ -168,6 +169,8 @@ class RunDir:
                 counts["correction_attempts"] += text.count('"kind": "correction"')
         # calls of failed attempts (every request sent is recorded, with its job's status)
         calls += [pd.read_parquet(f) for f in sorted(self.jobs.glob("*/failed-calls/*.parquet"))]
+        if extra_metrics is not None and len(extra_metrics):
+            metrics.append(extra_metrics)
         m = tidy(pd.concat(metrics, ignore_index=True) if metrics else pd.DataFrame(), METRIC_COLUMNS)
         c = tidy(pd.concat(calls, ignore_index=True) if calls else pd.DataFrame(), CALL_COLUMNS)
         m.to_parquet(self.root / "metrics.parquet", index=False)
