@@ -8,13 +8,14 @@ Grammar (in this order; the first rule that applies decides):
 1. **JSON.** A JSON object in the reply (bare, or in a ```json fence) with the label as a key
    (`{"score": 7}`, `{"vote": "4"}`) gives the answer.
 2. **Scale restatements are never the answer.** A range whose ends are the scale's ends or a
-   common rating scale ("1-5", "0 to 9", "1–10", "between 1 and 5", "(0-9)") is removed; so is
-   the denominator of "x out of N" / "x/N" (the x stays: "8/10" reads 8).
+   common rating scale ("1-5", "0 to 9", "1–10", "between 1 and 5", "(0-9)") is removed; so are
+   the denominator of "x out of N" / "x/N" (the x stays: "8/10" reads 8), a lone "(out of 9)"
+   and "on a scale of 10".
 3. **Anchored on the label.** A number after the label word ("Score: 7", "**Vote:** four",
    "my rating is 3") is the answer; every labelled number must agree, and a labelled range or pair
    ("Score: 4-5", "Vote: 3 or 4") is ambiguous. Numbers elsewhere (in the reason) are ignored.
-4. **No label:** the reply's numbers after rule 2; exactly one distinct number is the answer,
-   two or more different ones are ambiguous.
+4. **No label:** the reply's numbers (digits only; number words are prose here) after rule 2;
+   exactly one distinct number is the answer, two or more different ones are ambiguous.
 5. **Range.** A value inside [lo, hi] is kept; with `clamp=1` a value one step outside (the
    common "10" on a 0-9 scale) is set to the nearest end and flagged `clamped`; anything further
    is missing, reason `out of range`.
@@ -104,6 +105,8 @@ def _strip_scales(text: str, lo: int, hi: int) -> str:
     num = r"(\d+|" + "|".join(_WORDS) + r")"
     # "8/10", "4 out of 5", "four out of five": the numerator is the answer, the denominator goes
     text = re.sub(rf"(?<![\w.]){num}\s*(?:/|\bout\s+of\b|\bof\b)\s*{num}(?!\w|\.\d)", r"\1 ", text, flags=re.I)
+    # a lone denominator or scale size: "(out of 9)", "on a scale of 10"
+    text = re.sub(rf"\b(?:out\s+of|scale\s+of)\s+{num}(?!\w|\.\d|\s*(?:-|–|—|to)\s*\d)", " ", text, flags=re.I)
     text = re.sub(rf"\bbetween\s+{num}\s+and\s+{num}\b",
                   lambda m: " " if is_scale(m.group(1), m.group(2)) else m.group(0), text, flags=re.I)
     text = re.sub(rf"(?<![\w.]){num}\s*(?:-|–|—|to)\s*{num}(?!\w|\.\d)",
@@ -145,7 +148,8 @@ def parse_number(text: str | None, *, labels: Sequence[str], lo: int, hi: int, c
             return missing(UNPARSEABLE, f"different labelled answers {sorted(set(labelled))} in {raw[:150]!r}")
         return _in_range(labelled[0], lo, hi, clamp, raw, reason)
     body = clean if not reason else clean[: clean.lower().rfind("reason")] or clean
-    numbers = {_to_number(t) for t in re.findall(_NUM, body, re.I)}
+    # without a label only digits count: number words ("no one", "one of them") are prose
+    numbers = {float(t) for t in re.findall(r"(?<![\w.])(\d+(?:\.\d+)?)(?!\w|\.\d)", body)}
     if len(numbers) == 1:
         return _in_range(numbers.pop(), lo, hi, clamp, raw, reason)
     if len(numbers) > 1:
