@@ -325,3 +325,28 @@ def test_failed_session_rows_are_not_delivered_and_counted_in_missingness(tmp_pa
     miss = pd.read_csv(tmp_path / "analysis" / "missing.csv")
     row = miss[(miss.metric == "answer_chars") & (miss.reason == "not delivered")].iloc[0]
     assert row["count"] == 1 and row["share"] == pytest.approx(1 / 3)
+
+
+def test_faulty_endpoint_gives_the_fault_free_table_and_every_request_is_recorded(tmp_path):
+    """20% faults (429, 500, malformed 200, no choices) on the loopback server; replies are a
+    function of the request, so retried faults must reproduce the fault-free metrics exactly."""
+    import sys
+
+    from fake_openai import FakeOpenAI
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "benchmarks"))
+    from runner_scaling import reply
+
+    over = ["experiment=brainstorm_correction", "run.replicates=1", "experiment.steps=2", "experiment.group_size=2",
+            "llm=openai", "llm.model=fake", "llm.max_retries=8", "++llm.retry_base_s=0.01",
+            "++llm.retry_max_s=0.05", "run.n_jobs=2", "run.backend=threading"]
+    seen = {}
+    for name, faults in (("clean", {}), ("faulty", {"429": 0.05, "500": 0.05, "malformed": 0.05, "no_choices": 0.05})):
+        with FakeOpenAI(reply=reply, retry_after=0.01, faults=faults, fault_seed=3) as srv:
+            assert run(tmp_path / name, *over, f"llm.base_url={srv.base_url}") == 0
+            seen[name] = (srv.requests, sum(v for k, v in srv.faults_served.items() if k != "normal"))
+    assert seen["faulty"][1] > 0  # faults were served
+    pd.testing.assert_frame_equal(metrics(tmp_path / "faulty"), metrics(tmp_path / "clean"))
+    for name in seen:
+        totals = json.loads((tmp_path / name / "manifest.json").read_text())["totals"]
+        assert totals["requests_sent"] == seen[name][0]
