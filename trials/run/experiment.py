@@ -144,8 +144,7 @@ def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path) -> int:
     if len(pending) < len(plan.jobs):
         print(f"resuming: {len(plan.jobs) - len(pending)} of {len(plan.jobs)} jobs already done"
               + (f", {stale} interrupted job(s) restarted" if stale else ""), file=sys.stderr)
-    if len(pending) < len(plan.jobs):  # resume: repeat the measurements whose call had failed
-        tried, fixed = remeasure_run(rundir, plan.jobs)
+        tried, fixed = remeasure_run(rundir, plan.jobs)  # repeat the measurements whose call had failed
         if tried:
             print(f"re-measured {fixed} of {tried} value(s) missing because a call had failed",
                   file=sys.stderr)
