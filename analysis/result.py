@@ -60,7 +60,7 @@ def analyze(table: Table | pd.DataFrame, control: str | None = None, comparisons
         notes.append(f"only one arm ({ctrl!r}): descriptives only, nothing to compare")
     notes += [f"{r.metric} ({r.treatment}): {r.notes}" for r in effects.itertuples() if r.notes]
     result = AnalysisResult(effects=effects, descriptives=descriptives(table.df), missing=missingness(table.df),
-                            power=power_table(effects, alpha, target_power), tradeoffs=tradeoffs(effects, alpha),
+                            power=power_table(effects, table.df, alpha, target_power, seed=seed), tradeoffs=tradeoffs(effects, alpha),
                             family=family, notes=notes)
     result.summary = _summary(table, result, ctrl, comparisons, alpha, n_boot, n_perm, seed, paired_design)
     return result
@@ -96,34 +96,68 @@ def missingness(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-POWER_COLUMNS = ["metric", "control", "treatment", "unit", "n_this_run", "observed_effect", "sd", "sd_diff", "icc",
-                 "cluster_size", "design_effect", "alpha", "target_power", "n_needed", "mde_this_run"]
+POWER_COLUMNS = ["metric", "control", "treatment", "unit", "n_this_run", "sessions_control", "sessions_treatment",
+                 "observed_effect", "sd", "sd_diff", "icc", "icc_ci_high", "cluster_size", "design_effect", "alpha",
+                 "target_power", "n_needed", "mde_this_run", "mde_icc_high", "power_method", "note"]
 
 
-def power_table(effects: pd.DataFrame, alpha: float = 0.05, target: float = 0.8) -> pd.DataFrame:
-    """Per effects row: replicates per arm for `target` power at the observed effect, and this run's MDE."""
+def power_table(effects: pd.DataFrame, df: pd.DataFrame | None = None, alpha: float = 0.05, target: float = 0.8,
+                n_sims: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Per effects row: this run's minimum detectable effect and the sessions per arm needed for
+    `target` power at the observed effect, from the design that actually ran.
+
+    Unpaired: Monte Carlo power of the headline Welch test on session means with this run's own
+    session sizes (`analysis.power.simulated_power`), at the ICC estimate and at its upper 95%
+    bound (`mde_icc_high`: the MDE if sessions are as alike as the data allow). Paired: exact
+    noncentral t on the per-replicate differences. NaN with a note for one session per arm.
+    `df` is the validated metric table (for the session sizes); without it all sizes are taken
+    equal to cluster_size.
+    """
     rows = []
     for r in effects.itertuples():
-        paired = bool(r.n_pairs > 0) if np.isfinite(r.n_pairs) else False
+        is_paired = bool(r.n_pairs > 0) if np.isfinite(r.n_pairs) else False
         clustered = np.isfinite(r.icc)
         icc = float(r.icc) if clustered else 0.0
+        icc_hi = float(r.icc_ci_high) if clustered else 0.0
         m = float(r.cluster_size) if clustered else 1.0
-        if paired:
-            n, unit = float(r.n_pairs), "pairs of replicates"
-        elif clustered:
-            n, unit = float(min(r.n_sessions_control, r.n_sessions_treatment)), "sessions per arm"
-        else:
-            n = float(min(r.n_control, r.n_treatment))
-            unit = "agent values per arm (no sessions)" if r.level == "agent" else "sessions per arm"
-        sd_diff = float(r.sd_diff) if paired else None
+        sizes_c, sizes_t = _sizes(df, r, clustered, m)
         effect = abs(float(r.diff)) if np.isfinite(r.diff) else math.nan
-        rows.append({"metric": r.metric, "control": r.control, "treatment": r.treatment, "unit": unit,
-                     "n_this_run": n, "observed_effect": effect, "sd": r.sd_pooled, "sd_diff": sd_diff,
-                     "icc": icc, "cluster_size": m, "design_effect": cl.design_effect(icc, m),
-                     "alpha": alpha, "target_power": target,
-                     "n_needed": pw.replicates_needed(effect, r.sd_pooled, icc, m, alpha, target, sd_diff),
-                     "mde_this_run": pw.mde(n, r.sd_pooled, icc, m, alpha, target, sd_diff)})
+        base = {"metric": r.metric, "control": r.control, "treatment": r.treatment, "sd": r.sd_pooled,
+                "sessions_control": len(sizes_c), "sessions_treatment": len(sizes_t), "observed_effect": effect,
+                "icc": icc, "icc_ci_high": icc_hi, "cluster_size": m, "design_effect": cl.design_effect(icc, m),
+                "alpha": alpha, "target_power": target, "note": ""}
+        if is_paired:
+            n, sd_diff = float(r.n_pairs), float(r.sd_diff)
+            base.update(unit="pairs of replicates", n_this_run=n, sd_diff=sd_diff,
+                        n_needed=pw.replicates_needed(effect, r.sd_pooled, icc, m, alpha, target, sd_diff),
+                        mde_this_run=pw.mde(n, r.sd_pooled, icc, m, alpha, target, sd_diff), mde_icc_high=math.nan,
+                        power_method="paired t, exact noncentral t on the per-replicate differences")
+        else:
+            unit = ("sessions per arm" if clustered or r.level == "session"
+                    else "agent values per arm (no sessions)")
+            base.update(unit=unit, n_this_run=float(min(len(sizes_c), len(sizes_t))), sd_diff=None,
+                        n_needed=pw.design_n_needed(effect, m, r.sd_pooled, icc, alpha, target, n_sims, seed),
+                        mde_this_run=pw.design_mde(sizes_c, sizes_t, r.sd_pooled, icc, alpha, target, n_sims, seed),
+                        mde_icc_high=(pw.design_mde(sizes_c, sizes_t, r.sd_pooled, icc_hi, alpha, target, n_sims, seed)
+                                      if clustered else math.nan),
+                        power_method=f"simulated Welch on session means, this run's session sizes ({n_sims} draws)")
+            if min(len(sizes_c), len(sizes_t)) < 2:
+                base["note"] = ("one session in an arm: the arm effect is confounded with the session; "
+                                "no power without replicates")
+        rows.append(base)
     return pd.DataFrame(rows, columns=POWER_COLUMNS)
+
+
+def _sizes(df: pd.DataFrame | None, r, clustered: bool, m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Agents per session in each arm for this row (all 1 for unclustered values)."""
+    if not clustered:
+        return np.ones(int(r.n_control)), np.ones(int(r.n_treatment))
+    if df is None:
+        return np.full(int(r.n_sessions_control), m), np.full(int(r.n_sessions_treatment), m)
+    sub = df.loc[(df["metric"] == r.metric) & df["value"].notna()]
+    def arm(a: str) -> np.ndarray:
+        return sub.loc[sub["arm"] == a].groupby("session").size().to_numpy(float)
+    return arm(r.control), arm(r.treatment)
 
 
 def _summary(table: Table, res: AnalysisResult, ctrl: str, comparisons: str, alpha: float, n_boot: int,
