@@ -13,7 +13,9 @@ import pandas as pd
 
 from analysis import clustered as cl
 from analysis import power as pw
+from analysis.balance import balance, warnings_of
 from analysis.comparison import as_table, compare, resolve_control
+from analysis.factorial import factor_columns, factorial, marginal_means
 from analysis.io import Table
 from analysis.tradeoff import tradeoffs
 
@@ -30,13 +32,19 @@ class AnalysisResult:
     family: str
     notes: list[str] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
+    balance: pd.DataFrame = field(default_factory=pd.DataFrame)
+    factorial: pd.DataFrame | None = None
+    factorial_cells: pd.DataFrame | None = None
 
     def write(self, out_dir: str | Path) -> Path:
-        """Write effects.csv, descriptives.csv, missing.csv, power.csv, tradeoffs.txt, summary.json."""
+        """Write effects.csv, descriptives.csv, missing.csv, power.csv, balance.csv, tradeoffs.txt,
+        summary.json, and factorial.csv + factorial_cells.csv when the table has factor columns."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        for name in ("effects", "descriptives", "missing", "power"):
-            getattr(self, name).to_csv(out / f"{name}.csv", index=False)
+        for name in ("effects", "descriptives", "missing", "power", "balance", "factorial", "factorial_cells"):
+            frame = getattr(self, name)
+            if frame is not None:
+                frame.to_csv(out / f"{name}.csv", index=False)
         lines = [row for t, ls in self.tradeoffs.items() for row in [f"{t}:", *(f"  {x}" for x in ls)]]
         (out / "tradeoffs.txt").write_text("\n".join(lines) + "\n")
         (out / "summary.json").write_text(json.dumps(_jsonable(self.summary), indent=2) + "\n")
@@ -45,11 +53,16 @@ class AnalysisResult:
 
 def analyze(table: Table | pd.DataFrame, control: str | None = None, comparisons: str = "vs_control",
             alpha: float = 0.05, n_boot: int = 2000, n_perm: int = 10000, seed: int = 0,
-            paired_design: bool | None = None, target_power: float = 0.8, mixed: bool = True) -> AnalysisResult:
-    """Full analysis of a metric table (see `compare` for the effects and headline methods)."""
+            paired_design: bool | None = None, target_power: float = 0.8, mixed: bool = True,
+            equivalence_margin: float | dict[str, float] | None = None,
+            factors: list[str] | None = None) -> AnalysisResult:
+    """Full analysis of a metric table: effects (see `compare`), descriptives, missingness, power
+    of this design, the sample-ratio / completion check (`balance`), trade-offs, and, when the table
+    has factor columns (`factor_*`, or `factors`), the factorial model terms and cell means."""
     table = as_table(table)
     ctrl = resolve_control(table, control)
-    effects = compare(table, ctrl, comparisons, alpha, n_boot, n_perm, seed, paired_design, mixed)
+    effects = compare(table, ctrl, comparisons, alpha, n_boot, n_perm, seed, paired_design, mixed,
+                      equivalence_margin)
     n_metrics = effects["metric"].nunique()
     n_comp = len(effects) // max(1, n_metrics)
     family = (f"{int(effects['p_value'].notna().sum())} tests = {n_metrics} metrics x {n_comp} comparison(s) "
@@ -58,10 +71,16 @@ def analyze(table: Table | pd.DataFrame, control: str | None = None, comparisons
     notes = list(table.notes)
     if effects.empty:
         notes.append(f"only one arm ({ctrl!r}): descriptives only, nothing to compare")
+    bal = balance(table.df)
+    notes += warnings_of(bal)
     notes += [f"{r.metric} ({r.treatment}): {r.notes}" for r in effects.itertuples() if r.notes]
     result = AnalysisResult(effects=effects, descriptives=descriptives(table.df), missing=missingness(table.df),
-                            power=power_table(effects, table.df, alpha, target_power, seed=seed), tradeoffs=tradeoffs(effects, alpha),
-                            family=family, notes=notes)
+                            power=power_table(effects, table.df, alpha, target_power, seed=seed),
+                            tradeoffs=tradeoffs(effects, alpha), family=family, notes=notes, balance=bal)
+    factors = factors if factors is not None else factor_columns(table.df)
+    if factors:
+        result.factorial = factorial(table, factors, alpha)
+        result.factorial_cells = marginal_means(table, factors, alpha)
     result.summary = _summary(table, result, ctrl, comparisons, alpha, n_boot, n_perm, seed, paired_design)
     return result
 
@@ -176,18 +195,31 @@ def _summary(table: Table, res: AnalysisResult, ctrl: str, comparisons: str, alp
         "notes": res.notes,
         "methods": {
             "sign": "every difference and effect size is treatment minus control",
-            "p_value": "paired t-test on per-replicate (session-level) differences when paired; Welch t-test "
-                       "on session means for agent-level metrics with session ids; Welch t-test otherwise",
+            "p_value": "paired t-test on per-replicate differences when paired; otherwise on the headline units "
+                       "(session means for agent-level metrics with session ids): Welch t-test when both arms "
+                       "have the same number of units, studentized permutation test (CI by test inversion) "
+                       "when they differ; exact permutation / sign-flip p when there is no variation",
+            "df": "degrees of freedom of the headline t reference (Welch-Satterthwaite, pairs - 1); "
+                  "NaN for permutation tests",
             "p_welch/p_mannwhitney": "on individual values (agent-level: ignores clustering; for comparison "
                                      "with TinyTroupe)",
-            "p_permutation": f"{n_perm} random permutations of the headline unit (whole sessions when clustered)",
-            "effect_sizes": f"Hedges' g and Cliff's delta on individual values, percentile bootstrap CIs "
-                            f"({n_boot} resamples; sessions resampled when clustered), seed {seed}",
-            "clustered": "ICC by one-way ANOVA (arm fixed), design effect 1+(m-1)ICC, MixedLM with random "
-                         "intercepts for session (+ persona when agents recur across sessions; Wald t with sessions-2 df), "
-                         "cluster bootstrap: percentile CI of the difference and studentized (bootstrap-t) p",
-            "power": "noncentral t for the headline test; replicates per arm for target power at the observed "
-                     "effect; minimum detectable effect of this run",
+            "p_permutation": f"studentized permutation test on the headline units (exact up to 20000 splits, "
+                             f"else {n_perm} random); sign-flip within pairs when paired",
+            "hedges_g": f"headline diff / pooled within-arm SD of the individual values (Hedges 2007 d_T; d_av "
+                        f"when paired), J-corrected; BCa bootstrap CI over the headline units ({n_boot} "
+                        f"resamples, >= 8 units per arm), seed {seed}",
+            "cliffs_delta": "on individual values (agent values pooled over sessions); CI from cluster-summed "
+                            "placements (DeLong 1988, Obuchowski 1997) and Cliff's (1993) interval",
+            "p_tost": "two one-sided tests of |diff| >= equivalence_margin on the headline estimand",
+            "clustered": "ICC by one-way ANOVA (arm fixed) with F-based CI, design effect 1+(m-1)ICC, MixedLM "
+                         "(REML, best finite converged fit over several optimizers) with random intercepts "
+                         "for session (+ persona when agents recur across sessions; Wald t with sessions-2 "
+                         "df), symmetric studentized cluster bootstrap: p and CI from the same t*",
+            "ordinal": "proportional-odds model (statsmodels OrderedModel, logit), session-clustered sandwich SE",
+            "counts": "rate ratio from a quasi-Poisson GLM on the headline units (Pearson dispersion, t on n-2 df)",
+            "balance": "chi-square tests that completed sessions and non-missing values are balanced across arms",
+            "power": "Monte Carlo power of the headline Welch test on session means with this run's session "
+                     "sizes, at the ICC and at its upper 95% bound; exact noncentral t when paired",
         },
     }
 
