@@ -169,7 +169,8 @@ def compare_one(sub: pd.DataFrame, metric: str, c: str, t: str, is_paired: bool,
     row["p_welch"] = tests_basic.welch(xc, xt, alpha).p
     row["p_mannwhitney"] = tests_basic.mann_whitney(xc, xt)
     row["sd_pooled"] = _pooled_sd(xc, xt)  # of individual values; power() adds the ICC
-    g, glo, ghi, gnote = effect_sizes.headline_g(*g_units, use_paired, est.diff, row["sd_pooled"], alpha, n_boot, rng)
+    g, glo, ghi, gnote = effect_sizes.headline_g(*g_units, use_paired, est.diff, row["sd_pooled"], alpha, n_boot, rng,
+                                                 scale=tests_basic.scale_of(xc, xt))
     resampled = "pairs of replicates" if use_paired else "sessions" if is_clustered else "values"
     row.update(hedges_g=g, g_ci_low=glo, g_ci_high=ghi,
                g_on=f"diff / pooled within-arm SD of the {'agent ' if level == 'agent' else ''}values; "

@@ -77,6 +77,8 @@ def _cluster_var(v: np.ndarray, groups: np.ndarray | None) -> tuple[float, int]:
         return float(v.var(ddof=1) / n), n
     sums = np.bincount(groups, weights=v - v.mean())
     k = len(sums)
+    if k < 2:
+        return NAN, k
     return float(k / (k - 1) * (sums**2).sum() / n**2), k
 
 
@@ -150,18 +152,19 @@ def headline_g_of(uc: Units, ut: Units, paired: bool) -> np.ndarray:
 
 
 def headline_g(uc: Units, ut: Units, paired: bool, diff: float, sd: float, alpha: float = 0.05,
-               n_boot: int = 2000, rng: np.random.Generator | None = None) -> tuple[float, float, float, str]:
+               n_boot: int = 2000, rng: np.random.Generator | None = None,
+               scale: float | None = None) -> tuple[float, float, float, str]:
     """(g, ci_low, ci_high, note): g of the headline estimand `diff` and its BCa bootstrap CI.
 
     `sd` is the pooled within-arm SD of the individual values, computed stably by the caller (sums
-    of squares lose the float-noise test). g is NaN (with a note) when `sd` is float noise. The CI is NaN below
+    of squares lose the float-noise test); `scale` is the largest |value| (units may be centred). g is NaN (with a note) when `sd` is float noise. The CI is NaN below
     MIN_CI_UNITS units per arm; above BOOT_MAX_UNITS units it is the normal interval with the
     Hedges-Olkin variance (n_c + n_t)/(n_c n_t) + g^2 / (2 (n_c + n_t)).
     """
     ss_c, n_c = _ss(uc)
     ss_t, n_t = _ss(ut)
     df = float(n_c + n_t - 2)
-    scale = scale_of(uc.m, ut.m)
+    scale = scale if scale is not None else scale_of(uc.m, ut.m)
     if df < 1 or not np.isfinite(diff):
         return NAN, NAN, NAN, "g undefined: fewer than 3 values"
     if not np.isfinite(sd) or sd <= RTOL * scale:

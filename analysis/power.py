@@ -125,8 +125,10 @@ def design_mde(sizes_c: np.ndarray, sizes_t: np.ndarray, sd: float, icc: float =
 def design_n_needed(effect: float, cluster_size: float, sd: float, icc: float = 0.0, alpha: float = 0.05,
                     target: float = 0.8, n_sims: int = 2000, seed: int = 0, max_n: int = 5000) -> float:
     """Sessions per arm (each of `cluster_size` agents, rounded) for `target` simulated power of the
-    Welch test on session means; inf above max_n or for effect 0."""
-    if not (np.isfinite(effect) and np.isfinite(sd) and np.isfinite(icc)) or effect == 0:
+    Welch test on session means; inf above max_n or for effect 0; NaN when sd or icc is unknown."""
+    if not (np.isfinite(sd) and np.isfinite(icc) and np.isfinite(effect)):
+        return math.nan
+    if effect == 0:
         return math.inf
     if sd == 0:
         return 2.0

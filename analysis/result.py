@@ -135,7 +135,7 @@ def power_table(effects: pd.DataFrame, df: pd.DataFrame | None = None, alpha: fl
     rows = []
     for r in effects.itertuples():
         is_paired = bool(r.n_pairs > 0) if np.isfinite(r.n_pairs) else False
-        clustered = np.isfinite(r.icc)
+        clustered = r.unit == "session mean"
         icc = float(r.icc) if clustered else 0.0
         icc_hi = float(r.icc_ci_high) if clustered else 0.0
         m = float(r.cluster_size) if clustered else 1.0
@@ -158,7 +158,7 @@ def power_table(effects: pd.DataFrame, df: pd.DataFrame | None = None, alpha: fl
                         n_needed=pw.design_n_needed(effect, m, r.sd_pooled, icc, alpha, target, n_sims, seed),
                         mde_this_run=pw.design_mde(sizes_c, sizes_t, r.sd_pooled, icc, alpha, target, n_sims, seed),
                         mde_icc_high=(pw.design_mde(sizes_c, sizes_t, r.sd_pooled, icc_hi, alpha, target, n_sims, seed)
-                                      if clustered else math.nan),
+                                      if clustered and np.isfinite(icc_hi) else math.nan),
                         power_method=f"simulated Welch on session means, this run's session sizes ({n_sims} draws)")
             if min(len(sizes_c), len(sizes_t)) < 2:
                 base["note"] = ("one session in an arm: the arm effect is confounded with the session; "
