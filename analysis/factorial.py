@@ -63,7 +63,6 @@ def _run(table, factors: list[str], alpha: float) -> tuple[pd.DataFrame, pd.Data
 
 
 def _fit_metric(metric: str, sub: pd.DataFrame, factors: list[str], alpha: float) -> tuple[list, list]:
-    import patsy
     import statsmodels.formula.api as smf
 
     names = {f: f"f{i}" for i, f in enumerate(factors)}
@@ -90,13 +89,12 @@ def _fit_metric(metric: str, sub: pd.DataFrame, factors: list[str], alpha: float
                 b, cov = fit.fe_params.to_numpy(), np.asarray(fit.cov_params())[:k, :k]
                 df_t = max(1, sub["sid"].nunique() - n_cells)
                 spec = f"MixedLM (random intercept per session), Wald t on sessions - cells = {df_t} df"
-                design, units = model.data.design_info, sub["sid"].nunique()
-                bnames = list(fit.fe_params.index)
+                exog, bnames = np.asarray(model.exog), list(fit.fe_params.index)
             else:
                 fit = smf.ols(f"value ~ {rhs}", sub).fit(cov_type="HC3")
                 b, cov, df_t = fit.params.to_numpy(), np.asarray(fit.cov_params()), float(fit.df_resid)
                 spec = f"OLS on session values, HC3 robust SE, t on {int(df_t)} df"
-                design, units, bnames = fit.model.data.design_info, len(sub), list(fit.params.index)
+                exog, bnames = np.asarray(fit.model.exog), list(fit.params.index)
     except Exception as exc:  # rank deficiency (empty cells), singular fits
         note = f"factorial model failed ({type(exc).__name__}: {exc})"
         return [dict(metric=metric, term="", estimate=NAN, se=NAN, ci_low=NAN, ci_high=NAN, df=NAN, p=NAN,
@@ -113,8 +111,9 @@ def _fit_metric(metric: str, sub: pd.DataFrame, factors: list[str], alpha: float
                           ci_low=float(est - q * s) if ok else NAN, ci_high=float(est + q * s) if ok else NAN,
                           df=float(df_t), p=float(2 * stats.t.sf(abs(est / s), df_t)) if ok else NAN,
                           model=spec, note="" if ok else "SE not finite"))
-    grid = sub[short].drop_duplicates().sort_values(short).reset_index(drop=True)
-    x = np.asarray(patsy.build_design_matrices([design], grid)[0])
+    # a cell's fixed-effect design row is the same for all its rows: take the first one
+    first = sub.reset_index(drop=True).drop_duplicates(short).sort_values(short)
+    grid, x = first[short].reset_index(drop=True), exog[first.index.to_numpy()]
     emm, emm_se = x @ b, np.sqrt(np.einsum("ij,jk,ik->i", x, cov, x))
     count_col = "sid" if has_sessions else "value"
     n_units = sub.groupby(short)[count_col].nunique() if has_sessions else sub.groupby(short).size()
