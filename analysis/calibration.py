@@ -20,6 +20,8 @@ from analysis.tests_basic import welch_arrays
 
 @dataclass(frozen=True)
 class Design:
+    """A balanced simulated design: sessions per arm, agents per session, ICC, SD, paired share."""
+
     n_sessions: int = 10  # per arm
     cluster_size: int = 5  # agents per session
     icc: float = 0.3

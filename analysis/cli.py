@@ -40,11 +40,14 @@ def render(res: AnalysisResult) -> str:
     lines.append("")
     lines.append(f"family: {res.family}")
     lines += [f"trade-off {t}: {line}" for t, ls in res.tradeoffs.items() for line in ls]
+    lines += [f"equivalence {r.metric} ({r.treatment}): |diff| < {r.equivalence_margin:g}, TOST p = {_p(r.p_tost)}"
+              for r in res.effects.itertuples() if math.isfinite(r.p_tost)]
     lines += [f"note: {n}" for n in res.notes]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point of `trials analyze`; returns the exit code (2 for a bad table or argument)."""
     parser = argparse.ArgumentParser(prog="trials analyze", description="Effect sizes and significance "
                                      "for a run directory, a metric table, or a TinyTroupe result JSON.")
     parser.add_argument("input", help="run directory, metrics .csv/.parquet, or TinyTroupe .json")

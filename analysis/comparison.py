@@ -54,11 +54,13 @@ def as_table(table: Table | pd.DataFrame) -> Table:
 
 
 def resolve_control(table: Table, control: str | None) -> str:
+    """The control arm's name as written in the table (exact, else case-insensitive match); TableError if absent."""
     name = control or table.control or "control"
     return check_arm(table.df, name, str(table.source))
 
 
 def comparison_pairs(table: Table, control: str, comparisons: str = "vs_control") -> list[tuple[str, str]]:
+    """(control, treatment) arm pairs: each arm vs `control`, or every pair ('all_pairs')."""
     arms = table.arms or list(dict.fromkeys(table.df["arm"]))
     if comparisons == "vs_control":
         return [(control, a) for a in arms if a != control]

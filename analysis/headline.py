@@ -28,6 +28,8 @@ NAN = float("nan")
 
 @dataclass(frozen=True)
 class Headline:
+    """The headline Estimate (diff, CI, p, df, method), the permutation p on the same units and p_tost."""
+
     est: Estimate
     p_permutation: float  # permutation p on the same units (within pairs when paired)
     p_tost: float

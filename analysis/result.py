@@ -15,7 +15,7 @@ from analysis import clustered as cl
 from analysis import power as pw
 from analysis.balance import balance, warnings_of
 from analysis.comparison import as_table, compare, resolve_control
-from analysis.factorial import factor_columns, factorial, marginal_means
+from analysis.factorial_model import factor_columns, factorial, marginal_means
 from analysis.io import Table
 from analysis.tradeoff import tradeoffs
 
@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class AnalysisResult:
+    """Everything `analyze` computed: the tables written by `write` plus the family, notes and summary."""
+
     effects: pd.DataFrame
     descriptives: pd.DataFrame
     missing: pd.DataFrame

@@ -16,7 +16,7 @@ from statsmodels.miscmodels.ordinal_model import OrderedModel
 from analysis import analyze, compare, counts, ordinal
 from analysis.balance import balance
 from analysis.cli import main as analyze_main
-from analysis.factorial import factorial, marginal_means
+from analysis.factorial_model import factorial, marginal_means
 from analysis.simulate import clustered_table
 
 RNG = np.random.default_rng(21)
