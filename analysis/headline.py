@@ -42,6 +42,12 @@ def unpaired(c: np.ndarray, t: np.ndarray, alpha: float, n_perm: int, rng: np.ra
     welch = tests_basic.welch(c, t, alpha)
     if min(len(c), len(t)) < 2:
         return Headline(welch, tests_basic.permutation_test(c, t, n_perm, rng), NAN)
+    if len(c) + len(t) > tests_basic.PERM_MAX_UNITS and not welch.note:
+        # large samples: Welch and the studentized permutation test agree asymptotically (Janssen 1997)
+        note = (f"more than {tests_basic.PERM_MAX_UNITS} units: Welch t-test used as headline, "
+                "permutation test not run")
+        est = replace(welch, method="Welch t-test (large sample)", note=note)
+        return Headline(est, NAN, tests_basic.tost_t(welch.diff, welch.se, welch.df, margin or NAN))
     idx, exact = tests_basic.split_indices(len(c), len(t), n_perm, rng)
     p_perm = tests_basic.permutation_test(c, t, studentized=True, idx=idx, exact=exact)
     if welch.note:  # no variation: welch() already holds the exact permutation answer

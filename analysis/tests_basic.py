@@ -19,6 +19,7 @@ NAN = float("nan")
 # Relative tolerance on spread: an SD below RTOL x the largest |value| is float noise (e.g. 3/5 v 6/10).
 RTOL = 1e-9
 EXACT_MAX = 20000  # enumerate every split when C(n, n_t) is at most this
+PERM_MAX_UNITS = 2000  # above this many units in total, permutation tests are not run (Welch is used)
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,10 @@ def split_indices(nc: int, nt: int, n_perm: int, rng: np.random.Generator | None
     if total <= max(EXACT_MAX, n_perm):
         return np.array(list(itertools.combinations(range(n), nt)), dtype=np.int64).reshape(total, nt), True
     rng = rng or np.random.default_rng(0)
-    return np.argsort(rng.random((n_perm, n)), axis=1)[:, :nt], False
+    step = max(1, 4_000_000 // n)  # draw in chunks: at most ~32 MB of temporaries at a time
+    parts = [np.argsort(rng.random((min(step, n_perm - s), n)), axis=1)[:, :nt].astype(np.int32)
+             for s in range(0, n_perm, step)]
+    return np.concatenate(parts), False
 
 
 def _stat(pooled: np.ndarray, idx: np.ndarray, nc: int, nt: int, studentized: bool) -> np.ndarray:
