@@ -47,19 +47,21 @@ def replicates_needed(effect: float, sd: float, icc: float = 0.0, cluster_size: 
     if spread == 0:
         return 2.0
 
-    def pw(n: int) -> float:
-        return power_at(n, effect, sd, icc, cluster_size, alpha, sd_diff)
+    return smallest_n(lambda n: float(power_at(n, effect, sd, icc, cluster_size, alpha, sd_diff)), power, MAX_N)
 
+
+def smallest_n(pw, target: float, max_n: int) -> float:
+    """Smallest n >= 2 with pw(n) >= target (pw increasing in n): doubling, then bisection; inf above max_n."""
     lo, hi = 2, 4
-    if pw(lo) >= power:
+    if pw(lo) >= target:
         return float(lo)
-    while pw(hi) < power:
+    while pw(hi) < target:
         lo, hi = hi, hi * 2
-        if hi > MAX_N:
+        if hi > max_n:
             return math.inf
-    while hi - lo > 1:  # pw(lo) < power <= pw(hi)
+    while hi - lo > 1:  # pw(lo) < target <= pw(hi)
         mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if pw(mid) >= power else (mid, hi)
+        lo, hi = (lo, mid) if pw(mid) >= target else (mid, hi)
     return float(hi)
 
 
@@ -138,14 +140,4 @@ def design_n_needed(effect: float, cluster_size: float, sd: float, icc: float = 
         sizes = np.full(n, m)
         return float(simulated_power(sizes, sizes, abs(effect), sd, icc, alpha, n_sims, seed))
 
-    lo, hi = 2, 4
-    if pw(lo) >= target:
-        return float(lo)
-    while pw(hi) < target:
-        lo, hi = hi, hi * 2
-        if hi > max_n:
-            return math.inf
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if pw(mid) >= target else (mid, hi)
-    return float(hi)
+    return smallest_n(pw, target, max_n)

@@ -188,7 +188,8 @@ def _summary(table: Table, res: AnalysisResult, ctrl: str, comparisons: str, alp
         label = r.treatment if comparisons == "vs_control" else f"{r.treatment} vs {r.control}"
         headline.setdefault(label, []).append({
             "metric": r.metric, "diff": r.diff, "ci": [r.ci_low, r.ci_high], "hedges_g": r.hedges_g,
-            "p_value": r.p_value, "p_method": r.p_method, "p_holm": r.p_holm, "p_bh": r.p_bh,
+            "p_value": r.p_value, "p_method": r.p_method, "df": r.df, "p_holm": r.p_holm, "p_bh": r.p_bh,
+            "p_tost": r.p_tost, "estimable": bool(r.estimable),
             "significant_holm": bool(r.p_holm < alpha) if np.isfinite(r.p_holm) else None})
     return {
         "source": str(table.source), "input_kind": table.kind, "control": ctrl, "arms": table.arms,
