@@ -148,6 +148,16 @@ def test_5_headline_holds_level_for_skewed_counts_4_v_16_sessions():
     assert np.isnan(eff["df"])
 
 
+def test_5_small_balanced_skewed_counts_use_permutation_not_conservative_welch():
+    rng = np.random.default_rng(55)
+    y = rng.poisson(rng.gamma(0.7, 5 / 0.7, (4000, 16))).astype(float)
+    assert np.mean(tests_basic.welch_arrays(y[:, :8], y[:, 8:])[3] < 0.05) < 0.04  # below nominal (0.028 in 20000)
+    idx, exact = tests_basic.split_indices(8, 8, 0, None)
+    perm = np.array([tests_basic.permutation_test(y[i, :8], y[i, 8:], studentized=True, idx=idx, exact=exact)
+                     for i in range(400)])
+    assert exact and 0.03 <= np.mean(perm < 0.05) <= 0.075
+
+
 def test_5_permutation_ci_is_the_inverted_test():
     c, t = np.array([1.0, 4, 2, 8]), np.array([3.0, 9, 5, 7, 12, 6, 10, 4])
     idx, exact = tests_basic.split_indices(4, 8, 10000, None)
@@ -206,13 +216,15 @@ def test_8_cluster_bootstrap_ci_and_p_agree():
 
 
 def test_9_degrees_of_freedom_are_reported():
-    df = clustered_table(np.random.default_rng(9), n_sessions=8, cluster_size=5, effect=0.3)
+    df = clustered_table(np.random.default_rng(9), n_sessions=10, cluster_size=5, effect=0.3)
     e = compare(df, n_boot=100, n_perm=100).iloc[0]
     means = df.groupby(["arm", "session"])["value"].mean()
     assert e["df"] == pytest.approx(stats.ttest_ind(means["treatment"], means["control"], equal_var=False).df)
-    assert e["mixed_df"] == 14
+    assert e["mixed_df"] == 18
     p = compare(df, n_boot=100, n_perm=100, paired_design=True, mixed=False).iloc[0]
-    assert p["df"] == 7
+    assert p["df"] == 9
+    small = compare(clustered_table(np.random.default_rng(9), n_sessions=6), n_boot=50, mixed=False).iloc[0]
+    assert np.isnan(small["df"]) and small["p_method"].startswith("studentized permutation test (exact; fewer than 10")
 
 
 def test_11_an_empty_arm_does_not_abort_the_others():

@@ -153,7 +153,7 @@ def test_icc_hand_worked():
 
 
 def test_compare_clustered_row_matches_direct_computations():
-    df = clustered_table(np.random.default_rng(11), n_sessions=8, cluster_size=5, icc=0.3, effect=0.4)
+    df = clustered_table(np.random.default_rng(11), n_sessions=10, cluster_size=5, icc=0.3, effect=0.4)
     eff = compare(df, n_boot=500, n_perm=2000).iloc[0]
     means = df.groupby(["arm", "session"])["value"].mean()
     ref = stats.ttest_ind(means["treatment"], means["control"], equal_var=False)
@@ -172,9 +172,9 @@ def test_compare_clustered_row_matches_direct_computations():
         fits = [model.fit(reml=True, method=m) for m in ("lbfgs", "powell", "nm")]
     fit = max((f for f in fits if f.converged), key=lambda f: f.llf)
     z = fit.params["treat"] / fit.bse["treat"]
-    assert eff["p_mixed"] == pytest.approx(2 * stats.t.sf(abs(z), 16 - 2), rel=1e-3)  # 16 sessions
-    assert eff["mixed_diff"] == pytest.approx(fit.params["treat"], rel=1e-6) and eff["mixed_df"] == 14
-    assert "persona" in eff["mixed_model"] and "df = sessions - 2 = 14" in eff["mixed_model"]
+    assert eff["p_mixed"] == pytest.approx(2 * stats.t.sf(abs(z), 20 - 2), rel=1e-3)  # 20 sessions
+    assert eff["mixed_diff"] == pytest.approx(fit.params["treat"], rel=1e-6) and eff["mixed_df"] == 18
+    assert "persona" in eff["mixed_model"] and "df = sessions - 2 = 18" in eff["mixed_model"]
     # cluster bootstrap-t: CI and p from the same statistic; df of the headline Welch test reported
     assert eff["cluster_boot_ci_low"] < eff["diff"] < eff["cluster_boot_ci_high"]
     assert (eff["p_cluster_boot"] < 0.05) == (eff["cluster_boot_ci_low"] > 0 or eff["cluster_boot_ci_high"] < 0)
