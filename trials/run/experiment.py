@@ -156,13 +156,25 @@ def _manifest(cfg: dict[str, Any], plan: Plan, est: dict[str, Any], started: str
         "schema_version": 1, "package_version": trials.__version__, "git_sha": _git_sha(),
         "python": platform.python_version(), "experiment": plan.experiment.get("name"),
         "scenario": plan.experiment.get("scenario"), "control": plan.control,
-        "arms": list(plan.arms), "arm_configs": plan.arms, "aa_arms": plan.aa_arms,
+        "arms": list(plan.arms), "arm_configs": plan.arm_configs or plan.arms, "aa_arms": plan.aa_arms,
+        "factors": plan.factors, "propositions": _propositions(plan),
         "paired": bool(cfg["run"].get("paired", True)), "seed": int(cfg["run"].get("seed", 0)),
         "replicates": int(cfg["run"]["replicates"]),
         "llm": {"backend": cfg["llm"].get("backend"), "model": cfg["llm"].get("model")},
         "judge": {"backend": judge.get("backend"), "model": judge.get("model")},
         "estimate": est, "started_at": started,
     }
+
+
+def _propositions(plan: Plan) -> dict[str, Any]:
+    """The experiment's own propositions (any arm's) with their level, scale and direction."""
+    out: dict[str, Any] = {}
+    for conf in (plan.arm_configs or {}).values():
+        for name, spec in dict(conf.get("propositions") or {}).items():
+            out.setdefault(name, {"claim": spec.get("claim"), "rubric": spec.get("rubric"),
+                                  "level": spec.get("level", "agent"), "scale": "0-9",
+                                  "higher_is_better": bool(spec.get("higher_is_better", True))})
+    return out
 
 
 def _finish(cfg: dict[str, Any], plan: Plan, rundir: RunDir, manifest: dict[str, Any],

@@ -33,13 +33,14 @@ def make_world(ctx: SessionContext, goal: str) -> Any:
 
     exp = ctx.experiment
     world = World(ctx.llm, seed=ctx.seed, recorder=ctx.recorder, name=ctx.session, judge_llm=ctx.judge,
-                  correction=correction_config(ctx.arm_config), max_workers=ctx.threads,
+                  correction=correction_config(ctx.arm_config, exp.get("propositions")), max_workers=ctx.threads,
                   agent_config=AgentConfig(max_actions=int(exp.get("max_actions", 2)),
                                            max_tokens=int(exp.get("agent_max_tokens", 60)),
                                            prose_as_talk=prose_as_talk(ctx)))
     for persona in ctx.personas:
         world.add_agent(persona, goals=[goal])
-    install_interventions(world, ctx.arm_config, dict(exp.get("intervention_options") or {}))
+    install_interventions(world, ctx.arm_config, dict(exp.get("intervention_options") or {}),
+                          exp.get("propositions"))
     return world
 
 
