@@ -10,10 +10,13 @@ one field). So an A/B of two pitches is
       pitch_a: {products: ["A lamp that ..."]}
       pitch_b: {products: ["A lamp that ... , now with a timer"]}
 
+An arm set to null is dropped, so an experiment that inherits another (`defaults: [market_research]`)
+can replace its arms: `arms: {control: null, treatment: null, mine: {...}}` (Hydra merges mappings).
+
 `factors: {f: {level: overrides, ...}, ...}` expands to one arm per cell of the full factorial,
 named `f1=level,f2=level` in declaration order; the first level of every factor is the baseline and
-the all-baseline cell is the control (unless `control` names another cell). Each cell's levels go to
-the metrics table as `factor_<f>` columns (see `trials.run.jobs`) and to manifest.json `factors`.
+the all-baseline cell is the control (unless `control` names another cell). Each cell's levels go
+to the metrics table as `factor_<f>` columns (see `trials.run.jobs`) and to manifest.json `factors`.
 """
 
 from __future__ import annotations
@@ -106,13 +109,13 @@ def resolve_design(exp: dict[str, Any], experiment_keys: set[str]) -> Design:
     levels: dict[str, dict[str, str]] = {}
     factors: dict[str, list[str]] = {}
     if exp.get("factors"):
-        if exp.get("arms"):
+        if any(v is not None for v in (exp.get("arms") or {}).values()):
             raise ConfigError("experiment.arms and experiment.factors are both set; a factorial design "
                               "makes its own arms: remove one (e.g. arms=null)")
         arms_raw, levels = expand_factors(exp["factors"])
         factors = {f: [str(lv) for lv in lvs] for f, lvs in exp["factors"].items()}
-    else:
-        arms_raw = exp.get("arms") or {}
+    else:  # an arm set to null is dropped: how an experiment replaces the arms it inherits
+        arms_raw = {k: v for k, v in (exp.get("arms") or {}).items() if v is not None}
     if not arms_raw:
         raise ConfigError("experiment.arms is empty; define at least one arm, e.g. arms: {control: {}}")
     defaults = dict(exp.get("arm_defaults") or {})

@@ -19,6 +19,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 import trials
+from trials.run import preflight
 from trials.run.jobs import execute_job
 from trials.run.plan import ConfigError, Job, Plan, build_plan, divide_threads, resolve_n_jobs
 from trials.run.progress import Progress, estimate, format_estimate
@@ -104,13 +105,14 @@ def _dispatch(jobs: list[Job], run: dict[str, Any], progress: Progress) -> Itera
 def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path) -> int:
     """Run (or resume) an experiment into `root`. Returns the exit status: 0 ok, 1 some jobs
     failed, 2 config error (nothing was run)."""
-    if isinstance(cfg, DictConfig):
-        cfg = OmegaConf.to_container(cfg, resolve=True)
-    cfg = {k: v for k, v in cfg.items() if k != "hydra"}
     rundir = RunDir(root)
     try:
+        if isinstance(cfg, DictConfig):
+            cfg = preflight.resolve(cfg)
+        cfg = {k: v for k, v in cfg.items() if k != "hydra"}
         cfg = _prepare(cfg, rundir.root)
         plan = build_plan(cfg, rundir.root)
+        preflight.check(cfg, plan)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2

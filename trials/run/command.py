@@ -1,0 +1,113 @@
+"""`trials run` before Hydra starts: compose the config the run would see (Hydra's compose API,
+with the user's `--config-dir` on the search path), run every preflight check, and do a dry run
+without writing anything (Hydra would create its output folder and `.hydra/` first)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from trials.run.design import did_you_mean
+from trials.run.errors import ConfigError
+from trials.run.experiment import run_experiment
+from trials.run.plan import build_plan
+from trials.run.preflight import check, check_secrets, resolve
+
+#: hydra flags after which `trials run` hands over without pre-checking (they print, not run)
+_INFO_FLAGS = {"--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--resolve", "--package",
+               "-p", "--shell-completion", "-sc", "--run", "-r", "--experimental-rerun"}
+
+
+def _split(args: Sequence[str]) -> tuple[list[str], str | None, bool, bool]:
+    """(overrides, --config-dir, multirun, info_only) from `trials run` arguments."""
+    overrides: list[str] = []
+    config_dir, multirun, info = None, False, False
+    it = iter(args)
+    for a in it:
+        if a in ("-m", "--multirun"):
+            multirun = True
+        elif a in ("--config-dir", "-cd"):
+            config_dir = next(it, None)
+        elif a.startswith("--config-dir="):
+            config_dir = a.split("=", 1)[1]
+        elif a in ("--config-name", "-cn", "--config-path", "-cp"):
+            next(it, None)
+            info = True  # another primary config: leave it to Hydra
+        elif a.split("=", 1)[0] in _INFO_FLAGS or a.startswith("-"):
+            info = True
+        else:
+            overrides.append(a)
+    return overrides, config_dir, multirun, info
+
+
+def _first_of_sweeps(overrides: list[str]) -> list[str]:
+    """A sweep (`a=1,2`, `range(...)`, `choice(...)`) checked at its first value."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    out = []
+    for ov in OverridesParser.create().parse_overrides(overrides):
+        if ov.is_sweep_override():
+            first = next(iter(ov.sweep_string_iterator()))
+            out.append(f"{ov.get_key_element()}={first}")
+        else:
+            out.append(ov.input_line or "")
+    return out
+
+
+def compose(overrides: list[str], config_dir: str | None, conf_dir: str) -> Any:
+    """The config `trials run` would see (Hydra's compose API), or a ConfigError."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException, MissingConfigException
+
+    overrides = [o for o in overrides if not o.startswith(("hydra.", "hydra/"))]
+    if config_dir:
+        folder = Path(config_dir).expanduser().resolve()
+        if not folder.is_dir():
+            raise ConfigError(f"--config-dir {config_dir}: no such folder; fix: create it with "
+                              f"`trials init {config_dir}` or give the folder that holds experiment/<name>.yaml")
+        overrides = [*overrides, f"hydra.searchpath=[file://{folder}]"]
+    try:
+        overrides = _first_of_sweeps(overrides)
+        with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
+            return hydra_compose("config", overrides=overrides)
+    except MissingConfigException as exc:
+        missing = str(exc.missing_cfg_file or "")
+        group, _, name = missing.rpartition("/")
+        options = list(exc.options or [])
+        where = f" or {config_dir}/{group}/" if config_dir else ""
+        raise ConfigError(f"{group or 'config'}={name}: no {missing}.yaml{did_you_mean(name, options)}; "
+                          f"available: {', '.join(options) or 'none'} (in trials/conf/{group}/{where})"
+                          ) from None
+    except HydraException as exc:
+        text = " ".join(str(exc).split())
+        hint = ""
+        if "not in struct" in text or "Could not override" in text:
+            hint = "; to add a new key use +key=value"
+        raise ConfigError(f"{text[:400]}{hint}") from None
+    except Exception as exc:  # noqa: BLE001 - Hydra's override grammar errors etc.
+        raise ConfigError(" ".join(str(exc).split())[:400]) from None
+
+
+def preflight_cli(args: Sequence[str], conf_dir: str) -> int | None:
+    """Check `trials run <args>` before Hydra writes anything. Returns an exit status to stop
+    with (2 config error, 0 dry run done: the plan was printed and nothing written), or None to
+    go on and run."""
+    overrides, config_dir, multirun, info = _split(args)
+    try:
+        check_secrets(overrides)
+        if info:
+            return None
+        cfg = compose(overrides, config_dir, conf_dir)
+        plain = resolve(cfg)
+        if (plain.get("run") or {}).get("resume_dir"):
+            return None  # the saved config decides; run_experiment checks the resume
+        plain = {k: v for k, v in plain.items() if k != "hydra"}
+        if (plain.get("run") or {}).get("dry_run") and not multirun:
+            return run_experiment(plain, Path.cwd() / "runs" / "dry-run-not-written")
+        check(plain, build_plan(plain, Path.cwd() / "runs"))
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    return None
