@@ -99,6 +99,14 @@ def load_population(spec: dict[str, Any], seed: int) -> list[Any]:
     if not raw:
         raise ConfigError("experiment.population.path is empty; set it to library:difficult_people, "
                           "library:political, library:general or a folder of persona .json files")
+    if raw.startswith("library:"):
+        from trials.persona.files import library_sets
+
+        name = raw.split(":", 1)[1]
+        if name not in library_sets():
+            raise ConfigError(f"experiment.population.path={raw!r}: no shipped persona set {name!r}"
+                              f"{did_you_mean(name, library_sets())}; use one of "
+                              f"{', '.join('library:' + s for s in library_sets())} or a folder of persona files")
     folder = library_path(raw.split(":", 1)[1]) if raw.startswith("library:") else Path(raw).expanduser()
     if not folder.is_dir():
         raise ConfigError(f"experiment.population.path={raw!r}: folder {folder} does not exist")
