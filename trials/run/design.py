@@ -157,3 +157,18 @@ def effective_config(experiment: dict[str, Any], arm: dict[str, Any], llm: dict[
         out.setdefault(key, None if key == "correction" else [])
     out["llm"], out["judge"] = llm, judge
     return out
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict) or not tree:
+        return {prefix: tree} if prefix else {}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def flat_diff(control: dict[str, Any], arm: dict[str, Any]) -> dict[str, Any]:
+    """Dotted keys whose value in `arm` differs from `control`, with the arm's value."""
+    a, b = _flatten(control), _flatten(arm)
+    return {k: b.get(k) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}

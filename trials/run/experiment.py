@@ -22,7 +22,7 @@ import trials
 from trials.run import preflight
 from trials.run.jobs import execute_job
 from trials.run.plan import ConfigError, Job, Plan, build_plan, divide_threads, resolve_n_jobs
-from trials.run.progress import Progress, estimate, format_estimate
+from trials.run.progress import Progress, estimate, format_estimate, format_plan
 from trials.run.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -122,9 +122,10 @@ def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path) -> int:
     for arm in plan.aa_arms:
         print(f"note: arm {arm!r} is identical to control {plan.control!r}: an A/A check "
               "(any 'effect' is noise)", file=sys.stderr)
-    est = estimate(plan, run, dict(cfg.get("llm") or {}), cfg.get("prices"))
+    est = estimate(plan, run, cfg.get("prices"))
     print(format_estimate(est, len(plan.jobs)), flush=True)
     if run.get("dry_run"):
+        print(format_plan(plan, est))
         print("dry run: nothing was called")
         return 0
 

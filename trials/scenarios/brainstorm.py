@@ -27,6 +27,11 @@ def actions_per_session(exp: dict[str, Any], group_size: int) -> int:
     return int(group_size * int(exp.get("steps") or 1) * min(1.5, int(exp.get("max_actions", 2))))
 
 
+def extractions_per_session(exp: dict[str, Any], group_size: int) -> int:
+    """Extraction calls (for the estimate): one idea extraction when `ideas` is measured."""
+    return int("ideas" in (exp.get("metrics") or METRICS))
+
+
 def make_world(ctx: SessionContext, goal: str) -> Any:
     from trials.session.agent import AgentConfig
     from trials.session.world import World
