@@ -1,0 +1,187 @@
+"""Issue #13: experiments as designs -- arms that vary any key, factorial designs, your own
+experiment folder and propositions, and an estimate that prices the judge separately."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from runner_support import config, run
+
+from trials.cli import main
+
+PITCH_A = "A desk lamp with a warm light, 45 dollars."
+PITCH_B = "A desk lamp that dims itself at bedtime to help you sleep, 45 dollars."
+
+MINE = f"""\
+# @package experiment
+defaults: [market_research]
+name: lamp_ab
+control: pitch_a
+arms:
+  control: null
+  treatment: null
+  pitch_a: {{products: ["{PITCH_A}"]}}
+  pitch_b: {{products: ["{PITCH_B}"]}}
+propositions:
+  wants_to_buy:
+    claim: "{{agent}} clearly wants to buy the product."
+    rubric: "0 = refuses outright, 5 = undecided, 9 = eager to buy now."
+    level: agent
+    scale: 0-9
+    higher_is_better: true
+metrics: [vote, wants_to_buy]
+"""
+
+
+def _events(run_dir: Path) -> pd.DataFrame:
+    return pd.DataFrame([json.loads(line) for line in (run_dir / "transcript.jsonl").read_text().splitlines()])
+
+
+def test_own_experiment_in_a_folder_two_pitches_and_an_own_proposition(tmp_path, monkeypatch, capsys):
+    (tmp_path / "myconf" / "experiment").mkdir(parents=True)
+    (tmp_path / "myconf" / "experiment" / "lamp_ab.yaml").write_text(MINE)
+    monkeypatch.chdir(tmp_path)
+    code = main(["run", "--config-dir", "myconf", "experiment=lamp_ab", "llm=scripted", "cache.mode=off",
+                 "run.n_jobs=1", "run.report=false"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    run_dir = Path(out.strip().splitlines()[-1].removeprefix("run directory: "))
+    assert run_dir.parent.name == "lamp_ab"
+
+    events = _events(run_dir)
+    assert set(events["arm"]) == {"pitch_a", "pitch_b"}
+    for arm, mine, other in (("pitch_a", PITCH_A, PITCH_B), ("pitch_b", PITCH_B, PITCH_A)):
+        text = "\n".join(events.loc[events["arm"] == arm, "content"].astype(str))
+        assert mine in text and other not in text  # each arm's pitch in its own transcript only
+
+    metrics = pd.read_parquet(run_dir / "metrics.parquet")
+    own = metrics[metrics["metric"] == "wants_to_buy"]
+    assert set(own.loc[own["value"].notna(), "arm"]) == {"pitch_a", "pitch_b"}  # measured in both arms
+    assert (own.loc[own["value"].isna(), "missing_reason"] != "").all()  # a gap always has its reason
+    assert set(own["scale"]) == {"0-9"} and set(own["level"]) == {"agent"}
+
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["control"] == "pitch_a"
+    assert manifest["arm_configs"]["pitch_b"]["products"] == [PITCH_B]
+    assert manifest["propositions"]["wants_to_buy"]["higher_is_better"] is True
+    job = json.loads((run_dir / "jobs" / "pitch_b" / "0" / "job.json").read_text())
+    assert job["arm_config"]["products"] == [PITCH_B] and job["material"] == PITCH_B
+    # paired: replicate r of both arms has the same people and seed
+    job_a = json.loads((run_dir / "jobs" / "pitch_a" / "0" / "job.json").read_text())
+    assert job_a["personas"] == job["personas"] and job_a["seed"] == job["seed"]
+
+
+def test_the_report_table_shows_every_differing_key(tmp_path):
+    from reports.load import load
+    from reports.runinfo import config_diff
+
+    assert run(tmp_path, "experiment=market_research", "run.replicates=1", "run.report=false",
+               "+experiment.arms.treatment.question=Would you pay for it?",
+               "+experiment.arms.treatment.group_size=2", "+experiment.arms.treatment.llm={temperature:1.1}") == 0
+    rows = {(arm, key): (a, b) for arm, key, a, b in config_diff(load(tmp_path))}
+    assert rows[("treatment", "question")] == ("Would you buy this product?", "Would you pay for it?")
+    assert rows[("treatment", "group_size")] == ("4", "2")
+    assert rows[("treatment", "llm.temperature")] == ("0.7", "1.1")
+    assert ("treatment", "correction.threshold") in rows
+
+
+def test_an_arm_overrides_population_steps_and_judge(tmp_path):
+    from trials.run.plan import build_plan
+
+    plan = build_plan(config("experiment=brainstorm_variety", "run.replicates=2",
+                             "+experiment.arms.treatment.population={path:'library:general'}",
+                             "+experiment.arms.treatment.steps=2",
+                             "+experiment.arms.treatment.judge={temperature:0.0}"), tmp_path)
+    by = {(j.arm, j.replicate): j for j in plan.jobs}
+    general = {p.stem for p in (Path(__file__).parents[1] / "trials/persona/library/general").glob("*.json")}
+    for r in range(2):
+        control, treat = by[("control", r)], by[("treatment", r)]
+        assert control.seed == treat.seed and treat.experiment["steps"] == 2 and control.experiment["steps"] == 4
+        assert {p["name"] for p in treat.personas} != {p["name"] for p in control.personas}
+        assert treat.judge["temperature"] == 0.0 and control.judge["temperature"] != 0.0
+    assert all(p["name"] for p in by[("treatment", 0)].personas) and general
+
+
+def test_arm_key_that_is_fixed_for_the_experiment_is_refused(tmp_path):
+    from trials.run.plan import ConfigError, build_plan
+
+    with pytest.raises(ConfigError, match="experiment.arms.treatment.scenario: it is fixed"):
+        build_plan(config("experiment=market_research", "+experiment.arms.treatment.scenario=debate"), tmp_path)
+
+
+def test_factorial_cells_give_factor_columns_and_manifest_factors(tmp_path):
+    assert run(tmp_path, "experiment=brainstorm_factorial", "run.replicates=1", "experiment.steps=1",
+               "run.report=false", "run.analyze=false") == 0
+    metrics = pd.read_parquet(tmp_path / "metrics.parquet")
+    cells = metrics.drop_duplicates("arm").set_index("arm")[["factor_correction", "factor_variety"]]
+    assert cells.loc["correction=on,variety=off"].tolist() == ["on", "off"]
+    assert cells.loc["correction=off,variety=on"].tolist() == ["off", "on"]
+    assert len(cells) == 4
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["factors"] == {"correction": ["off", "on"], "variety": ["off", "on"]}
+    assert manifest["control"] == "correction=off,variety=off"
+
+
+def test_factors_that_set_the_same_key_are_refused(tmp_path):
+    from trials.run.plan import ConfigError, build_plan
+
+    cfg = config("experiment=brainstorm_factorial")
+    cfg["experiment"]["factors"]["variety"]["on"] = {"correction": {"threshold": 3}}
+    with pytest.raises(ConfigError, match="both set 'correction'"):
+        build_plan(cfg, tmp_path)
+
+
+def test_own_proposition_as_correction_check_and_intervention_precondition(tmp_path):
+    own = "{stale:{claim:'{agent} repeats earlier ideas.',level:agent,scale:0-9,higher_is_better:false}}"
+    assert run(tmp_path, "experiment=brainstorm_variety", "run.replicates=1", "experiment.steps=2",
+               "run.report=false", "run.analyze=false", f"+experiment.propositions={own}",
+               "experiment.metrics=[stale,ideas]",
+               "+experiment.intervention_options.variety.precondition=stale",
+               "+experiment.arms.treatment.correction={propositions:[stale],threshold:5,max_attempts:1}") == 0
+    events = _events(tmp_path)
+    checks = events[(events["kind"] == "correction") & (events["arm"] == "treatment")]
+    assert len(checks) and checks["scores"].map(lambda s: "stale" in (s or {})).any()
+    metrics = pd.read_parquet(tmp_path / "metrics.parquet")
+    assert set(metrics.loc[metrics["metric"] == "stale", "arm"]) == {"control", "treatment"}
+    calls = pd.read_parquet(tmp_path / "llm_calls.parquet")
+    assert (calls["purpose"] == "intervention").sum() > 0  # the precondition was judged
+
+
+def test_estimate_prices_the_judge_separately_and_gives_a_range(tmp_path):
+    from trials.run.plan import build_plan
+    from trials.run.progress import estimate
+
+    base = ["experiment=brainstorm_correction", "llm=openai", "llm.model=gpt-4o-mini"]
+    plan_same = build_plan(config(*base), tmp_path)
+    plan_4o = build_plan(config(*base, "judge=openai", "judge.model=gpt-4o"), tmp_path)
+    cfg = config(*base)
+    same, big = estimate(plan_same, cfg["run"], cfg["prices"]), estimate(plan_4o, cfg["run"], cfg["prices"])
+    assert same["calls"] == big["calls"] and big["cost_usd"] > same["cost_usd"]
+    judged = [p for p in big["by_purpose"] if p != "action"]
+    for p in judged:  # judge-side calls priced with gpt-4o (2.5/10 per 1M), actions with gpt-4o-mini
+        assert big["by_purpose"][p]["cost_usd"] >= same["by_purpose"][p]["cost_usd"]
+    assert big["by_purpose"]["action"]["cost_usd"] == pytest.approx(same["by_purpose"]["action"]["cost_usd"])
+    r = big["range"]
+    assert r["low"]["calls"] < r["expected"]["calls"] < r["high"]["calls"]
+    assert r["low"]["cost_usd"] < r["expected"]["cost_usd"] < r["high"]["cost_usd"]
+    assert big["by_purpose"]["correction"]["calls"] > 0  # correction is counted
+    k3 = estimate(build_plan(config(*base, "experiment.judge_k=3"), tmp_path), cfg["run"], cfg["prices"])
+    assert k3["by_purpose"]["judge"]["calls"] == pytest.approx(3 * same["by_purpose"]["judge"]["calls"], abs=1)
+    assert math.isfinite(big["wall_s"]) and big["wall_s"] > 0
+
+
+def test_init_writes_a_starter_that_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["init", "myconf"]) == 0
+    text = (tmp_path / "myconf" / "experiment" / "mine.yaml").read_text()
+    assert "defaults:" in text and "market_research" in text and "propositions:" in text
+    assert main(["init", "myconf"]) == 2  # never overwrites silently
+    capsys.readouterr()
+    assert main(["run", "--config-dir", "myconf", "experiment=mine", "llm=scripted", "run.dry_run=true"]) == 0
+    out = capsys.readouterr().out
+    assert "pitch_a" in out and "pitch_b" in out and "products=" in out
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["mine.yaml"]
