@@ -185,3 +185,23 @@ def test_init_writes_a_starter_that_runs(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "pitch_a" in out and "pitch_b" in out and "products=" in out
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["mine.yaml"]
+
+
+def test_resume_refuses_a_changed_design_and_records_safe_changes(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    first = tmp_path / "r1"
+    base = ["llm=scripted", "cache.mode=off", "run.report=false", "run.analyze=false"]
+    assert main(["run", "experiment=hello", *base, f"hydra.run.dir={first}"]) == 0
+    started = json.loads((first / "manifest.json").read_text())["started_at"]
+    capsys.readouterr()
+    code = main(["run", *base, f"run.resume_dir={first}", "run.seed=5", "experiment=debate"])
+    err = capsys.readouterr().err
+    assert code == 2 and "run.seed: 0 -> 5" in err and "experiment.name: 'hello' -> 'debate'" in err
+    assert "Traceback" not in err
+    assert main(["run", *base, f"run.resume_dir={first}", "run.n_jobs=2"]) == 0
+    manifest = json.loads((first / "manifest.json").read_text())
+    assert manifest["started_at"] == started and manifest["status"] == "complete"
+    assert manifest["resumes"][-1]["changed"] == {"run.n_jobs": ["auto", 2]}
+    # the Python API compares the whole config
+    assert run(first, "experiment=hello", "run.replicates=2", f"run.resume_dir={first}") == 2
+    assert "run.replicates: 1 -> 2" in capsys.readouterr().err

@@ -13,6 +13,7 @@ from trials.run.errors import ConfigError
 from trials.run.experiment import run_experiment
 from trials.run.plan import build_plan
 from trials.run.preflight import check, check_secrets, resolve
+from trials.run.resume import resume_changes
 
 #: hydra flags after which `trials run` hands over without pre-checking (they print, not run)
 _INFO_FLAGS = {"--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--resolve", "--package",
@@ -101,8 +102,16 @@ def preflight_cli(args: Sequence[str], conf_dir: str) -> int | None:
             return None
         cfg = compose(overrides, config_dir, conf_dir)
         plain = resolve(cfg)
-        if (plain.get("run") or {}).get("resume_dir"):
-            return None  # the saved config decides; run_experiment checks the resume
+        resume = (plain.get("run") or {}).get("resume_dir")
+        if resume:  # the saved config decides; refuse a change of design before Hydra starts
+            saved = Path(str(resume)).expanduser() / "config.yaml"
+            if not saved.is_file():
+                raise ConfigError(f"run.resume_dir={resume!r}: no config.yaml there; point it at the "
+                                  "directory of an earlier `trials run`")
+            import yaml
+
+            resume_changes(plain, yaml.safe_load(saved.read_text()), overrides)
+            return None
         plain = {k: v for k, v in plain.items() if k != "hydra"}
         if (plain.get("run") or {}).get("dry_run") and not multirun:
             return run_experiment(plain, Path.cwd() / "runs" / "dry-run-not-written")

@@ -23,13 +23,14 @@ from trials.run import preflight
 from trials.run.jobs import execute_job
 from trials.run.plan import ConfigError, Job, Plan, build_plan, divide_threads, resolve_n_jobs
 from trials.run.progress import Progress, estimate, format_estimate, format_plan
+from trials.run.resume import resume_changes
 from trials.run.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
 #: Settings a resumed run takes from the new command line; everything else comes from the saved
 #: config.yaml so that the resumed jobs are the same experiment.
-RESUME_FROM_COMMAND = ("n_jobs", "backend", "budget_usd", "dry_run", "threads_per_session")
+RESUME_FROM_COMMAND = ("n_jobs", "backend", "budget_usd", "dry_run", "threads_per_session", "analyze", "report")
 
 
 def _git_sha() -> str | None:
@@ -45,8 +46,10 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _prepare(cfg: dict[str, Any], root: Path) -> dict[str, Any]:
-    """Resume: the saved config wins except for RESUME_FROM_COMMAND; cache path made absolute."""
+def _prepare(cfg: dict[str, Any], root: Path, overrides: list[str] | None = None,
+             resumed: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Resume: the saved config wins; a change of design is refused (trials.run.resume), safe
+    changes are taken and noted in `resumed`; cache path made absolute."""
     run = dict(cfg.get("run") or {})
     saved = root / "config.yaml"
     if run.get("resume_dir"):
@@ -54,6 +57,9 @@ def _prepare(cfg: dict[str, Any], root: Path) -> dict[str, Any]:
             raise ConfigError(f"run.resume_dir={run['resume_dir']!r}: no config.yaml in {root}; "
                               "point it at the directory of an earlier `trials run`")
         old = yaml.safe_load(saved.read_text())
+        changed = resume_changes(cfg, old, overrides)
+        if resumed is not None:
+            resumed.update(changed)
         old["run"].update({k: run[k] for k in RESUME_FROM_COMMAND if k in run})
         old["run"]["resume_dir"] = str(root)
         if cfg.get("cache"):
@@ -102,15 +108,17 @@ def _dispatch(jobs: list[Job], run: dict[str, Any], progress: Progress) -> Itera
                         pre_dispatch="n_jobs", batch_size=1)(feed())
 
 
-def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path) -> int:
+def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path, overrides: list[str] | None = None) -> int:
     """Run (or resume) an experiment into `root`. Returns the exit status: 0 ok, 1 some jobs
-    failed, 2 config error (nothing was run)."""
+    failed, 2 config error (nothing was run). `overrides`: the command line's overrides (a resume
+    compares only those keys with the saved config; None = the whole config)."""
     rundir = RunDir(root)
     try:
         if isinstance(cfg, DictConfig):
             cfg = preflight.resolve(cfg)
         cfg = {k: v for k, v in cfg.items() if k != "hydra"}
-        cfg = _prepare(cfg, rundir.root)
+        resumed: dict[str, Any] = {}
+        cfg = _prepare(cfg, rundir.root, overrides, resumed)
         plan = build_plan(cfg, rundir.root)
         preflight.check(cfg, plan)
     except ConfigError as exc:
@@ -137,6 +145,13 @@ def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path) -> int:
         print(f"resuming: {len(plan.jobs) - len(pending)} of {len(plan.jobs)} jobs already done"
               + (f", {stale} interrupted job(s) restarted" if stale else ""), file=sys.stderr)
     manifest = _manifest(cfg, plan, est, started=_now())
+    previous = rundir.root / "manifest.json"
+    if run.get("resume_dir") and previous.is_file():  # keep the first start; log every resume
+        import json
+
+        old = json.loads(previous.read_text())
+        manifest["started_at"] = old.get("started_at", manifest["started_at"])
+        manifest["resumes"] = [*old.get("resumes", []), {"at": _now(), "changed": resumed}]
     rundir.write_manifest({**manifest, "status": "running"})
 
     progress = Progress(total=len(pending), budget_usd=run.get("budget_usd"))
@@ -261,7 +276,7 @@ def run_from_hydra(cfg: DictConfig) -> int:
     hc = HydraConfig.get()
     resume = OmegaConf.select(cfg, "run.resume_dir")
     root = Path(resume).expanduser() if resume else Path(hc.runtime.output_dir)
-    code = run_experiment(cfg, root)
+    code = run_experiment(cfg, root, overrides=list(hc.overrides.task))
     if code and hc.mode == RunMode.RUN:
         sys.exit(code)  # Hydra drops the task's return value in single-run mode
     return code
