@@ -205,3 +205,23 @@ def test_resume_refuses_a_changed_design_and_records_safe_changes(tmp_path, monk
     # the Python API compares the whole config
     assert run(first, "experiment=hello", "run.replicates=2", f"run.resume_dir={first}") == 2
     assert "run.replicates: 1 -> 2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("sweep, column, values, report", [
+    (["llm.model=a,b"], "llm.model", ["a", "b"], True),
+    (["experiment.agent.prose_as_talk=true,false"], "experiment.agent.prose_as_talk", [False, True], False),
+    (["experiment.themes=[Soup],[Bikes]"], "experiment.themes", ['["Bikes"]', '["Soup"]'], False),
+])
+def test_sweeps_over_any_value_give_run_dirs_a_summary_and_a_report(tmp_path, monkeypatch, capsys, sweep,
+                                                                   column, values, report):
+    monkeypatch.chdir(tmp_path)
+    code = main(["run", "-m", "experiment=brainstorm_variety", "llm=scripted", "cache.mode=off", "run.n_jobs=1",
+                 "run.replicates=1", "experiment.steps=1", f"run.report={str(report).lower()}", *sweep,
+                 f"hydra.sweep.dir={tmp_path / 'sw'}"])
+    out, err = capsys.readouterr()
+    assert code == 0 and "warning" not in err, err[-2000:]
+    summary = pd.read_csv(tmp_path / "sw" / "sweep_summary.csv")
+    assert sorted(summary[column].drop_duplicates().tolist()) == values
+    assert summary["effect_treatment"].notna().any()
+    if report:  # a categorical axis (was: "could not convert string to float: 'a'")
+        assert (tmp_path / "sw" / "report.html").is_file() and (tmp_path / "sw" / "figures" / "sweep.png").is_file()
