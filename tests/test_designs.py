@@ -225,3 +225,29 @@ def test_sweeps_over_any_value_give_run_dirs_a_summary_and_a_report(tmp_path, mo
     assert summary["effect_treatment"].notna().any()
     if report:  # a categorical axis (was: "could not convert string to float: 'a'")
         assert (tmp_path / "sw" / "report.html").is_file() and (tmp_path / "sw" / "figures" / "sweep.png").is_file()
+
+
+def test_export_one_row_per_action_with_persona_and_flat_values(tmp_path, capsys):
+    from trials.run.rundir import load_events
+
+    run_dir = tmp_path / "run"
+    assert run(run_dir, "experiment=market_research", "run.replicates=1", "run.report=false",
+               "run.analyze=false") == 0
+    events = load_events(run_dir)
+    n_actions = int((events["kind"] == "action").sum())
+    assert n_actions > 0 and "scores" not in events.columns and "score_vote" in events.columns
+    for fmt in ("csv", "parquet", "jsonl"):
+        assert main(["export", str(run_dir), "--to", fmt]) == 0
+        path = run_dir / "export" / f"actions.{fmt}"
+        table = (pd.read_csv(path) if fmt == "csv" else pd.read_parquet(path) if fmt == "parquet"
+                 else pd.read_json(path, lines=True))
+        assert len(table) == n_actions
+        assert {"arm", "replicate", "session", "agent", "text", "persona_age", "persona_occupation_title",
+                "metric_vote", "metric_positive_share"} <= set(table.columns)
+        assert not table.map(lambda v: isinstance(v, (dict, list)) or (isinstance(v, str) and v.startswith("{"))).any().any()
+    metrics = pd.read_parquet(run_dir / "metrics.parquet")
+    row = table.iloc[0]
+    vote = metrics[(metrics["metric"] == "vote") & (metrics["agent"] == row["agent"]) & (metrics["session"] == row["session"])]
+    assert row["metric_vote"] == pytest.approx(vote["value"].iloc[0], nan_ok=True)
+    assert main(["export", str(tmp_path / "nope"), "--to", "csv"]) == 2
+    assert "no transcript.jsonl" in capsys.readouterr().err
