@@ -251,3 +251,14 @@ def test_export_one_row_per_action_with_persona_and_flat_values(tmp_path, capsys
     assert row["metric_vote"] == pytest.approx(vote["value"].iloc[0], nan_ok=True)
     assert main(["export", str(tmp_path / "nope"), "--to", "csv"]) == 2
     assert "no transcript.jsonl" in capsys.readouterr().err
+
+
+def test_an_arm_with_another_group_size_keeps_the_replicates_material(tmp_path):
+    from trials.run.plan import build_plan
+
+    plan = build_plan(config("experiment=market_research", "run.replicates=6",
+                             "+experiment.arms.treatment.group_size=2"), tmp_path)
+    by = {(j.arm, j.replicate): j for j in plan.jobs}
+    assert all(by[("control", r)].material == by[("treatment", r)].material for r in range(6))
+    assert len({by[("control", r)].material for r in range(6)}) > 1
+    assert all(len(by[("treatment", r)].personas) == 2 for r in range(6))

@@ -282,7 +282,10 @@ def build_plan(cfg: dict[str, Any], root: Path) -> Plan:
             base = derive_seed(seed, r) if paired else derive_seed(seed, r, arm)
             rng = np.random.default_rng(base)
             chosen = rng.choice(len(people), size=int(arm_exp.get("group_size") or 1), replace=False)
-            material = materials[int(rng.integers(len(materials)))] if materials else None
+            # the material's own stream: an arm that changes group_size still gets the same item
+            # index (its own list's item when it overrides the material: pitch A vs pitch B)
+            pick = np.random.default_rng(derive_seed(base, "material"))
+            material = materials[int(pick.integers(len(materials)))] if materials else None
             jobs.append(Job(
                 arm=arm, replicate=r, session=f"{arm}-r{r}", seed=base, scenario=str(exp["scenario"]),
                 experiment=arm_exp, arm_config=arms[arm],

@@ -28,7 +28,7 @@ from trials.run.design import did_you_mean
 from trials.run.errors import ConfigError
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-KEYLIKE = re.compile(r"(sk-|sk_|Bearer\s+|AIza)[A-Za-z0-9_\-.]{6,}")
+KEYLIKE = re.compile(r"(?<![A-Za-z0-9])(sk-|sk_|AIza)[A-Za-z0-9_\-]{16,}|Bearer\s+\S{8,}")
 
 
 def _masked(key: str) -> str:
