@@ -262,3 +262,18 @@ def test_an_arm_with_another_group_size_keeps_the_replicates_material(tmp_path):
     assert all(by[("control", r)].material == by[("treatment", r)].material for r in range(6))
     assert len({by[("control", r)].material for r in range(6)}) > 1
     assert all(len(by[("treatment", r)].personas) == 2 for r in range(6))
+
+
+def test_an_arm_with_a_story_gets_story_beats_and_a_bad_story_is_refused(tmp_path):
+    from trials.run.plan import ConfigError, build_plan
+
+    assert run(tmp_path, "experiment=brainstorm_variety", "run.replicates=1", "experiment.steps=3",
+               "run.report=false", "run.analyze=false",
+               "+experiment.arms.treatment.story={every:1,requirements:'It starts to rain.'}") == 0
+    events = _events(tmp_path)
+    beats = events[events["kind"] == "story"]
+    assert set(beats["arm"]) == {"treatment"} and len(beats) == 2  # before steps 1 and 2
+    calls = pd.read_parquet(tmp_path / "llm_calls.parquet")
+    assert (calls["purpose"] == "story").sum() == 2
+    with pytest.raises(ConfigError, match="experiment.arms.treatment.story.every=0"):
+        build_plan(config("experiment=brainstorm_variety", "+experiment.arms.treatment.story={every:0}"), tmp_path)

@@ -54,11 +54,14 @@ def _job_calls(job: Any, scen: Any, a: dict[str, Any], case: str) -> dict[str, f
         pre = (dict(exp.get("intervention_options") or {}).get(name) or {}).get("precondition", "stagnation")
         llm_pre += pre != "stagnation"
     extract = getattr(scen, "extractions_per_session", lambda e, g: 0)(exp, group)
+    story = job.arm_config.get("story") or {}
+    beats = (steps - 1) // int(story.get("every", 2)) if story else 0
     return {"action": actions * attempts,
             "correction": actions * attempts * props * reask,
             "judge": (agent_m * group + session_m) * k * reask,
             "extract": extract * reask,
-            "intervention": llm_pre * group * steps * reask}
+            "intervention": llm_pre * group * steps * reask,
+            "story": beats}
 
 
 def estimate(plan: Any, run_cfg: dict[str, Any], prices: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from trials.scenarios.base import SessionContext, SessionOutput, prose_as_talk
 from trials.scenarios.measures import count_ideas, judge_metrics
-from trials.scenarios.steer import correction_config, install_interventions
+from trials.scenarios.steer import correction_config, install_interventions, install_story
 
 METRICS = {
     "persona_adherence": ("agent", "0-9"), "self_consistency": ("agent", "0-9"),
@@ -46,6 +46,7 @@ def make_world(ctx: SessionContext, goal: str) -> Any:
         world.add_agent(persona, goals=[goal])
     install_interventions(world, ctx.arm_config, dict(exp.get("intervention_options") or {}),
                           exp.get("propositions"))
+    install_story(world, ctx.arm_config)
     return world
 
 

@@ -3,6 +3,8 @@
 Arm keys (plain config, any combination):
     correction: null | {propositions: [persona_adherence], threshold: 5, max_attempts: 2, ...}
     interventions: [variety, ...]   (names known to trials.steering.interventions)
+    story: null | {every: 2, requirements: "...", max_tokens: 120}   (a story beat, written by the
+        judge model and broadcast to everyone, before every `every`-th step after the first)
 
 `own` is the experiment's own propositions (`experiment.propositions`): a correction may list them
 next to the standard ones, and an intervention may use one as its precondition
@@ -75,6 +77,42 @@ def install_interventions(world: Any, arm_config: dict[str, Any], options: dict[
     return installed
 
 
+STORY_KEYS = ("every", "requirements", "max_tokens")
+
+
+def story_options(arm_config: dict[str, Any]) -> dict[str, Any] | None:
+    """The arm's `story` mapping, checked (ValueError naming the key), or None."""
+    spec = arm_config.get("story")
+    if not spec:
+        return None
+    if not isinstance(spec, dict) or set(spec) - set(STORY_KEYS):
+        raise ValueError(f"story={spec!r}: give a mapping with keys {list(STORY_KEYS)}, e.g. "
+                         "story: {every: 2, requirements: 'Something surprising happens.'}")
+    every = spec.get("every", 2)
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ValueError(f"story.every={every!r}: need a whole number of steps >= 1")
+    return {"every": every, "requirements": str(spec.get("requirements") or ""),
+            "max_tokens": int(spec.get("max_tokens", 120))}
+
+
+def install_story(world: Any, arm_config: dict[str, Any]) -> Any:
+    """A before-step hook continuing the session's story every `every` steps (steps every,
+    2*every, ...); each beat is broadcast (Event kind="story") and its call recorded (purpose="story")."""
+    opts = story_options(arm_config)
+    if opts is None:
+        return None
+    from trials.steering.story import Story
+
+    story = Story(world.judge_llm, max_tokens=opts["max_tokens"])
+
+    def hook(w: Any, step: int) -> None:
+        if step > 0 and step % opts["every"] == 0:
+            story.continue_story(w, opts["requirements"])
+
+    world.add_hook(hook)
+    return story
+
+
 def validate(arm: str, arm_config: dict[str, Any], own: dict[str, Any] | None = None,
              options: dict[str, Any] | None = None) -> None:
     """Build the arm's correction config and interventions, before any LLM call.
@@ -83,6 +121,10 @@ def validate(arm: str, arm_config: dict[str, Any], own: dict[str, Any] | None = 
         correction_config(arm_config, own)
     except (SteeringUnavailable, ValueError) as exc:
         raise ValueError(f"experiment.arms.{arm}.correction: {exc}") from None
+    try:
+        story_options(arm_config)
+    except ValueError as exc:
+        raise ValueError(f"experiment.arms.{arm}.{exc}") from None
     names = list(arm_config.get("interventions") or [])
     if not names:
         return
