@@ -50,6 +50,8 @@ def _persona_folder(tmp_path: Path, files: dict[str, bytes]) -> Path:
      "experiment.population.path='library:nope': no shipped persona set 'nope'"),
     (["llm=scripted", "experiment.population.path=library:genral"], "(did you mean 'general'?)"),
     (["llm=scripted", "+experiment.stpes=3"], "unknown key(s) experiment.stpes (did you mean 'steps'?)"),
+    (["llm=scripted", "run.sed=3"], "unknown key run.sed (did you mean 'run.seed'?)"),
+    (["llm=scripted", "-m", "experiment.stpes=1,2"], "unknown key experiment.stpes (did you mean 'experiment.steps'?)"),
     (["llm=scripted", "experiment=helo"], "experiment=helo: no experiment/helo.yaml (did you mean 'hello'?)"),
     (["llm=scripted", "experiment=market_research", "+experiment.arms.treatment.prodcts=[x]"],
      "unknown key experiment.arms.treatment.prodcts (did you mean 'products'?)"),

@@ -4,6 +4,7 @@ without writing anything (Hydra would create its output folder and `.hydra/` fir
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -18,6 +19,10 @@ from trials.run.resume import resume_changes
 #: hydra flags after which `trials run` hands over without pre-checking (they print, not run)
 _INFO_FLAGS = {"--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--resolve", "--package",
                "-p", "--shell-completion", "-sc", "--run", "-r", "--experimental-rerun"}
+
+
+class _Unchecked(Exception):
+    """A sweep the preflight cannot expand on its own: Hydra runs it (and each run still checks)."""
 
 
 def _split(args: Sequence[str]) -> tuple[list[str], str | None, bool, bool]:
@@ -49,7 +54,10 @@ def _first_of_sweeps(overrides: list[str]) -> list[str]:
     out = []
     for ov in OverridesParser.create().parse_overrides(overrides):
         if ov.is_sweep_override():
-            first = next(iter(ov.sweep_string_iterator()))
+            try:
+                first = next(iter(ov.sweep_string_iterator()))
+            except Exception as exc:  # noqa: BLE001 - e.g. glob() needs Hydra's config loader
+                raise _Unchecked(str(exc)) from None
             out.append(f"{ov.get_key_element()}={first}")
         else:
             out.append(ov.input_line or "")
@@ -71,6 +79,11 @@ def compose(overrides: list[str], config_dir: str | None, conf_dir: str) -> Any:
         overrides = [*overrides, f"hydra.searchpath=[file://{folder}]"]
     try:
         overrides = _first_of_sweeps(overrides)
+    except _Unchecked:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Hydra's override grammar errors
+        raise ConfigError(" ".join(str(exc).split())[:400]) from None
+    try:
         with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
             return hydra_compose("config", overrides=overrides)
     except MissingConfigException as exc:
@@ -83,12 +96,33 @@ def compose(overrides: list[str], config_dir: str | None, conf_dir: str) -> Any:
                           ) from None
     except HydraException as exc:
         text = " ".join(str(exc).split())
-        hint = ""
-        if "not in struct" in text or "Could not override" in text:
-            hint = "; to add a new key use +key=value"
-        raise ConfigError(f"{text[:400]}{hint}") from None
+        bad = re.search(r"Could not override '([^']+)'", text)
+        if bad:
+            key = bad.group(1)
+            hint = _key_hint(key, [o for o in overrides if not o.lstrip("+~").startswith(key + "=")], conf_dir)
+            raise ConfigError(f"unknown key {key}{hint}; fix: correct the key, or add a new key with "
+                              f"+{key}=<value>") from None
+        raise ConfigError(text[:400]) from None
     except Exception as exc:  # noqa: BLE001 - Hydra's override grammar errors etc.
         raise ConfigError(" ".join(str(exc).split())[:400]) from None
+
+
+def _key_hint(key: str, others: list[str], conf_dir: str) -> str:
+    """' (did you mean experiment.steps?)' for a mistyped key, from the config without it."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from omegaconf import OmegaConf
+
+    parent, _, leaf = key.rpartition(".")
+    try:
+        with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
+            node = OmegaConf.select(hydra_compose("config", overrides=others), parent) if parent else None
+    except Exception:  # noqa: BLE001 - only a hint
+        return ""
+    if node is None or not hasattr(node, "keys"):
+        return ""
+    hint = did_you_mean(leaf, list(node.keys()))
+    return hint.replace("'", "'" + parent + ".", 1) if hint else ""
 
 
 def preflight_cli(args: Sequence[str], conf_dir: str) -> int | None:
@@ -119,4 +153,6 @@ def preflight_cli(args: Sequence[str], conf_dir: str) -> int | None:
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
+    except _Unchecked:
+        return None
     return None
