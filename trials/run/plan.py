@@ -200,7 +200,8 @@ def _check_experiment(name: str, exp: dict[str, Any], scenario: ModuleType) -> N
     from trials.scenarios.base import check_agent_options, metrics_of
 
     where = "experiment" if name == "" else f"experiment (arm {name!r})"
-    for key, low in (("steps", 1), ("group_size", 1), ("max_actions", 1), ("judge_k", 1)):
+    for key, low in (("steps", 1), ("group_size", 1), ("max_actions", 1), ("judge_k", 1), ("max_tokens", 1),
+                     ("agent_max_tokens", 1), ("extract_max_tokens", 1), ("opening_steps", 0)):
         if exp.get(key) is not None:
             _whole(exp[key], f"experiment.{key}", low)
     for prop, spec in dict(exp.get("propositions") or {}).items():
@@ -238,6 +239,10 @@ def build_plan(cfg: dict[str, Any], root: Path) -> Plan:
     n_jobs = run.get("n_jobs", "auto")
     if not (n_jobs == "auto" or (isinstance(n_jobs, int) and (n_jobs >= 1 or n_jobs == -1))):
         raise ConfigError(f"run.n_jobs={n_jobs!r}: use auto, a whole number >= 1, or -1 (all cores)")
+    _whole(run.get("threads_per_session", 4), "run.threads_per_session", 1)
+    for key in ("paired", "dry_run", "analyze", "report"):
+        if not isinstance(run.get(key, True), bool):
+            raise ConfigError(f"run.{key}={run[key]!r}: use true or false")
     if run.get("backend", "loky") not in BACKENDS:
         raise ConfigError(f"run.backend={run.get('backend')!r}: use one of {', '.join(BACKENDS)}")
 

@@ -111,7 +111,13 @@ def _check_model(conf: dict[str, Any], where: str) -> None:
                           "variable that holds it")
 
 
+CACHE_MODES = ("off", "read_write", "replay")
+
+
 def _check_cache(cache: dict[str, Any]) -> None:
+    if cache.get("mode", "read_write") not in CACHE_MODES:
+        raise ConfigError(f"cache.mode={cache.get('mode')!r}{did_you_mean(cache.get('mode'), CACHE_MODES)}: "
+                          f"use one of {', '.join(CACHE_MODES)}")
     if not cache or cache.get("mode", "read_write") == "off" or not cache.get("path"):
         return
     path = Path(str(cache["path"])).expanduser().resolve()
