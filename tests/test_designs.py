@@ -277,3 +277,16 @@ def test_an_arm_with_a_story_gets_story_beats_and_a_bad_story_is_refused(tmp_pat
     assert (calls["purpose"] == "story").sum() == 2
     with pytest.raises(ConfigError, match="experiment.arms.treatment.story.every=0"):
         build_plan(config("experiment=brainstorm_variety", "+experiment.arms.treatment.story={every:0}"), tmp_path)
+
+
+@pytest.mark.parametrize("spec, needle", [
+    ("{vote:{claim:'x'}}", "experiment.propositions.vote: scenario 'market_research' already measures"),
+    ("{suitability:{claim:'x'}}", "'suitability' is a standard proposition"),
+    ("{mine:{level:agent}}", "experiment.propositions.mine.claim is missing"),
+    ("{mine:{claim:'x',level:crowd}}", "experiment.propositions.mine.level='crowd': use agent or session"),
+    ("{mine:{claim:'x',scale:'1-5'}}", "experiment.propositions.mine.scale='1-5'"),
+    ("{mine:{claim:'x',higher_is_better:maybe}}", "experiment.propositions.mine.higher_is_better='maybe'"),
+])
+def test_bad_own_propositions_are_refused(tmp_path, capsys, spec, needle):
+    assert run(tmp_path, "experiment=market_research", f"+experiment.propositions={spec}") == 2
+    assert needle in capsys.readouterr().err

@@ -205,6 +205,9 @@ def _check_experiment(name: str, exp: dict[str, Any], scenario: ModuleType) -> N
         if exp.get(key) is not None:
             _whole(exp[key], f"experiment.{key}", low)
     for prop, spec in dict(exp.get("propositions") or {}).items():
+        if prop in scenario.METRICS:
+            raise ConfigError(f"experiment.propositions.{prop}: scenario {exp['scenario']!r} already measures "
+                              f"a metric {prop!r}; give your proposition another name")
         try:
             from_config(str(prop), spec)
         except ValueError as exc:
