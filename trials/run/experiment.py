@@ -23,7 +23,7 @@ from trials.run import preflight
 from trials.run.jobs import execute_job
 from trials.run.plan import ConfigError, Job, Plan, build_plan, divide_threads, resolve_n_jobs
 from trials.run.progress import Progress, estimate, format_estimate, format_plan
-from trials.run.resume import resume_changes
+from trials.run.resume import record_resume, resume_changes
 from trials.run.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -145,13 +145,8 @@ def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path, overrides
         print(f"resuming: {len(plan.jobs) - len(pending)} of {len(plan.jobs)} jobs already done"
               + (f", {stale} interrupted job(s) restarted" if stale else ""), file=sys.stderr)
     manifest = _manifest(cfg, plan, est, started=_now())
-    previous = rundir.root / "manifest.json"
-    if run.get("resume_dir") and previous.is_file():  # keep the first start; log every resume
-        import json
-
-        old = json.loads(previous.read_text())
-        manifest["started_at"] = old.get("started_at", manifest["started_at"])
-        manifest["resumes"] = [*old.get("resumes", []), {"at": _now(), "changed": resumed}]
+    if run.get("resume_dir"):  # keep the first start; log every resume
+        record_resume(rundir.root / "manifest.json", manifest, resumed, _now())
     rundir.write_manifest({**manifest, "status": "running"})
 
     progress = Progress(total=len(pending), budget_usd=run.get("budget_usd"))

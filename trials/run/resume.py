@@ -5,6 +5,8 @@ manifest.json `resumes`, which keeps the original `started_at`."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any, Iterable
 
 from trials.run.design import flat_diff
@@ -49,6 +51,16 @@ def resume_changes(new: dict[str, Any], old: dict[str, Any],
                           "config.yaml is used), or start a new run without run.resume_dir. Safe to change "
                           f"on resume: {', '.join(SAFE_ON_RESUME)}")
     return {k: [flat_old.get(k), v] for k, v in diff.items() if k != "run.resume_dir"}
+
+
+def record_resume(previous: Path, manifest: dict[str, Any], changed: dict[str, list[Any]], now: str) -> None:
+    """Carry the earlier manifest's `started_at` into `manifest` and append this resume to
+    `resumes` ([{at, changed: {key: [old, new]}}])."""
+    if not previous.is_file():
+        return
+    old = json.loads(previous.read_text())
+    manifest["started_at"] = old.get("started_at", manifest["started_at"])
+    manifest["resumes"] = [*old.get("resumes", []), {"at": now, "changed": changed}]
 
 
 def _show(value: Any) -> str:
