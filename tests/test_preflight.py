@@ -132,3 +132,13 @@ def test_from_a_shell_exit_2_and_no_traceback(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.count("TRIALS_TEST_NO_SUCH_KEY is not set") == 1  # once, not per job
     assert _files(tmp_path) == []
+
+
+def test_sweep_dry_run_prints_every_point_and_a_bad_point_stops_the_sweep(tmp_path, monkeypatch, capsys):
+    code, out, err = _trials_run(tmp_path, monkeypatch, capsys, "-m", "llm=scripted", "experiment=hello",
+                                 "llm.model=a,b", "run.dry_run=true")
+    assert code == 0 and out.count("dry run: nothing was called") == 2 and "sweep point 2/2" in out
+    code, out, err = _trials_run(tmp_path, monkeypatch, capsys, "-m", "llm=scripted",
+                                 "experiment.size=small,big")
+    assert code == 2 and "experiment.size='big'" in err and "Traceback" not in err
+    assert _files(tmp_path) == []
