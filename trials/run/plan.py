@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import importlib
 import logging
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -27,7 +26,6 @@ CACHE_KEYS = {"mode", "path"}
 EXPERIMENT_KEYS = {"name", "scenario", "description", "size", "sizes", "group_size", "steps",
                    "population", "metrics", "control", "arms", "arm_defaults", "replicates",
                    "max_tokens", "paper", "agent", "propositions", "factors"}
-ARM_KEYS = {"correction", "interventions", "llm", "judge", "description", "story"}
 BACKENDS = ("loky", "threading", "multiprocessing", "sequential", "dask", "ray")
 
 
