@@ -76,6 +76,9 @@ def test_a_key_passed_as_the_env_var_name_is_refused_and_never_written(tmp_path,
     assert secret not in out + err and _files(tmp_path) == []
     code, out, err = _trials_run(tmp_path, monkeypatch, capsys, "llm=scripted", f"+llm.api_key={secret}")
     assert code == 2 and "looks like an API key" in err and secret not in out + err and _files(tmp_path) == []
+    assert main(["population", "llm=openai", f"llm.api_key_env={secret}"]) == 2
+    out, err = capsys.readouterr()
+    assert "llm.api_key_env=<hidden>" in err and secret not in out + err and _files(tmp_path) == []
 
 
 def test_unwritable_cache_path_is_refused(tmp_path, monkeypatch, capsys):

@@ -70,7 +70,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return export_main(rest)
     if command == "population":
-        return _hydra(_population_app, argv)
+        from trials.run.command import secrets_check_cli
+
+        code = secrets_check_cli(rest)  # an API key on the command line would land in .hydra/
+        return code if code is not None else _hydra(_population_app, argv)
     if command == "analyze":
         from analysis.cli import main as analyze_main
 

@@ -204,6 +204,17 @@ def preflight_cli(args: Sequence[str], conf_dir: str) -> int | None:
     return None
 
 
+def secrets_check_cli(args: Sequence[str]) -> int | None:
+    """For other Hydra commands (`trials population`): refuse an API key on the command line
+    before Hydra saves the overrides; 2 or None."""
+    try:
+        check_secrets(_split(args)[0])
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    return None
+
+
 def _checked(overrides: list[str], config_dir: str | None, conf_dir: str) -> dict[str, Any]:
     """One point's resolved config after every check ({} for a resume, whose saved config
     decides: there only a change of design is refused here)."""
