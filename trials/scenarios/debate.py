@@ -37,6 +37,12 @@ def rederive(votes: list[float]) -> dict[str, float | None]:
 DERIVED_FROM = {"opinion_spread": "agreement_after"}
 
 
+def extractions_per_session(exp: dict[str, Any], group_size: int) -> int:
+    """Vote extractions (for the estimate): one per agent before and/or after the debate."""
+    m = exp.get("metrics") or METRICS
+    return group_size * (("agreement_before" in m) + ("agreement_after" in m or "opinion_spread" in m))
+
+
 def _agreement(ctx: SessionContext, out: SessionOutput, world: Any, metric: str, motion: str) -> list[Any]:
     from trials.judging.extract import extract_vote
 

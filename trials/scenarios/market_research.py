@@ -33,6 +33,11 @@ def rederive(votes: list[float]) -> dict[str, float | None]:
 DERIVED_FROM = {"positive_share": "vote"}
 
 
+def extractions_per_session(exp: dict, group_size: int) -> int:
+    """Vote extractions (for the estimate): one per agent."""
+    return group_size
+
+
 def run(ctx: SessionContext) -> SessionOutput:
     from trials.judging.extract import extract_vote
 
