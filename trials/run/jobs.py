@@ -93,6 +93,10 @@ def execute_job(job: Job) -> dict[str, Any]:
     summary = _summary(job, "done", calls, started)
     rundir.write_job(job.arm, job.replicate, events=events, metrics=metrics, calls=calls,
                      meta={**summary, "material": job.material,
-                           "personas": [p.get("name") for p in job.personas]})
+                           "personas": [p.get("name") for p in job.personas],
+                           # scalar persona fields (gender, age_range, ...): subgroups for `trials validate`
+                           "persona_attributes": {p.get("name"): {k: v for k, v in p.items()
+                                                  if isinstance(v, (str, int, float, bool))}
+                                                  for p in job.personas}})
     rundir.log_execution(job.arm, job.replicate, "done")
     return summary

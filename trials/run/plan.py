@@ -24,7 +24,7 @@ RUN_KEYS = {"replicates", "n_jobs", "backend", "seed", "resume_dir", "budget_usd
 CACHE_KEYS = {"mode", "path"}
 EXPERIMENT_KEYS = {"name", "scenario", "description", "size", "sizes", "group_size", "steps",
                    "population", "metrics", "control", "arms", "arm_defaults", "replicates",
-                   "max_tokens", "paper", "agent"}
+                   "max_tokens", "paper", "agent", "validation"}
 ARM_KEYS = {"correction", "interventions", "llm", "judge", "description", "story"}
 BACKENDS = ("loky", "threading", "multiprocessing", "sequential", "dask", "ray")
 
@@ -213,6 +213,12 @@ def build_plan(cfg: dict[str, Any], root: Path) -> Plan:
     try:
         check_agent_options(exp)
     except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    from trials.run.validation import ConfigError as ValidationConfigError, check_validation
+
+    try:
+        check_validation(exp, scenario.METRICS)
+    except ValidationConfigError as exc:
         raise ConfigError(str(exc)) from None
     arms_raw = exp.get("arms") or {}
     if not arms_raw:
