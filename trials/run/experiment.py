@@ -214,10 +214,13 @@ def _finish(cfg: dict[str, Any], plan: Plan, rundir: RunDir, manifest: dict[str,
 
 
 def _validate(cfg: dict[str, Any], root: Path, metrics: dict[str, Any]) -> None:
-    """experiment.validation: compare with the human answers (before the report, which shows it)."""
+    """experiment.validation: compare with the human answers; judge_k >= 2: the judge's agreement
+    with itself (both before the report, which shows them)."""
+    from analysis.judge_reliability import write_judge_reliability
     from trials.run.validation import run_validation
 
     try:
+        write_judge_reliability(root)
         run_validation(cfg, root, metrics)
     except Exception as exc:  # noqa: BLE001 - the run directory is already complete
         print(f"warning: validation failed ({type(exc).__name__}: {exc}); the run data is intact; retry "
