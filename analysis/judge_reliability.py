@@ -26,6 +26,7 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 ALPHA_MIN = 0.667
 COLUMNS = ["proposition", "n_items", "k", "n_scores", "alpha_ordinal", "share_disagree_3plus", "mean_sd",
@@ -127,3 +128,51 @@ def judge_agreement(a: Sequence[float], b: Sequence[float], weights: str = "quad
     if math.isnan(out["kappa_weighted"]):
         out["notes"] = out["notes"] or "kappa undefined: no variation in the scores"
     return out
+
+
+# ----------------------------------------------------------------------------- judge vs labels
+def auc_with_ci(scores: Sequence[float], labels: Sequence[bool], *, n_boot: int = 2000, seed: int = 0,
+                confidence: float = 0.95) -> dict:
+    """Area under the ROC curve of `scores` for `labels` (True = positive), ties counted one half:
+    AUC = U / (n_pos * n_neg), U the Mann-Whitney statistic of the positives (Hanley & McNeil 1982;
+    the tests check it against scipy.stats.mannwhitneyu). CI: percentile bootstrap over items, pairs resampled together
+    (Efron & Tibshirani 1993; scipy.stats.bootstrap). Items with a missing score are dropped and
+    counted in `n_missing`. NaN with `notes` when a class is empty."""
+    s, y = np.asarray(scores, float), np.asarray(labels, bool)
+    keep = ~np.isnan(s)
+    s, y = s[keep], y[keep]
+    out = {"auc": math.nan, "auc_ci_low": math.nan, "auc_ci_high": math.nan, "n": int(len(s)),
+           "n_pos": int(y.sum()), "n_neg": int((~y).sum()), "n_missing": int((~keep).sum()), "notes": ""}
+    if not y.any() or y.all():
+        out["notes"] = "AUC needs scored items of both classes"
+        return out
+
+    def auc(sc: np.ndarray, lab: np.ndarray, axis: int = -1) -> np.ndarray:
+        # U of the positives from midranks (ties one half), vectorised over bootstrap resamples
+        lab = np.asarray(lab).astype(bool)
+        n_pos, n_neg = lab.sum(axis=axis), (~lab).sum(axis=axis)
+        u = (stats.rankdata(sc, axis=axis) * lab).sum(axis=axis) - n_pos * (n_pos + 1) / 2
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where((n_pos > 0) & (n_neg > 0), u / (n_pos * n_neg), np.nan)
+
+    out["auc"] = float(auc(s, y))
+    boot = stats.bootstrap((s, y), auc, paired=True, vectorized=True, n_resamples=n_boot,
+                           confidence_level=confidence, method="percentile", rng=np.random.default_rng(seed))
+    out["auc_ci_low"], out["auc_ci_high"] = float(boot.confidence_interval.low), float(boot.confidence_interval.high)
+    if math.isnan(out["auc_ci_low"]):
+        out["notes"] = "bootstrap CI undefined: some resamples hold one class only (too few items)"
+    return out
+
+
+def accuracy_with_ci(predicted: Sequence[bool], labels: Sequence[bool], confidence: float = 0.95) -> dict:
+    """Share of items where `predicted` equals `labels`, with the Wilson score interval (Wilson
+    1927; statsmodels proportion_confint(method="wilson")). Items with predicted None are dropped."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    pairs = [(bool(p), bool(t)) for p, t in zip(predicted, labels) if p is not None]
+    n, hits = len(pairs), sum(p == t for p, t in pairs)
+    if not n:
+        return {"accuracy": math.nan, "acc_ci_low": math.nan, "acc_ci_high": math.nan, "n": 0,
+                "notes": "no scored items"}
+    lo, hi = proportion_confint(hits, n, alpha=1 - confidence, method="wilson")
+    return {"accuracy": hits / n, "acc_ci_low": float(lo), "acc_ci_high": float(hi), "n": n, "notes": ""}

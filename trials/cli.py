@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return validate_main(rest)
     if command in ("validate-persona", "judge-check"):
-        from trials.judging.check_cli import main as check_main
+        from trials.run.checks import main as check_main
 
         return check_main(command, rest)
     print(f"trials: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
