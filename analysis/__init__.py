@@ -10,6 +10,11 @@ from analysis.io import Table, load_table
 from analysis.validate import TableError
 
 __all__ = ["AnalysisResult", "Table", "TableError", "analyze", "compare", "load_table"]
+# validity (human data, the judge): imported lazily too
+_LAZY = {"validate_answers": "validation", "compare_answers": "validation", "read_human": "validation",
+         "validate_run": "validation_run", "judge_reliability": "judge_reliability",
+         "judge_agreement": "judge_reliability"}
+__all__ += sorted(_LAZY)
 
 
 def __getattr__(name: str):  # analyze pulls in power/tradeoff modules; import lazily
@@ -17,4 +22,8 @@ def __getattr__(name: str):  # analyze pulls in power/tradeoff modules; import l
         from analysis import result
 
         return getattr(result, name)
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"analysis.{_LAZY[name]}"), name)
     raise AttributeError(name)

@@ -1,7 +1,7 @@
 """Simulated answers vs real people's answers to the same question (validation against human data).
 
     human = read_human("gazpacho.csv", column="Vote", by="Gender Identity")   # -> answer[, group]
-    table = validate(sim, human, scale=(1, 5), margin=0.5, by="group")      # -> validation.csv rows
+    table = validate_answers(sim, human, scale=(1, 5), margin=0.5, by="group")      # -> validation.csv rows
 
 Per comparison (all answers, then each subgroup present on both sides) one row with:
 
@@ -209,7 +209,7 @@ def verdict(row: dict, alpha: float = 0.05, scale: Sequence[float] = (1, 5)) -> 
 
 
 # ----------------------------------------------------------------------------- whole table
-def validate(sim: pd.DataFrame, human: pd.DataFrame, *, scale: Sequence[float] | None = (1, 5),
+def validate_answers(sim: pd.DataFrame, human: pd.DataFrame, *, scale: Sequence[float] | None = (1, 5),
              margin: float = 0.5, by: str | None = None, categories: Sequence[str] | None = None,
              alpha: float = 0.05, n_perm: int = 9999, seed: int = 0) -> pd.DataFrame:
     """Both frames have `answer` (and `group` when `by` is given). Returns one row for all answers

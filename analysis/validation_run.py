@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from analysis.validation import ANSWER_KINDS, ValidationInputError, read_human, validate
+from analysis.validation import ANSWER_KINDS, ValidationInputError, read_human, validate_answers
 
 
 def parse_by(by: str | None) -> tuple[str | None, str | None]:
@@ -87,7 +87,7 @@ def validate_run(run_dir: str | Path, human: str | Path, column: str, metric: st
         categories = list(categories or sorted(set(hum["answer"]) | set(sim["answer"].dropna())))
     tables, counts = [], []
     for arm, sub in sim.groupby("arm", sort=False):
-        t = validate(sub.drop(columns="arm"), hum, scale=scale if answer == "number" else None, margin=margin,
+        t = validate_answers(sub.drop(columns="arm"), hum, scale=scale if answer == "number" else None, margin=margin,
                      by="group" if human_col else None, categories=categories, n_perm=n_perm, seed=seed)
         t["group_by"] = t["group_by"].replace("group", human_col or "")
         t.insert(0, "arm", arm)

@@ -13,7 +13,7 @@ import pytest
 from scipy import stats
 from statsmodels.stats.weightstats import ttost_ind
 
-from analysis.validation import ValidationInputError, compare_answers, read_human, validate
+from analysis.validation import ValidationInputError, compare_answers, read_human, validate_answers
 from analysis.validation_run import main as validate_main
 from runner_support import run
 
@@ -77,7 +77,7 @@ def test_small_expected_counts_are_flagged():
 def test_subgroups_and_one_sided_groups():
     sim = pd.DataFrame({"answer": [1.0, 2.0, 3.0, 4.0, 5.0, 3.0], "group": ["a", "a", "a", "b", "b", "b"]})
     hum = pd.DataFrame({"answer": [2.0, 2.0, 3.0, 4.0, 1.0], "group": ["a", "a", "c", "b", "b"]})
-    t = validate(sim, hum, by="group", n_perm=99)
+    t = validate_answers(sim, hum, by="group", n_perm=99)
     assert list(t["group"]) == ["all", "a", "b", "c"]
     assert t.set_index("group").loc["a", "n_sim"] == 3 and t.set_index("group").loc["c", "n_sim"] == 0
     assert t.set_index("group").loc["c", "verdict"] == "not compared"
@@ -104,7 +104,7 @@ def test_storytelling_rankings_go_through_the_same_path(tmp_path):
     assert len(human) == len(raw) == 50
     assert human["answer"].value_counts().to_dict() == raw["Vote"].str[0].value_counts().to_dict()
     sim = pd.DataFrame({"answer": list("AABCDEAC")})
-    row = validate(sim, human, categories=list("ABCDE"), scale=None, n_perm=999).iloc[0]
+    row = validate_answers(sim, human, categories=list("ABCDE"), scale=None, n_perm=999).iloc[0]
     counts = np.array([[list(sim["answer"]).count(c) for c in "ABCDE"],
                        [list(human["answer"]).count(c) for c in "ABCDE"]])
     assert row["chi2"] == pytest.approx(stats.chi2_contingency(counts, correction=False).statistic)
@@ -167,3 +167,22 @@ def test_trials_validate_cli(tmp_path, capsys):
     assert "no metric 'ideas'" in capsys.readouterr().err
     assert validate_main([str(tmp_path), "--human", str(GAZPACHO), "--column", "Vote", "--metric", "vote"]) == 2
     assert "no metrics.parquet" in capsys.readouterr().err
+
+
+@needs_shared
+def test_storytelling_file_through_trials_validate(tmp_path, capsys):
+    # no shipped scenario asks for a top choice yet, so the run directory is written by hand: a
+    # categorical metric stores the 1-based index into --categories (A=1 ... E=5)
+    root = tmp_path / "run"
+    root.mkdir()
+    codes = [1, 1, 3, 2, 5, 4, 3, 1, 2, 3]
+    pd.DataFrame({"experiment": "x", "arm": "control", "replicate": 0, "session": "control-r0",
+                  "agent": [f"a{i}" for i in range(10)], "metric": "choice", "value": codes}).to_parquet(
+        root / "metrics.parquet")
+    assert validate_main([str(root), "--human", str(STORY), "--column", "Vote", "--metric", "choice",
+                          "--answer", "top_choice", "--categories", "A,B,C,D,E"]) == 0
+    row = pd.read_csv(root / "analysis" / "validation.csv").iloc[0]
+    assert row["n_sim"] == 10 and row["n_human"] == 50 and math.isfinite(row["chi2_p_perm"])
+    answers = pd.read_csv(root / "analysis" / "validation_answers.csv")
+    sim = answers.query("side == 'sim'").set_index("answer")["count"].to_dict()
+    assert sim == {"A": 3, "B": 2, "C": 3, "D": 1, "E": 1}

@@ -49,11 +49,15 @@ def labelled_set(path: str | Path | None = None) -> list[dict[str, Any]]:
 
 
 def judge_labelled_set(llm: Any, items: list[dict[str, Any]] | None = None, *, threshold: int = 5,
-                       persona_detail: str = "full") -> pd.DataFrame:
-    """Judge every item with `llm` (a bound trials.llm LLM); one row per item (module docstring)."""
+                       persona_detail: str = "full", progress: bool = False) -> pd.DataFrame:
+    """Judge every item with `llm` (a bound trials.llm LLM); one row per item (module docstring).
+    `progress`: a tqdm bar on stderr."""
+    from tqdm import tqdm
+
     prop = persona_adherence(threshold=threshold, persona_detail=persona_detail, first_n=0, last_n=1)
     rows = []
-    for item in items if items is not None else labelled_set():
+    items = items if items is not None else labelled_set()
+    for item in tqdm(items, desc="judge-check", unit="item", disable=not progress):
         persona = Persona.model_validate(item["persona"])
         events = [Event(step=0, kind="action", type="TALK", content=item["action"], agent=persona.name)]
         r = judge(prop, llm, events=events, agent=persona.name, persona=persona, salt=item["id"])

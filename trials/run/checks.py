@@ -88,7 +88,7 @@ def judge_check(overrides: list[str], out: Path, threshold: int = 5, items_path:
     cfg = compose_config(overrides)
     recorder = CallRecorder()
     _, judge_llm = build_llms(cfg, recorder)
-    table = judge_labelled_set(judge_llm, items, threshold=threshold)
+    table = judge_labelled_set(judge_llm, items, threshold=threshold, progress=True)
     summary: dict[str, Any] = {"judge": {"backend": judge_llm.backend, "model": judge_llm.model},
                                "threshold": threshold, "n_items": len(table)}
     for name, sub in [("all", table), *table.groupby("subtlety", sort=True)]:
