@@ -67,6 +67,12 @@ def test_run_with_judge_k_writes_judge_reliability_and_the_report_warns(tmp_path
     # the scripted judge answers at random: its alpha is far below 0.667, so the report must warn
     low = rel[rel["alpha_ordinal"] < 0.667]
     assert len(low) and "Unreliable judge" in report and str(low["proposition"].iloc[0]) in report
+    # `trials analyze <run dir>` writes it too
+    (root / "analysis" / "judge_reliability.csv").unlink()
+    from analysis.cli import main as analyze_main
+
+    assert analyze_main([str(root), "--n-boot", "50"]) == 0
+    assert pd.read_csv(root / "analysis" / "judge_reliability.csv").equals(rel)
 
 
 def test_no_reliability_file_when_judge_k_is_1(tmp_path):
