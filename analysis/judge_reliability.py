@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -156,8 +157,10 @@ def auc_with_ci(scores: Sequence[float], labels: Sequence[bool], *, n_boot: int 
             return np.where((n_pos > 0) & (n_neg > 0), u / (n_pos * n_neg), np.nan)
 
     out["auc"] = float(auc(s, y))
-    boot = stats.bootstrap((s, y), auc, paired=True, vectorized=True, n_resamples=n_boot,
-                           confidence_level=confidence, method="percentile", rng=np.random.default_rng(seed))
+    with warnings.catch_warnings():  # a NaN CI is reported in `notes` below
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        boot = stats.bootstrap((s, y), auc, paired=True, vectorized=True, n_resamples=n_boot,
+                               confidence_level=confidence, method="percentile", rng=np.random.default_rng(seed))
     out["auc_ci_low"], out["auc_ci_high"] = float(boot.confidence_interval.low), float(boot.confidence_interval.high)
     if math.isnan(out["auc_ci_low"]):
         out["notes"] = "bootstrap CI undefined: some resamples hold one class only (too few items)"

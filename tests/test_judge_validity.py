@@ -197,3 +197,12 @@ def test_judge_check_and_validate_persona_on_the_local_model(tmp_path, capsys):
     data = json.loads((tmp_path / "i.json").read_text())
     assert len(data["questions"]) == 2 and (data["score"] is not None or data["missing_reason"])
     assert re.search(r"^score: (\d|n/a)/9$", capsys.readouterr().out, re.M)
+
+
+def test_judge_check_keeps_going_when_a_call_fails(scripted_llm):
+    items = labelled_set()[:4]
+    llm = scripted_llm(rules=[{"match": re.escape(items[1]["action"][:50]), "error": "permanent"}])
+    table = judge_labelled_set(llm, items)
+    assert table["score"].isna().tolist() == [False, True, False, False]
+    assert table.loc[1, "missing_reason"].startswith("LLM error: PermanentLLMError")
+    assert auc_with_ci(table["score"], table["fits"], n_boot=50)["n_missing"] == 1

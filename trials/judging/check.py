@@ -19,8 +19,9 @@ from typing import Any
 
 import pandas as pd
 
-from trials.judging.judge import judge
+from trials.judging.judge import JudgeResult, judge
 from trials.judging.propositions import persona_adherence
+from trials.llm.base import LLMError
 from trials.persona import Persona
 from trials.session.events import Event
 
@@ -60,7 +61,10 @@ def judge_labelled_set(llm: Any, items: list[dict[str, Any]] | None = None, *, t
     for item in tqdm(items, desc="judge-check", unit="item", disable=not progress):
         persona = Persona.model_validate(item["persona"])
         events = [Event(step=0, kind="action", type="TALK", content=item["action"], agent=persona.name)]
-        r = judge(prop, llm, events=events, agent=persona.name, persona=persona, salt=item["id"])
+        try:
+            r = judge(prop, llm, events=events, agent=persona.name, persona=persona, salt=item["id"])
+        except LLMError as exc:  # recorded as a missing score; the other items still count
+            r = JudgeResult(proposition=prop.name, missing_reason=f"LLM error: {type(exc).__name__}: {exc}"[:300])
         rows.append({"id": item["id"], "persona": persona.name, "subtlety": item["subtlety"],
                      "fits": item["fits"], "score": r.score, "weighted_score": r.weighted_score,
                      "predicted": None if r.score is None else r.score >= threshold,

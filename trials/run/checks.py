@@ -175,6 +175,8 @@ def main(command: str, argv: list[str]) -> int:
         ap.add_argument("--questions", type=int, default=5, help="number of interview questions (default 5)")
         ap.add_argument("--out", default=None, help="interview JSON path (default <persona>.interview.json)")
     ap.add_argument("overrides", nargs="*", help="Hydra-style config overrides, e.g. llm=scripted judge=openai")
+    from trials.llm import LLMError
+
     a, extra = ap.parse_known_args(argv)  # overrides may come before or after the options
     a.overrides = [*a.overrides, *extra]
     try:
@@ -192,4 +194,7 @@ def main(command: str, argv: list[str]) -> int:
     except CheckError as exc:
         print(f"trials {command}: {exc}", file=sys.stderr)
         return 2
+    except LLMError as exc:  # e.g. the endpoint is down after its retries
+        print(f"trials {command}: LLM error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     return 0
