@@ -59,7 +59,7 @@ def sim_answers(run_dir: str | Path, metric: str, persona_field: str | None = No
         if all(g is None for g in groups):
             raise ValidationInputError(f"{root}: the personas of this run have no field {persona_field!r} "
                                        "(--by); name a persona field, e.g. --by 'Gender Identity=gender'")
-        out["group"] = ["" if g is None else str(g) for g in groups]
+        out["group"] = ["(missing)" if g is None else str(g) for g in groups]
     return out.reset_index(drop=True)
 
 
@@ -79,12 +79,15 @@ def validate_run(run_dir: str | Path, human: str | Path, column: str, metric: st
                  n_perm: int = 9999, seed: int = 0, out_dir: str | Path | None = None) -> pd.DataFrame:
     """Compare every arm of a run with the human answers; writes the three files (module
     docstring) into `out_dir` (default `<run_dir>/analysis`) and returns validation.csv's table."""
+    if answer != "number" and not categories:
+        raise ValidationInputError(f"--answer {answer} needs --categories (e.g. A,B,C,D,E): the run stores a "
+                                   "choice as its 1-based index into them")
     human_col, persona_field = parse_by(by)
     hum = read_human(human, column, by=human_col, answer=answer, scale=scale if answer == "number" else None)
     sim = sim_answers(run_dir, metric, persona_field)
     if answer != "number":
         sim["answer"] = sim["answer"].map(lambda v: _category(v, categories))
-        categories = list(categories or sorted(set(hum["answer"]) | set(sim["answer"].dropna())))
+        categories = list(categories)
     tables, counts = [], []
     for arm, sub in sim.groupby("arm", sort=False):
         t = validate_answers(sub.drop(columns="arm"), hum, scale=scale if answer == "number" else None, margin=margin,

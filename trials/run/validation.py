@@ -48,6 +48,9 @@ def check_validation(exp: dict[str, Any], metrics: dict[str, Any]) -> dict[str, 
     answer = block.get("answer") or "number"
     if answer not in ANSWERS:
         raise ConfigError(f"experiment.validation.answer={answer!r}: use one of {', '.join(ANSWERS)}")
+    if answer != "number" and not block.get("categories"):
+        raise ConfigError(f"experiment.validation.answer={answer} needs experiment.validation.categories "
+                          "(e.g. [A, B, C, D, E]): the metric stores a choice as its 1-based index into them")
     scale = block.get("scale", [1, 5])
     if answer == "number" and not (isinstance(scale, (list, tuple)) and len(scale) == 2
                                    and all(isinstance(v, (int, float)) for v in scale) and scale[0] < scale[1]):
