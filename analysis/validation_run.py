@@ -9,7 +9,7 @@ people's (analysis.validation), written to `<run dir>/analysis/`:
 
 Subgroups: `--by COL` names a column of the human file and a persona field of the run; when they
 are spelled differently, `--by "Gender Identity=gender"` (human column = persona field). The
-persona fields come from each job's `job.json` (`persona_attributes`).
+persona fields come from each job's `job.json` (`persona_records`).
 """
 
 from __future__ import annotations
@@ -53,8 +53,10 @@ def sim_answers(run_dir: str | Path, metric: str, persona_field: str | None = No
         attrs: dict[tuple[str, str], Any] = {}
         for meta in (root / "jobs").glob("*/*/job.json"):
             data = json.loads(meta.read_text())
-            for name, fields in (data.get("persona_attributes") or {}).items():
-                attrs[(str(data.get("session")), name)] = fields.get(persona_field)
+            for record in data.get("persona_records") or []:
+                value = record.get(persona_field)
+                attrs[(str(data.get("session")), str(record.get("name")))] = (
+                    value if isinstance(value, (str, int, float, bool)) else None)
         groups = [attrs.get((str(s), str(a))) for s, a in zip(rows["session"], rows["agent"])]
         if all(g is None for g in groups):
             raise ValidationInputError(f"{root}: the personas of this run have no field {persona_field!r} "

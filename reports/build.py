@@ -12,7 +12,7 @@ from reports.document import Bullets, Callout, Document, Figure, Para, Table
 from reports.excerpts import excerpts
 from reports.load import RunData
 from reports.runinfo import arm_names, config_diff, header_facts, usage_by_purpose
-from reports.tables import headline, secondary, tradeoff_lines
+from reports.tables import headline, models, secondary, tradeoff_lines
 from reports.validity import section_blocks
 
 POWER_COLUMNS = ("metric", "treatment", "unit", "n_this_run", "observed_effect", "mde_this_run", "target_power",
@@ -51,9 +51,9 @@ def _headline(doc: Document, data: RunData) -> None:
     if groups:
         items = [f"{name}: {line}" if name else line for name, lines in groups.items() for line in lines]
         sec.blocks.append(Callout("Trade-offs", items, "info"))
-    extra = secondary(eff)
-    if extra is not None:
-        sec.blocks.append(extra)
+    for extra in (secondary(eff), models(eff)):
+        if extra is not None:
+            sec.blocks.append(extra)
 
 
 def _figures(doc: Document, data: RunData, arms: list[str], fig_dir: Path) -> None:

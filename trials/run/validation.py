@@ -14,10 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-
-class ConfigError(ValueError):
-    """A bad experiment.validation block (trials.run.plan re-raises it as its ConfigError)."""
-
+from trials.run.errors import ConfigError
 
 KEYS = {"human", "column", "metric", "scale", "margin", "by", "answer", "categories"}
 ANSWERS = ("number", "top_choice", "category")

@@ -21,6 +21,11 @@ QUESTION = "Would you buy this product?"
 INSTRUCTION = "Say yes or no and why, in one or two sentences."  # experiment.instruction overrides it
 
 
+def extractions_per_session(exp: dict, group_size: int) -> int:
+    """Vote extractions (for the estimate): one per agent."""
+    return group_size
+
+
 def run(ctx: SessionContext) -> SessionOutput:
     from trials.judging.extract import extract_vote
 
