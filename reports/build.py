@@ -13,6 +13,7 @@ from reports.excerpts import excerpts
 from reports.load import RunData
 from reports.runinfo import arm_names, config_diff, header_facts, usage_by_purpose
 from reports.tables import headline, models, secondary, tradeoff_lines
+from reports.validity import section_blocks
 
 POWER_COLUMNS = ("metric", "treatment", "unit", "n_this_run", "observed_effect", "mde_this_run", "target_power",
                  "n_needed")
@@ -133,6 +134,8 @@ def build(data: RunData, fig_dir: Path) -> Document:
     doc.section("How far to trust this run", "caveats").blocks.append(Callout("Caveats", caveats(data)))
     _headline(doc, data)
     _figures(doc, data, arms, fig_dir)
+    if validity := section_blocks(data.tables.dir, fig_dir):  # validation.csv, judge_reliability.csv
+        doc.section("Validity", "validity").blocks.extend(validity)
     _quality(doc, data)
     sec = doc.section("Transcript excerpts", "transcripts")
     sec.blocks.extend(excerpts(data.transcript, arms) or [Para("No transcript for this input.")])

@@ -237,6 +237,7 @@ def _finish(cfg: dict[str, Any], plan: Plan, rundir: RunDir, manifest: dict[str,
                            "n_jobs_total": len(jobs), "n_done": len(done), "n_failed": n_failed,
                            "n_not_run": n_missing, "jobs": jobs, "totals": totals, "arms": arms_check})
     if done:
+        _validate(cfg, rundir.root, plan)
         _post_process(cfg, rundir.root, plan.control)
     cost = "n/a" if totals["cost_usd"] is None else f"${totals['cost_usd']:.4f}"
     print(f"{len(done)}/{len(jobs)} jobs done, {n_failed} failed"
@@ -255,6 +256,21 @@ def _finish(cfg: dict[str, Any], plan: Plan, rundir: RunDir, manifest: dict[str,
         print(f"rerun with run.resume_dir={rundir.root} to retry the {n_failed + n_missing} unfinished job(s)")
     print(f"run directory: {rundir.root}", flush=True)
     return 1 if n_failed else 0
+
+
+def _validate(cfg: dict[str, Any], root: Path, plan: Plan) -> None:
+    """experiment.validation: compare with the human answers; judge_k >= 2: the judge's agreement
+    with itself (both before the report, which shows them)."""
+    from analysis.judge_reliability import write_judge_reliability
+    from trials.run.validation import run_validation
+    from trials.scenarios.base import metrics_of
+
+    try:
+        write_judge_reliability(root)
+        run_validation(cfg, root, metrics_of(plan.scenario.METRICS, dict(cfg.get("experiment") or {})))
+    except Exception as exc:  # noqa: BLE001 - the run directory is already complete
+        print(f"warning: validation failed ({type(exc).__name__}: {exc}); the run data is intact; retry "
+              f"with `trials validate {root} --human FILE --column C --metric M`", file=sys.stderr)
 
 
 def _analyze(root: Path, control: str) -> None:

@@ -16,8 +16,9 @@ METRICS = {
     "positive_share": ("session", "real"),
 }
 MATERIAL_KEY = "products"
-OPTIONS = ("max_actions", "agent_max_tokens", "judge_k", "intervention_options", "question")
+OPTIONS = ("max_actions", "agent_max_tokens", "judge_k", "intervention_options", "question", "instruction")
 QUESTION = "Would you buy this product?"
+INSTRUCTION = "Say yes or no and why, in one or two sentences."  # experiment.instruction overrides it
 
 
 def votes_of(results: list) -> list[float]:
@@ -46,8 +47,8 @@ def run(ctx: SessionContext) -> SessionOutput:
     metrics = list(exp.get("metrics") or METRICS)
     out = SessionOutput()
     world = make_world(ctx, "Give your honest opinion as a potential customer.")
-    world.broadcast(f"Here is a new product.\n{ctx.material}\n{question} Say yes or no and why, "
-                    "in one or two sentences.", source="Interviewer")
+    instruction = str(exp.get("instruction") or INSTRUCTION)
+    world.broadcast(f"Here is a new product.\n{ctx.material}\n{question} {instruction}", source="Interviewer")
     steps = int(exp.get("steps") or 1)
     world.run(steps)
     results = []
