@@ -26,6 +26,8 @@ bench: $(VENV)/.installed-test
 	$(PY) benchmarks/llm_overhead.py
 	$(PY) benchmarks/runner_scaling.py --steps 10
 	$(PY) benchmarks/calibration.py --sims 4000 --compare-sims 400
+	$(PY) benchmarks/estimate_accuracy.py
+	$(PY) benchmarks/fault_injection.py
 	$(PY) benchmarks/throughput.py
 	$(PY) benchmarks/dask_check.py
 	$(PY) benchmarks/scale.py

@@ -133,11 +133,13 @@ def test_priced_model_estimate_uses_the_price_table(tmp_path, capsys):
     from trials.run.progress import estimate
 
     cfg = config(*BRAIN)
+    cfg["llm"] = {"backend": "openai", "model": "gpt-4o-mini"}
     plan = build_plan(cfg, tmp_path)
-    e = estimate(plan, cfg["run"], {"backend": "openai", "model": "gpt-4o-mini"}, cfg["prices"])
+    e = estimate(plan, cfg["run"], cfg["prices"])
     expected = (e["tokens_in"] * 0.15 + e["tokens_out"] * 0.6) / 1e6
     assert e["calls"] > 0 and math.isclose(e["cost_usd"], expected, rel_tol=1e-6)
-    assert math.isnan(estimate(plan, cfg["run"], {"backend": "openai", "model": "nope"}, cfg["prices"])["cost_usd"])
+    cfg["llm"]["model"] = "nope"
+    assert math.isnan(estimate(build_plan(cfg, tmp_path), cfg["run"], cfg["prices"])["cost_usd"])
 
 
 def test_run_directory_schema(tmp_path, capsys):
@@ -149,7 +151,7 @@ def test_run_directory_schema(tmp_path, capsys):
 
     m = json.loads((tmp_path / "manifest.json").read_text())
     for key, typ in {"schema_version": int, "package_version": str, "python": str, "experiment": str,
-                     "control": str, "arms": list, "arm_configs": dict, "paired": bool, "seed": int,
+                     "control": str, "arms": dict, "arm_configs": dict, "paired": bool, "seed": int,
                      "replicates": int, "llm": dict, "judge": dict, "started_at": str, "finished_at": str,
                      "status": str, "n_jobs_total": int, "n_failed": int, "jobs": list, "totals": dict}.items():
         assert isinstance(m[key], typ), key
@@ -172,6 +174,13 @@ def test_run_directory_schema(tmp_path, capsys):
     assert set(mt["metric"]) == {"persona_adherence", "self_consistency", "fluency", "task_completion",
                                  "divergence", "ideas"}
     assert (mt["value"].isna() == (mt["missing_reason"] != "")).all()
+    from trials.judging.answers import MISSING_REASONS
+
+    assert set(mt["missing_reason"]) <= {"", *MISSING_REASONS}  # the fixed vocabulary
+    assert set(m["arms"]) == {"control", "treatment"} and m["arms"]["control"]["delivered"] is None
+    assert m["arms"]["treatment"]["delivered"] is True  # correction checked actions
+    assert list(pd.read_csv(tmp_path / "delivery.csv").columns) == ["arm", "mechanism", "expected", "delivered",
+                                                                   "count", "note"]
     assert set(mt["session"]) == {"control-r0", "control-r1", "treatment-r0", "treatment-r1"}
 
     events = [json.loads(line) for line in (tmp_path / "transcript.jsonl").read_text().splitlines()]

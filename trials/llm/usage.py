@@ -65,24 +65,6 @@ def cost_usd(backend: str, model: str, tokens_in: int, tokens_out: int,
     return (tokens_in * price["input_per_1m"] + tokens_out * price["output_per_1m"]) / 1e6
 
 
-class SpendMeter:
-    """Dollars spent by every call recorded in this process so far (NaN-priced calls excluded),
-    read live by the runner to keep its budget while sessions are still running."""
-
-    def __init__(self) -> None:
-        self.total = 0.0
-        self._lock = threading.Lock()
-
-    def add(self, usd: float) -> None:
-        if usd and not math.isnan(usd):
-            with self._lock:
-                self.total += usd
-
-
-#: The process-wide meter `CallRecorder.record` adds to.
-SPEND = SpendMeter()
-
-
 class CallRecorder:
     """Thread-safe list of per-request rows (see COLUMNS); the runner writes it to llm_calls.parquet."""
 
@@ -105,7 +87,6 @@ class CallRecorder:
                "prompt_chars": usage.prompt_chars, "error": error}
         with self._lock:
             self.rows.append(row)
-        SPEND.add(usage.cost_usd)
 
     def to_frame(self) -> "pd.DataFrame":
         import pandas as pd

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 import platform
 import subprocess
 import sys
@@ -20,16 +19,22 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 import trials
+from trials.run import preflight
+from trials.run.budget import Budget, check_priced
+from trials.run.delivery import undelivered_metrics, write_delivery
 from trials.run.engines import choose, dispatch
 from trials.run.plan import ConfigError, Job, Plan, build_plan, divide_threads, resolve_n_jobs
-from trials.run.progress import Progress, estimate, format_estimate
+from trials.run.remeasure import remeasure_run
+from trials.run.progress import Progress, estimate, format_estimate, format_plan
+from trials.run.resume import record_resume, resume_changes
 from trials.run.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
 #: Settings a resumed run takes from the new command line; everything else comes from the saved
 #: config.yaml so that the resumed jobs are the same experiment.
-RESUME_FROM_COMMAND = ("n_jobs", "backend", "budget_usd", "dry_run", "threads_per_session", "cluster")
+RESUME_FROM_COMMAND = ("n_jobs", "backend", "budget_usd", "dry_run", "threads_per_session", "analyze", "report",
+                       "cluster")
 
 
 def _git_sha() -> str | None:
@@ -45,8 +50,10 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _prepare(cfg: dict[str, Any], root: Path) -> dict[str, Any]:
-    """Resume: the saved config wins except for RESUME_FROM_COMMAND; cache path made absolute."""
+def _prepare(cfg: dict[str, Any], root: Path, overrides: list[str] | None = None,
+             resumed: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Resume: the saved config wins; a change of design is refused (trials.run.resume), safe
+    changes are taken and noted in `resumed`; cache path made absolute."""
     run = dict(cfg.get("run") or {})
     saved = root / "config.yaml"
     if run.get("resume_dir"):
@@ -54,7 +61,12 @@ def _prepare(cfg: dict[str, Any], root: Path) -> dict[str, Any]:
             raise ConfigError(f"run.resume_dir={run['resume_dir']!r}: no config.yaml in {root}; "
                               "point it at the directory of an earlier `trials run`")
         old = yaml.safe_load(saved.read_text())
-        old["run"].update({k: run[k] for k in RESUME_FROM_COMMAND if k in run})
+        changed = resume_changes(cfg, old, overrides)
+        if resumed is not None:
+            resumed.update(changed)
+        # a budget survives resume unless the command sets another (trials.run.budget)
+        old["run"].update({k: run[k] for k in RESUME_FROM_COMMAND
+                           if k in run and not (k == "budget_usd" and run[k] is None)})
         old["run"]["resume_dir"] = str(root)
         if cfg.get("cache"):
             old["cache"] = cfg["cache"]
@@ -74,42 +86,26 @@ def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
     return {**{k: v for k, v in cfg.items() if k not in ("cache", "run")}, "run": run}
 
 
-def _dispatch(jobs: list[Job], run: dict[str, Any], progress: Progress,
-              job_cost: float = math.nan) -> Iterator[dict[str, Any]]:
+def _dispatch(jobs: list[Job], run: dict[str, Any], progress: Progress) -> Iterator[dict[str, Any]]:
     """Yield job summaries as they finish (trials/run/engines.py). The engine asks the budget
-    before starting each job, so once the cost reaches it no new job starts (running ones finish).
-    Engines that run many sessions at once in this process are held to it too: what running
-    sessions have spent so far (live, `trials.llm.usage.SPEND`) plus the estimated cost
-    `job_cost` of each running job counts against the budget."""
-    from trials.llm.usage import SPEND
-
-    budget, base, started = run.get("budget_usd"), SPEND.total, [0]
-
-    def may_start() -> bool:
-        if progress.over_budget():
-            return False
-        if budget is not None:
-            running = started[0] - progress.done - progress.failed
-            reserved = running * job_cost if job_cost == job_cost else 0.0  # NaN: no estimate
-            if max(SPEND.total - base, progress.spent_usd) + reserved >= float(budget):
-                progress.stopped_for_budget = True
-                return False
-        started[0] += 1
-        return True
-
-    yield from dispatch(jobs, run, may_start, run["engine"])
+    before starting each job (`Progress.over_budget` reserves its estimated cost), so once the
+    cost reaches it no new job starts (running ones finish), however many sessions run at once."""
+    yield from dispatch(jobs, run, lambda: not progress.over_budget(), run["engine"])
 
 
-def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path) -> int:
+def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path, overrides: list[str] | None = None) -> int:
     """Run (or resume) an experiment into `root`. Returns the exit status: 0 ok, 1 some jobs
-    failed, 2 config error (nothing was run)."""
-    if isinstance(cfg, DictConfig):
-        cfg = OmegaConf.to_container(cfg, resolve=True)
-    cfg = {k: v for k, v in cfg.items() if k != "hydra"}
+    failed, 2 config error (nothing was run). `overrides`: the command line's overrides (a resume
+    compares only those keys with the saved config; None = the whole config)."""
     rundir = RunDir(root)
     try:
-        cfg = _prepare(cfg, rundir.root)
+        if isinstance(cfg, DictConfig):
+            cfg = preflight.resolve(cfg)
+        cfg = {k: v for k, v in cfg.items() if k != "hydra"}
+        resumed: dict[str, Any] = {}
+        cfg = _prepare(cfg, rundir.root, overrides, resumed)
         plan = build_plan(cfg, rundir.root)
+        preflight.check(cfg, plan)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
@@ -121,9 +117,16 @@ def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path) -> int:
     for arm in plan.aa_arms:
         print(f"note: arm {arm!r} is identical to control {plan.control!r}: an A/A check "
               "(any 'effect' is noise)", file=sys.stderr)
-    est = estimate(plan, run, dict(cfg.get("llm") or {}), cfg.get("prices"))
+    est = estimate(plan, run, cfg.get("prices"))
+    try:
+        check_priced(run.get("budget_usd"), [c for j in plan.jobs[:len(plan.arms)] for c in (j.llm, j.judge)],
+                     cfg.get("prices"))
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
     print(format_estimate(est, len(plan.jobs)), flush=True)
     if run.get("dry_run"):
+        print(format_plan(plan, est))
         print("dry run: nothing was called")
         return 0
 
@@ -134,14 +137,21 @@ def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path) -> int:
     if len(pending) < len(plan.jobs):
         print(f"resuming: {len(plan.jobs) - len(pending)} of {len(plan.jobs)} jobs already done"
               + (f", {stale} interrupted job(s) restarted" if stale else ""), file=sys.stderr)
+        tried, fixed = remeasure_run(rundir, plan.jobs)  # repeat the measurements whose call had failed
+        if tried:
+            print(f"re-measured {fixed} of {tried} value(s) missing because a call had failed",
+                  file=sys.stderr)
     manifest = {**_manifest(cfg, plan, est, started=_now()), "engine": run["engine"]}
+    if run.get("resume_dir"):  # keep the first start; log every resume
+        record_resume(rundir.root / "manifest.json", manifest, resumed, _now())
     rundir.write_manifest({**manifest, "status": "running"})
 
-    progress = Progress(total=len(pending), budget_usd=run.get("budget_usd"))
+    budget = Budget(run.get("budget_usd"), per_job_estimate=est["cost_usd"] / max(1, len(plan.jobs)),
+                    spent=rundir.spent_usd())
+    progress = Progress(total=len(pending), budget_usd=run.get("budget_usd"), budget=budget)
     interrupted = False
     try:
-        job_cost = est["cost_usd"] / len(plan.jobs) if plan.jobs else math.nan
-        for summary in _dispatch(pending, run, progress, job_cost):
+        for summary in _dispatch(pending, run, progress):
             progress.update(summary)
     except KeyboardInterrupt:  # keep what finished; the manifest says partial
         interrupted = True
@@ -158,13 +168,25 @@ def _manifest(cfg: dict[str, Any], plan: Plan, est: dict[str, Any], started: str
         "schema_version": 1, "package_version": trials.__version__, "git_sha": _git_sha(),
         "python": platform.python_version(), "experiment": plan.experiment.get("name"),
         "scenario": plan.experiment.get("scenario"), "control": plan.control,
-        "arms": list(plan.arms), "arm_configs": plan.arms, "aa_arms": plan.aa_arms,
+        "arms": list(plan.arms), "arm_configs": plan.arm_configs or plan.arms, "aa_arms": plan.aa_arms,
+        "factors": plan.factors, "propositions": _propositions(plan),
         "paired": bool(cfg["run"].get("paired", True)), "seed": int(cfg["run"].get("seed", 0)),
         "replicates": int(cfg["run"]["replicates"]),
         "llm": {"backend": cfg["llm"].get("backend"), "model": cfg["llm"].get("model")},
         "judge": {"backend": judge.get("backend"), "model": judge.get("model")},
         "estimate": est, "started_at": started,
     }
+
+
+def _propositions(plan: Plan) -> dict[str, Any]:
+    """The experiment's own propositions (any arm's) with their level, scale and direction."""
+    out: dict[str, Any] = {}
+    for conf in (plan.arm_configs or {}).values():
+        for name, spec in dict(conf.get("propositions") or {}).items():
+            out.setdefault(name, {"claim": spec.get("claim"), "rubric": spec.get("rubric"),
+                                  "level": spec.get("level", "agent"), "scale": "0-9",
+                                  "higher_is_better": bool(spec.get("higher_is_better", True))})
+    return out
 
 
 def _finish(cfg: dict[str, Any], plan: Plan, rundir: RunDir, manifest: dict[str, Any],
@@ -178,7 +200,13 @@ def _finish(cfg: dict[str, Any], plan: Plan, rundir: RunDir, manifest: dict[str,
         jobs.append({"arm": j.arm, "replicate": j.replicate, "session": j.session, "seed": j.seed,
                      "status": status, "error": meta.get("error", "") if status != "done" else "",
                      "duration_s": meta.get("duration_s"), "worker": meta.get("worker")})
-    totals = rundir.collect(done)
+    # sessions of failed jobs become "not delivered" rows, in arms with a finished session (an arm
+    # with none stays out of the table: nothing to compare; the manifest lists its failures)
+    failed = [(j["arm"], j["replicate"], j["error"]) for j in jobs
+              if j["status"] == "failed" and any(a == j["arm"] for a, _ in done)]
+    totals = rundir.collect(done, undelivered_metrics(plan, failed))  # failed sessions: "not delivered"
+    # the manipulation check: was each arm's treatment delivered? (trials.run.delivery)
+    arms_check = write_delivery(rundir.root, plan.arms, plan.control, plan.aa_arms, {a for a, _ in done})
     for role, purpose in (("llm", "action"), ("judge", "judge")):  # the backend's real model name
         if totals["models"].get(purpose):
             manifest[role]["model"] = ", ".join(totals["models"][purpose])
@@ -189,8 +217,9 @@ def _finish(cfg: dict[str, Any], plan: Plan, rundir: RunDir, manifest: dict[str,
                            "status": "complete" if complete else "partial",
                            "stopped_for_budget": progress.stopped_for_budget,
                            "n_jobs_total": len(jobs), "n_done": len(done), "n_failed": n_failed,
-                           "n_not_run": n_missing, "jobs": jobs, "totals": totals})
+                           "n_not_run": n_missing, "jobs": jobs, "totals": totals, "arms": arms_check})
     if done:
+        _validate(cfg, rundir.root, plan)
         _post_process(cfg, rundir.root, plan.control)
     cost = "n/a" if totals["cost_usd"] is None else f"${totals['cost_usd']:.4f}"
     print(f"{len(done)}/{len(jobs)} jobs done, {n_failed} failed"
@@ -198,13 +227,10 @@ def _finish(cfg: dict[str, Any], plan: Plan, rundir: RunDir, manifest: dict[str,
              if progress.stopped_for_budget else f", {n_missing} not run" if n_missing else "")
           + f"; {totals['calls']} LLM calls ({totals['requests']} requests), "
           f"{totals['tokens_in'] + totals['tokens_out']} tokens, {cost}")
-    for arm, counts in totals["steering"].items():
-        conf = plan.arms.get(arm, {})
-        if conf.get("interventions") and not counts["interventions"]:
-            print(f"note: arm {arm!r} has interventions {conf['interventions']} but none fired; "
-                  "its sessions saw no intervention (more steps, or experiment.intervention_options)")
-        if conf.get("correction") and not counts["correction_attempts"]:
-            print(f"note: arm {arm!r} has action correction but no action was checked")
+    for arm, check in arms_check.items():
+        if check["delivered"] is False:
+            print(f"note: arm {arm!r}: {check['note']}; its comparison is marked 'treatment not delivered' "
+                  "(more steps, or experiment.intervention_options)")
     for j in jobs:
         if j["status"] == "failed":
             print(f"  failed: {j['session']}: {j['error'][:200]}")
@@ -212,6 +238,21 @@ def _finish(cfg: dict[str, Any], plan: Plan, rundir: RunDir, manifest: dict[str,
         print(f"rerun with run.resume_dir={rundir.root} to retry the {n_failed + n_missing} unfinished job(s)")
     print(f"run directory: {rundir.root}", flush=True)
     return 1 if n_failed else 0
+
+
+def _validate(cfg: dict[str, Any], root: Path, plan: Plan) -> None:
+    """experiment.validation: compare with the human answers; judge_k >= 2: the judge's agreement
+    with itself (both before the report, which shows them)."""
+    from analysis.judge_reliability import write_judge_reliability
+    from trials.run.validation import run_validation
+    from trials.scenarios.base import metrics_of
+
+    try:
+        write_judge_reliability(root)
+        run_validation(cfg, root, metrics_of(plan.scenario.METRICS, dict(cfg.get("experiment") or {})))
+    except Exception as exc:  # noqa: BLE001 - the run directory is already complete
+        print(f"warning: validation failed ({type(exc).__name__}: {exc}); the run data is intact; retry "
+              f"with `trials validate {root} --human FILE --column C --metric M`", file=sys.stderr)
 
 
 def _analyze(root: Path, control: str) -> None:
@@ -248,7 +289,7 @@ def run_from_hydra(cfg: DictConfig) -> int:
     hc = HydraConfig.get()
     resume = OmegaConf.select(cfg, "run.resume_dir")
     root = Path(resume).expanduser() if resume else Path(hc.runtime.output_dir)
-    code = run_experiment(cfg, root)
+    code = run_experiment(cfg, root, overrides=list(hc.overrides.task))
     if code and hc.mode == RunMode.RUN:
         sys.exit(code)  # Hydra drops the task's return value in single-run mode
     return code

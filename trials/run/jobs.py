@@ -22,6 +22,7 @@ import pandas as pd
 from trials.session.actions import derive_seed
 from trials.run.plan import Job, load_scenario
 from trials.run.rundir import RunDir
+from trials.run.worker_log import ensure_run_log
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ def worker_name() -> str:
 def execute_job(job: Job) -> dict[str, Any]:
     """Run one session and write its folder; returns a small summary for the progress bar."""
     rundir = RunDir(job.root)
+    ensure_run_log(job.root)  # worker processes' log lines reach <run dir>/cli.log
     rundir.log_execution(job.arm, job.replicate, "start")
     result = run_job(job)
     write_result(rundir, job, result)
@@ -80,10 +82,13 @@ def execute_job(job: Job) -> dict[str, Any]:
 def write_result(rundir: RunDir, job: Job, result: dict[str, Any]) -> None:
     """Write what `run_job` returned: the job folder (atomic) or the failure record."""
     if result["summary"]["status"] == "failed":
+        calls = result.get("calls")
+        if calls is not None and len(calls):
+            rundir.write_failed_calls(job.arm, job.replicate, calls)
         rundir.write_failure(job.arm, job.replicate, {**result["summary"], "traceback": result["traceback"]})
     else:
         rundir.write_job(job.arm, job.replicate, events=result["events"], metrics=result["metrics"],
-                         calls=result["calls"], meta=result["meta"])
+                         calls=result["calls"], meta=result["meta"], remeasure=result.get("remeasure"))
     rundir.log_execution(job.arm, job.replicate, result["summary"]["status"])
 
 
@@ -116,6 +121,9 @@ def run_job(job: Job) -> dict[str, Any]:
         error = f"{type(exc).__name__}: {exc}"
         log.warning("job %s failed: %s", job.session, error)
         summary = _summary(job, "failed", calls, started, error)
+        if len(calls):  # the calls a failed session made are recorded too
+            for i, (k, v) in enumerate(context.items()):
+                calls.insert(i, k, v)
         return {"summary": summary, "traceback": traceback.format_exc(limit=8)[-4000:], "calls": calls}
     calls = recorder.to_frame()
     for i, (k, v) in enumerate(context.items()):
@@ -125,7 +133,12 @@ def run_job(job: Job) -> dict[str, Any]:
         for k, v in reversed(list({"experiment": job.experiment.get("name", ""), **context}.items())):
             metrics.insert(0, k, v)
         metrics["judge_model"] = ctx.judge_model
+        for factor, level in (job.extra.get("factors") or {}).items():  # factorial designs
+            metrics[f"factor_{factor}"] = level
     events = [e.record(**context) if hasattr(e, "record") else {**context, **e} for e in out.events]
     summary = _summary(job, "done", calls, started)
     return {"summary": summary, "events": events, "metrics": metrics, "calls": calls, "traceback": "",
-            "meta": {**summary, "material": job.material, "personas": [p.get("name") for p in job.personas]}}
+            "remeasure": getattr(out, "remeasure", None),
+            "meta": {**summary, "material": job.material, "personas": [p.get("name") for p in job.personas],
+                     "persona_records": job.personas,  # for `trials export`
+                     "factors": job.extra.get("factors") or {}, "arm_config": job.extra.get("arm_config")}}

@@ -30,8 +30,9 @@ def _record(ctx: SessionContext, out: SessionOutput, result: Any, metric: str, s
                             content=result.justification or result.missing_reason,
                             scores={metric: value, "score": result.score, "samples": result.samples}))
     out.add_metric(metric, value, agent=agent, level="session" if not agent else "agent", scale="0-9",
-                   missing_reason=result.missing_reason or ("" if value is not None else "no score"),
-                   judge_k=max(1, len(result.samples)), judge_sd=result.sd if result.sd is not None else math.nan)
+                   missing_reason=result.missing_reason, missing_detail=result.missing_detail, flag=result.flag,
+                   judge_k=max(1, len(result.samples)), judge_sd=result.sd if result.sd is not None else math.nan,
+                   remeasure=result.remeasure)
 
 
 def judge_metrics(ctx: SessionContext, out: SessionOutput, world: Any, metrics: Sequence[str],
@@ -40,29 +41,42 @@ def judge_metrics(ctx: SessionContext, out: SessionOutput, world: Any, metrics: 
     judge calls are independent, so they run on `ctx.threads` threads; results are recorded in a
     fixed order (agents, then session metrics) whatever the timing."""
     from trials.judging.judge import judge
-    from trials.judging.propositions import standard
+    from trials.judging.propositions import from_config, own_propositions, standard
 
     k = int(ctx.experiment.get("judge_k", 1))
+    own = own_propositions(ctx.experiment)
+    variables = {"task": task, "material": str(ctx.material)}
+
+    def level(m: str) -> str:
+        if m in own:
+            return str(own[m].get("level", "agent"))
+        return "agent" if m in AGENT_METRICS else "session" if m in SESSION_METRICS else ""
+
+    def prop(m: str) -> Any:
+        if m in own:
+            return from_config(m, own[m], **variables)
+        return standard(m, task=task) if m == "task_completion" else standard(m)
+
     tasks: list[tuple[str, str, Any]] = []  # (metric, agent or "", proposition or None = missing)
     for agent in world.agents:
-        for metric in (m for m in metrics if m in AGENT_METRICS):
-            tasks.append((metric, agent.name, standard(metric) if said(world.events, agent.name) else None))
-    for metric in (m for m in metrics if m in SESSION_METRICS):
-        prop = standard(metric, task=task) if metric == "task_completion" else standard(metric)
-        tasks.append((metric, "", prop if said(world.events) else None))
+        for metric in (m for m in metrics if level(m) == "agent"):
+            tasks.append((metric, agent.name, prop(metric) if said(world.events, agent.name) else None))
+    for metric in (m for m in metrics if level(m) == "session"):
+        tasks.append((metric, "", prop(metric) if said(world.events) else None))
 
     def one(item: tuple[int, tuple[str, str, Any]]) -> Any:
         i, (metric, agent, prop) = item
         if prop is None:
             return None
-        return judge(prop, ctx.judge, world=world, agent=agent or None, k=k, salt=i)
+        return judge(prop, ctx.judge, world=world, agent=agent or None, k=k, salt=i, on_error="missing")
 
     with ThreadPoolExecutor(max_workers=max(1, ctx.threads)) as pool:
         results = list(pool.map(one, enumerate(tasks)))
     for (metric, agent, _), result in zip(tasks, results):
         if result is None:
             out.add_metric(metric, None, agent=agent, level="agent" if agent else "session", scale="0-9",
-                           missing_reason="agent produced no TALK/THINK action" if agent else "no actions")
+                           missing_reason="no answer",
+                           missing_detail="agent produced no TALK/THINK action" if agent else "no actions")
         else:
             _record(ctx, out, result, metric, step, agent)
 
@@ -73,13 +87,14 @@ def count_ideas(ctx: SessionContext, out: SessionOutput, events: Sequence[Event]
     from trials.judging.extract import dedupe_ideas, extract_ideas
 
     if not said(events):
-        out.add_metric("ideas", None, level="session", scale="count", missing_reason="no actions")
+        out.add_metric("ideas", None, level="session", scale="count", missing_reason="no answer",
+                       missing_detail="no actions")
         return
     result = extract_ideas(ctx.judge, events, topic=topic, seed=ctx.seed,
                            max_tokens=int(ctx.experiment.get("extract_max_tokens", 250)))
     if not result.ok:
-        out.add_metric("ideas", None, level="session", scale="count",
-                       missing_reason=f"extraction failed: {result.missing_reason}"[:300])
+        out.add_metric("ideas", None, level="session", scale="count", missing_reason=result.missing_reason,
+                       missing_detail=f"extraction failed: {result.missing_detail}", remeasure=result.remeasure)
         return
     kept = dedupe_ideas(result.value)
     out.events.append(Event(step=step, kind="judge", type="ideas",
