@@ -55,8 +55,12 @@ def _table(t: Table) -> str:
     facts = not any(t.columns)
     cells = "".join(f'<th{" class=num" if j in t.numeric else ""}>{escape(c)}</th>' for j, c in enumerate(t.columns))
     head = "" if facts else f"<thead><tr>{cells}</tr></thead>"
-    body = "".join("<tr>" + "".join(f'<td{" class=num" if j in t.numeric else ""}>{escape(str(c))}</td>'
-                                    for j, c in enumerate(row)) + "</tr>" for row in t.rows)
+    def cls(i: int, j: int) -> str:
+        names = " ".join(filter(None, ["num" if j in t.numeric else "", t.cell_classes.get((i, j), "")]))
+        return f' class="{names}"' if names else ""
+
+    body = "".join("<tr>" + "".join(f"<td{cls(i, j)}>{escape(str(c))}</td>" for j, c in enumerate(row)) + "</tr>"
+                   for i, row in enumerate(t.rows))
     cls = f' class="{escape(" ".join(filter(None, ["facts" if facts else "", t.css_class])))}"' \
         if facts or t.css_class else ""
     cap = f'<p class="caption">{escape(t.caption)}</p>' if t.caption else ""

@@ -88,7 +88,7 @@ def render_sweep(root: Path, out_dir: str | Path | None = None) -> ReportPaths:
     res = doc.section("Effects across the sweep", "results")
     res.blocks.append(Table(
         [fmt.label(param), "Metric", "Treatment", "Difference [95% CI]", "Hedges' g [95% CI]", "p", "p (Holm)"],
-        [[str(r["param"]), fmt.label(r["metric"]), str(r["treatment"]),
+        [[str(r["param"]), fmt.metric(r["metric"]), str(r["treatment"]),
           fmt.with_ci(r["diff"], r["ci_low"], r["ci_high"]),
           fmt.with_ci(r.get("hedges_g"), r.get("g_ci_low"), r.get("g_ci_high")), fmt.pval(r.get("p_value")),
           fmt.pval(r.get("p_holm"))] for _, r in allfx.iterrows()],

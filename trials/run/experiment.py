@@ -177,6 +177,10 @@ def _finish(cfg: dict[str, Any], plan: Plan, rundir: RunDir, manifest: dict[str,
                      "status": status, "error": meta.get("error", "") if status != "done" else "",
                      "duration_s": meta.get("duration_s")})
     totals = rundir.collect(done)
+    if plan.experiment.get("scenario") == "market_research" and done:
+        from trials.run.respondents import write_respondents
+
+        write_respondents(rundir.root, plan.jobs)
     for role, purpose in (("llm", "action"), ("judge", "judge")):  # the backend's real model name
         if totals["models"].get(purpose):
             manifest[role]["model"] = ", ".join(totals["models"][purpose])
@@ -188,8 +192,7 @@ def _finish(cfg: dict[str, Any], plan: Plan, rundir: RunDir, manifest: dict[str,
                            "stopped_for_budget": progress.stopped_for_budget,
                            "n_jobs_total": len(jobs), "n_done": len(done), "n_failed": n_failed,
                            "n_not_run": n_missing, "jobs": jobs, "totals": totals})
-    if done:
-        _post_process(cfg, rundir.root, plan.control)
+    report = _post_process(cfg, rundir.root, plan.control) if done else None
     cost = "n/a" if totals["cost_usd"] is None else f"${totals['cost_usd']:.4f}"
     print(f"{len(done)}/{len(jobs)} jobs done, {n_failed} failed"
           + (f", {n_missing} not run (budget {cfg['run'].get('budget_usd')} USD reached)"
@@ -208,35 +211,43 @@ def _finish(cfg: dict[str, Any], plan: Plan, rundir: RunDir, manifest: dict[str,
             print(f"  failed: {j['session']}: {j['error'][:200]}")
     if n_failed or n_missing:
         print(f"rerun with run.resume_dir={rundir.root} to retry the {n_failed + n_missing} unfinished job(s)")
+    if report is not None:
+        print(f"report: {report}")
     print(f"run directory: {rundir.root}", flush=True)
     return 1 if n_failed else 0
 
 
-def _analyze(root: Path, control: str) -> None:
+def _analyze(root: Path, control: str) -> Path | None:
     from analysis import analyze, load_table
 
     analyze(load_table(root), control=control).write(root / "analysis")
+    return None
 
 
-def _report(root: Path, control: str) -> None:
+def _report(root: Path, control: str) -> Path | None:
     from reports import render
 
-    render(root)
+    return render(root).html
 
 
-def _post_process(cfg: dict[str, Any], root: Path, control: str) -> None:
-    """Analysis, then the report, when those packages exist; a failure there never loses the run."""
+def _post_process(cfg: dict[str, Any], root: Path, control: str) -> Path | None:
+    """Analysis, then the report, when those packages exist; a failure there never loses the run.
+    Says on stderr what it is doing (these steps take seconds); returns report.html's path."""
     run = cfg.get("run") or {}
-    for key, step, command in (("analyze", _analyze, "analyze"), ("report", _report, "report")):
+    report = None
+    for key, step, command, doing in (("analyze", _analyze, "analyze", "analysing: effects, CIs, tests (analysis/)"),
+                                      ("report", _report, "report", "rendering the report: figures, report.md, report.html")):
         if not run.get(key, True):
             continue
+        print(f"{doing} ...", file=sys.stderr, flush=True)
         try:
-            step(root, control)
+            report = step(root, control) or report
         except ImportError as exc:
             log.info("%s skipped: %s", command, exc)
         except Exception as exc:  # noqa: BLE001 - the run directory is already complete
             print(f"warning: {command} failed ({type(exc).__name__}: {exc}); the run data is intact; "
                   f"retry with `trials {command} {root}`", file=sys.stderr)
+    return report
 
 
 def run_from_hydra(cfg: DictConfig) -> int:
