@@ -22,7 +22,13 @@ nav ol { display:flex; flex-wrap:wrap; gap:6px 18px; padding:10px 14px; margin:0
   background:var(--bg); border-radius:6px; counter-reset:s; }
 nav li { counter-increment:s; } nav li::before { content:counter(s) ". "; color:var(--muted); }
 a { color:var(--accent); text-decoration:none; } a:hover { text-decoration:underline; }
-.scroll { overflow-x:auto; margin:8px 0 4px; }
+.scroll { overflow-x:auto; max-width:100%; margin:8px 0 4px; -webkit-overflow-scrolling:touch; }
+section { min-width:0; }
+td.win { background:#e3f4e8; color:#1b5e31; font-weight:600; }
+td.loss { background:#fde8e8; color:#9b1c1c; font-weight:600; }
+#summary ul { font-size:16px; line-height:1.6; padding-left:22px; }
+#summary li { margin:6px 0; }
+@media (max-width: 1000px) { main { padding:18px 16px 40px; } h1 { font-size:22px; } }
 table { border-collapse:collapse; font-size:13.5px; font-variant-numeric:tabular-nums; }
 th, td { padding:6px 10px; border-bottom:1px solid var(--line); text-align:left; vertical-align:top; }
 thead th { background:#eef2f7; font-weight:600; border-bottom:2px solid #bcccdc; white-space:nowrap; }
@@ -40,6 +46,7 @@ table.headline td:first-child { font-weight:600; }
 .callout h3 { margin:2px 0 6px; font-size:15px; }
 .callout ul { margin:0; padding-left:20px; }
 figure { margin:14px 0 22px; }
+figure { max-width:100%; }
 figure img { display:block; max-width:100%; height:auto; border:1px solid var(--line); border-radius:4px; }
 figcaption { color:var(--muted); font-size:13px; margin-top:6px; }
 .excerpt { border:1px solid var(--line); border-radius:6px; margin:12px 0; overflow:hidden; }
@@ -47,7 +54,7 @@ figcaption { color:var(--muted); font-size:13px; margin-top:6px; }
 .excerpt h3 span { color:var(--muted); font-weight:400; }
 .excerpt dl { margin:0; padding:8px 14px; display:grid; grid-template-columns:max-content 1fr; gap:4px 14px; }
 .excerpt dt { font-weight:600; white-space:nowrap; } .excerpt dt i { color:var(--muted); font-weight:400; }
-.excerpt dd { margin:0; }
+.excerpt dd { margin:0; overflow-wrap:anywhere; }
 """
 
 
@@ -59,7 +66,12 @@ def _table(t: Table) -> str:
         names = " ".join(filter(None, ["num" if j in t.numeric else "", t.cell_classes.get((i, j), "")]))
         return f' class="{names}"' if names else ""
 
-    body = "".join("<tr>" + "".join(f"<td{cls(i, j)}>{escape(str(c))}</td>" for j, c in enumerate(row)) + "</tr>"
+    def cell(i: int, j: int, c: object) -> str:
+        text = escape(str(c))
+        href = t.links.get((i, j))
+        return f'<a href="{escape(href)}">{text}</a>' if href else text
+
+    body = "".join("<tr>" + "".join(f"<td{cls(i, j)}>{cell(i, j, c)}</td>" for j, c in enumerate(row)) + "</tr>"
                    for i, row in enumerate(t.rows))
     cls = f' class="{escape(" ".join(filter(None, ["facts" if facts else "", t.css_class])))}"' \
         if facts or t.css_class else ""
