@@ -190,15 +190,20 @@ def tradeoff(effects: pd.DataFrame, arms: list[str], metrics: tuple[str, str], p
     ax.axhline(0, color="#333333", lw=1)
     ax.axvline(0, color="#333333", lw=1)
     any_ci = False
+    seen: dict[tuple[float, float], str] = {}
     for i, tr in enumerate(common):
         a, b = ex.loc[tr], ey.loc[tr]
         color = arm_color(arms, str(tr))
         xe = _err(pd.Series([a["diff"]]), pd.Series([a.get("ci_low", np.nan)]), pd.Series([a.get("ci_high", np.nan)]))
         ye = _err(pd.Series([b["diff"]]), pd.Series([b.get("ci_low", np.nan)]), pd.Series([b.get("ci_high", np.nan)]))
         any_ci = any_ci or bool(np.isfinite([a.get("ci_low", np.nan), b.get("ci_low", np.nan)]).any())
+        where = (round(float(a["diff"]), 2), round(float(b["diff"]), 2))
+        same = f" = same point as {seen[where]}" if where in seen else ""
+        seen.setdefault(where, str(tr))
+        # hollow markers of shrinking size: coinciding treatments stay visible as nested outlines
         ax.errorbar([a["diff"]], [b["diff"]], xerr=xe, yerr=ye, color=color, fmt=MARKERS[i % len(MARKERS)],
-                    ms=9 - min(i, 3), capsize=4, elinewidth=1.6, alpha=0.9,
-                    label=f"{tr}: ({a['diff']:+.2f}, {b['diff']:+.2f})")
+                    ms=max(13 - 3 * i, 5), mfc="none", mew=2, capsize=4, elinewidth=1.4, alpha=0.9,
+                    label=f"{tr}: ({a['diff']:+.2f}, {b['diff']:+.2f}){same}")
     ux, uy = (f" [{u}]" if u else "" for u in units)
     ax.set_xlabel(f"change in {metric(x)}{ux}\n(treatment − control)")
     ax.set_ylabel(f"change in {metric(y)}{uy}")

@@ -44,7 +44,7 @@ def section_blocks(data) -> list[Block]:
     resp["vote"] = pd.to_numeric(resp["vote"], errors="coerce")
     dist = vote_distribution(resp)
     blocks: list[Block] = [Table([str(c) for c in dist.columns], dist.astype(str).values.tolist(),
-                                 f"Vote distribution per arm (1 = would not buy … 5 = would certainly buy), "
+                                 f"Vote distribution per arm (1 = not at all … 5 = absolutely, as the vote extraction asks), "
                                  f"count (share of recorded votes); from {path.name}, one row per respondent.",
                                  numeric=set(range(1, len(dist.columns))))]
     missing = resp[resp["vote"].isna()]

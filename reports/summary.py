@@ -77,9 +77,13 @@ def treatment_sentence(treatment: str, rows: pd.DataFrame, infos: dict[str, Metr
         return [effect_phrase(r, infos[str(r["metric"])]) for _, r in frame.iterrows()]
 
     if wins.empty and losses.empty:
+        diffs = pd.to_numeric(rows["diff"], errors="coerce") if "diff" in rows else pd.Series(dtype=float)
+        if len(diffs) and (diffs == 0).all():
+            return f"{treatment}: exactly the same as control on every metric (all differences are 0)."
         text = f"{treatment}: no metric changed clearly (every 95% CI includes 0 or none was computed)."
-        if len(rows):
-            top = rows.iloc[0]
+        sized = rows[rows["_size"].notna() & (rows["_size"] > 0)] if "_size" in rows else rows.iloc[0:0]
+        if len(sized):
+            top = sized.iloc[0]
             text += f" The largest standardized difference: {effect_phrase(top, infos[str(top['metric'])])}."
         return text
     if not wins.empty:
