@@ -3,7 +3,7 @@ agent, persona attributes, answer, vote, reason, missing_reason).
 
 It lives on the trials side because the persona attributes are in the plan's jobs, not in the run
 directory; answers, votes and reasons come from the finished run's transcript.jsonl (the agent's
-TALK actions and the `judge`/`vote` event the scenario records per agent)."""
+TALK and THINK actions, thoughts marked "(thinks)", and the `judge`/`vote` event the scenario records per agent)."""
 
 from __future__ import annotations
 
@@ -31,8 +31,9 @@ def respondents(events: Iterable[dict[str, Any]], jobs: Iterable[Any]) -> pd.Dat
     votes: dict[tuple[str, str], dict[str, Any]] = {}
     for ev in events:
         who = (str(ev.get("session")), str(ev.get("agent")))
-        if ev.get("kind") == "action" and ev.get("type") == "TALK" and ev.get("content"):
-            answers.setdefault(who, []).append(str(ev["content"]))
+        if ev.get("kind") == "action" and ev.get("type") in ("TALK", "THINK") and ev.get("content"):
+            prefix = "(thinks) " if ev["type"] == "THINK" else ""  # the vote is read from both
+            answers.setdefault(who, []).append(prefix + str(ev["content"]))
         elif ev.get("kind") == "judge" and ev.get("type") == "vote":
             votes[who] = ev
     sessions = {s for s, _ in answers} | {s for s, _ in votes}
