@@ -363,3 +363,25 @@ def test_sweep_links_each_run_report_and_flags_identical_points(tmp_path):
     assert (root / "0" / "report.html").exists() and (root / "1" / "report.html").exists()
     assert "Sweep points 0.3, 0.9 of llm.temperature gave exactly the same effects" in md
     assert "Difference [95% CI]" in md
+
+
+def test_call_ticker_reports_each_recorded_call(capsys):
+    """The local model's per-call progress (item 8) hangs on CallRecorder: every recorded call in
+    this process reaches the listener (stderr is not a terminal here, so one line per call)."""
+    from trials.llm.base import Usage
+    from trials.llm.usage import CallRecorder, add_call_listener
+    from trials.run.progress import CallTicker
+
+    ticker = CallTicker(every=1)
+    remove = add_call_listener(ticker.tick)
+    rec = CallRecorder()
+    for purpose in ("action", "judge"):
+        rec.record(Usage(purpose=purpose, backend="local", model="m", tokens_in=10, tokens_out=4, latency_s=1.5,
+                         cached=False, retries=0, cost_usd=0.0))
+    remove()
+    rec.record(Usage(purpose="action", backend="local", model="m", tokens_in=1, tokens_out=1, latency_s=0.1, cached=False,
+                     retries=0, cost_usd=0.0))
+    ticker.close()
+    err = capsys.readouterr().err
+    assert "LLM call 1: action 4 tok 1.5 s" in err and "LLM call 2: judge 4 tok 1.5 s" in err
+    assert "LLM call 3" not in err and ticker.n == 2

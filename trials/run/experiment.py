@@ -137,6 +137,7 @@ def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path) -> int:
     rundir.write_manifest({**manifest, "status": "running"})
 
     progress = Progress(total=len(pending), budget_usd=run.get("budget_usd"))
+    stop_ticker = _local_model_console(cfg, run, pending)
     interrupted = False
     try:
         for summary in _dispatch(pending, run, progress):
@@ -145,9 +146,36 @@ def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path) -> int:
         interrupted = True
         print("interrupted: collecting the finished jobs", file=sys.stderr)
     finally:
+        stop_ticker()
         progress.close()
     code = _finish(cfg, plan, rundir, manifest, progress)
     return 130 if interrupted else code
+
+
+def _local_model_console(cfg: dict[str, Any], run: dict[str, Any], pending: list[Job]) -> Any:
+    """On the local model (calls take seconds) say that the model is loading and show per-call
+    progress; the calls are only visible here when the jobs run in this process. Returns a stopper."""
+    backends = {str((j.llm or {}).get("backend")) for j in pending} | {str((j.judge or {}).get("backend")) for j in pending}
+    if "local" not in backends:
+        return lambda: None
+    path = (cfg.get("llm") or {}).get("model_path")
+    model = f"model {path}" if path else "the embedded SmolLM2-135M model"
+    in_process = int(run.get("n_jobs") or 1) == 1 or str(run.get("backend")) == "sequential"
+    print(f"loading {model} (local backend)"
+          + ("" if in_process else f" in each of {run.get('n_jobs')} worker processes") + " ...",
+          file=sys.stderr, flush=True)
+    if not in_process:
+        return lambda: None
+    from trials.llm.usage import add_call_listener
+    from trials.run.progress import CallTicker
+
+    ticker = CallTicker(every=1)  # local calls take seconds each: one line per call in logs
+    remove = add_call_listener(ticker.tick)
+
+    def stop() -> None:
+        remove()
+        ticker.close()
+    return stop
 
 
 def _manifest(cfg: dict[str, Any], plan: Plan, est: dict[str, Any], started: str) -> dict[str, Any]:
