@@ -67,7 +67,8 @@ def _figures(doc: Document, data: RunData, arms: list[str], fig_dir: Path, infos
                                  "all metrics.", "760px"))
     pair, how = tradeoff_pair(data.config, eff) if not eff.empty else (None, "no comparisons")
     units = (infos[pair[0]].unit, infos[pair[1]].unit) if pair else ("", "")
-    if pair and (path := figures.tradeoff(eff, arms, pair, fig_dir / "tradeoff.png", units)):
+    better = (infos[pair[0]].higher_is_better, infos[pair[1]].higher_is_better) if pair else (True, True)
+    if pair and (path := figures.tradeoff(eff, arms, pair, fig_dir / "tradeoff.png", units, better)):
         sec.blocks.append(Figure(path, f"Trade-off: change in {fmt.metric(pair[0])} vs change in "
                                  f"{fmt.metric(pair[1])}, one point per treatment (raw units, 95% CIs where "
                                  f"computed). Pair: {how}.", "640px"))

@@ -176,7 +176,7 @@ MARKERS = ["o", "s", "D", "^", "v", "P", "X", "*"]
 
 
 def tradeoff(effects: pd.DataFrame, arms: list[str], metrics: tuple[str, str], path: Path,
-             units: tuple[str, str] = ("", "")) -> Path | None:
+             units: tuple[str, str] = ("", ""), higher_is_better: tuple[bool, bool] = (True, True)) -> Path | None:
     """One point per treatment: change in x vs change in y (raw units, `units` on the axes), 95% CI
     whiskers where a CI exists. Treatments are told apart by colour and marker and named in a
     legend outside the axes with their values, so labels never overlap, even when points coincide."""
@@ -205,8 +205,9 @@ def tradeoff(effects: pd.DataFrame, arms: list[str], metrics: tuple[str, str], p
                     ms=max(13 - 3 * i, 5), mfc="none", mew=2, capsize=4, elinewidth=1.4, alpha=0.9,
                     label=f"{tr}: ({a['diff']:+.2f}, {b['diff']:+.2f}){same}")
     ux, uy = (f" [{u}]" if u else "" for u in units)
-    ax.set_xlabel(f"change in {metric(x)}{ux}\n(treatment − control)")
-    ax.set_ylabel(f"change in {metric(y)}{uy}")
+    bx, by = ("better →" if h else "← better" for h in higher_is_better)
+    ax.set_xlabel(f"change in {metric(x)}{ux}\n(treatment − control; {bx})")
+    ax.set_ylabel(f"change in {metric(y)}{uy}\n({'better ↑' if higher_is_better[1] else 'better ↓'})")
     ax.set_title("Trade-off" + (" (95% CIs)" if any_ci else " (no CIs computed)"))
     ax.margins(0.25)
     ax.legend(frameon=False, fontsize=9, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0,
