@@ -11,7 +11,7 @@ from reports.caveats import caveats, judge_note
 from reports.document import Bullets, Callout, Document, Figure, Para, Table
 from reports.excerpts import excerpts
 from reports.load import RunData
-from reports.metricinfo import MetricInfo, metric_infos
+from reports.metricinfo import MetricInfo, metric_infos, verdict
 from reports.runinfo import arm_names, config_diff, header_facts, usage_by_purpose
 from reports.summary import summary_items
 from reports.tables import headline, power_table, secondary, tradeoff_lines
@@ -130,6 +130,14 @@ def _notes(doc: Document, data: RunData) -> None:
     sec.blocks.append(Bullets(items))
 
 
+def verdict_counts(effects: pd.DataFrame, infos: dict[str, MetricInfo]) -> str:
+    """` · 2 better, 2 worse, 2 unclear` (CI excludes 0 in the good / bad direction), for the subtitle."""
+    if effects.empty or not {"metric", "diff", "ci_low", "ci_high"} <= set(effects.columns):
+        return ""
+    got = [verdict(infos[str(r["metric"])], r["diff"], r["ci_low"], r["ci_high"]) for _, r in effects.iterrows()]
+    return " · " + ", ".join(f"{got.count(v)} {v}" for v in ("better", "worse", "unclear", "no CI") if got.count(v))
+
+
 def infos_for(data: RunData) -> dict[str, MetricInfo]:
     """Display name, unit and good direction of every metric in the effects and metrics tables."""
     names = [*data.tables.effects.get("metric", []), *([] if data.metrics is None else data.metrics.get("metric", []))]
@@ -142,7 +150,8 @@ def build(data: RunData, fig_dir: Path) -> Document:
     facts = header_facts(data, usage)
     infos = infos_for(data)
     name = next((v for k, v in facts if k == "Experiment"), data.source.stem)
-    doc = Document(f"Experiment report: {name}", f"{len(arms)} arms · {len(data.tables.effects)} comparisons")
+    doc = Document(f"Experiment report: {name}", f"{len(arms)} arms · {len(data.tables.effects)} comparisons"
+                   + verdict_counts(data.tables.effects, infos))
     doc.section("Summary", "summary").blocks.append(Bullets(summary_items(data, infos)))
     _overview(doc, data, facts, usage)
     doc.section("How far to trust this run", "caveats").blocks.append(Callout("Caveats", caveats(data)))

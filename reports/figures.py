@@ -224,17 +224,21 @@ def sweep(points: pd.DataFrame, param: str, path: Path) -> Path | None:
     rows = math.ceil(len(names) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
     treatments = list(dict.fromkeys(points["treatment"]))
+    categorical = not pd.api.types.is_numeric_dtype(points["param"])
+    # categorical values: one shared position per value (in sweep order), so every treatment lines up
+    slots = {v: i for i, v in enumerate(dict.fromkeys(points["param"].astype(str)))} if categorical else {}
     for ax, name in zip(axes.flat, names):
         sub = points[points["metric"] == name]
         for j, tr in enumerate(treatments):
-            s = sub[sub["treatment"] == tr].sort_values("param")
+            s = sub[sub["treatment"] == tr]
+            s = s.assign(_x=s["param"].astype(str).map(slots)) if categorical else s.assign(_x=s["param"].astype(float))
+            s = s.sort_values("_x")
             if s.empty:
                 continue
-            xs = np.arange(len(s)) if s["param"].dtype == object else s["param"].to_numpy(float)
-            ax.errorbar(xs, s["diff"], yerr=_err(s["diff"], s["ci_low"], s["ci_high"]), fmt="-o",
-                        capsize=3, color=ARM_COLORS[(j + 1) % len(ARM_COLORS)], label=str(tr))
-            if s["param"].dtype == object:
-                ax.set_xticks(xs, s["param"].astype(str))
+            ax.errorbar(s["_x"].to_numpy(float), s["diff"], yerr=_err(s["diff"], s["ci_low"], s["ci_high"]),
+                        fmt="-o", capsize=3, color=ARM_COLORS[(j + 1) % len(ARM_COLORS)], label=str(tr))
+        if categorical:
+            ax.set_xticks(list(slots.values()), list(slots))
         ax.axhline(0, color="#333333", lw=1)
         ax.set_title(metric(name))
         ax.set_xlabel(label(param))

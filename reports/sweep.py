@@ -16,6 +16,7 @@ from reports.document import Bullets, Callout, Document, Figure, Para, Table
 from reports.load import ReportError, RunData, is_run_dir, load
 from reports.output import ReportPaths, write
 from reports.runinfo import flatten
+from reports.tables import relative_text
 
 IGNORED = ("hydra", "resume", "out_dir", "output", "run_dir", "sweep_dir")
 
@@ -121,12 +122,14 @@ def render_sweep(root: Path, out_dir: str | Path | None = None) -> ReportPaths:
     doc.section("How far to trust this sweep", "caveats").blocks.append(Callout("Caveats", caveats(points[0])))
     res = doc.section("Effects across the sweep", "results")
     res.blocks.append(Table(
-        [fmt.label(param), "Metric", "Treatment", "Difference [95% CI]", "Hedges' g [95% CI]", "p", "p (Holm)"],
+        [fmt.label(param), "Metric", "Treatment", "Difference [95% CI]", "Relative change", "Hedges' g [95% CI]",
+         "p", "p (Holm)"],
         [[str(r["param"]), fmt.metric(r["metric"]), str(r["treatment"]),
-          fmt.with_ci(r["diff"], r["ci_low"], r["ci_high"]),
+          fmt.with_ci(r["diff"], r["ci_low"], r["ci_high"]), relative_text(r),
           fmt.with_ci(r.get("hedges_g"), r.get("g_ci_low"), r.get("g_ci_high")), fmt.pval(r.get("p_value")),
           fmt.pval(r.get("p_holm"))] for _, r in allfx.iterrows()],
-        "Differences are treatment − control within each run (the runs' own effects.csv).", numeric={3, 4, 5, 6}))
+        "Differences are treatment − control within each run (the runs' own effects.csv); relative change = "
+        "difference / |mean control|.", numeric={3, 4, 5, 6, 7}))
     fig = figures.sweep(allfx, param, out / "figures" / "sweep.png")
     figs = doc.section("Figures", "figures")
     figs.blocks.append(Figure(fig, f"Change (treatment − control) vs {fmt.label(param)}, 95% CIs.", "900px")

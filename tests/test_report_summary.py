@@ -385,3 +385,22 @@ def test_call_ticker_reports_each_recorded_call(capsys):
     err = capsys.readouterr().err
     assert "LLM call 1: action 4 tok 1.5 s" in err and "LLM call 2: judge 4 tok 1.5 s" in err
     assert "LLM call 3" not in err and ticker.n == 2
+
+
+def test_sweep_figure_aligns_categorical_values_across_treatments(tmp_path, monkeypatch):
+    saved = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, path: saved.setdefault("fig", fig) and path)
+    pts = pd.DataFrame({"param": ["low", "mid", "high", "mid", "high"], "metric": ["x"] * 5,
+                        "treatment": ["a", "a", "a", "b", "b"], "diff": [1.0, 2.0, 3.0, 4.0, 5.0],
+                        "ci_low": [0.5] * 5, "ci_high": [6.0] * 5})
+    figures.sweep(pts, "mode", tmp_path / "s.png")
+    ax = saved["fig"].axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["low", "mid", "high"]
+    lines = {ln.get_label(): list(ln.get_xdata()) for ln in ax.get_lines() if ln.get_label() in ("a", "b")}
+    assert lines == {"a": [0.0, 1.0, 2.0], "b": [1.0, 2.0]}  # b's "mid" sits above a's "mid"
+    matplotlib.pyplot.close(saved["fig"])
+
+
+def test_subtitle_counts_verdicts(tt):
+    _, md = tt
+    assert md.splitlines()[2] == "*2 arms · 6 comparisons · 2 better, 2 worse, 2 unclear*"
