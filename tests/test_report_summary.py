@@ -396,7 +396,7 @@ def test_sweep_figure_aligns_categorical_values_across_treatments(tmp_path, monk
     figures.sweep(pts, "mode", tmp_path / "s.png")
     ax = saved["fig"].axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["low", "mid", "high"]
-    lines = {ln.get_label(): list(ln.get_xdata()) for ln in ax.get_lines() if ln.get_label() in ("a", "b")}
+    lines = {c.get_label(): [float(x) for x in c.lines[0].get_xdata()] for c in ax.containers}
     assert lines == {"a": [0.0, 1.0, 2.0], "b": [1.0, 2.0]}  # b's "mid" sits above a's "mid"
     matplotlib.pyplot.close(saved["fig"])
 
