@@ -131,9 +131,10 @@ def power_table(power: pd.DataFrame, effects: pd.DataFrame) -> Table:
         rows.append([fmt.metric(r["metric"]), str(_get(r, "treatment") or ""), str(_get(r, "unit") or ""),
                      fmt.integer(_get(r, "n_this_run")), fmt.signed(diff),
                      fmt.MISSING if fmt.num(mde) == fmt.MISSING else f"±{fmt.num(mde)}",
-                     fmt.num(_get(r, "target_power")), fmt.integer(_get(r, "n_needed"))])
+                     fmt.num(_get(r, "target_power")), fmt.integer(_get(r, "n_needed"))]
+                    + ([str(r["note"]) if isinstance(r["note"], str) else ""] if "note" in power.columns else []))
     return Table(["Metric", "Treatment", "Unit of n", "n this run", "Observed difference", "MDE this run",
-                  "Target power", "n needed"], rows,
+                  "Target power", "n needed"] + (["Note"] if "note" in power.columns else []), rows,
                  "Power and planning (power.csv): the observed difference (treatment − control, signed, raw units), "
                  "the minimum detectable effect of this run in either direction (±, raw units), and the n needed "
                  "to detect the observed difference with the target power.", numeric={3, 4, 5, 6, 7})
