@@ -71,7 +71,7 @@ def treatment_sentence(treatment: str, rows: pd.DataFrame, infos: dict[str, Metr
     rows = rows.assign(_verdict=verdicts, _size=rows["hedges_g"].abs() if "hedges_g" in rows else 0.0)
     rows = rows.sort_values("_size", ascending=False, na_position="last")
     wins, losses = rows[rows["_verdict"] == "better"], rows[rows["_verdict"] == "worse"]
-    unclear = rows[~rows["_verdict"].isin(["better", "worse"])]
+    unclear, no_ci = rows[rows["_verdict"] == "unclear"], rows[rows["_verdict"] == "no CI"]
 
     def phrases(frame: pd.DataFrame) -> list[str]:
         return [effect_phrase(r, infos[str(r["metric"])]) for _, r in frame.iterrows()]
@@ -94,6 +94,8 @@ def treatment_sentence(treatment: str, rows: pd.DataFrame, infos: dict[str, Metr
     text += " " + _holm(pd.concat([wins, losses]), infos)
     if len(unclear):
         text += f" No clear change in {_join([infos[str(m)].label for m in unclear['metric']])}."
+    if len(no_ci):
+        text += f" No CI could be computed for {_join([infos[str(m)].label for m in no_ci['metric']])} (see Notes)."
     return text
 
 
@@ -112,6 +114,9 @@ def not_delivered(data: RunData) -> list[str]:
                            "mechanism (see the measurement check).")
             elif "delivered" in info and info.get("delivered") is None:
                 out.append(f"Treatment {arm}: delivery could not be checked{note}.")
+        treated = [v for a, v in arms.items() if a != data.control and isinstance(v, dict)]
+        if not out and treated and all(v.get("delivered") is True for v in treated):
+            out.append("Manipulation check: every treatment was delivered (see the measurement check).")
     eff = data.tables.effects
     if not out and "treatment_delivered" in eff.columns:
         bad = eff.loc[eff["treatment_delivered"].astype(str).str.lower().isin(["false", "0"]), "treatment"]

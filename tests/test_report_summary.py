@@ -222,6 +222,11 @@ def test_summary_names_undelivered_treatments_and_unequal_missingness(tmp_path):
             "not effects of the mechanism") in summary
     assert "Treatment treatment was NOT" not in summary and "control" not in summary.split("NOT")[0][-40:]
     assert "Unequal missingness between arms in ideas" in summary
+    assert "every treatment was delivered" not in summary
+    man["arms"]["variety_only"]["delivered"] = True
+    (run / "manifest.json").write_text(json.dumps(man))
+    summary = section(reports.render(run).markdown.read_text(), "Summary")
+    assert "Manipulation check: every treatment was delivered" in summary and "NOT delivered" not in summary
     assert "The scripted backend produced these numbers" in summary
 
 
