@@ -67,13 +67,28 @@ def _param_values(params: dict[str, list[Any]], n: int) -> tuple[str, list[Any]]
 STAT_COLUMNS = ("diff", "ci_low", "ci_high", "hedges_g", "p_value", "mean_control", "mean_treatment")
 
 
-def identical_groups(effects: list[pd.DataFrame], values: list[Any]) -> list[list[Any]]:
-    """Groups (of 2+) of sweep points whose effects tables carry exactly the same numbers: a sign that
-    the swept parameter changed nothing (an unused key, a cached or scripted reply)."""
-    groups: dict[str, list[Any]] = {}
-    for eff, value in zip(effects, values):
+def _fingerprint(data: RunData) -> str | None:
+    """The numbers a sweep point produced: its effects, or (no comparisons, e.g. one arm) its metric
+    values; None when it has neither."""
+    eff = data.tables.effects
+    if not eff.empty:
         cols = [c for c in ("metric", "treatment", *STAT_COLUMNS) if c in eff.columns]
-        groups.setdefault(eff[cols].round(12).to_csv(index=False), []).append(value)
+        return eff[cols].round(12).to_csv(index=False)
+    m = data.metrics
+    if m is not None and not m.empty and {"arm", "metric", "value"} <= set(m.columns):
+        cols = [c for c in ("arm", "replicate", "agent", "metric", "value") if c in m.columns]
+        return m[cols].round(12).to_csv(index=False)
+    return None
+
+
+def identical_groups(points: list[RunData], values: list[Any]) -> list[list[Any]]:
+    """Groups (of 2+) of sweep points that produced exactly the same numbers: a sign that the swept
+    parameter changed nothing (an unused key, a cached or scripted reply)."""
+    groups: dict[str, list[Any]] = {}
+    for data, value in zip(points, values):
+        key = _fingerprint(data)
+        if key is not None:
+            groups.setdefault(key, []).append(value)
     return [g for g in groups.values() if len(g) > 1]
 
 
@@ -112,11 +127,12 @@ def render_sweep(root: Path, out_dir: str | Path | None = None) -> ReportPaths:
     over.blocks.append(Para(f"Swept parameter: {param}. Each run has its own report and analysis tables."))
     over.blocks.append(Table([fmt.label(param), "Run directory", "Status", "Failed jobs", "Comparisons", "Report"],
                              rows, "One row per sweep point; each links to its own report.", links=links))
-    same = identical_groups([d.tables.effects for d in points], values)
+    same = identical_groups(points, values)
     if same:
         over.blocks.append(Callout("Identical results", [
-            f"Sweep points {', '.join(map(str, g))} of {param} gave exactly the same effects: the swept setting "
-            "changed no number (an unused key, cached replies, or the scripted backend ignoring it)." for g in same]))
+            f"Sweep points {', '.join(map(str, g))} of {param} gave exactly the same results (effects, or metric "
+            "values when there are no comparisons): the swept setting changed no number (an unused key, cached "
+            "replies, or the scripted backend ignoring it)." for g in same]))
     if (root / "sweep_summary.csv").exists():
         over.blocks.append(Para(f"The runner's summary table: {root / 'sweep_summary.csv'}."))
     doc.section("How far to trust this sweep", "caveats").blocks.append(Callout("Caveats", caveats(points[0])))

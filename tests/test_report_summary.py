@@ -366,7 +366,11 @@ def test_sweep_links_each_run_report_and_flags_identical_points(tmp_path):
     md = reports.render(root).markdown.read_text()
     assert "| 0.3 | 0 | complete | 0 / 10 | 6 | [report.html](0/report.html) |" in md
     assert (root / "0" / "report.html").exists() and (root / "1" / "report.html").exists()
-    assert "Sweep points 0.3, 0.9 of llm.temperature gave exactly the same effects" in md
+    assert "Sweep points 0.3, 0.9 of llm.temperature gave exactly the same results" in md
+    eff = pd.read_csv(root / "1" / "analysis" / "effects.csv")
+    eff.loc[0, "diff"] += 0.5
+    eff.to_csv(root / "1" / "analysis" / "effects.csv", index=False)
+    assert "gave exactly the same results" not in reports.render(root).markdown.read_text()
     assert "Difference [95% CI]" in md
 
 
