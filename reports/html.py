@@ -40,6 +40,9 @@ table.headline th { white-space:normal; vertical-align:bottom; }
 table.headline th, table.headline td { padding:6px 7px; }
 table.headline td:last-child { min-width:14em; font-size:12.5px; color:var(--muted); }
 table.headline td:first-child { font-weight:600; }
+table.headline td:first-child, table.headline th:first-child { position:sticky; left:0; z-index:1;
+  background:#fff; box-shadow:1px 0 0 var(--line); }  /* the metric stays in view while the table scrolls */
+table.headline thead th:first-child { background:#eef2f7; }
 .caption { color:var(--muted); font-size:13px; margin:4px 0 14px; font-style:italic; }
 .callout { border-left:4px solid #d69e2e; background:#fffaeb; padding:10px 16px; border-radius:4px; margin:10px 0; }
 .callout.info { border-left-color:var(--accent); background:#f0f4fa; }
