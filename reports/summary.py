@@ -16,7 +16,7 @@ from reports import fmt
 from reports.caveats import params_billions
 from reports.load import RunData
 from reports.metricinfo import MetricInfo, relative_change, verdict
-from reports.runinfo import models
+from reports.runinfo import arm_configs, models
 from reports.tradeoff import tradeoff_pair
 
 ALPHA = 0.05
@@ -178,6 +178,29 @@ def tradeoff_sentence(pair: tuple[str, str] | None, how: str, effects: pd.DataFr
     return f"Trade-off asked for ({x.label} vs {y.label}; {how}): " + "; ".join(per) + "."
 
 
+def arm_gist(data: RunData, arm: str) -> str:
+    """What an arm changes, in a few words: its `description`, else the top-level settings that differ
+    from control (`correction; interventions: variety`); "" when unknown."""
+    configs = arm_configs(data)
+    mine, base = configs.get(arm), configs.get(data.control or "", {})
+    if not mine:
+        return ""
+    if mine.get("description"):
+        return str(mine["description"])
+    parts = []
+    for key in mine:
+        value = mine[key]
+        if key == "description" or value == base.get(key):
+            continue
+        if isinstance(value, list):
+            parts.append(f"{key}: {', '.join(map(str, value))}" if value else f"no {key}")
+        elif isinstance(value, dict) or value is None:
+            parts.append(key if value else f"no {key}")
+        else:
+            parts.append(f"{key}={value}")
+    return "; ".join(parts)
+
+
 def summary_items(data: RunData, infos: dict[str, MetricInfo]) -> list[str]:
     """The Summary section, as a list of plain-language sentences (first: one per treatment)."""
     eff = data.tables.effects
@@ -188,6 +211,8 @@ def summary_items(data: RunData, infos: dict[str, MetricInfo]) -> list[str]:
         for treatment, rows in eff.groupby("treatment", sort=False):
             control = str(rows["control"].iloc[0]) if "control" in rows else ""
             name = str(treatment) if control == (data.control or control) else f"{treatment} vs {control}"
+            gist = arm_gist(data, str(treatment))
+            name += f" ({gist})" if gist and gist != str(treatment) else ""
             items.append(treatment_sentence(name, rows, infos))
         pair, how = tradeoff_pair(data.config, eff)
         items.append(tradeoff_sentence(pair, how, eff, infos))

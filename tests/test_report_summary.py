@@ -157,7 +157,7 @@ def test_higher_is_better_false_in_a_run_config_reaches_summary_and_table(tmp_pa
     assert got == flipped
     phrase = f"{fmt.signed(rec['diff'])} {name}"
     assert phrase in summary
-    sentence = summary.split("- treatment: ")[1].splitlines()[0]
+    sentence = next(ln for ln in summary.splitlines() if ln.startswith("- treatment (correction; interventions): "))
     assert flipped == "better" and phrase in sentence.split("at a cost of")[0]  # listed among the gains now
     md = reports.render(run).markdown.read_text()
     assert f"{name} = 0-9 score (lower is better)" in md
@@ -247,9 +247,10 @@ def test_factorial_scripted_run_summary_and_named_pair(factorial_run, tmp_path):
     eff = pd.read_csv(run / "analysis" / "effects.csv")
     summary = section(md, "Summary")
     bullets = [ln[2:] for ln in summary.splitlines() if ln.startswith("- ")]
-    assert [b.split(":")[0] for b in bullets[:3]] == ["correction", "variety", "both"]  # one per treatment
+    # one per treatment, each saying what the arm changes (from config.yaml experiment.arms)
+    assert [b.split(":")[0] for b in bullets[:3]] == ["correction", "variety (interventions", "both (correction; interventions"]
     for b in bullets[:3]:
-        rows = eff[eff["treatment"] == b.split(":")[0]]
+        rows = eff[eff["treatment"] == b.split(" ")[0].rstrip(":")]
         if (rows["diff"] == 0).all():
             assert b.endswith("exactly the same as control on every metric (all differences are 0).")
         for _, r in rows[(rows["ci_low"] > 0) | (rows["ci_high"] < 0)].iterrows():
