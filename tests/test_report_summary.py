@@ -286,6 +286,18 @@ def test_factorial_section_from_factor_columns_and_factorial_csv(factorial_run, 
     assert (run / "figures" / "interaction.png").exists()
     assert "Factorial design: correction (off / on); variety (off / on)." in section(
         paths.markdown.read_text(), "Summary")
+    # with the model's estimated marginal means (factorial_cells.csv), the plot uses them and their CIs
+    cells = pd.DataFrame({"metric": ["ideas"] * 4, "cell": [f"factor_correction={c}, factor_variety={v}"
+                                                          for c in ("off", "on") for v in ("off", "on")],
+                          "n_units": [2] * 4, "emm": [3.5, 3.5, 1.5, 1.5], "ci_low": [2.0, 2.0, 0.0, 0.0],
+                          "ci_high": [5.0, 5.0, 3.0, 3.0], "note": [""] * 4})
+    cells.to_csv(run / "analysis" / "factorial_cells.csv", index=False)
+    from reports.factorial import cell_means
+
+    means, model_based = cell_means(reports.load.load(run), ["correction", "variety"])
+    assert model_based and means.set_index(["correction", "variety"]).loc[("on", "off"), "mean"] == 1.5
+    fact = section(reports.render(run).markdown.read_text(), "Factorial design")
+    assert "marginal means from the factorial model with 95% CIs" in fact
 
 
 # ---------------------------------------------------------------- market research
