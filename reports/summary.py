@@ -218,6 +218,9 @@ def summary_items(data: RunData, infos: dict[str, MetricInfo]) -> list[str]:
         items.append(tradeoff_sentence(pair, how, eff, infos))
     items += not_delivered(data)
     factors = (data.manifest or {}).get("factors")
+    if not factors and data.metrics is not None:  # the metrics table's factor_<name> columns (issue #13)
+        factors = {c[len("factor_"):]: sorted(data.metrics[c].dropna().astype(str).unique())
+                   for c in data.metrics.columns if str(c).startswith("factor_")}
     if isinstance(factors, dict) and factors:
         desc = "; ".join(f"{f} ({' / '.join(map(str, levels))})" for f, levels in factors.items())
         items.append(f"Factorial design: {desc}. Main effects and interactions are in the Factorial section.")
