@@ -223,7 +223,7 @@ def summary_items(data: RunData, infos: dict[str, MetricInfo]) -> list[str]:
                    for c in data.metrics.columns if str(c).startswith("factor_")}
     if isinstance(factors, dict) and factors:
         desc = "; ".join(f"{f} ({' / '.join(map(str, levels))})" for f, levels in factors.items())
-        items.append(f"Factorial design: {desc}. Main effects and interactions are in the Factorial section.")
+        items.append(f"Factorial design: {desc}. Main effects and interactions are in the Factorial design section.")
     items += unequal_missingness(data, infos)
     items += limits(data)
     return items
