@@ -87,12 +87,14 @@ def percent(x: Any, digits: int = 0) -> str:
     return f"{100 * float(x):.{digits}f}%"
 
 
-def signed_percent(x: Any, digits: int = 0) -> str:
-    """A relative change with its sign: `+138%`, `-11%`."""
+def signed_percent(x: Any, digits: int | None = None) -> str:
+    """A relative change with its sign: `+138%`, `-11%`; one decimal below 10% (`-5.2%`, `+0.4%`)."""
     if _is_missing(x):
         return MISSING
+    if digits is None:
+        digits = 1 if abs(float(x)) < 0.1 else 0
     out = f"{100 * float(x):+.{digits}f}%"
-    return out.replace("-0%", "+0%") if out.startswith("-0") and float(out[:-1]) == 0 else out
+    return "+" + out[1:] if float(out[:-1]) == 0 else out  # no "-0%"
 
 
 def label(name: str) -> str:

@@ -426,3 +426,9 @@ def test_sweep_figure_aligns_categorical_values_across_treatments(tmp_path, monk
 def test_subtitle_counts_verdicts(tt):
     _, md = tt
     assert md.splitlines()[2] == "*2 arms · 6 comparisons · 2 better, 2 worse, 2 unclear*"
+
+
+@pytest.mark.parametrize("value,text", [(1.347, "+135%"), (-0.112, "-11%"), (-0.052, "-5.2%"), (0.004, "+0.4%"),
+                                        (-0.0001, "+0.0%"), (float("nan"), "–")])
+def test_signed_percent(value, text):
+    assert fmt.signed_percent(value) == text
