@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: run test bench clean
+.PHONY: run test bench screenshots clean
 
 run: $(VENV)/.installed
 	$(VENV)/bin/trials run $(ARGS)
@@ -26,6 +26,9 @@ bench: $(VENV)/.installed-test
 	$(PY) benchmarks/llm_overhead.py
 	$(PY) benchmarks/runner_scaling.py --steps 10
 	$(PY) benchmarks/calibration.py --sims 4000 --compare-sims 400
+
+screenshots: $(VENV)/.installed-test   # README's report screenshots under docs/
+	$(PY) scripts/screenshots.py
 
 clean:
 	rm -rf $(VENV) .cache runs multirun
