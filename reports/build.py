@@ -14,7 +14,7 @@ from reports.load import RunData
 from reports.metricinfo import MetricInfo, metric_infos, verdict
 from reports.runinfo import arm_names, config_diff, header_facts, usage_by_purpose
 from reports.summary import summary_items
-from reports.tables import headline, power_table, secondary, tradeoff_lines
+from reports.tables import headline, models, power_table, secondary, tradeoff_lines
 from reports.tradeoff import tradeoff_pair
 
 SECTION_TITLES = ("Summary", "Overview", "How far to trust this run", "Headline results", "Figures",
@@ -53,9 +53,9 @@ def _headline(doc: Document, data: RunData, infos: dict[str, MetricInfo]) -> Non
         items = [fmt.with_metric_names(f"{name}: {line}" if name else line, names)
                  for name, lines in groups.items() for line in lines]
         sec.blocks.append(Callout("Trade-offs", items, "info"))
-    extra = secondary(eff)
-    if extra is not None:
-        sec.blocks.append(extra)
+    for extra in (secondary(eff), models(eff)):
+        if extra is not None:
+            sec.blocks.append(extra)
 
 
 def _figures(doc: Document, data: RunData, arms: list[str], fig_dir: Path, infos: dict[str, MetricInfo]) -> None:
@@ -141,7 +141,13 @@ def verdict_counts(effects: pd.DataFrame, infos: dict[str, MetricInfo]) -> str:
 def infos_for(data: RunData) -> dict[str, MetricInfo]:
     """Display name, unit and good direction of every metric in the effects and metrics tables."""
     names = [*data.tables.effects.get("metric", []), *([] if data.metrics is None else data.metrics.get("metric", []))]
-    return metric_infos([str(n) for n in names], data.config, data.metrics)
+    config = data.config or {}
+    own = (data.manifest or {}).get("propositions")  # own propositions with higher_is_better (issue #13)
+    if isinstance(own, dict) and own:
+        exp = dict(config.get("experiment") or {})
+        exp["propositions"] = {**own, **dict(exp.get("propositions") or {})}
+        config = {**config, "experiment": exp}
+    return metric_infos([str(n) for n in names], config, data.metrics)
 
 
 def build(data: RunData, fig_dir: Path) -> Document:

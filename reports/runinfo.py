@@ -29,10 +29,11 @@ def models(data: RunData) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def arm_configs(data: RunData) -> dict[str, dict[str, Any]]:
-    """Arms from config.yaml `experiment.arms`, else the manifest's `arm_configs`."""
-    arms = ((data.config or {}).get("experiment") or {}).get("arms")
+    """Each arm's effective config: the manifest's `arm_configs` (every experiment key, steering,
+    llm and judge the arm ran with), else config.yaml `experiment.arms` (older runs)."""
+    arms = (data.manifest or {}).get("arm_configs")
     if not isinstance(arms, dict) or not arms:
-        arms = (data.manifest or {}).get("arm_configs") or {}
+        arms = ((data.config or {}).get("experiment") or {}).get("arms") or {}
     return {str(k): (v if isinstance(v, dict) else {}) for k, v in arms.items()}
 
 

@@ -122,6 +122,8 @@ def render_sweep(root: Path, out_dir: str | Path | None = None) -> ReportPaths:
         if html:
             links[(i, 5)] = Path(os.path.relpath(html, out)).as_posix()
     allfx = pd.concat(effects, ignore_index=True)
+    if not pd.api.types.is_numeric_dtype(allfx["param"]):  # strings, lists, booleans: a categorical axis
+        allfx["param"] = allfx["param"].astype(str).astype(object)
     doc = Document(f"Sweep report: {fmt.label(param)}", f"{len(points)} runs under {root}")
     over = doc.section("Overview", "overview")
     over.blocks.append(Para(f"Swept parameter: {param}. Each run has its own report and analysis tables."))

@@ -51,7 +51,7 @@ def test_arm_names_must_be_safe_folder_names(tmp_path):
 def test_unknown_experiment_lists_the_available_ones(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "trials.cli", "run", "experiment=nope", "llm=scripted",
                            f"hydra.run.dir={tmp_path}/r"], capture_output=True, text=True, cwd=tmp_path)
-    assert proc.returncode != 0
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "experiment/nope" in proc.stderr and "brainstorm_variety" in proc.stderr and "hello" in proc.stderr
 
 
@@ -80,9 +80,13 @@ def test_factorial_example_has_four_arms_and_distinct_mechanisms(tmp_path):
     from trials.run.plan import build_plan
 
     plan = build_plan(config("experiment=brainstorm_factorial"), tmp_path)
-    assert set(plan.arms) == {"control", "correction", "variety", "both"} and not plan.aa_arms
-    assert plan.arms["both"]["correction"] and plan.arms["both"]["interventions"] == ["variety"]
-    assert not plan.arms["control"]["correction"] and not plan.arms["control"]["interventions"]
+    control, both = "correction=off,variety=off", "correction=on,variety=on"
+    assert list(plan.arms) == [control, "correction=off,variety=on", "correction=on,variety=off", both]
+    assert plan.control == control and not plan.aa_arms
+    assert plan.arms[both]["correction"] and plan.arms[both]["interventions"] == ["variety"]
+    assert not plan.arms[control]["correction"] and not plan.arms[control]["interventions"]
+    assert plan.factors == {"correction": ["off", "on"], "variety": ["off", "on"]}
+    assert plan.levels["correction=on,variety=off"] == {"correction": "on", "variety": "off"}
 
 
 def test_tinytroupe_folder_works_as_population(tmp_path):

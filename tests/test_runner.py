@@ -133,11 +133,13 @@ def test_priced_model_estimate_uses_the_price_table(tmp_path, capsys):
     from trials.run.progress import estimate
 
     cfg = config(*BRAIN)
+    cfg["llm"] = {"backend": "openai", "model": "gpt-4o-mini"}
     plan = build_plan(cfg, tmp_path)
-    e = estimate(plan, cfg["run"], {"backend": "openai", "model": "gpt-4o-mini"}, cfg["prices"])
+    e = estimate(plan, cfg["run"], cfg["prices"])
     expected = (e["tokens_in"] * 0.15 + e["tokens_out"] * 0.6) / 1e6
     assert e["calls"] > 0 and math.isclose(e["cost_usd"], expected, rel_tol=1e-6)
-    assert math.isnan(estimate(plan, cfg["run"], {"backend": "openai", "model": "nope"}, cfg["prices"])["cost_usd"])
+    cfg["llm"]["model"] = "nope"
+    assert math.isnan(estimate(build_plan(cfg, tmp_path), cfg["run"], cfg["prices"])["cost_usd"])
 
 
 def test_run_directory_schema(tmp_path, capsys):

@@ -16,7 +16,10 @@ CONF_DIR = str(trials.CONF_DIR)
 USAGE = """usage: trials <command> [args]
 
 commands:
-  run [hydra overrides]          run an experiment (default: conf/config.yaml); -m for sweeps
+  run [hydra overrides]          run an experiment (default: conf/config.yaml); -m for sweeps;
+                                 --config-dir <dir> adds your own experiments (experiment=<name>)
+  init <dir> [--name mine]       write a commented starter experiment to <dir>/experiment/
+  export <run_dir> --to csv|parquet|jsonl   one row per agent action, values flattened
   analyze <run_dir|table|json>   effect sizes and significance -> <run_dir>/analysis/
   report <run_dir|table|json>    report.md + self-contained report.html
   population [hydra overrides]   sample a population of personas into a folder
@@ -54,9 +57,23 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     if command == "run":
-        return _hydra(_run_app, argv)
+        from trials.run.command import preflight_cli
+
+        code = preflight_cli(rest, CONF_DIR)  # checks (and a dry run) before Hydra writes anything
+        return code if code is not None else _hydra(_run_app, argv)
+    if command == "init":
+        from trials.run.starter import main as init_main
+
+        return init_main(rest)
+    if command == "export":
+        from trials.run.export import main as export_main
+
+        return export_main(rest)
     if command == "population":
-        return _hydra(_population_app, argv)
+        from trials.run.command import secrets_check_cli
+
+        code = secrets_check_cli(rest)  # an API key on the command line would land in .hydra/
+        return code if code is not None else _hydra(_population_app, argv)
     if command == "analyze":
         from analysis.cli import main as analyze_main
 

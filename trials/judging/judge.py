@@ -56,6 +56,17 @@ class Proposition(BaseModel):
     persona_detail: Literal["brief", "full"] = "full"  # "brief" keeps judge prompts short for tiny models
     threshold: int = Field(5, ge=0, le=9, description="passed = score >= threshold")
     variables: dict[str, str] = Field(default_factory=dict)
+    rubric: str | None = Field(None, description="the 0-9 scale's anchors for this claim; None = RUBRIC")
+    higher_is_better: bool = True  # the metric's direction, for reports (judging is unaffected)
+
+    def system_prompt(self) -> str:
+        """The judge's system message: the standard RUBRIC, or this claim's own anchors followed
+        by the same reply format (so parsing is unchanged)."""
+        if not self.rubric:
+            return SYSTEM
+        return ("You are a careful, impartial judge of a role-play simulation.\n"
+                f"Score the claim from 0 to 9 using only the evidence shown.\n{self.rubric.strip()}\n"
+                "Reply in exactly two lines:\nScore: <one digit 0-9>\nReason: <one short sentence>")
 
     def text(self, agent: str | None = None) -> str:
         values = {**self.variables, **({"agent": agent} if agent else {})}
@@ -114,7 +125,8 @@ def judge_messages(prop: Proposition, events: Sequence[Event], *, agent: str | N
         parts.append(f"Action to judge (by {agent}): {focus}")
         claim += "\nJudge the claim for the action to judge; the events are only context."
     parts.append(claim)
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n\n".join(parts)}]
+    return [{"role": "system", "content": prop.system_prompt()},
+            {"role": "user", "content": "\n\n".join(parts)}]
 
 
 def _one(llm: Any, messages: list[dict[str, str]], *, purpose: str, seed: int,

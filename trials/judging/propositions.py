@@ -68,6 +68,50 @@ STANDARD: dict[str, Callable[..., Proposition]] = {
 }
 
 
+#: keys of an own proposition in an experiment config (`experiment.propositions.<name>`)
+CONFIG_KEYS = ("claim", "rubric", "level", "scale", "higher_is_better", "first_n", "last_n",
+               "include_persona", "threshold")
+
+
+def from_config(name: str, spec: Any, **variables: str) -> Proposition:
+    """An own proposition from config: `{claim: "...{agent}...", rubric: optional text,
+    level: agent|session, scale: 0-9, higher_is_better: true, first_n, last_n, include_persona,
+    threshold}`. `variables` fill `{task}`, `{material}` etc. in the claim. Raises ValueError naming
+    `experiment.propositions.<name>.<field>` and the fix."""
+    where = f"experiment.propositions.{name}"
+    if name in STANDARD:
+        raise ValueError(f"{where}: {name!r} is a standard proposition; give yours another name")
+    if not isinstance(spec, dict):
+        raise ValueError(f"{where}: expected a mapping {{claim: ..., level: agent|session}}, got {spec!r}")
+    unknown = sorted(set(spec) - set(CONFIG_KEYS))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; known: {list(CONFIG_KEYS)}")
+    if not str(spec.get("claim") or "").strip():
+        raise ValueError(f"{where}.claim is missing; write the claim the judge scores, e.g. "
+                         "\"{agent} would recommend the product to a friend.\"")
+    level = spec.get("level", "agent")
+    if level not in ("agent", "session"):
+        raise ValueError(f"{where}.level={level!r}: use agent or session")
+    if str(spec.get("scale", "0-9")) != "0-9":
+        raise ValueError(f"{where}.scale={spec.get('scale')!r}: judged propositions score 0-9; use scale: 0-9")
+    if not isinstance(spec.get("higher_is_better", True), bool):
+        raise ValueError(f"{where}.higher_is_better={spec['higher_is_better']!r}: use true or false")
+    fields = {k: spec[k] for k in ("rubric", "first_n", "last_n", "include_persona", "threshold",
+                                   "higher_is_better") if spec.get(k) is not None}
+    if level == "session":
+        fields.setdefault("last_n", 30)
+    try:
+        return Proposition(name=name, claim=str(spec["claim"]), target=level,
+                           variables={k: str(v) for k, v in variables.items()}, **fields)
+    except Exception as exc:  # pydantic names the field
+        raise ValueError(f"{where}: {exc}") from None
+
+
+def own_propositions(experiment: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """`experiment.propositions` (name -> spec), {} when none."""
+    return dict(experiment.get("propositions") or {})
+
+
 def standard(name: str, **kw: Any) -> Proposition:
     """A standard proposition by name; task_completion needs task=..."""
     try:

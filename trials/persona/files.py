@@ -113,7 +113,7 @@ def parse_fragment(data: Any, source: str = "<dict>") -> Fragment:
 def read_json(path: str | Path) -> Any:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a UTF-8 byte-order mark (Windows editors) is fine
     except FileNotFoundError:
         raise PersonaError(f"{path}: file not found; fix: check the path", source=str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -124,6 +124,9 @@ def read_json(path: str | Path) -> Any:
     except json.JSONDecodeError as exc:
         raise PersonaError(f"{path}: broken JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}; "
                            "fix: repair the JSON syntax there", source=str(path)) from None
+    except RecursionError:
+        raise PersonaError(f"{path}: JSON nested too deeply to be a persona; fix: give a persona file "
+                           "(an object of fields, a few levels deep)", source=str(path)) from None
 
 
 def load_persona(path: str | Path) -> Persona:
@@ -152,7 +155,18 @@ def _json_files(folder: str | Path, fragments: bool) -> list[Path]:
 
 def load_folder(folder: str | Path) -> list[Persona]:
     """All personas in a folder, sorted by file name (fragment files are skipped)."""
-    personas = [load_persona(p) for p in _json_files(folder, fragments=False)]
+    files = _json_files(folder, fragments=False)
+    personas = [load_persona(p) for p in files]
+    by_name: dict[str, list[str]] = {}
+    for path, persona in zip(files, personas):
+        by_name.setdefault(persona.name, []).append(path.name)
+    dupes = {n: f for n, f in by_name.items() if len(f) > 1}
+    if dupes:  # agents address each other by name: two with one name would be one agent
+        name, names = next(iter(dupes.items()))
+        raise PersonaError(f"{folder}: persona name {name!r} appears in {' and '.join(names)}"
+                           + (f" (and {len(dupes) - 1} more duplicate names)" if len(dupes) > 1 else "")
+                           + "; fix: give every persona in a folder its own name, or remove one file",
+                           source=str(folder), field="name")
     log.debug("loaded %d personas from %s", len(personas), folder)
     return personas
 

@@ -19,16 +19,18 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 import trials
+from trials.run import preflight
 from trials.run.jobs import execute_job
 from trials.run.plan import ConfigError, Job, Plan, build_plan, divide_threads, resolve_n_jobs
-from trials.run.progress import Progress, estimate, format_estimate
+from trials.run.progress import Progress, estimate, format_estimate, format_plan
+from trials.run.resume import record_resume, resume_changes
 from trials.run.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
 #: Settings a resumed run takes from the new command line; everything else comes from the saved
 #: config.yaml so that the resumed jobs are the same experiment.
-RESUME_FROM_COMMAND = ("n_jobs", "backend", "budget_usd", "dry_run", "threads_per_session")
+RESUME_FROM_COMMAND = ("n_jobs", "backend", "budget_usd", "dry_run", "threads_per_session", "analyze", "report")
 
 
 def _git_sha() -> str | None:
@@ -44,8 +46,10 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _prepare(cfg: dict[str, Any], root: Path) -> dict[str, Any]:
-    """Resume: the saved config wins except for RESUME_FROM_COMMAND; cache path made absolute."""
+def _prepare(cfg: dict[str, Any], root: Path, overrides: list[str] | None = None,
+             resumed: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Resume: the saved config wins; a change of design is refused (trials.run.resume), safe
+    changes are taken and noted in `resumed`; cache path made absolute."""
     run = dict(cfg.get("run") or {})
     saved = root / "config.yaml"
     if run.get("resume_dir"):
@@ -53,6 +57,9 @@ def _prepare(cfg: dict[str, Any], root: Path) -> dict[str, Any]:
             raise ConfigError(f"run.resume_dir={run['resume_dir']!r}: no config.yaml in {root}; "
                               "point it at the directory of an earlier `trials run`")
         old = yaml.safe_load(saved.read_text())
+        changed = resume_changes(cfg, old, overrides)
+        if resumed is not None:
+            resumed.update(changed)
         old["run"].update({k: run[k] for k in RESUME_FROM_COMMAND if k in run})
         old["run"]["resume_dir"] = str(root)
         if cfg.get("cache"):
@@ -101,16 +108,19 @@ def _dispatch(jobs: list[Job], run: dict[str, Any], progress: Progress) -> Itera
                         pre_dispatch="n_jobs", batch_size=1)(feed())
 
 
-def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path) -> int:
+def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path, overrides: list[str] | None = None) -> int:
     """Run (or resume) an experiment into `root`. Returns the exit status: 0 ok, 1 some jobs
-    failed, 2 config error (nothing was run)."""
-    if isinstance(cfg, DictConfig):
-        cfg = OmegaConf.to_container(cfg, resolve=True)
-    cfg = {k: v for k, v in cfg.items() if k != "hydra"}
+    failed, 2 config error (nothing was run). `overrides`: the command line's overrides (a resume
+    compares only those keys with the saved config; None = the whole config)."""
     rundir = RunDir(root)
     try:
-        cfg = _prepare(cfg, rundir.root)
+        if isinstance(cfg, DictConfig):
+            cfg = preflight.resolve(cfg)
+        cfg = {k: v for k, v in cfg.items() if k != "hydra"}
+        resumed: dict[str, Any] = {}
+        cfg = _prepare(cfg, rundir.root, overrides, resumed)
         plan = build_plan(cfg, rundir.root)
+        preflight.check(cfg, plan)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
@@ -120,9 +130,10 @@ def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path) -> int:
     for arm in plan.aa_arms:
         print(f"note: arm {arm!r} is identical to control {plan.control!r}: an A/A check "
               "(any 'effect' is noise)", file=sys.stderr)
-    est = estimate(plan, run, dict(cfg.get("llm") or {}), cfg.get("prices"))
+    est = estimate(plan, run, cfg.get("prices"))
     print(format_estimate(est, len(plan.jobs)), flush=True)
     if run.get("dry_run"):
+        print(format_plan(plan, est))
         print("dry run: nothing was called")
         return 0
 
@@ -134,6 +145,8 @@ def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path) -> int:
         print(f"resuming: {len(plan.jobs) - len(pending)} of {len(plan.jobs)} jobs already done"
               + (f", {stale} interrupted job(s) restarted" if stale else ""), file=sys.stderr)
     manifest = _manifest(cfg, plan, est, started=_now())
+    if run.get("resume_dir"):  # keep the first start; log every resume
+        record_resume(rundir.root / "manifest.json", manifest, resumed, _now())
     rundir.write_manifest({**manifest, "status": "running"})
 
     progress = Progress(total=len(pending), budget_usd=run.get("budget_usd"))
@@ -184,13 +197,25 @@ def _manifest(cfg: dict[str, Any], plan: Plan, est: dict[str, Any], started: str
         "schema_version": 1, "package_version": trials.__version__, "git_sha": _git_sha(),
         "python": platform.python_version(), "experiment": plan.experiment.get("name"),
         "scenario": plan.experiment.get("scenario"), "control": plan.control,
-        "arms": list(plan.arms), "arm_configs": plan.arms, "aa_arms": plan.aa_arms,
+        "arms": list(plan.arms), "arm_configs": plan.arm_configs or plan.arms, "aa_arms": plan.aa_arms,
+        "factors": plan.factors, "propositions": _propositions(plan),
         "paired": bool(cfg["run"].get("paired", True)), "seed": int(cfg["run"].get("seed", 0)),
         "replicates": int(cfg["run"]["replicates"]),
         "llm": {"backend": cfg["llm"].get("backend"), "model": cfg["llm"].get("model")},
         "judge": {"backend": judge.get("backend"), "model": judge.get("model")},
         "estimate": est, "started_at": started,
     }
+
+
+def _propositions(plan: Plan) -> dict[str, Any]:
+    """The experiment's own propositions (any arm's) with their level, scale and direction."""
+    out: dict[str, Any] = {}
+    for conf in (plan.arm_configs or {}).values():
+        for name, spec in dict(conf.get("propositions") or {}).items():
+            out.setdefault(name, {"claim": spec.get("claim"), "rubric": spec.get("rubric"),
+                                  "level": spec.get("level", "agent"), "scale": "0-9",
+                                  "higher_is_better": bool(spec.get("higher_is_better", True))})
+    return out
 
 
 def _finish(cfg: dict[str, Any], plan: Plan, rundir: RunDir, manifest: dict[str, Any],
@@ -285,7 +310,7 @@ def run_from_hydra(cfg: DictConfig) -> int:
     hc = HydraConfig.get()
     resume = OmegaConf.select(cfg, "run.resume_dir")
     root = Path(resume).expanduser() if resume else Path(hc.runtime.output_dir)
-    code = run_experiment(cfg, root)
+    code = run_experiment(cfg, root, overrides=list(hc.overrides.task))
     if code and hc.mode == RunMode.RUN:
         sys.exit(code)  # Hydra drops the task's return value in single-run mode
     return code

@@ -89,10 +89,15 @@ def execute_job(job: Job) -> dict[str, Any]:
         for k, v in reversed(list({"experiment": job.experiment.get("name", ""), **context}.items())):
             metrics.insert(0, k, v)
         metrics["judge_model"] = ctx.judge_model
+        for factor, level in (job.extra.get("factors") or {}).items():  # factorial designs
+            metrics[f"factor_{factor}"] = level
     events = [e.record(**context) if hasattr(e, "record") else {**context, **e} for e in out.events]
     summary = _summary(job, "done", calls, started)
     rundir.write_job(job.arm, job.replicate, events=events, metrics=metrics, calls=calls,
                      meta={**summary, "material": job.material,
-                           "personas": [p.get("name") for p in job.personas]})
+                           "personas": [p.get("name") for p in job.personas],
+                           "persona_records": job.personas,  # for `trials export`
+                           "factors": job.extra.get("factors") or {},
+                           "arm_config": job.extra.get("arm_config")})
     rundir.log_execution(job.arm, job.replicate, "done")
     return summary

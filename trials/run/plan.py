@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import importlib
 import logging
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -15,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from trials.run.design import Design, deep_merge, did_you_mean, effective_config, resolve_design
+from trials.run.errors import ConfigError
 from trials.session.actions import derive_seed
 
 log = logging.getLogger(__name__)
@@ -24,13 +25,8 @@ RUN_KEYS = {"replicates", "n_jobs", "backend", "seed", "resume_dir", "budget_usd
 CACHE_KEYS = {"mode", "path"}
 EXPERIMENT_KEYS = {"name", "scenario", "description", "size", "sizes", "group_size", "steps",
                    "population", "metrics", "control", "arms", "arm_defaults", "replicates",
-                   "max_tokens", "paper", "agent", "tradeoff", "metric_info"}
-ARM_KEYS = {"correction", "interventions", "llm", "judge", "description", "story"}
+                   "max_tokens", "paper", "agent", "propositions", "factors", "tradeoff", "metric_info"}
 BACKENDS = ("loky", "threading", "multiprocessing", "sequential", "dask", "ray")
-
-
-class ConfigError(ValueError):
-    """A config problem found before any LLM call; the message names the key and the fix."""
 
 
 @dataclass
@@ -98,15 +94,9 @@ def load_scenario(name: str) -> ModuleType:
 def _check_keys(section: str, got: dict[str, Any], known: set[str]) -> None:
     unknown = sorted(set(got) - known)
     if unknown:
-        raise ConfigError(f"unknown key(s) {', '.join(f'{section}.{k}' for k in unknown)}; "
+        hint = "".join(did_you_mean(k, known) for k in unknown[:1])
+        raise ConfigError(f"unknown key(s) {', '.join(f'{section}.{k}' for k in unknown)}{hint}; "
                           f"known keys of {section}: {', '.join(sorted(known))}")
-
-
-def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for k, v in (over or {}).items():
-        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
-    return out
 
 
 def load_population(spec: dict[str, Any], seed: int) -> list[Any]:
@@ -134,6 +124,14 @@ def load_population(spec: dict[str, Any], seed: int) -> list[Any]:
     if not raw:
         raise ConfigError("experiment.population.path is empty; set it to library:difficult_people, "
                           "library:political, library:general or a folder of persona .json files")
+    if raw.startswith("library:"):
+        from trials.persona.files import library_sets
+
+        name = raw.split(":", 1)[1]
+        if name not in library_sets():
+            raise ConfigError(f"experiment.population.path={raw!r}: no shipped persona set {name!r}"
+                              f"{did_you_mean(name, library_sets())}; use one of "
+                              f"{', '.join('library:' + s for s in library_sets())} or a folder of persona files")
     folder = library_path(raw.split(":", 1)[1]) if raw.startswith("library:") else Path(raw).expanduser()
     if not folder.is_dir():
         raise ConfigError(f"experiment.population.path={raw!r}: folder {folder} does not exist")
@@ -208,6 +206,47 @@ class Plan:
     jobs: list[Job]
     population_size: int
     aa_arms: list[str]
+    #: arm -> its effective config (experiment keys, steering, llm, judge): manifest `arm_configs`
+    arm_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: factorial designs: factor -> levels (manifest `factors`); arm -> factor -> level
+    factors: dict[str, list[str]] = field(default_factory=dict)
+    levels: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def _whole(value: Any, key: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"{key}={value!r}: need a whole number >= {low} (e.g. {key}={max(low, 2)})")
+    return value
+
+
+def _check_experiment(name: str, exp: dict[str, Any], scenario: ModuleType) -> None:
+    """One arm's experiment config: numbers, metrics, own propositions, agent options."""
+    from trials.judging.propositions import from_config
+    from trials.scenarios.base import check_agent_options, metrics_of
+
+    where = "experiment" if name == "" else f"experiment (arm {name!r})"
+    for key, low in (("steps", 1), ("group_size", 1), ("max_actions", 1), ("judge_k", 1), ("max_tokens", 1),
+                     ("agent_max_tokens", 1), ("extract_max_tokens", 1), ("opening_steps", 0)):
+        if exp.get(key) is not None:
+            _whole(exp[key], f"experiment.{key}", low)
+    for prop, spec in dict(exp.get("propositions") or {}).items():
+        if prop in scenario.METRICS:
+            raise ConfigError(f"experiment.propositions.{prop}: scenario {exp['scenario']!r} already measures "
+                              f"a metric {prop!r}; give your proposition another name")
+        try:
+            from_config(str(prop), spec)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    known = metrics_of(scenario.METRICS, exp)
+    unknown_metrics = [m for m in (exp.get("metrics") or []) if m not in known]
+    if unknown_metrics:
+        raise ConfigError(f"{where}.metrics: {sorted(unknown_metrics)} not computed by scenario "
+                          f"{exp['scenario']!r}{did_you_mean(unknown_metrics[0], known)}; it computes "
+                          f"{sorted(scenario.METRICS)}; define your own under experiment.propositions")
+    try:
+        check_agent_options(exp)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def build_plan(cfg: dict[str, Any], root: Path) -> Plan:
@@ -219,78 +258,78 @@ def build_plan(cfg: dict[str, Any], root: Path) -> Plan:
         raise ConfigError("no experiment selected; add experiment=<name> (see conf/experiment/)")
     scenario = load_scenario(str(exp["scenario"]))
     material_key = getattr(scenario, "MATERIAL_KEY", None)
-    _check_keys("experiment", exp, EXPERIMENT_KEYS | set(getattr(scenario, "OPTIONS", ())) |
-                ({material_key} if material_key else set()))
+    known_keys = EXPERIMENT_KEYS | set(getattr(scenario, "OPTIONS", ())) | ({material_key} if material_key else set())
+    _check_keys("experiment", exp, known_keys)
 
     replicates = run.get("replicates")
-    if not isinstance(replicates, int) or replicates < 1:
+    if isinstance(replicates, bool) or not isinstance(replicates, int) or replicates < 1:
         raise ConfigError(f"run.replicates={replicates!r}: need a whole number >= 1 (e.g. run.replicates=2)")
     n_jobs = run.get("n_jobs", "auto")
     if not (n_jobs == "auto" or (isinstance(n_jobs, int) and (n_jobs >= 1 or n_jobs == -1))):
         raise ConfigError(f"run.n_jobs={n_jobs!r}: use auto, a whole number >= 1, or -1 (all cores)")
+    _whole(run.get("threads_per_session", 4), "run.threads_per_session", 1)
+    for key in ("paired", "dry_run", "analyze", "report"):
+        if not isinstance(run.get(key, True), bool):
+            raise ConfigError(f"run.{key}={run[key]!r}: use true or false")
     if run.get("backend", "loky") not in BACKENDS:
         raise ConfigError(f"run.backend={run.get('backend')!r}: use one of {', '.join(BACKENDS)}")
-    unknown_metrics = sorted(set(exp.get("metrics") or []) - set(scenario.METRICS))
-    if unknown_metrics:
-        raise ConfigError(f"experiment.metrics: {unknown_metrics} not computed by scenario "
-                          f"{exp['scenario']!r}; it computes {sorted(scenario.METRICS)}")
 
-    check_report_keys(exp, list(scenario.METRICS))
-    from trials.scenarios.base import check_agent_options
+    design: Design = resolve_design(exp, known_keys)
+    arms, control = design.arms, design.control
+    for name, arm_exp in design.experiments.items():
+        _check_experiment(name if len(arms) > 1 else "", arm_exp, scenario)
+    from trials.scenarios.base import metrics_of
 
-    try:
-        check_agent_options(exp)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    arms_raw = exp.get("arms") or {}
-    if not arms_raw:
-        raise ConfigError("experiment.arms is empty; define at least one arm, e.g. arms: {control: {}}")
-    defaults = dict(exp.get("arm_defaults") or {})
-    arms: dict[str, dict[str, Any]] = {}
-    for name, arm in arms_raw.items():
-        if not re.fullmatch(r"[A-Za-z0-9_.-]+", str(name)):
-            raise ConfigError(f"experiment.arms.{name}: arm names become folder names; use letters, "
-                              "digits, '_', '-' or '.'")
-        _check_keys(f"experiment.arms.{name}", dict(arm or {}), ARM_KEYS)
-        arms[str(name)] = deep_merge(defaults, dict(arm or {}))
-    control = str(exp.get("control") or next(iter(arms)))
-    if control not in arms:
-        raise ConfigError(f"experiment.control={control!r} is not an arm; arms: {list(arms)}")
+    check_report_keys(exp, list(metrics_of(scenario.METRICS, exp)))
     llm_configs = check_llm_configs(cfg, arms)
     from trials.scenarios.steer import validate
 
     for name, arm in arms.items():
+        arm_exp = design.experiments[name]
         try:
-            validate(name, arm)
+            validate(name, arm, arm_exp.get("propositions"), dict(arm_exp.get("intervention_options") or {}))
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-    aa = [a for a in arms if a != control and arms[a] == arms[control]]
+    arm_configs = {a: effective_config(design.experiments[a], arms[a], llm_configs[a]["llm"],
+                                       llm_configs[a]["judge"]) for a in arms}
+    aa = [a for a in arms if a != control and arm_configs[a] == arm_configs[control]]
 
-    seed = int(run.get("seed", 0))
-    population = load_population(dict(exp.get("population") or {}), seed)
-    group = int(exp.get("group_size") or 1)
-    if group > len(population):
-        raise ConfigError(f"experiment.group_size={group} but the population "
-                          f"({exp.get('population')}) has only {len(population)} personas; "
-                          f"lower experiment.group_size or use a larger population")
-    materials = list(exp.get(material_key) or []) if material_key else []
+    seed = _whole(run.get("seed", 0), "run.seed", 0) if run.get("seed") is not None else 0
+    populations: dict[str, list[Any]] = {}  # the population spec (JSON) -> personas, loaded once
+    for name, arm_exp in design.experiments.items():
+        key = repr(sorted((arm_exp.get("population") or {}).items()))
+        if key not in populations:
+            populations[key] = load_population(dict(arm_exp.get("population") or {}), seed)
+        group = int(arm_exp.get("group_size") or 1)
+        if group > len(populations[key]):
+            raise ConfigError(f"experiment.group_size={group} but the population "
+                              f"({arm_exp.get('population')}) has only {len(populations[key])} personas; "
+                              f"lower experiment.group_size or use a larger population"
+                              + (f" (arm {name!r})" if len(arms) > 1 else ""))
     paired = bool(run.get("paired", True))
 
-    dumped = [p.model_dump(mode="json") for p in population]  # once, not per job (read-only)
+    dumped = {k: [p.model_dump(mode="json") for p in pop] for k, pop in populations.items()}  # read-only
     jobs = []
     for r in range(replicates):
         for arm in arms:
+            arm_exp = design.experiments[arm]
+            people = dumped[repr(sorted((arm_exp.get("population") or {}).items()))]
+            materials = list(arm_exp.get(material_key) or []) if material_key else []
             base = derive_seed(seed, r) if paired else derive_seed(seed, r, arm)
             rng = np.random.default_rng(base)
-            chosen = rng.choice(len(population), size=group, replace=False)
-            material = materials[int(rng.integers(len(materials)))] if materials else None
-            arm_cfg = arms[arm]
+            chosen = rng.choice(len(people), size=int(arm_exp.get("group_size") or 1), replace=False)
+            # the material's own stream: an arm that changes group_size still gets the same item
+            # index (its own list's item when it overrides the material: pitch A vs pitch B)
+            pick = np.random.default_rng(derive_seed(base, "material"))
+            material = materials[int(pick.integers(len(materials)))] if materials else None
             jobs.append(Job(
                 arm=arm, replicate=r, session=f"{arm}-r{r}", seed=base, scenario=str(exp["scenario"]),
-                experiment=exp, arm_config=arm_cfg,
+                experiment=arm_exp, arm_config=arms[arm],
                 # own copies: divide_threads sets n_threads per job
                 llm=copy.deepcopy(llm_configs[arm]["llm"]), judge=copy.deepcopy(llm_configs[arm]["judge"]),
                 cache=dict(cfg.get("cache") or {}) or None, prices=cfg.get("prices"),
-                personas=[dumped[int(i)] for i in chosen],
-                material=material, threads=int(run.get("threads_per_session", 4)), root=str(root)))
-    return Plan(scenario, exp, arms, control, jobs, len(population), aa)
+                personas=[people[int(i)] for i in chosen],
+                material=material, threads=int(run.get("threads_per_session", 4)), root=str(root),
+                extra={"factors": design.levels.get(arm, {}), "arm_config": arm_configs[arm]}))
+    size = len(next(iter(populations.values())))
+    return Plan(scenario, exp, arms, control, jobs, size, aa, arm_configs, design.factors, design.levels)

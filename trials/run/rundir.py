@@ -159,3 +159,32 @@ class RunDir:
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         _write_json_atomic(self.root / "manifest.json", manifest)
+
+
+def load_events(run_dir: str | Path) -> pd.DataFrame:
+    """Every event of a run directory as a DataFrame, one row per event (transcript.jsonl, or the
+    finished job folders when the run was never collected): arm, replicate, session, step, agent,
+    kind, type, content, target, attempt, ... and the event's `scores` flattened into
+    `score_<key>` columns (a list of scores becomes "; "-joined text). Raises FileNotFoundError
+    naming the folder when it holds no events."""
+    root = Path(run_dir)
+    files = [root / "transcript.jsonl"] if (root / "transcript.jsonl").is_file() else \
+        sorted(root.glob("jobs/*/*/events.jsonl"))
+    if not files:
+        raise FileNotFoundError(f"{root}: no transcript.jsonl or jobs/*/*/events.jsonl; give the "
+                                "directory `trials run` printed as its run directory")
+    rows = []
+    for path in files:
+        for line in path.read_text().splitlines():
+            if not line.strip():
+                continue
+            event = json.loads(line)
+            scores = event.pop("scores", None) or {}
+            for key, value in (scores.items() if isinstance(scores, dict) else []):
+                if isinstance(value, list):
+                    value = "; ".join(str(v) for v in value)
+                elif isinstance(value, dict):
+                    value = json.dumps(value, sort_keys=True)
+                event[f"score_{key}"] = value
+            rows.append(event)
+    return pd.DataFrame(rows)

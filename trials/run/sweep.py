@@ -25,14 +25,34 @@ except ImportError:  # pragma: no cover - hydra is a dependency
 log = logging.getLogger(__name__)
 
 
-def _overrides(run_dir: Path) -> dict[str, str]:
+def _overrides(run_dir: Path) -> dict[str, Any]:
+    """The point's overrides, key -> value. The value is the one the run really used (read from
+    its config.yaml, so `1e-1`, `'a'` and `0.10` come out typed and normalised); a group choice
+    (`llm=openai`) keeps its name; a list or mapping becomes compact JSON text, so any value Hydra
+    accepts gives one cell (a categorical axis when it is not a number)."""
     path = run_dir / ".hydra" / "overrides.yaml"
     if not path.is_file():
         return {}
-    out = {}
+    config = {}
+    if (run_dir / "config.yaml").is_file():
+        config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    out: dict[str, Any] = {}
     for item in yaml.safe_load(path.read_text()) or []:
         key, _, value = str(item).partition("=")
-        out[key.lstrip("+~")] = value
+        key = key.lstrip("+~")
+        found, node = True, config
+        for part in key.split("."):
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            else:
+                found = False
+                break
+        if not found or (isinstance(node, dict) and "/" not in key and "." not in key):
+            out[key] = value  # a config group choice (llm=openai): its name
+        elif isinstance(node, (list, dict)):
+            out[key] = json.dumps(node, sort_keys=True, default=str)
+        else:
+            out[key] = node
     return out
 
 

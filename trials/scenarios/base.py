@@ -40,6 +40,14 @@ class SessionContext:
 AGENT_KEYS = ("prose_as_talk",)
 
 
+def metrics_of(scenario_metrics: dict[str, tuple[str, str]], exp: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """The metrics an experiment can measure: its scenario's `METRICS` plus its own propositions
+    (`experiment.propositions`, judged 0-9 at their `level`). name -> (level, scale)."""
+    own = {name: (str((spec or {}).get("level", "agent")), "0-9")
+           for name, spec in dict(exp.get("propositions") or {}).items()}
+    return {**scenario_metrics, **own}
+
+
 def check_agent_options(exp: dict[str, Any]) -> None:
     """Validate `experiment.agent` (raises ValueError naming the key and the fix)."""
     opts = exp.get("agent") or {}

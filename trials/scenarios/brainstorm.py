@@ -9,7 +9,7 @@ from typing import Any
 
 from trials.scenarios.base import SessionContext, SessionOutput, prose_as_talk
 from trials.scenarios.measures import count_ideas, judge_metrics
-from trials.scenarios.steer import correction_config, install_interventions
+from trials.scenarios.steer import correction_config, install_interventions, install_story
 
 METRICS = {
     "persona_adherence": ("agent", "0-9"), "self_consistency": ("agent", "0-9"),
@@ -27,19 +27,26 @@ def actions_per_session(exp: dict[str, Any], group_size: int) -> int:
     return int(group_size * int(exp.get("steps") or 1) * min(1.5, int(exp.get("max_actions", 2))))
 
 
+def extractions_per_session(exp: dict[str, Any], group_size: int) -> int:
+    """Extraction calls (for the estimate): one idea extraction when `ideas` is measured."""
+    return int("ideas" in (exp.get("metrics") or METRICS))
+
+
 def make_world(ctx: SessionContext, goal: str) -> Any:
     from trials.session.agent import AgentConfig
     from trials.session.world import World
 
     exp = ctx.experiment
     world = World(ctx.llm, seed=ctx.seed, recorder=ctx.recorder, name=ctx.session, judge_llm=ctx.judge,
-                  correction=correction_config(ctx.arm_config), max_workers=ctx.threads,
+                  correction=correction_config(ctx.arm_config, exp.get("propositions")), max_workers=ctx.threads,
                   agent_config=AgentConfig(max_actions=int(exp.get("max_actions", 2)),
                                            max_tokens=int(exp.get("agent_max_tokens", 60)),
                                            prose_as_talk=prose_as_talk(ctx)))
     for persona in ctx.personas:
         world.add_agent(persona, goals=[goal])
-    install_interventions(world, ctx.arm_config, dict(exp.get("intervention_options") or {}))
+    install_interventions(world, ctx.arm_config, dict(exp.get("intervention_options") or {}),
+                          exp.get("propositions"))
+    install_story(world, ctx.arm_config)
     return world
 
 

@@ -29,6 +29,12 @@ def actions_per_session(exp: dict[str, Any], group_size: int) -> int:
     return int(group_size * steps * min(1.5, int(exp.get("max_actions", 2))))
 
 
+def extractions_per_session(exp: dict[str, Any], group_size: int) -> int:
+    """Vote extractions (for the estimate): one per agent before and/or after the debate."""
+    m = exp.get("metrics") or METRICS
+    return group_size * (("agreement_before" in m) + ("agreement_after" in m or "opinion_spread" in m))
+
+
 def _agreement(ctx: SessionContext, out: SessionOutput, world: Any, metric: str, motion: str) -> list[float]:
     from trials.judging.extract import extract_vote
 

@@ -34,17 +34,36 @@ def run(ctx: SessionContext) -> SessionOutput:
         out.events.append(Event(step=0, kind="action", type="TALK", content=answer,
                                 agent=persona.name, prompt_tokens=reply.usage.tokens_in))
         out.add_metric("answer_chars", len(answer), agent=persona.name, level="agent", scale="count")
-        if "persona_adherence" not in ctx.experiment.get("metrics", list(METRICS)):
-            continue
-        from trials.judging.judge import judge
-        from trials.judging.propositions import persona_adherence
-
-        result = judge(persona_adherence(), ctx.judge, events=out.events[-2:], agent=persona.name,
-                       persona=persona)
-        value = result.weighted_score if result.weighted_score is not None else result.mean
-        out.events.append(Event(step=0, kind="judge", type="persona_adherence", agent=persona.name,
-                                content=result.justification or result.missing_reason,
-                                scores={"persona_adherence": value, "score": result.score}))
-        out.add_metric("persona_adherence", value, agent=persona.name, level="agent", scale="0-9",
-                       missing_reason=result.missing_reason or ("" if value is not None else "no score"))
+        for name in _judged(ctx, "agent"):
+            _judge_one(ctx, out, name, events=out.events[-2:], persona=persona)
+    for name in _judged(ctx, "session"):
+        _judge_one(ctx, out, name, events=[e for e in out.events if e.kind != "judge"], persona=None)
     return out
+
+
+def _judged(ctx: SessionContext, level: str) -> list[str]:
+    """Metrics judged at `level`: persona_adherence (agent) and the experiment's own propositions."""
+    from trials.judging.propositions import own_propositions
+
+    own = own_propositions(ctx.experiment)
+    metrics = ctx.experiment.get("metrics") or list(METRICS)
+    return [m for m in metrics if (m == "persona_adherence" and level == "agent")
+            or (m in own and str(own[m].get("level", "agent")) == level)]
+
+
+def _judge_one(ctx: SessionContext, out: SessionOutput, name: str, *, events: list[Event],
+               persona: Any) -> None:
+    from trials.judging.judge import judge
+    from trials.judging.propositions import from_config, own_propositions, persona_adherence
+
+    own = own_propositions(ctx.experiment)
+    prop = (persona_adherence() if name == "persona_adherence"
+            else from_config(name, own[name], material=str(ctx.material or "")))
+    agent = persona.name if persona is not None else None
+    result = judge(prop, ctx.judge, events=events, agent=agent, persona=persona)
+    value = result.weighted_score if result.weighted_score is not None else result.mean
+    out.events.append(Event(step=0, kind="judge", type=name, agent=agent,
+                            content=result.justification or result.missing_reason,
+                            scores={name: value, "score": result.score}))
+    out.add_metric(name, value, agent=agent or "", level="agent" if agent else "session", scale="0-9",
+                   missing_reason=result.missing_reason or ("" if value is not None else "no score"))

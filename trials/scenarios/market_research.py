@@ -20,6 +20,11 @@ OPTIONS = ("max_actions", "agent_max_tokens", "judge_k", "intervention_options",
 QUESTION = "Would you buy this product?"
 
 
+def extractions_per_session(exp: dict, group_size: int) -> int:
+    """Vote extractions (for the estimate): one per agent."""
+    return group_size
+
+
 def run(ctx: SessionContext) -> SessionOutput:
     from trials.judging.extract import extract_vote
 

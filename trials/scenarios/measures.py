@@ -40,16 +40,28 @@ def judge_metrics(ctx: SessionContext, out: SessionOutput, world: Any, metrics: 
     judge calls are independent, so they run on `ctx.threads` threads; results are recorded in a
     fixed order (agents, then session metrics) whatever the timing."""
     from trials.judging.judge import judge
-    from trials.judging.propositions import standard
+    from trials.judging.propositions import from_config, own_propositions, standard
 
     k = int(ctx.experiment.get("judge_k", 1))
+    own = own_propositions(ctx.experiment)
+    variables = {"task": task, "material": str(ctx.material)}
+
+    def level(m: str) -> str:
+        if m in own:
+            return str(own[m].get("level", "agent"))
+        return "agent" if m in AGENT_METRICS else "session" if m in SESSION_METRICS else ""
+
+    def prop(m: str) -> Any:
+        if m in own:
+            return from_config(m, own[m], **variables)
+        return standard(m, task=task) if m == "task_completion" else standard(m)
+
     tasks: list[tuple[str, str, Any]] = []  # (metric, agent or "", proposition or None = missing)
     for agent in world.agents:
-        for metric in (m for m in metrics if m in AGENT_METRICS):
-            tasks.append((metric, agent.name, standard(metric) if said(world.events, agent.name) else None))
-    for metric in (m for m in metrics if m in SESSION_METRICS):
-        prop = standard(metric, task=task) if metric == "task_completion" else standard(metric)
-        tasks.append((metric, "", prop if said(world.events) else None))
+        for metric in (m for m in metrics if level(m) == "agent"):
+            tasks.append((metric, agent.name, prop(metric) if said(world.events, agent.name) else None))
+    for metric in (m for m in metrics if level(m) == "session"):
+        tasks.append((metric, "", prop(metric) if said(world.events) else None))
 
     def one(item: tuple[int, tuple[str, str, Any]]) -> Any:
         i, (metric, agent, prop) = item

@@ -148,15 +148,18 @@ def no_new_ideas(k: int = 4, threshold: int = 7) -> Proposition:
                              "agreed with or elaborated ideas that were already mentioned.")
 
 
-def variety_intervention(k: int = 3, *, precondition: str = "stagnation", cooldown: int = 2,
+def variety_intervention(k: int = 3, *, precondition: "str | Proposition" = "stagnation", cooldown: int = 2,
                          text: str = VARIETY_TEXT, similarity: float = 0.5, llm: Any = None) -> Intervention:
     """The paper's variety intervention: an agent that has not proposed a new idea for k of its
     actions is told to review its ideas and propose a completely different one.
-    precondition="stagnation" uses the no-LLM detector; "llm" judges `no_new_ideas(2 * k)`."""
+    precondition="stagnation" uses the no-LLM detector; "llm" judges `no_new_ideas(2 * k)`; a
+    `Proposition` (e.g. an experiment's own, from config) is judged and holds at >= its threshold."""
     from trials.steering.stagnation import StagnationDetector
 
-    if precondition == "stagnation":
-        pre: Precondition = StagnationDetector(window=k, threshold=similarity)
+    if isinstance(precondition, Proposition):
+        pre: Precondition = precondition
+    elif precondition == "stagnation":
+        pre = StagnationDetector(window=k, threshold=similarity)
     elif precondition == "llm":
         pre = no_new_ideas(2 * k)
     else:

@@ -1,0 +1,235 @@
+"""`trials run` before Hydra starts: compose the config the run would see (Hydra's compose API,
+with the user's `--config-dir` on the search path), run every preflight check, and do a dry run
+without writing anything (Hydra would create its output folder and `.hydra/` first)."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from trials.run.design import did_you_mean
+from trials.run.errors import ConfigError
+from trials.run.experiment import run_experiment
+from trials.run.plan import build_plan
+from trials.run.preflight import check, check_secrets, resolve
+from trials.run.resume import resume_changes
+
+#: hydra flags after which `trials run` hands over without pre-checking (they print, not run)
+_INFO_FLAGS = {"--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--resolve", "--package",
+               "-p", "--shell-completion", "-sc", "--run", "-r", "--experimental-rerun"}
+
+
+class _Unchecked(Exception):
+    """A sweep the preflight cannot expand on its own: Hydra runs it (and each run still checks)."""
+
+
+def _split(args: Sequence[str]) -> tuple[list[str], str | None, bool, bool]:
+    """(overrides, --config-dir, multirun, info_only) from `trials run` arguments."""
+    overrides: list[str] = []
+    config_dir, multirun, info = None, False, False
+    it = iter(args)
+    for a in it:
+        if a in ("-m", "--multirun"):
+            multirun = True
+        elif a in ("--config-dir", "-cd"):
+            config_dir = next(it, None)
+        elif a.startswith("--config-dir="):
+            config_dir = a.split("=", 1)[1]
+        elif a in ("--config-name", "-cn", "--config-path", "-cp"):
+            next(it, None)
+            info = True  # another primary config: leave it to Hydra
+        elif a.split("=", 1)[0] in _INFO_FLAGS or a.startswith("-"):
+            info = True
+        else:
+            overrides.append(a)
+    return overrides, config_dir, multirun, info
+
+
+def _sweep_points(overrides: list[str], limit: int = 64) -> list[list[str]]:
+    """Every point of a sweep (`a=1,2`, `range(...)`, `choice(...)`), in Hydra's order (the
+    cartesian product); one point without sweeps. Sweeps it cannot expand alone (glob) or more
+    than `limit` points raise _Unchecked (Hydra then runs them and each run still checks)."""
+    import itertools
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    options: list[list[str]] = []
+    for ov in OverridesParser.create().parse_overrides(overrides):
+        if ov.is_sweep_override():
+            try:
+                values = list(ov.sweep_string_iterator())
+            except Exception as exc:  # noqa: BLE001 - e.g. glob() needs Hydra's config loader
+                raise _Unchecked(str(exc)) from None
+            options.append([f"{ov.get_key_element()}={v}" for v in values])
+        else:
+            options.append([ov.input_line or ""])
+    points = [list(p) for p in itertools.islice(itertools.product(*options), limit + 1)]
+    if len(points) > limit:
+        raise _Unchecked(f"more than {limit} sweep points")
+    return points
+
+
+class _Unchecked(Exception):
+    """A sweep the preflight cannot expand on its own: Hydra runs it (and each run still checks)."""
+
+
+def _split(args: Sequence[str]) -> tuple[list[str], str | None, bool, bool]:
+    """(overrides, --config-dir, multirun, info_only) from `trials run` arguments."""
+    overrides: list[str] = []
+    config_dir, multirun, info = None, False, False
+    it = iter(args)
+    for a in it:
+        if a in ("-m", "--multirun"):
+            multirun = True
+        elif a in ("--config-dir", "-cd"):
+            config_dir = next(it, None)
+        elif a.startswith("--config-dir="):
+            config_dir = a.split("=", 1)[1]
+        elif a in ("--config-name", "-cn", "--config-path", "-cp"):
+            next(it, None)
+            info = True  # another primary config: leave it to Hydra
+        elif a.split("=", 1)[0] in _INFO_FLAGS or a.startswith("-"):
+            info = True
+        else:
+            overrides.append(a)
+    return overrides, config_dir, multirun, info
+
+
+def _first_of_sweeps(overrides: list[str]) -> list[str]:
+    """A sweep (`a=1,2`, `range(...)`, `choice(...)`) checked at its first value."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    out = []
+    for ov in OverridesParser.create().parse_overrides(overrides):
+        if ov.is_sweep_override():
+            try:
+                first = next(iter(ov.sweep_string_iterator()))
+            except Exception as exc:  # noqa: BLE001 - e.g. glob() needs Hydra's config loader
+                raise _Unchecked(str(exc)) from None
+            out.append(f"{ov.get_key_element()}={first}")
+        else:
+            out.append(ov.input_line or "")
+    return out
+
+
+def compose(overrides: list[str], config_dir: str | None, conf_dir: str) -> Any:
+    """The config `trials run` would see (Hydra's compose API) for one point (no sweeps), or a
+    ConfigError naming the key, the missing config or the grammar error."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException, MissingConfigException
+
+    overrides = [o for o in overrides if not o.startswith(("hydra.", "hydra/"))]
+    if config_dir:
+        folder = Path(config_dir).expanduser().resolve()
+        if not folder.is_dir():
+            raise ConfigError(f"--config-dir {config_dir}: no such folder; fix: create it with "
+                              f"`trials init {config_dir}` or give the folder that holds experiment/<name>.yaml")
+        overrides = [*overrides, f"hydra.searchpath=[file://{folder}]"]
+    try:
+        with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
+            return hydra_compose("config", overrides=overrides)
+    except MissingConfigException as exc:
+        missing = str(exc.missing_cfg_file or "")
+        group, _, name = missing.rpartition("/")
+        options = list(exc.options or [])
+        where = f" or {config_dir}/{group}/" if config_dir else ""
+        raise ConfigError(f"{group or 'config'}={name}: no {missing}.yaml{did_you_mean(name, options)}; "
+                          f"available: {', '.join(options) or 'none'} (in trials/conf/{group}/{where})"
+                          ) from None
+    except HydraException as exc:
+        text = " ".join(str(exc).split())
+        bad = re.search(r"Could not override '([^']+)'", text)
+        if bad:
+            key = bad.group(1)
+            hint = _key_hint(key, [o for o in overrides if not o.lstrip("+~").startswith(key + "=")], conf_dir)
+            raise ConfigError(f"unknown key {key}{hint}; fix: correct the key, or add a new key with "
+                              f"+{key}=<value>") from None
+        raise ConfigError(text[:400]) from None
+    except Exception as exc:  # noqa: BLE001 - Hydra's override grammar errors etc.
+        raise ConfigError(" ".join(str(exc).split())[:400]) from None
+
+
+def _key_hint(key: str, others: list[str], conf_dir: str) -> str:
+    """' (did you mean experiment.steps?)' for a mistyped key, from the config without it."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from omegaconf import OmegaConf
+
+    parent, _, leaf = key.rpartition(".")
+    try:
+        with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
+            node = OmegaConf.select(hydra_compose("config", overrides=others), parent) if parent else None
+    except Exception:  # noqa: BLE001 - only a hint
+        return ""
+    if node is None or not hasattr(node, "keys"):
+        return ""
+    hint = did_you_mean(leaf, list(node.keys()))
+    return hint.replace("'", "'" + parent + ".", 1) if hint else ""
+
+
+def preflight_cli(args: Sequence[str], conf_dir: str) -> int | None:
+    """Check `trials run <args>` before Hydra writes anything. Returns an exit status to stop
+    with (2 config error, 0 dry run done: the plan was printed and nothing written), or None to
+    go on and run."""
+    overrides, config_dir, multirun, info = _split(args)
+    try:
+        check_secrets(overrides)
+        if info:
+            return None
+        try:
+            points = _sweep_points(overrides) if multirun else [overrides]
+        except _Unchecked:
+            raise
+        except Exception as exc:  # noqa: BLE001 - Hydra's override grammar errors
+            raise ConfigError(" ".join(str(exc).split())[:400]) from None
+        configs = [_checked(point, config_dir, conf_dir) for point in points]  # every point, up front
+        if not configs[0]:
+            return None  # a resume: the saved config decides (checked in _checked)
+        if (configs[0].get("run") or {}).get("dry_run"):  # every point's plan, nothing written
+            for i, (point, plain) in enumerate(zip(points, configs)):
+                if multirun:
+                    print(f"sweep point {i + 1}/{len(points)}: {' '.join(point)}")
+                code = run_experiment(plain, Path.cwd() / "runs" / "dry-run-not-written")
+                if code:
+                    return code
+            return 0
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    except _Unchecked:
+        return None
+    return None
+
+
+def secrets_check_cli(args: Sequence[str]) -> int | None:
+    """For other Hydra commands (`trials population`): refuse an API key on the command line
+    before Hydra saves the overrides; 2 or None."""
+    try:
+        check_secrets(_split(args)[0])
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    return None
+
+
+def _checked(overrides: list[str], config_dir: str | None, conf_dir: str) -> dict[str, Any]:
+    """One point's resolved config after every check ({} for a resume, whose saved config
+    decides: there only a change of design is refused here)."""
+    plain = resolve(compose(overrides, config_dir, conf_dir))
+    resume = (plain.get("run") or {}).get("resume_dir")
+    if resume:
+        saved = Path(str(resume)).expanduser() / "config.yaml"
+        if not saved.is_file():
+            raise ConfigError(f"run.resume_dir={resume!r}: no config.yaml there; point it at the "
+                              "directory of an earlier `trials run`")
+        import yaml
+
+        resume_changes(plain, yaml.safe_load(saved.read_text()), overrides)
+        return {}
+    plain = {k: v for k, v in plain.items() if k != "hydra"}
+    if not (plain.get("run") or {}).get("dry_run"):
+        check(plain, build_plan(plain, Path.cwd() / "runs"))
+    return plain

@@ -1,0 +1,113 @@
+"""`trials export <run dir> --to csv|parquet|jsonl`: one row per agent action (a respondent's
+answer, a brainstorm turn, a debate move), ready for a spreadsheet or a notebook.
+
+Columns: `arm, replicate, session, step, agent, type (TALK/THINK/...), target, text`, then
+`factor_<f>` (factorial designs), `persona_<field>` (the persona's attributes: nested fields
+joined with `_`, lists of plain values joined with "; "), `score_<key>` (scores recorded on the
+action event, e.g. a correction check), and `metric_<name>` (every metric measured for that agent,
+or for its session when the metric is session-level). No cell holds a dict; a value that was not
+measured is empty (its reason is in metrics.csv `missing_reason`).
+
+In Python: `trials.run.rundir.load_events(run_dir)` (every event, scores flattened) and
+`actions_table(run_dir)` (the export's rows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from trials.run.rundir import load_events
+
+FORMATS = ("csv", "parquet", "jsonl")
+
+
+def _flat(value: Any, prefix: str, out: dict[str, Any]) -> None:
+    """Scalars as they are, mappings flattened with `_`, lists of scalars joined with "; "; lists
+    of mappings are left out (they have no one-cell form)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flat(v, f"{prefix}_{k}", out)
+    elif isinstance(value, list):
+        if all(not isinstance(v, (dict, list)) for v in value):
+            out[prefix] = "; ".join(str(v) for v in value)
+    else:
+        out[prefix] = value
+
+
+def persona_table(run_dir: Path) -> pd.DataFrame:
+    """arm, replicate, agent, persona_<field>... from the job folders (job.json persona_records)."""
+    rows = []
+    for meta_path in sorted(Path(run_dir).glob("jobs/*/*/job.json")):
+        meta = json.loads(meta_path.read_text())
+        for record in meta.get("persona_records") or [{"name": n} for n in meta.get("personas") or []]:
+            row: dict[str, Any] = {"arm": meta.get("arm"), "replicate": meta.get("replicate"),
+                                   "agent": record.get("name")}
+            _flat({k: v for k, v in record.items()}, "persona", row)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def actions_table(run_dir: str | Path) -> pd.DataFrame:
+    """The export's rows (see the module doc). Raises FileNotFoundError for a folder that is not
+    a run directory."""
+    root = Path(run_dir)
+    events = load_events(root)
+    acts = events[events["kind"] == "action"].rename(columns={"content": "text"})
+    keep = ["arm", "replicate", "session", "step", "agent", "type", "target", "text"]
+    scores = [c for c in acts.columns if c.startswith("score_") and acts[c].notna().any()]
+    table = acts[[c for c in keep if c in acts.columns] + scores].reset_index(drop=True)
+    metrics_path = root / "metrics.parquet"
+    if metrics_path.is_file():
+        m = pd.read_parquet(metrics_path)
+        factors = [c for c in m.columns if c.startswith("factor_")]
+        if factors:
+            table = table.merge(m[["arm", *factors]].drop_duplicates("arm"), on="arm", how="left")
+        agent_m = m[m["agent"] != ""].pivot_table(index=["session", "agent"], columns="metric",
+                                                   values="value", aggfunc="mean", dropna=False)
+        agent_m.columns = [f"metric_{c}" for c in agent_m.columns]
+        table = table.merge(agent_m.reset_index(), on=["session", "agent"], how="left")
+        sess_m = m[m["agent"] == ""].pivot_table(index="session", columns="metric", values="value",
+                                                  aggfunc="mean", dropna=False)
+        sess_m.columns = [f"metric_{c}" for c in sess_m.columns]
+        table = table.merge(sess_m.reset_index(), on="session", how="left")
+    people = persona_table(root)
+    if not people.empty:
+        table = table.merge(people, on=["arm", "replicate", "agent"], how="left")
+    return table
+
+
+def export(run_dir: str | Path, to: str, out: str | Path | None = None) -> Path:
+    """Write the actions table as csv, parquet or jsonl; default `<run_dir>/export/actions.<to>`."""
+    if to not in FORMATS:
+        raise ValueError(f"--to {to}: use one of {', '.join(FORMATS)}")
+    table = actions_table(run_dir)
+    path = Path(out) if out else Path(run_dir) / "export" / f"actions.{to}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if to == "csv":
+        table.to_csv(path, index=False)
+    elif to == "parquet":
+        table.to_parquet(path, index=False)
+    else:
+        table.to_json(path, orient="records", lines=True, force_ascii=False)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="trials export", description=__doc__.split("\n")[0])
+    parser.add_argument("run_dir", help="a run directory (holds transcript.jsonl or jobs/)")
+    parser.add_argument("--to", choices=FORMATS, default="csv", help="the file format (default csv)")
+    parser.add_argument("--out", help="the output file (default <run_dir>/export/actions.<format>)")
+    args = parser.parse_args(argv)
+    try:
+        path = export(args.run_dir, args.to, args.out)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"trials export: {exc}", file=sys.stderr)
+        return 2
+    print(f"exported: {path}")
+    return 0

@@ -1,0 +1,146 @@
+"""Checks before anything runs or is written: what would certainly fail, found once, up front.
+
+`trials run` calls `trials.run.command.preflight_cli(args)` before Hydra starts (Hydra writes its output folder and
+`.hydra/` before the task runs, so a refusal here leaves no file behind), and `run_experiment`
+calls `check(cfg, plan)` again for the Python API. Every problem is a `ConfigError` whose message
+names the key or file and the fix; `trials run` prints it and exits with status 2, never a
+traceback. What is checked here beyond `build_plan`:
+
+- an API key passed where the *name* of its environment variable belongs (refused without
+  echoing it), and any override value that looks like a key;
+- a missing API key environment variable for every remote model an arm uses;
+- `llm.model=<name>` on the local backend (it would silently run the embedded model);
+- `run.seed`, `run.budget_usd`, `experiment.size` (with "did you mean"), experiment names;
+- an unwritable `cache.path`.
+Persona files (duplicate names, BOM, deeply nested JSON) are checked where they are read
+(`trials.persona.files`), which `build_plan` does before any job.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+from trials.run.design import did_you_mean
+from trials.run.errors import ConfigError
+
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+KEYLIKE = re.compile(r"(?<![A-Za-z0-9])(sk-|sk_|AIza)[A-Za-z0-9_\-]{16,}|Bearer\s+\S{8,}")
+
+
+def _masked(key: str) -> str:
+    return f"{key}=<hidden>"
+
+
+def check_secrets(overrides: Sequence[str]) -> None:
+    """Refuse a key on the command line: `*api_key_env=` must be a variable NAME, and no value may
+    look like a key. The message never repeats the value."""
+    for item in overrides:
+        key, sep, value = str(item).partition("=")
+        key = key.lstrip("+~")
+        value = value.strip().strip("'\"")
+        if not sep:
+            continue
+        if key.endswith("api_key_env") and value and not ENV_NAME.fullmatch(value):
+            raise ConfigError(f"{_masked(key)}: {key} takes the NAME of an environment variable, not the "
+                              "key itself; fix: export OPENAI_API_KEY=<your key> and pass "
+                              f"{key}=OPENAI_API_KEY (the key is never written anywhere)")
+        if KEYLIKE.search(value) or (key.rsplit(".", 1)[-1] in ("api_key", "key", "token") and value):
+            raise ConfigError(f"{_masked(key)}: this looks like an API key on the command line, where it "
+                              "would be saved in the run's config and .hydra/; fix: export it in an "
+                              "environment variable and name that variable with llm.api_key_env")
+
+
+def check_unresolved(cfg: Any) -> None:
+    """Checks that need the config before interpolations resolve (a bad `experiment.size` breaks
+    every `${experiment.sizes.${experiment.size}...}`)."""
+    from omegaconf import OmegaConf
+
+    size = OmegaConf.select(cfg, "experiment.size", default=None)
+    sizes = OmegaConf.select(cfg, "experiment.sizes", default=None)
+    if size is not None and sizes is not None and str(size) not in sizes:
+        raise ConfigError(f"experiment.size={size!r}{did_you_mean(size, list(sizes))}: use one of "
+                          f"{list(sizes)} (e.g. experiment.size={next(iter(sizes))})")
+
+
+def resolve(cfg: Any) -> dict[str, Any]:
+    """DictConfig -> plain dict; a broken interpolation becomes a ConfigError naming the key."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    check_unresolved(cfg)
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", "") or "?"
+        msg = str(exc).splitlines()[0]
+        raise ConfigError(f"{key}: {msg}; fix the value of {key} (or the key it refers to)") from None
+
+
+def _number(value: Any, key: str, *, whole: bool, low: float) -> None:
+    ok = (not isinstance(value, bool) and isinstance(value, (int, float))
+          and (not whole or isinstance(value, int)) and not (isinstance(value, float) and math.isnan(value))
+          and value >= low)
+    if not ok:
+        kind = "a whole number" if whole else "a number"
+        raise ConfigError(f"{key}={value!r}: need {kind} >= {low:g} (e.g. {key}={int(low) + 1})")
+
+
+def _check_model(conf: dict[str, Any], where: str) -> None:
+    backend = conf.get("backend")
+    if backend == "local" and conf.get("model"):
+        raise ConfigError(f"{where}.model={conf['model']!r} has no effect with {where}=local (the "
+                          f"embedded model would run instead); fix: add {where}=openai (or ollama, azure) to "
+                          f"use {conf['model']!r}, or {where}.model_path=<file.gguf> for another local model")
+    if backend != "openai":
+        return
+    env = str(conf.get("api_key_env") or "OPENAI_API_KEY")
+    if not ENV_NAME.fullmatch(env):
+        raise ConfigError(f"{where}.api_key_env=<hidden>: it takes the NAME of an environment variable, "
+                          "not the key itself; fix: export the key in e.g. OPENAI_API_KEY and set "
+                          f"{where}.api_key_env=OPENAI_API_KEY")
+    from trials.llm.openai_backend import is_local_url
+
+    if not os.environ.get(env) and not is_local_url(conf.get("base_url")):
+        raise ConfigError(f"environment variable {env} is not set, and {where}={backend} "
+                          f"(model {conf.get('model')!r}) needs it; fix: export {env}=<your key> (read from "
+                          f"the environment, never written anywhere), or set {where}.api_key_env to the "
+                          "variable that holds it")
+
+
+CACHE_MODES = ("off", "read_write", "replay")
+
+
+def _check_cache(cache: dict[str, Any]) -> None:
+    if cache.get("mode", "read_write") not in CACHE_MODES:
+        raise ConfigError(f"cache.mode={cache.get('mode')!r}{did_you_mean(cache.get('mode'), CACHE_MODES)}: "
+                          f"use one of {', '.join(CACHE_MODES)}")
+    if not cache or cache.get("mode", "read_write") == "off" or not cache.get("path"):
+        return
+    path = Path(str(cache["path"])).expanduser().resolve()
+    existing = path if path.exists() else next((p for p in path.parents if p.exists()), Path("/"))
+    target = existing if existing.is_dir() else existing.parent
+    writable = os.access(target, os.W_OK | os.X_OK) and (not path.exists() or os.access(path, os.W_OK))
+    if not writable or (existing != path and not existing.is_dir()):
+        raise ConfigError(f"cache.path={cache['path']!r}: cannot write there ({target} is not a writable "
+                          "folder); fix: cache.path=<a writable file path>, or cache.mode=off")
+
+
+def check(cfg: dict[str, Any], plan: Any) -> None:
+    """Everything that would certainly fail, for a resolved config and its plan (see module doc)."""
+    run = dict(cfg.get("run") or {})
+    if run.get("seed") is not None:
+        _number(run["seed"], "run.seed", whole=True, low=0)
+    if run.get("budget_usd") is not None:
+        _number(run["budget_usd"], "run.budget_usd", whole=False, low=0)
+    seen: set[str] = set()
+    for job in plan.jobs:
+        for where, conf in (("llm", job.llm), ("judge", job.judge)):
+            key = repr((where, sorted(conf.items(), key=str)))
+            if key not in seen:
+                seen.add(key)
+                _check_model(conf, where)
+    _check_cache(dict(cfg.get("cache") or {}))
