@@ -185,7 +185,7 @@ def arm_gist(data: RunData, arm: str) -> str:
     mine, base = configs.get(arm), configs.get(data.control or "", {})
     if not mine:
         return ""
-    if mine.get("description"):
+    if mine.get("description") and mine.get("description") != base.get("description"):
         return str(mine["description"])
     parts = []
     for key in mine:

@@ -113,7 +113,7 @@ def models(effects: pd.DataFrame) -> Table | None:
         return None
     header = ["Metric", "Treatment", "df", "Odds ratio [95% CI]", "p (ordinal)", "Rate ratio [95% CI]",
               "p (count)", "Equivalence margin", "p (TOST)"]
-    rows = [[fmt.label(rec["metric"]), str(rec["treatment"]), fmt.num(_get(rec, "df")),
+    rows = [[fmt.metric(rec["metric"]), str(rec["treatment"]), fmt.num(_get(rec, "df")),
              fmt.with_ci(_get(rec, "odds_ratio"), _get(rec, "or_ci_low"), _get(rec, "or_ci_high")),
              fmt.pval(_get(rec, "p_ordinal")),
              fmt.with_ci(_get(rec, "rate_ratio"), _get(rec, "rr_ci_low"), _get(rec, "rr_ci_high")),

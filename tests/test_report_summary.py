@@ -24,7 +24,7 @@ from runner_support import run as run_trials
 from test_reports_support import TT_22B, make_run_dir
 
 
-def quick_analysis(run: Path, control: str = "control") -> None:
+def quick_analysis(run: Path, control: str | None = "control") -> None:
     import analysis
 
     analysis.analyze(analysis.load_table(run), control=control, n_boot=200, n_perm=500, mixed=False).write(
@@ -236,7 +236,7 @@ def test_summary_names_undelivered_treatments_and_unequal_missingness(tmp_path):
 def factorial_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("factorial") / "run"
     assert run_trials(root, "experiment=brainstorm_factorial") == 0
-    quick_analysis(root)
+    quick_analysis(root, control=None)  # the run's control: the all-baseline cell
     return root
 
 
@@ -247,57 +247,56 @@ def test_factorial_scripted_run_summary_and_named_pair(factorial_run, tmp_path):
     eff = pd.read_csv(run / "analysis" / "effects.csv")
     summary = section(md, "Summary")
     bullets = [ln[2:] for ln in summary.splitlines() if ln.startswith("- ")]
-    # one per treatment, each saying what the arm changes (from config.yaml experiment.arms)
-    assert [b.split(":")[0] for b in bullets[:3]] == ["correction", "variety (interventions", "both (correction; interventions"]
+    # one per treatment, each saying what the arm changes (the settings that differ from control)
+    assert [b.split(": ")[0] for b in bullets[:3]] == [
+        "correction=off,variety=on (interventions", "correction=on,variety=off (correction)",
+        "correction=on,variety=on (correction; interventions"]
     for b in bullets[:3]:
-        rows = eff[eff["treatment"] == b.split(" ")[0].rstrip(":")]
+        rows = eff[eff["treatment"] == b.split(" (")[0]]
+        assert len(rows) == 6
         if (rows["diff"] == 0).all():
             assert b.endswith("exactly the same as control on every metric (all differences are 0).")
         for _, r in rows[(rows["ci_low"] > 0) | (rows["ci_high"] < 0)].iterrows():
             rel = r["diff"] / abs(r["mean_control"])
-            assert f"{fmt.signed(r['diff'])} " in b and f"{100 * rel:+.0f}%" in b
+            assert f"{fmt.signed(r['diff'])} " in b and fmt.signed_percent(rel) in b
     assert bullets[3].startswith("Trade-off asked for (ideas vs persona adherence; named in experiment.tradeoff): ")
+    for t in eff["treatment"].unique():
+        d = eff[(eff["treatment"] == t)].set_index("metric")["diff"]
+        assert f"{t} {fmt.signed(d['ideas'])} ideas per session vs {fmt.signed(d['persona_adherence'])} " \
+               "persona adherence (0-9 score)" in bullets[3]
     assert "Pair: named in experiment.tradeoff." in md
-    assert yaml.safe_load((run / "config.yaml").read_text())["experiment"]["tradeoff"] == ["ideas", "persona_adherence"]
+    assert "Factorial design: correction (off / on); variety (off / on)." in summary
 
 
-def test_factorial_section_from_factor_columns_and_factorial_csv(factorial_run, tmp_path):
-    """The #12/#13 contract: metrics columns factor_<name>, manifest factors, analysis/factorial.csv."""
+def test_factorial_section_shows_factorial_csv_and_an_interaction_plot(factorial_run, tmp_path):
+    """analysis (issue #12) writes factorial.csv / factorial_cells.csv for the factor_<name> columns
+    (issue #13); the report shows every term and plots the marginal means, else the raw cell means."""
     run = tmp_path / "run"
     shutil.copytree(factorial_run, run)
-    m = pd.read_parquet(run / "metrics.parquet")
-    m["factor_correction"] = np.where(m["arm"].isin(["correction", "both"]), "on", "off")
-    m["factor_variety"] = np.where(m["arm"].isin(["variety", "both"]), "on", "off")
-    m.to_parquet(run / "metrics.parquet", index=False)
-    man = json.loads((run / "manifest.json").read_text())
-    man["factors"] = {"correction": ["off", "on"], "variety": ["off", "on"]}
-    (run / "manifest.json").write_text(json.dumps(man))
-    terms = pd.DataFrame({"metric": ["ideas"] * 3, "term": ["factor_correction[on]", "factor_variety[on]",
-                                                            "factor_correction[on]:factor_variety[on]"],
-                          "estimate": [-2.0, 0.0, 0.25], "se": [0.5, 0.5, 0.7], "ci_low": [-3.1, -1.1, -1.3],
-                          "ci_high": [-0.9, 1.1, 1.8], "df": [4.0] * 3, "p": [0.016, 1.0, 0.74],
-                          "model": ["OLS on session values, HC3 robust SE, t on 4 df"] * 3, "note": [""] * 3})
-    terms.to_csv(run / "analysis" / "factorial.csv", index=False)
-    paths = reports.render(run)
-    fact = section(paths.markdown.read_text(), "Factorial design")
-    assert "| ideas | correction = on | -2.00 [-3.10, -0.90] | 0.016 |" in fact
-    assert "| ideas | correction = on × variety = on | +0.25 [-1.30, +1.80] | 0.74 |" in fact
-    assert "raw cell means from the metrics table (no CIs)" in fact
+    terms = pd.read_csv(run / "analysis" / "factorial.csv")
+    assert len(terms) == 18  # 6 metrics x (2 main effects + 1 interaction)
+    fact = section(reports.render(run).markdown.read_text(), "Factorial design")
+    for _, t in terms.iterrows():
+        from reports.factorial import term_label
+
+        assert (f"| {fmt.metric(t['metric'])} | {term_label(t['term'])} | "
+                f"{fmt.with_ci(t['estimate'], t['ci_low'], t['ci_high'])} | {fmt.pval(t['p'])} |") in fact
+    assert "| ideas | correction = on × variety = on |" in fact
+    assert "marginal means from the factorial model with 95% CIs" in fact
     assert (run / "figures" / "interaction.png").exists()
-    assert "Factorial design: correction (off / on); variety (off / on)." in section(
-        paths.markdown.read_text(), "Summary")
-    # with the model's estimated marginal means (factorial_cells.csv), the plot uses them and their CIs
-    cells = pd.DataFrame({"metric": ["ideas"] * 4, "cell": [f"factor_correction={c}, factor_variety={v}"
-                                                          for c in ("off", "on") for v in ("off", "on")],
-                          "n_units": [2] * 4, "emm": [3.5, 3.5, 1.5, 1.5], "ci_low": [2.0, 2.0, 0.0, 0.0],
-                          "ci_high": [5.0, 5.0, 3.0, 3.0], "note": [""] * 4})
-    cells.to_csv(run / "analysis" / "factorial_cells.csv", index=False)
     from reports.factorial import cell_means
 
+    cells = pd.read_csv(run / "analysis" / "factorial_cells.csv")
     means, model_based = cell_means(reports.load.load(run), ["correction", "variety"])
-    assert model_based and means.set_index(["correction", "variety"]).loc[("on", "off"), "mean"] == 1.5
+    want = cells[(cells["metric"] == "ideas") & (cells["cell"] == "factor_correction=on, factor_variety=off")]
+    got = means[(means["metric"] == "ideas") & (means["correction"] == "on") & (means["variety"] == "off")]
+    assert model_based and got["mean"].iloc[0] == pytest.approx(want["emm"].iloc[0])
+    (run / "analysis" / "factorial_cells.csv").unlink()  # without the model's cells: raw means, said so
     fact = section(reports.render(run).markdown.read_text(), "Factorial design")
-    assert "marginal means from the factorial model with 95% CIs" in fact
+    assert "raw cell means from the metrics table (no CIs)" in fact
+    (run / "analysis" / "factorial.csv").unlink()
+    fact = section(reports.render(run).markdown.read_text(), "Factorial design")
+    assert "the analysis wrote no factorial.csv" in fact
 
 
 # ---------------------------------------------------------------- market research
