@@ -14,6 +14,11 @@ from analysis.validate import TableError
 
 __all__ = ["AnalysisResult", "Table", "TableError", "analyze", "balance", "compare", "factorial", "load_table",
            "marginal_means"]
+# validity (human data, the judge): imported lazily too
+_LAZY = {"validate_answers": "validation", "compare_answers": "validation", "read_human": "validation",
+         "validate_run": "validation_run", "judge_reliability": "judge_reliability",
+         "judge_agreement": "judge_reliability"}
+__all__ += sorted(_LAZY)
 
 
 def __getattr__(name: str):  # analyze pulls in power/tradeoff modules; import lazily
@@ -21,4 +26,8 @@ def __getattr__(name: str):  # analyze pulls in power/tradeoff modules; import l
         from analysis import result
 
         return getattr(result, name)
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"analysis.{_LAZY[name]}"), name)
     raise AttributeError(name)

@@ -83,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out = res.write(Path(args.out) if args.out else default_out(table))
+    if table.kind == "run":  # judge_k >= 2: agreement of the repeated judgements
+        from analysis.judge_reliability import write_judge_reliability
+
+        write_judge_reliability(table.source, out)
     print(render(res))
     print(f"analysis written to: {out}")
     return 0

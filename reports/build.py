@@ -16,6 +16,7 @@ from reports.runinfo import arm_names, config_diff, header_facts, usage_by_purpo
 from reports.summary import summary_items
 from reports.tables import headline, models, power_table, secondary, tradeoff_lines
 from reports.tradeoff import tradeoff_pair
+from reports.validity import section_blocks
 
 SECTION_TITLES = ("Summary", "Overview", "How far to trust this run", "Headline results", "Figures",
                   "Quality of the run", "Transcript excerpts", "Notes")
@@ -90,7 +91,7 @@ def _quality(doc: Document, data: RunData) -> None:
     elif miss.empty:
         sec.blocks.append(Para("Missing values: none."))
     else:
-        sec.blocks.append(quality.as_table(miss, "Missing values per arm and why."))
+        sec.blocks.extend(quality.measurement_check(miss))
     if data.manifest is not None:
         failed = quality.failed_jobs(data.manifest)
         sec.blocks.append(quality.as_table(failed, "Failed jobs (manifest.json).") if not failed.empty
@@ -169,6 +170,8 @@ def build(data: RunData, fig_dir: Path) -> Document:
     if mblocks:
         doc.section("Respondents", "respondents").blocks.extend(mblocks)
     _figures(doc, data, arms, fig_dir, infos)
+    if validity := section_blocks(data.tables.dir, fig_dir):  # validation.csv, judge_reliability.csv
+        doc.section("Validity", "validity").blocks.extend(validity)
     _quality(doc, data)
     sec = doc.section("Transcript excerpts", "transcripts")
     sec.blocks.extend(excerpts(data.transcript, arms) or [Para("No transcript for this input.")])
