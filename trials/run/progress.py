@@ -248,3 +248,28 @@ class Progress:
 
     def close(self) -> None:
         self._bar.close()
+
+
+class CallTicker:
+    """Per-call progress for in-process runs (the local model, where one call takes seconds): a live
+    counter on a terminal, one line every `every` calls otherwise. Register with
+    `trials.llm.usage.add_call_listener(ticker.tick)`."""
+
+    def __init__(self, every: int = 10) -> None:
+        self.n = 0
+        self.every = every
+        self._tty = sys.stderr.isatty()
+        self._bar = tqdm(desc="LLM calls", unit="call", file=sys.stderr, dynamic_ncols=True,
+                         disable=not self._tty, leave=False)
+
+    def tick(self, row: dict[str, Any]) -> None:
+        self.n += 1
+        what = f"{row.get('purpose')} {row.get('tokens_out', 0)} tok {float(row.get('latency_s') or 0):.1f} s"
+        if self._tty:
+            self._bar.set_postfix_str(what, refresh=False)
+            self._bar.update(1)
+        elif self.n == 1 or self.n % self.every == 0:
+            print(f"  LLM call {self.n}: {what}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        self._bar.close()
