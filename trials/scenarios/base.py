@@ -72,9 +72,12 @@ class SessionOutput:
     def add_metric(self, metric: str, value: float | None, *, agent: str = "", level: str,
                    scale: str, missing_reason: str = "", judge_k: int = 1,
                    judge_sd: float = math.nan) -> None:
-        """Record one observation; a missing value must come with a reason."""
+        """Record one observation; a missing value must come with a reason, and a measured value
+        carries none (callers pass the reason unconditionally, e.g. "no vote extracted")."""
         if value is None or (isinstance(value, float) and math.isnan(value)):
             value, missing_reason = math.nan, missing_reason or "not computed"
+        else:
+            missing_reason = ""
         self.metrics.append({"agent": agent, "metric": metric, "value": float(value),
                              "level": level, "scale": scale, "missing_reason": missing_reason,
                              "judge_k": judge_k, "judge_sd": judge_sd})
