@@ -20,6 +20,8 @@ from analysis.tests_basic import welch_arrays
 
 @dataclass(frozen=True)
 class Design:
+    """A balanced simulated design: sessions per arm, agents per session, ICC, SD, paired share."""
+
     n_sessions: int = 10  # per arm
     cluster_size: int = 5  # agents per session
     icc: float = 0.3
@@ -71,3 +73,27 @@ def power_check(design: Design = Design(), effect: float | None = None, n_sims: 
                             design.sd, design.paired_corr)
     simulated = float(np.mean(headline_p(c, t, paired) < alpha))
     return {"effect": float(effect), "predicted": float(predicted), "simulated": simulated}
+
+
+def session_means_sim(rng: np.random.Generator, sizes: np.ndarray, n_sims: int, icc: float, shift: float,
+                      sd: float = 1.0) -> np.ndarray:
+    """(n_sims, sessions) session means of agent values simulated agent by agent (random intercept)."""
+    sizes = np.asarray(sizes, int)
+    agents = rng.normal(0, sd * np.sqrt(1 - icc), (n_sims, int(sizes.sum())))
+    means = np.add.reduceat(agents, np.r_[0, np.cumsum(sizes)[:-1]], axis=1) / sizes
+    return shift + rng.normal(0, sd * np.sqrt(icc), (n_sims, len(sizes))) + means
+
+
+def design_power_check(sizes_c: np.ndarray, sizes_t: np.ndarray, icc: float = 0.3, n_sims: int = 4000,
+                       alpha: float = 0.05, target: float = 0.8, seed: int = 1) -> dict[str, float]:
+    """At this design's MDE (analysis.power.design_mde): the power it predicts, the power the old
+    mean-cluster-size formula predicts, and the rejection rate of the headline Welch test on session
+    means in agent-by-agent simulations of that exact design."""
+    mde = pw.design_mde(sizes_c, sizes_t, 1.0, icc, alpha, target, n_sims, seed)
+    rng = np.random.default_rng(seed + 1)
+    c = session_means_sim(rng, sizes_c, n_sims, icc, 0.0)
+    t = session_means_sim(rng, sizes_t, n_sims, icc, mde)
+    m = float(np.mean(np.r_[sizes_c, sizes_t]))
+    return {"effect": mde, "predicted": target,
+            "old_formula": float(pw.power_at(min(len(sizes_c), len(sizes_t)), mde, 1.0, icc, m, alpha)),
+            "simulated": float(np.mean(welch_arrays(c, t, alpha)[3] < alpha))}

@@ -1,4 +1,5 @@
-"""`trials analyze <run_dir | metrics.csv/.parquet | TinyTroupe .json> [--out DIR] [--control NAME] [--all-pairs]`."""
+"""`trials analyze <run_dir | metrics.csv/.parquet | TinyTroupe .json> [--out DIR] [--control NAME] [--all-pairs]
+[--equivalence-margin M] [--factors a,b]`."""
 
 from __future__ import annotations
 
@@ -39,11 +40,14 @@ def render(res: AnalysisResult) -> str:
     lines.append("")
     lines.append(f"family: {res.family}")
     lines += [f"trade-off {t}: {line}" for t, ls in res.tradeoffs.items() for line in ls]
+    lines += [f"equivalence {r.metric} ({r.treatment}): |diff| < {r.equivalence_margin:g}, TOST p = {_p(r.p_tost)}"
+              for r in res.effects.itertuples() if math.isfinite(r.p_tost)]
     lines += [f"note: {n}" for n in res.notes]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point of `trials analyze`; returns the exit code (2 for a bad table or argument)."""
     parser = argparse.ArgumentParser(prog="trials analyze", description="Effect sizes and significance "
                                      "for a run directory, a metric table, or a TinyTroupe result JSON.")
     parser.add_argument("input", help="run directory, metrics .csv/.parquet, or TinyTroupe .json")
@@ -53,22 +57,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--alpha", type=float, default=0.05)
     parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--equivalence-margin", type=float, default=None, metavar="M",
+                        help="equivalence margin in the metric's units: adds p_tost (two one-sided tests of "
+                             "|diff| >= M on the headline estimand)")
+    parser.add_argument("--factors", help="comma-separated factor columns for factorial.csv "
+                                          "(default: every factor_* column of the table)")
     pairing = parser.add_mutually_exclusive_group()
     pairing.add_argument("--paired", dest="paired", action="store_const", const=True,
                          help="treat replicate r of every arm as a pair (same personas and seed)")
     pairing.add_argument("--unpaired", dest="paired", action="store_const", const=False)
     args = parser.parse_args(argv)
+    if args.equivalence_margin is not None and not args.equivalence_margin > 0:
+        print("error: --equivalence-margin must be positive (in the metric's units)", file=sys.stderr)
+        return 2
     if not 0 < args.alpha < 1:
         print("error: --alpha must be between 0 and 1", file=sys.stderr)
         return 2
     try:
         table = load_table(args.input, paired=args.paired)
         res = analyze(table, control=args.control, comparisons="all_pairs" if args.all_pairs else "vs_control",
-                      alpha=args.alpha, n_boot=args.n_boot, seed=args.seed)
+                      alpha=args.alpha, n_boot=args.n_boot, seed=args.seed,
+                      equivalence_margin=args.equivalence_margin,
+                      factors=[f.strip() for f in args.factors.split(",")] if args.factors else None)
     except TableError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out = res.write(Path(args.out) if args.out else default_out(table))
+    if table.kind == "run":  # judge_k >= 2: agreement of the repeated judgements
+        from analysis.judge_reliability import write_judge_reliability
+
+        write_judge_reliability(table.source, out)
     print(render(res))
     print(f"analysis written to: {out}")
     return 0

@@ -9,6 +9,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from analysis.effect_sizes import MIN_CI_UNITS
+from analysis.tests_basic import no_spread, scale_of
+
 log = logging.getLogger(__name__)
 NAN = float("nan")
 # statsmodels fits crossed variance components with one dense group: cost grows ~n^3 (2 s at 300
@@ -65,62 +68,93 @@ def persona_identifiable(rows: pd.DataFrame) -> bool:
 
 def mixed_model(rows: pd.DataFrame, control: str, treatment: str) -> dict[str, float | str]:
     """MixedLM value ~ treatment with a random intercept per session (+ persona where identifiable:
-    a crossed random intercept up to CROSSED_MAX_N values, fixed effects above).
+    a crossed random intercept up to CROSSED_MAX_N values, fixed effects above); statsmodels REML.
 
-    Returns diff (treatment coefficient), p (Wald t, sessions - 2 df), p_normal (statsmodels' z),
-    var_session, var_persona, var_resid and spec (the model fitted); NaNs and a spec saying why
-    when the fit fails.
+    Input: rows of one metric with columns arm, session, agent, value (sessions are scoped by arm).
+    Returns diff (treatment coefficient), se, p (Wald t on df = sessions - 2), df, p_normal
+    (statsmodels' z), var_session, var_persona, var_resid, spec (the model and optimizer) and
+    note. Several optimizers are tried; a fit is kept only if its REML log-likelihood and the
+    treatment SE are finite (a singular fit "converging" to llf = +inf is rejected) and it
+    converged; the best such fit (largest llf) wins. Otherwise every number is NaN and note says why.
     """
     import statsmodels.formula.api as smf  # heavy import, only when needed
 
     data = rows.loc[rows["arm"].isin([control, treatment]), ["arm", "session", "agent", "value"]].copy()
+    data["session"] = data["arm"] + "\x00" + data["session"]
     data["treat"] = (data["arm"] == treatment).astype(float)
     crossed = persona_identifiable(data)
-    out: dict[str, float | str] = {"diff": NAN, "p": NAN, "var_session": NAN, "var_persona": NAN,
-                                   "var_resid": NAN}
-    if len(data) < 4 or float(data["value"].std()) == 0.0:
-        out["spec"] = "MixedLM skipped (too few values or no variation)"
+    out: dict[str, float | str] = {"diff": NAN, "se": NAN, "p": NAN, "df": NAN, "var_session": NAN,
+                                   "var_persona": NAN, "var_resid": NAN, "note": "", "spec": ""}
+    if len(data) < 4 or data["session"].nunique() < 3:
+        out["note"] = "MixedLM not fitted: fewer than 4 values or 3 sessions"
         return out
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if crossed and len(data) > CROSSED_MAX_N:
-                spec = "MixedLM: random intercept for session, persona as fixed effects"
-                model = smf.mixedlm("value ~ treat + C(agent)", data, groups="session")
-                crossed = False
-            elif crossed:
-                data["one"] = 1
-                spec = "MixedLM: random intercepts for session and persona (crossed)"
-                model = smf.mixedlm("value ~ treat", data, groups="one", re_formula="0",
-                                    vc_formula={"session": "0 + C(session)", "persona": "0 + C(agent)"})
-            else:
-                spec = "MixedLM: random intercept for session"
-                model = smf.mixedlm("value ~ treat", data, groups="session")
-            fit = _fit(model)
-        # Wald statistic referred to t with (sessions - 2) df, the between-session df: statsmodels'
-        # normal reference is anti-conservative with few sessions (see benchmarks/calibration.py).
-        df_between = max(1, data["session"].nunique() - 2)
-        z = float(fit.params["treat"] / fit.bse["treat"])
-        out.update(diff=float(fit.params["treat"]), p=float(2 * stats.t.sf(abs(z), df_between)),
-                   p_normal=float(fit.pvalues["treat"]), var_resid=float(fit.scale),
-                   spec=f"{spec}; Wald t, df = sessions - 2 = {df_between}")
-        if crossed:
-            vc = dict(zip(fit.model.exog_vc.names, fit.vcomp))
-            out.update(var_session=float(vc.get("session", NAN)), var_persona=float(vc.get("persona", NAN)))
-        else:
-            out["var_session"] = float(fit.cov_re.iloc[0, 0])
-    except Exception as exc:  # statsmodels can fail in many ways on degenerate data
-        log.info("MixedLM failed: %s", exc)
-        out["spec"] = f"MixedLM failed ({type(exc).__name__}: {exc})"
+    if float(data["value"].std()) <= 1e-9 * max(1e-300, float(data["value"].abs().max())):
+        out["note"] = "MixedLM not fitted: no variation"
+        return out
+    if crossed and len(data) > CROSSED_MAX_N:
+        spec = "MixedLM: random intercept for session, persona as fixed effects"
+        model = smf.mixedlm("value ~ treat + C(agent)", data, groups="session")
+        crossed = False
+    elif crossed:
+        data["one"] = 1
+        spec = "MixedLM: random intercepts for session and persona (crossed)"
+        model = smf.mixedlm("value ~ treat", data, groups="one", re_formula="0",
+                            vc_formula={"session": "0 + C(session)", "persona": "0 + C(agent)"})
+    else:
+        spec = "MixedLM: random intercept for session"
+        model = smf.mixedlm("value ~ treat", data, groups="session")
+    fit, why = best_fit(model)
+    if fit is None:
+        out["note"] = f"MixedLM: no acceptable REML fit ({why})"
+        out["spec"] = spec
+        return out
+    # Wald statistic referred to t with (sessions - 2) df, the between-session df: statsmodels'
+    # normal reference is anti-conservative with few sessions (see benchmarks/calibration.py).
+    df_between = max(1, data["session"].nunique() - 2)
+    est, se = float(fit.params["treat"]), float(fit.bse["treat"])
+    out.update(diff=est, se=se, p=float(2 * stats.t.sf(abs(est / se), df_between)), df=float(df_between),
+               p_normal=float(fit.pvalues["treat"]), var_resid=float(fit.scale),
+               spec=f"{spec}; REML ({fit.optimizer_used}); Wald t, df = sessions - 2 = {df_between}")
+    if crossed:
+        vc = dict(zip(fit.model.exog_vc.names, fit.vcomp))
+        out.update(var_session=float(vc.get("session", NAN)), var_persona=float(vc.get("persona", NAN)))
+    else:
+        out["var_session"] = float(fit.cov_re.iloc[0, 0])
     return out
 
 
-def _fit(model):
-    """REML fit; L-BFGS fails with a singular matrix when a variance sits at 0, so fall back to Powell."""
-    try:
-        return model.fit(reml=True, method="lbfgs")
-    except (np.linalg.LinAlgError, ValueError):
-        return model.fit(reml=True, method="powell")
+OPTIMIZERS = ("lbfgs", "bfgs", "powell", "nm", "cg")
+
+
+def best_fit(model, param: str | None = "treat"):
+    """(fit, reason): the finite, converged REML fit with the largest log-likelihood over OPTIMIZERS.
+
+    A fit is rejected when its llf or the SE of `param` (every fixed effect when None) is not
+    finite or not positive, or the optimizer did not converge (statsmodels' `converged`).
+    Returns (None, reasons) if none passes.
+    """
+    best, reasons = None, []
+    for method in OPTIMIZERS:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fit = model.fit(reml=True, method=method)
+            k = len(fit.fe_params)
+            se = float(fit.bse[param]) if param else float(np.max(np.asarray(fit.bse)[:k]))
+            llf = float(fit.llf)
+        except Exception as exc:  # statsmodels raises many types on singular problems
+            reasons.append(f"{method}: {type(exc).__name__}")
+            continue
+        if not (np.isfinite(llf) and np.isfinite(se) and se > 0):
+            reasons.append(f"{method}: non-finite llf/SE")
+            continue
+        if not getattr(fit, "converged", True):
+            reasons.append(f"{method}: not converged")
+            continue
+        fit.optimizer_used = method
+        if best is None or llf > best.llf + 1e-9:
+            best = fit
+    return best, "; ".join(reasons)
 
 
 def group_codes(sessions: pd.Series) -> np.ndarray:
@@ -129,26 +163,60 @@ def group_codes(sessions: pd.Series) -> np.ndarray:
 
 
 def cluster_bootstrap_t(control_means: np.ndarray, treatment_means: np.ndarray, n_boot: int = 2000,
-                        rng: np.random.Generator | None = None) -> float:
-    """Two-sided p of the studentized cluster bootstrap (bootstrap-t) for the difference of session means.
+                        rng: np.random.Generator | None = None, alpha: float = 0.05) -> tuple[float, float, float, str]:
+    """(p, ci_low, ci_high, note): symmetric studentized cluster bootstrap (bootstrap-t) for the
+    difference of session means (Efron & Tibshirani 1993, ch. 12 and 16; Hall 1992).
 
-    Sessions are resampled within arm; t* = (diff* - diff) / se* is compared with the observed Welch
-    t. Studentizing keeps the level near nominal with few sessions, where the percentile-null
-    bootstrap rejects too often (benchmarks/calibration.py). Degenerate resamples count as extreme.
+    Sessions are resampled within arm; t* = (diff* - diff) / se* (Welch SE). p = share of |t*| >=
+    |t_obs| (+1 corrected) and CI = diff -+ q se_obs with q the (1 - alpha) quantile of |t*|: the
+    same statistic, so the CI excludes 0 exactly when p < alpha (up to the +1 correction).
+    Resamples with se* = 0 count as extreme. NaN (with note) under MIN_CI_UNITS sessions per arm
+    or when there is no spread between sessions.
     """
     c, t = np.asarray(control_means, float), np.asarray(treatment_means, float)
-    if len(c) < 2 or len(t) < 2:
-        return NAN
+    if min(len(c), len(t)) < MIN_CI_UNITS:
+        return NAN, NAN, NAN, f"cluster bootstrap needs >= {MIN_CI_UNITS} sessions per arm (have {len(c)} v {len(t)})"
+    scale = scale_of(c, t)
+    if no_spread(c, scale) and no_spread(t, scale):
+        return NAN, NAN, NAN, "cluster bootstrap: no variation between sessions"
     rng = rng or np.random.default_rng(0)
     se_obs = np.sqrt(c.var(ddof=1) / len(c) + t.var(ddof=1) / len(t))
     diff = t.mean() - c.mean()
-    if se_obs == 0:
-        return 1.0 if diff == 0 else 0.0
     t_obs = abs(diff) / se_obs
     ic = rng.integers(0, len(c), (n_boot, len(c)))
     it = rng.integers(0, len(t), (n_boot, len(t)))
     bc, bt = c[ic], t[it]
     se = np.sqrt(bc.var(axis=1, ddof=1) / len(c) + bt.var(axis=1, ddof=1) / len(t))
-    dev = np.abs(bt.mean(axis=1) - bc.mean(axis=1) - diff)
-    extreme = np.where(se > 0, dev >= t_obs * se, True)
-    return float((1 + np.count_nonzero(extreme)) / (n_boot + 1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tstar = np.where(se > RTOL_SE * se_obs, np.abs(bt.mean(axis=1) - bc.mean(axis=1) - diff) / se, np.inf)
+    p = float((1 + np.count_nonzero(tstar >= t_obs)) / (n_boot + 1))
+    q = float(np.quantile(tstar, 1 - alpha, method="higher"))
+    if not np.isfinite(q):
+        return p, NAN, NAN, "cluster bootstrap CI: too many resamples without spread"
+    return p, float(diff - q * se_obs), float(diff + q * se_obs), ""
+
+
+RTOL_SE = 1e-9
+
+
+def icc_ci(icc: float, n_sessions: int, n_values: int, n0: float, n_arms: int = 2,
+           alpha: float = 0.05) -> tuple[float, float]:
+    """F-based CI for the one-way ANOVA ICC (Searle 1971; Donner 1986): F = 1 + n0 ICC / (1 - ICC)
+    on (k - arms, n - k) df; bounds (F/F_u - 1) / (F/F_u + n0 - 1), truncated to [0, 1]."""
+    df1, df2 = n_sessions - n_arms, n_values - n_sessions
+    if not np.isfinite(icc) or df1 < 1 or df2 < 1 or icc >= 1:
+        return NAN, NAN
+    f = 1 + n0 * icc / (1 - icc)
+    fu, fl = stats.f.ppf(1 - alpha / 2, df1, df2), stats.f.ppf(alpha / 2, df1, df2)
+    lo = (f / fu - 1) / (f / fu + n0 - 1)
+    hi = (f / fl - 1) / (f / fl + n0 - 1)
+    return float(min(1, max(0, lo))), float(min(1, max(0, hi)))
+
+
+def adjusted_size(sizes_by_arm: list[np.ndarray]) -> float:
+    """n0 of the one-way ANOVA with arm fixed: (n - sum_arms sum m_i^2 / n_arm) / (k - arms)."""
+    n = sum(float(s.sum()) for s in sizes_by_arm)
+    k = sum(len(s) for s in sizes_by_arm)
+    if k - len(sizes_by_arm) < 1:
+        return NAN
+    return (n - sum(float((s**2).sum()) / s.sum() for s in sizes_by_arm)) / (k - len(sizes_by_arm))

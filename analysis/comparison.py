@@ -1,16 +1,14 @@
 """The effects table: one row per metric x comparison, every sign treatment - control.
 
-Headline p (`p_value`, named in `p_method`):
-- paired design (replicate r of both arms shares personas and seed): paired t-test on the
-  per-replicate differences (session means for agent-level metrics);
-- agent-level metric with session ids: Welch t-test on session means (the session is the unit);
-- otherwise Welch t-test on the values (for agent-level values without session ids this ignores
-  clustering, and the note says so).
-`p_welch` and `p_mannwhitney` are always on the individual values (comparable with TinyTroupe);
-`p_permutation` permutes the headline unit (whole sessions when clustered).
-`p_holm` / `p_bh` adjust `p_value` over the family of all rows of the table.
-`diff` and `ci_low`/`ci_high` are the estimate and CI of the headline method; they equal
-mean_treatment - mean_control unless sessions differ in size or some pairs are incomplete.
+The headline estimand is the difference of the headline units' means (`diff`): of session means
+for agent-level metrics with session ids, of the values otherwise, and the mean of per-replicate
+differences when the design is paired. `p_value` (method in `p_method`, t-reference df in `df`),
+`ci_low`/`ci_high`, `hedges_g` (and its CI) and `p_tost` all refer to that estimand; see
+`analysis.headline` for the rule. `cliffs_delta`, `prob_superiority`, `p_welch`, `p_mannwhitney`
+and the ordinal odds ratio are on individual values (agent values pooled over sessions, labelled in
+`delta_on`). `p_holm` / `p_bh` adjust `p_value` over the family of all rows of the table.
+A comparison that cannot be estimated (an arm with no values) is a row with `estimable` False and
+the reason in `notes`; the other comparisons go on.
 """
 
 from __future__ import annotations
@@ -22,7 +20,7 @@ import zlib
 import numpy as np
 import pandas as pd
 
-from analysis import clustered, effect_sizes, paired, tests_basic
+from analysis import clustered, counts, effect_sizes, headline, ordinal, paired, tests_basic
 from analysis.io import Table
 from analysis.multiple import benjamini_hochberg, holm
 from analysis.validate import TableError, check_arm, validate_table
@@ -31,15 +29,19 @@ log = logging.getLogger(__name__)
 NAN = float("nan")
 
 COLUMNS = [
-    "metric", "level", "scale", "control", "treatment", "n_control", "n_treatment",
+    "metric", "level", "scale", "control", "treatment", "estimable", "n_control", "n_treatment",
     "n_sessions_control", "n_sessions_treatment", "missing_control", "missing_treatment",
-    "mean_control", "mean_treatment", "sd_control", "sd_treatment", "diff", "ci_low", "ci_high",
-    "p_welch", "p_mannwhitney", "p_permutation", "hedges_g", "g_ci_low", "g_ci_high",
-    "cliffs_delta", "delta_ci_low", "delta_ci_high", "prob_superiority",
-    "p_value", "p_method", "unit", "p_holm", "p_bh",
+    "mean_control", "mean_treatment", "sd_control", "sd_treatment", "diff", "ci_low", "ci_high", "df",
+    "p_welch", "p_mannwhitney", "p_permutation", "hedges_g", "g_ci_low", "g_ci_high", "g_on",
+    "cliffs_delta", "delta_ci_low", "delta_ci_high", "prob_superiority", "delta_on",
+    "p_value", "p_method", "unit", "p_holm", "p_bh", "equivalence_margin", "p_tost",
     "n_pairs", "p_paired_t", "p_wilcoxon", "p_paired_perm",
-    "icc", "design_effect", "cluster_size", "p_mixed", "mixed_diff", "mixed_model",
-    "p_cluster_boot", "cluster_boot_ci_low", "cluster_boot_ci_high", "sd_pooled", "sd_diff", "notes",
+    "icc", "icc_ci_low", "icc_ci_high", "design_effect", "cluster_size",
+    "p_mixed", "mixed_diff", "mixed_se", "mixed_df", "mixed_model",
+    "p_cluster_boot", "cluster_boot_ci_low", "cluster_boot_ci_high",
+    "odds_ratio", "or_ci_low", "or_ci_high", "p_ordinal", "ordinal_model",
+    "rate_ratio", "rr_ci_low", "rr_ci_high", "p_count", "count_model",
+    "sd_pooled", "sd_diff", "notes",
 ]
 
 
@@ -52,11 +54,13 @@ def as_table(table: Table | pd.DataFrame) -> Table:
 
 
 def resolve_control(table: Table, control: str | None) -> str:
+    """The control arm's name as written in the table (exact, else case-insensitive match); TableError if absent."""
     name = control or table.control or "control"
     return check_arm(table.df, name, str(table.source))
 
 
 def comparison_pairs(table: Table, control: str, comparisons: str = "vs_control") -> list[tuple[str, str]]:
+    """(control, treatment) arm pairs: each arm vs `control`, or every pair ('all_pairs')."""
     arms = table.arms or list(dict.fromkeys(table.df["arm"]))
     if comparisons == "vs_control":
         return [(control, a) for a in arms if a != control]
@@ -66,10 +70,20 @@ def comparison_pairs(table: Table, control: str, comparisons: str = "vs_control"
     raise TableError(f"comparisons={comparisons!r}: use 'vs_control' or 'all_pairs'.")
 
 
+
+
 def compare(table: Table | pd.DataFrame, control: str | None = "control", comparisons: str = "vs_control",
             alpha: float = 0.05, n_boot: int = 2000, n_perm: int = 10000, seed: int = 0,
-            paired_design: bool | None = None, mixed: bool = True) -> pd.DataFrame:
-    """Effects table for every metric x comparison (see module docstring for the methods)."""
+            paired_design: bool | None = None, mixed: bool = True,
+            equivalence_margin: float | dict[str, float] | None = None) -> pd.DataFrame:
+    """Effects table (DataFrame, one row per metric x comparison, columns COLUMNS; see module docstring).
+
+    Inputs: a Table or tidy DataFrame (arm, replicate, session, agent, metric, value, ...); the
+    control arm; 'vs_control' or 'all_pairs'; alpha of every CI; bootstrap resamples and permutation
+    draws; a seed (each row draws from its own stream); paired_design overrides the table's; mixed
+    fits the MixedLM; equivalence_margin (metric units; one number, or {metric: margin}) adds p_tost.
+    Errors: TableError for an unknown control arm or an invalid table.
+    """
     table = as_table(table)
     ctrl = resolve_control(table, control)
     is_paired = bool(table.paired if paired_design is None else paired_design)
@@ -79,7 +93,9 @@ def compare(table: Table | pd.DataFrame, control: str | None = "control", compar
             sub = table.df.loc[table.df["metric"] == metric]
             key = zlib.crc32(f"{metric}|{c}|{t}".encode())
             rng = np.random.default_rng([seed, key])
-            rows.append(compare_one(sub, metric, c, t, is_paired, alpha, n_boot, n_perm, rng, mixed))
+            margin = (equivalence_margin.get(metric) if isinstance(equivalence_margin, dict)
+                      else equivalence_margin)
+            rows.append(compare_one(sub, metric, c, t, is_paired, alpha, n_boot, n_perm, rng, mixed, margin))
     out = pd.DataFrame(rows, columns=COLUMNS) if rows else pd.DataFrame(columns=COLUMNS)
     out["p_holm"] = holm(out["p_value"].to_numpy(float))
     out["p_bh"] = benjamini_hochberg(out["p_value"].to_numpy(float))
@@ -87,21 +103,26 @@ def compare(table: Table | pd.DataFrame, control: str | None = "control", compar
 
 
 def compare_one(sub: pd.DataFrame, metric: str, c: str, t: str, is_paired: bool, alpha: float,
-                n_boot: int, n_perm: int, rng: np.random.Generator, mixed: bool = True) -> dict:
+                n_boot: int, n_perm: int, rng: np.random.Generator, mixed: bool = True,
+                margin: float | None = None) -> dict:
     """One effects-table row for `metric`, treatment arm `t` against control arm `c`."""
     rc, rt = sub.loc[sub["arm"] == c], sub.loc[sub["arm"] == t]
     oc, ot = rc.dropna(subset=["value"]), rt.dropna(subset=["value"])
     xc, xt = oc["value"].to_numpy(float), ot["value"].to_numpy(float)
     level = sub["level"].mode().iat[0] if len(sub) else ""
+    scale = ",".join(sorted(set(sub["scale"]) - {""}))
     notes: list[str] = []
-    row: dict = {"metric": metric, "level": level, "scale": ",".join(sorted(set(sub["scale"]) - {""})),
+    row: dict = {"metric": metric, "level": level, "scale": scale, "estimable": False,
                  "control": c, "treatment": t, "n_control": len(xc), "n_treatment": len(xt),
                  "missing_control": len(rc) - len(oc), "missing_treatment": len(rt) - len(ot),
                  "mean_control": _mean(xc), "mean_treatment": _mean(xt),
-                 "sd_control": _sd(xc), "sd_treatment": _sd(xt)}
+                 "sd_control": _sd(xc), "sd_treatment": _sd(xt),
+                 "equivalence_margin": margin if margin else NAN}
     if len(xc) == 0 or len(xt) == 0:
-        row["notes"] = f"no non-missing values in {'control' if len(xc) == 0 else 'treatment'}: not compared"
+        empty = [name for name, x in (("control", xc), ("treatment", xt)) if len(x) == 0]
+        row["notes"] = f"not estimable: no non-missing values in {' and '.join(empty)}"
         return row
+    row["estimable"] = True
 
     has_sessions = bool((oc["session"] != "").all() and (ot["session"] != "").all())
     sizes = pd.concat([oc, ot]).groupby(["arm", "session"]).size() if has_sessions else pd.Series(dtype=int)
@@ -109,65 +130,121 @@ def compare_one(sub: pd.DataFrame, metric: str, c: str, t: str, is_paired: bool,
     if has_sessions:
         row["n_sessions_control"], row["n_sessions_treatment"] = oc["session"].nunique(), ot["session"].nunique()
     if is_clustered:
-        uc, ut = clustered.session_means(oc), clustered.session_means(ot)
-        unit_c, unit_t, unit = uc, ut, "session mean"
+        unit_c, unit_t, unit = clustered.session_means(oc), clustered.session_means(ot), "session mean"
+        gc, gt = clustered.group_codes(oc["session"]), clustered.group_codes(ot["session"])
     else:
-        unit_c, unit_t, unit = oc, ot, "agent value" if level == "agent" else "session" if level == "session" else "value"
+        unit_c, unit_t = oc, ot
+        unit = "agent value" if level == "agent" else "session" if level == "session" else "value"
+        gc = gt = None
         if level == "agent" and not has_sessions:
             notes.append("no session ids: agent values treated as independent (p may be too small)")
+    vc, vt = unit_c["value"].to_numpy(float), unit_t["value"].to_numpy(float)
 
-    # Pairing: replicate r of each arm forms a pair.
     pairs = paired.pair_up(unit_c, unit_t) if is_paired else pd.DataFrame()
     use_paired = is_paired and len(pairs) >= 2
     if is_paired and not use_paired:
         notes.append("design is paired but fewer than 2 complete pairs: analysed unpaired")
     if use_paired:
         d = (pairs["treatment"] - pairs["control"]).to_numpy(float)
-        est = paired.paired_t(d, alpha)
+        head = headline.paired_diffs(d, tests_basic.scale_of(vc, vt), alpha, n_perm, rng, margin)
+        est = head.est
         row.update(n_pairs=len(d), sd_diff=_sd(d), p_paired_t=est.p, p_wilcoxon=paired.wilcoxon(d),
-                   p_paired_perm=paired.sign_flip_test(d, n_perm, rng))
-        what = "per-replicate session means" if is_clustered else "session-level differences"
-        method = f"paired t-test on {what} ({len(d)} pairs)"
+                   p_paired_perm=head.p_permutation)
+        method = f"{est.method} on per-replicate {'session means' if is_clustered else 'values'} ({len(d)} pairs)"
         dropped = max(len(unit_c), len(unit_t)) - len(d)
         if dropped > 0:
             notes.append(f"{dropped} unpaired unit(s) left out of the paired test")
+        g_units = _paired_units(pairs, oc, ot)
     else:
-        est = tests_basic.welch(unit_c["value"].to_numpy(float), unit_t["value"].to_numpy(float), alpha)
-        method = (f"Welch t-test on session means ({len(unit_c)} vs {len(unit_t)} sessions)" if is_clustered
-                  else "Welch t-test on agent values (no session ids)" if level == "agent" and not has_sessions
-                  else "Welch t-test")
-    row.update(diff=est.diff, ci_low=est.ci_low, ci_high=est.ci_high, p_value=est.p, p_method=method, unit=unit)
+        head = headline.unpaired(vc, vt, alpha, n_perm, rng, margin)
+        est = head.est
+        what = "session means" if is_clustered else f"{unit}s"
+        method = (f"{est.method} on agent values (no session ids)" if level == "agent" and not has_sessions
+                  else f"{est.method} on {what} ({len(vc)} vs {len(vt)})")
+        center = float(np.concatenate([xc, xt]).mean())  # centred sums of squares lose less to rounding
+        g_units = (effect_sizes.Units.of_values(xc - center, gc), effect_sizes.Units.of_values(xt - center, gt))
+    if est.note:
+        notes.append(est.note)
+    row.update(diff=est.diff, ci_low=est.ci_low, ci_high=est.ci_high, df=est.df, p_value=est.p,
+               p_method=method, unit=unit, p_permutation=head.p_permutation, p_tost=head.p_tost)
 
     row["p_welch"] = tests_basic.welch(xc, xt, alpha).p
     row["p_mannwhitney"] = tests_basic.mann_whitney(xc, xt)
-    row["p_permutation"] = tests_basic.permutation_test(
-        unit_c["value"].to_numpy(float), unit_t["value"].to_numpy(float), n_perm, rng)
-    row["hedges_g"] = effect_sizes.hedges_g(xc, xt)
     row["sd_pooled"] = _pooled_sd(xc, xt)  # of individual values; power() adds the ICC
-    row["cliffs_delta"] = effect_sizes.cliffs_delta(xc, xt)
-    row["prob_superiority"] = effect_sizes.prob_superiority(xc, xt)
-    gc = clustered.group_codes(oc["session"]) if is_clustered else None
-    gt = clustered.group_codes(ot["session"]) if is_clustered else None
-    boot = effect_sizes.bootstrap(xc, xt, groups_c=gc, groups_t=gt, n_boot=n_boot, alpha=alpha, rng=rng)
-    row.update({k: boot[k] for k in ("g_ci_low", "g_ci_high", "delta_ci_low", "delta_ci_high")})
-
+    g, glo, ghi, gnote = effect_sizes.headline_g(*g_units, use_paired, est.diff, row["sd_pooled"], alpha, n_boot, rng,
+                                                 scale=tests_basic.scale_of(xc, xt))
+    resampled = "pairs of replicates" if use_paired else "sessions" if is_clustered else "values"
+    row.update(hedges_g=g, g_ci_low=glo, g_ci_high=ghi,
+               g_on=f"diff / pooled within-arm SD of the {'agent ' if level == 'agent' else ''}values; "
+                    f"BCa bootstrap over {resampled}")
+    if gnote:
+        notes.append(gnote)
+    delta, dlo, dhi, dnote = effect_sizes.delta_ci(xc, xt, gc, gt, alpha)
+    row.update(cliffs_delta=delta, delta_ci_low=dlo, delta_ci_high=dhi,
+               prob_superiority=effect_sizes.prob_superiority(xc, xt),
+               delta_on=("agent values pooled over sessions (agent-level effect size)" if level == "agent"
+                         else "individual values"))
+    if dnote:
+        notes.append(dnote)
+    _secondary_models(row, notes, scale, metric, xc, xt, vc, vt, gc, gt, alpha)
     if is_clustered:
-        both = pd.concat([oc, ot])
-        m = float(sizes.mean())
-        icc = clustered.icc_anova(both["value"].to_numpy(), (both["arm"] + "\x00" + both["session"]).to_numpy(),
-                                  both["arm"].to_numpy())
-        row.update(icc=icc, design_effect=clustered.design_effect(icc, m), cluster_size=m,
-                   p_cluster_boot=clustered.cluster_bootstrap_t(uc["value"].to_numpy(), ut["value"].to_numpy(),
-                                                                n_boot, rng),
-                   cluster_boot_ci_low=boot["diff_ci_low"],
-                   cluster_boot_ci_high=boot["diff_ci_high"])
-        if mixed:
-            fit = clustered.mixed_model(both, c, t)
-            row.update(p_mixed=fit["p"], mixed_diff=fit["diff"], mixed_model=fit.get("spec", ""))
+        _clustered_columns(row, notes, oc, ot, sizes, vc, vt, c, t, n_boot, alpha, rng, mixed)
     if row["missing_control"] or row["missing_treatment"]:
         notes.append(f"missing values: {row['missing_control']} control, {row['missing_treatment']} treatment")
-    row["notes"] = "; ".join(notes)
+    row["notes"] = "; ".join(dict.fromkeys(notes))
     return row
+
+
+def _paired_units(pairs: pd.DataFrame, oc: pd.DataFrame, ot: pd.DataFrame) -> tuple:
+    """Units for the paired g bootstrap: per complete pair (replicate), each arm's values in it."""
+    keep = set(pairs["replicate"])
+    center = float(pd.concat([oc["value"], ot["value"]]).mean())
+
+    def units(rows: pd.DataFrame) -> effect_sizes.Units:
+        r = rows.loc[rows["replicate"].isin(keep)].sort_values("replicate")
+        return effect_sizes.Units.of_values(r["value"].to_numpy(float) - center,
+                                            pd.factorize(r["replicate"], sort=True)[0])
+    return units(oc), units(ot)
+
+
+def _secondary_models(row: dict, notes: list[str], scale: str, metric: str, xc, xt, vc, vt, gc, gt,
+                      alpha: float) -> None:
+    """Ordinal (proportional odds) for rating scales, rate ratio for counts; NaN columns otherwise."""
+    values = np.concatenate([xc, xt])
+    if ordinal.is_ordinal(scale, values):
+        fit = ordinal.proportional_odds(xc, xt, gc, gt, alpha)
+        row.update({k: fit[k] for k in ("odds_ratio", "or_ci_low", "or_ci_high", "p_ordinal", "ordinal_model")})
+        if fit["ordinal_note"]:
+            notes.append(str(fit["ordinal_note"]))
+    elif counts.is_count(scale, metric, values):
+        fit = counts.rate_ratio(vc, vt, alpha)
+        row.update({k: fit[k] for k in ("rate_ratio", "rr_ci_low", "rr_ci_high", "p_count", "count_model")})
+        if fit["count_note"]:
+            notes.append(str(fit["count_note"]))
+
+
+def _clustered_columns(row: dict, notes: list[str], oc, ot, sizes, vc, vt, c: str, t: str, n_boot: int,
+                       alpha: float, rng: np.random.Generator, mixed: bool) -> None:
+    """ICC (with its F-based CI), design effect, cluster bootstrap-t and the MixedLM."""
+    both = pd.concat([oc, ot])
+    m = float(sizes.mean())
+    icc = clustered.icc_anova(both["value"].to_numpy(), (both["arm"] + "\x00" + both["session"]).to_numpy(),
+                              both["arm"].to_numpy())
+    n0 = clustered.adjusted_size([sizes.loc[a].to_numpy(float) for a in (c, t)])
+    lo, hi = clustered.icc_ci(icc, len(sizes), len(both), n0, 2, alpha)
+    row.update(icc=icc, icc_ci_low=lo, icc_ci_high=hi, design_effect=clustered.design_effect(icc, m), cluster_size=m)
+    p, blo, bhi, bnote = clustered.cluster_bootstrap_t(vc, vt, n_boot, rng, alpha)
+    row.update(p_cluster_boot=p, cluster_boot_ci_low=blo, cluster_boot_ci_high=bhi)
+    if bnote:
+        notes.append(bnote)
+    if row["n_sessions_control"] < 2 or row["n_sessions_treatment"] < 2:
+        notes.append("one session in an arm: the arm effect cannot be separated from the session effect")
+    if mixed:
+        fit = clustered.mixed_model(both, c, t)
+        row.update(p_mixed=fit["p"], mixed_diff=fit["diff"], mixed_se=fit["se"], mixed_df=fit["df"],
+                   mixed_model=fit["spec"])
+        if fit["note"]:
+            notes.append(str(fit["note"]))
 
 
 def _mean(x: np.ndarray) -> float:

@@ -1,116 +1,199 @@
-"""Effect sizes (Hedges' g, Cliff's delta, probability of superiority) and their bootstrap CIs.
+"""Effect sizes on the headline estimand (Hedges' g) and on individual values (Cliff's delta), with CIs.
 
-The bootstrap is written with resampling *weights* (how many times each observation is drawn), so
-the same vectorised code serves the ordinary bootstrap (observations drawn) and the cluster
-bootstrap (whole sessions drawn, every agent of a drawn session gets its session's count).
+- `hedges_g` is the classic bias-corrected standardised mean difference of two samples
+  (Hedges & Olkin 1985, ch. 5).
+- `headline_g` standardises the *headline* difference (the one in `diff`: of session means, or of
+  per-replicate differences when paired) by the pooled within-arm SD of the individual values
+  (Hedges 2007, "Effect sizes in cluster-randomized designs", d_T; for paired designs d_av,
+  Cumming 2012), so its sign is always the sign of `diff`. Its CI is a BCa bootstrap
+  (Efron 1987; scipy.stats.bootstrap, method='BCa') resampling the headline units (sessions,
+  or pairs of replicates), stratified by arm.
+- `cliffs_delta` is P(T > C) - P(T < C) over individual values (agent values pooled over
+  sessions), computed from ranks in O(n log n). Its CI uses the placement (structural component)
+  variance of DeLong et al. (1988), summed per session when values are clustered (Obuchowski
+  1997), and Cliff's (1993) asymmetric interval.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
+from dataclasses import dataclass
+
 import numpy as np
+from scipy import stats
+
+from analysis.tests_basic import RTOL, scale_of
 
 NAN = float("nan")
+MIN_CI_UNITS = 8  # below this many resampling units per arm no interval is reported (coverage fails)
+BOOT_MAX_UNITS = 5000  # above this many units per arm, g's CI is the large-sample normal one
 
 
 def hedges_g(control: np.ndarray, treatment: np.ndarray) -> float:
-    """Bias-corrected standardised mean difference (treatment - control) / pooled SD."""
+    """Bias-corrected (treatment - control) / pooled SD of two samples; NaN when the SD is float noise."""
     c, t = np.asarray(control, float), np.asarray(treatment, float)
     nc, nt = len(c), len(t)
     if nc < 2 or nt < 2:
         return NAN
-    sp2 = ((nc - 1) * c.var(ddof=1) + (nt - 1) * t.var(ddof=1)) / (nc + nt - 2)
-    diff = t.mean() - c.mean()
-    if sp2 == 0:
-        return 0.0 if diff == 0 else float(np.sign(diff) * np.inf)
-    j = 1 - 3 / (4 * (nc + nt) - 9)
-    return float(j * diff / np.sqrt(sp2))
+    sp = math.sqrt(((nc - 1) * c.var(ddof=1) + (nt - 1) * t.var(ddof=1)) / (nc + nt - 2))
+    if sp <= RTOL * scale_of(c, t):
+        return NAN
+    return float(_j(nc + nt - 2) * (t.mean() - c.mean()) / sp)
+
+
+def _j(df: float | np.ndarray) -> float | np.ndarray:
+    """Hedges' small-sample correction J(df) = 1 - 3 / (4 df - 1)."""
+    return 1 - 3 / (4 * df - 1)
 
 
 def cliffs_delta(control: np.ndarray, treatment: np.ndarray) -> float:
-    """P(T > C) - P(T < C) over all treatment/control pairs."""
+    """P(T > C) - P(T < C) over all treatment/control pairs, from sorted ranks (O(n log n) time, O(n) memory)."""
     c, t = np.asarray(control, float), np.asarray(treatment, float)
     if len(c) == 0 or len(t) == 0:
         return NAN
-    cs = np.sort(c)
-    below = np.searchsorted(cs, t, side="left")  # control values < t
-    above = len(cs) - np.searchsorted(cs, t, side="right")  # control values > t
-    return float((below.sum() - above.sum()) / (len(c) * len(t)))
+    return float(placements(c, t)[0].mean())
 
 
 def prob_superiority(control: np.ndarray, treatment: np.ndarray) -> float:
-    """P(T > C) + 0.5 P(T = C): the common-language effect size for ordinal scores."""
+    """P(T > C) + 0.5 P(T = C): the common-language effect size for ordinal scores, = (delta + 1) / 2."""
     d = cliffs_delta(control, treatment)
     return (d + 1) / 2 if np.isfinite(d) else NAN
 
 
-def boot_weights(n: int, groups: np.ndarray | None, b: int, rng: np.random.Generator) -> np.ndarray:
-    """(b x n) resampling counts; with `groups` (codes 0..k-1 per observation) whole groups are drawn."""
+def placements(c: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-value dominance scores: for each treatment value P(C < t) - P(C > t); for each control
+    value P(T > c) - P(T < c). Both average to Cliff's delta."""
+    cs, ts = np.sort(c), np.sort(t)
+    vt = (np.searchsorted(cs, t, "left") - (len(cs) - np.searchsorted(cs, t, "right"))) / len(cs)
+    vc = ((len(ts) - np.searchsorted(ts, c, "right")) - np.searchsorted(ts, c, "left")) / len(ts)
+    return vt, vc
+
+
+def _cluster_var(v: np.ndarray, groups: np.ndarray | None) -> tuple[float, int]:
+    """Variance of mean(v): i.i.d. values, or cluster sums of deviations (Obuchowski 1997)."""
+    n = len(v)
     if groups is None:
-        return rng.multinomial(n, np.full(n, 1.0 / n), size=b).astype(float)
-    k = int(groups.max()) + 1
-    counts = rng.multinomial(k, np.full(k, 1.0 / k), size=b).astype(float)
-    return counts[:, groups]
+        return float(v.var(ddof=1) / n), n
+    sums = np.bincount(groups, weights=v - v.mean())
+    k = len(sums)
+    if k < 2:
+        return NAN, k
+    return float(k / (k - 1) * (sums**2).sum() / n**2), k
 
 
-def _wmean_var(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n = w.sum(axis=1)
-    mean = w @ x / n
-    var = (w @ (x * x) - n * mean**2) / np.maximum(n - 1, 1)
-    return n, mean, np.maximum(var, 0.0)
+def delta_ci(control: np.ndarray, treatment: np.ndarray, groups_c: np.ndarray | None = None,
+             groups_t: np.ndarray | None = None, alpha: float = 0.05) -> tuple[float, float, float, str]:
+    """(delta, ci_low, ci_high, note) for Cliff's delta; groups_* are session codes 0..k-1 (clustered).
 
-
-def _weighted_delta(c: np.ndarray, t: np.ndarray, wc: np.ndarray, wt: np.ndarray) -> np.ndarray:
-    uc, ic = np.unique(c, return_inverse=True)
-    ut, it = np.unique(t, return_inverse=True)
-    wcu = np.zeros((wc.shape[0], len(uc)))
-    wtu = np.zeros((wt.shape[0], len(ut)))
-    np.add.at(wcu.T, ic, wc.T)
-    np.add.at(wtu.T, it, wt.T)
-    sign = np.sign(ut[:, None] - uc[None, :])
-    num = ((wtu @ sign) * wcu).sum(axis=1)
-    return num / (wcu.sum(axis=1) * wtu.sum(axis=1))
-
-
-MIN_BOOT_UNITS = 4
-
-
-def bootstrap(control: np.ndarray, treatment: np.ndarray, *, groups_c: np.ndarray | None = None,
-              groups_t: np.ndarray | None = None, n_boot: int = 2000, alpha: float = 0.05,
-              rng: np.random.Generator | None = None) -> dict[str, float]:
-    """Percentile bootstrap CIs for Hedges' g, Cliff's delta and the mean difference.
-
-    Arms are resampled separately (stratified). Returns g_ci_*, delta_ci_* and diff_ci_* (the
-    difference of means of the individual values). With fewer than MIN_BOOT_UNITS resampling units
-    (sessions when clustered) in an arm the CIs are NaN: 2 sessions give only 3 distinct resamples,
-    and percentiles of those are not a confidence interval.
+    The quantile is t with (units_c + units_t - 2) df. NaN CI (with the reason in note) under
+    MIN_CI_UNITS units per arm, or when every pair is ordered the same way (delta = +-1).
     """
     c, t = np.asarray(control, float), np.asarray(treatment, float)
-    out = dict.fromkeys(("g_ci_low", "g_ci_high", "delta_ci_low", "delta_ci_high",
-                         "diff_ci_low", "diff_ci_high"), NAN)
-    units_c = len(np.unique(groups_c)) if groups_c is not None else len(c)
-    units_t = len(np.unique(groups_t)) if groups_t is not None else len(t)
-    if min(units_c, units_t) < MIN_BOOT_UNITS or n_boot < 10:
-        return out
-    rng = rng or np.random.default_rng(0)
-    gs, ds, diffs = [], [], []
-    chunk = max(50, min(n_boot, 4_000_000 // (len(c) + len(t))))
-    done = 0
-    while done < n_boot:
-        b = min(chunk, n_boot - done)
-        wc = boot_weights(len(c), groups_c, b, rng)
-        wt = boot_weights(len(t), groups_t, b, rng)
-        nc, mc, vc = _wmean_var(c, wc)
-        nt, mt, vt = _wmean_var(t, wt)
-        sp = np.sqrt(((nc - 1) * vc + (nt - 1) * vt) / (nc + nt - 2))
-        j = 1 - 3 / (4 * (nc + nt) - 9)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            gs.append(np.where(sp > 0, j * (mt - mc) / sp, 0.0))
-        ds.append(_weighted_delta(c, t, wc, wt))
-        diffs.append(mt - mc)
-        done += b
-    g, d, diff = np.concatenate(gs), np.concatenate(ds), np.concatenate(diffs)
-    q = [100 * alpha / 2, 100 * (1 - alpha / 2)]
-    out["g_ci_low"], out["g_ci_high"] = np.percentile(g, q)
-    out["delta_ci_low"], out["delta_ci_high"] = np.percentile(d, q)
-    out["diff_ci_low"], out["diff_ci_high"] = np.percentile(diff, q)
-    return {k: float(v) for k, v in out.items()}
+    if len(c) == 0 or len(t) == 0:
+        return NAN, NAN, NAN, "empty arm"
+    vt, vc = placements(c, t)
+    d = float(vt.mean())
+    var_t, kt = _cluster_var(vt, groups_t)
+    var_c, kc = _cluster_var(vc, groups_c)
+    unit = "sessions" if groups_c is not None else "values"
+    if min(kc, kt) < MIN_CI_UNITS:
+        return d, NAN, NAN, f"delta CI needs >= {MIN_CI_UNITS} {unit} per arm (have {kc} v {kt})"
+    s2 = var_t + var_c
+    if abs(d) >= 1 - 1e-12 or s2 <= 0:
+        return d, NAN, NAN, "delta CI undefined: every treatment/control pair is ordered the same way"
+    z = float(stats.t.ppf(1 - alpha / 2, kc + kt - 2))
+    s = math.sqrt(s2)
+    root = z * s * math.sqrt((1 - d * d) ** 2 + z * z * s2)
+    den = 1 - d * d + z * z * s2
+    return d, (d - d**3 - root) / den, (d - d**3 + root) / den, ""
+
+
+@dataclass(frozen=True)
+class Units:
+    """Per headline unit: its value `m` (session mean, or the value), and sufficient statistics of
+    the individual values in it: count `n`, sum `s`, sum of squares `q`. Paired designs pass the
+    control and treatment unit of each pair at the same position."""
+
+    m: np.ndarray
+    n: np.ndarray
+    s: np.ndarray
+    q: np.ndarray
+
+    @classmethod
+    def of_values(cls, values: np.ndarray, groups: np.ndarray | None = None) -> "Units":
+        x = np.asarray(values, float)
+        if groups is None:
+            return cls(x, np.ones_like(x), x, x * x)
+        n = np.bincount(groups).astype(float)
+        s = np.bincount(groups, weights=x)
+        return cls(s / n, n, s, np.bincount(groups, weights=x * x))
+
+    def take(self, idx: np.ndarray) -> "Units":
+        return Units(self.m[idx], self.n[idx], self.s[idx], self.q[idx])
+
+
+def _ss(u: Units) -> tuple[np.ndarray, np.ndarray]:
+    """(within-arm sum of squares, count) of the individual values, summed over the last axis."""
+    n, s, q = u.n.sum(axis=-1), u.s.sum(axis=-1), u.q.sum(axis=-1)
+    return np.maximum(q - s * s / n, 0.0), n
+
+
+def headline_g_of(uc: Units, ut: Units, paired: bool) -> np.ndarray:
+    """J * diff / pooled within-arm SD of individual values; diff = mean of unit differences when
+    paired, else difference of mean unit values (vectorised over leading axes)."""
+    diff = (ut.m - uc.m).mean(axis=-1) if paired else ut.m.mean(axis=-1) - uc.m.mean(axis=-1)
+    ss_c, n_c = _ss(uc)
+    ss_t, n_t = _ss(ut)
+    df = n_c + n_t - 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sd = np.sqrt((ss_c + ss_t) / df)
+        return np.where(sd > 0, _j(df) * diff / sd, np.nan)
+
+
+def headline_g(uc: Units, ut: Units, paired: bool, diff: float, sd: float, alpha: float = 0.05,
+               n_boot: int = 2000, rng: np.random.Generator | None = None,
+               scale: float | None = None) -> tuple[float, float, float, str]:
+    """(g, ci_low, ci_high, note): g of the headline estimand `diff` and its BCa bootstrap CI.
+
+    `sd` is the pooled within-arm SD of the individual values, computed stably by the caller (sums
+    of squares lose the float-noise test); `scale` is the largest |value| (units may be centred). g is NaN (with a note) when `sd` is float noise. The CI is NaN below
+    MIN_CI_UNITS units per arm; above BOOT_MAX_UNITS units it is the normal interval with the
+    Hedges-Olkin variance (n_c + n_t)/(n_c n_t) + g^2 / (2 (n_c + n_t)).
+    """
+    ss_c, n_c = _ss(uc)
+    ss_t, n_t = _ss(ut)
+    df = float(n_c + n_t - 2)
+    scale = scale if scale is not None else scale_of(uc.m, ut.m)
+    if df < 1 or not np.isfinite(diff):
+        return NAN, NAN, NAN, "g undefined: fewer than 3 values"
+    if not np.isfinite(sd) or sd <= RTOL * scale:
+        return NAN, NAN, NAN, "g undefined: no within-arm variation (SD 0)"
+    g = float(_j(df) * diff / sd)
+    kc, kt = len(uc.m), len(ut.m)
+    what = "pairs" if paired else "units"
+    if min(kc, kt) < MIN_CI_UNITS:
+        return g, NAN, NAN, f"g CI needs >= {MIN_CI_UNITS} {what} per arm (have {kc} v {kt})"
+    if min(kc, kt) > BOOT_MAX_UNITS and bool(np.all(uc.n == 1)) and bool(np.all(ut.n == 1)):
+        se = math.sqrt((kc + kt) / (kc * kt) + g * g / (2 * (kc + kt)))
+        z = stats.norm.ppf(1 - alpha / 2)
+        return g, g - z * se, g + z * se, "g CI: large-sample normal (Hedges & Olkin 1985)"
+    if paired:
+        data: tuple = (np.arange(kc),)
+
+        def stat(i, axis=-1):
+            return headline_g_of(uc.take(i), ut.take(i), True)
+    else:
+        data = (np.arange(kc), np.arange(kt))
+
+        def stat(i, j, axis=-1):
+            return headline_g_of(uc.take(i), ut.take(j), False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = stats.bootstrap(data, stat, vectorized=True, n_resamples=n_boot, method="BCa",
+                              confidence_level=1 - alpha, random_state=rng or np.random.default_rng(0),
+                              batch=max(1, 2_000_000 // (kc + kt)))
+    lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return g, NAN, NAN, "g CI: bootstrap degenerate (resamples without spread)"
+    return g, lo, hi, ""

@@ -47,19 +47,21 @@ def replicates_needed(effect: float, sd: float, icc: float = 0.0, cluster_size: 
     if spread == 0:
         return 2.0
 
-    def pw(n: int) -> float:
-        return power_at(n, effect, sd, icc, cluster_size, alpha, sd_diff)
+    return smallest_n(lambda n: float(power_at(n, effect, sd, icc, cluster_size, alpha, sd_diff)), power, MAX_N)
 
+
+def smallest_n(pw, target: float, max_n: int) -> float:
+    """Smallest n >= 2 with pw(n) >= target (pw increasing in n): doubling, then bisection; inf above max_n."""
     lo, hi = 2, 4
-    if pw(lo) >= power:
+    if pw(lo) >= target:
         return float(lo)
-    while pw(hi) < power:
+    while pw(hi) < target:
         lo, hi = hi, hi * 2
-        if hi > MAX_N:
+        if hi > max_n:
             return math.inf
-    while hi - lo > 1:  # pw(lo) < power <= pw(hi)
+    while hi - lo > 1:  # pw(lo) < target <= pw(hi)
         mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if pw(mid) >= power else (mid, hi)
+        lo, hi = (lo, mid) if pw(mid) >= target else (mid, hi)
     return float(hi)
 
 
@@ -74,3 +76,68 @@ def mde(n: float, sd: float, icc: float = 0.0, cluster_size: float = 1.0, alpha:
     while f(hi) < 0:
         hi *= 2
     return float(optimize.brentq(f, 0.0, hi, xtol=1e-10 * spread))
+
+
+# --- power of the design that will actually run (issue: unequal session sizes, few sessions) ---
+
+def session_mean_sds(sizes: np.ndarray, sd: float, icc: float) -> np.ndarray:
+    """SD of each session mean: sd * sqrt(icc + (1 - icc) / m_i) for session sizes m_i."""
+    m = np.asarray(sizes, float)
+    return sd * np.sqrt(icc + (1 - icc) / m)
+
+
+def simulated_power(sizes_c: np.ndarray, sizes_t: np.ndarray, effect: float | np.ndarray, sd: float,
+                    icc: float = 0.0, alpha: float = 0.05, n_sims: int = 4000, seed: int = 0) -> np.ndarray:
+    """Monte Carlo power of the Welch test on session means for the given session sizes per arm.
+
+    Session means are drawn from their exact normal distribution (random-intercept model with
+    total SD `sd` and ICC `icc`), so unequal sizes, few sessions and Welch's estimated df are all
+    reflected. `effect` may be an array (common random numbers across effects). Returns an array.
+    For unbalanced arms the headline is the studentized permutation test, whose power under
+    normal data is close to Welch's (both hold their level there); this is the approximation used.
+    """
+    from analysis.tests_basic import welch_arrays
+
+    rng = np.random.default_rng(seed)
+    sc, st = session_mean_sds(sizes_c, sd, icc), session_mean_sds(sizes_t, sd, icc)
+    zc = rng.standard_normal((n_sims, len(sc))) * sc
+    zt = rng.standard_normal((n_sims, len(st))) * st
+    eff = np.atleast_1d(np.asarray(effect, float))
+    out = np.array([np.mean(welch_arrays(zc, zt + e, alpha)[3] < alpha) for e in eff])
+    return out if np.ndim(effect) else out[0]
+
+
+def design_mde(sizes_c: np.ndarray, sizes_t: np.ndarray, sd: float, icc: float = 0.0, alpha: float = 0.05,
+               target: float = 0.8, n_sims: int = 4000, seed: int = 0) -> float:
+    """Smallest effect whose simulated power (same draws for every effect) reaches `target`; NaN
+    with fewer than 2 sessions in an arm or no spread."""
+    if min(len(sizes_c), len(sizes_t)) < 2 or not (np.isfinite(sd) and sd > 0) or not np.isfinite(icc):
+        return math.nan
+    lo, hi = 0.0, sd
+    while simulated_power(sizes_c, sizes_t, hi, sd, icc, alpha, n_sims, seed) < target:
+        lo, hi = hi, hi * 2
+        if hi > 1e6 * sd:
+            return math.nan
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if simulated_power(sizes_c, sizes_t, mid, sd, icc, alpha, n_sims, seed) >= target else (mid, hi)
+    return float(hi)
+
+
+def design_n_needed(effect: float, cluster_size: float, sd: float, icc: float = 0.0, alpha: float = 0.05,
+                    target: float = 0.8, n_sims: int = 2000, seed: int = 0, max_n: int = 5000) -> float:
+    """Sessions per arm (each of `cluster_size` agents, rounded) for `target` simulated power of the
+    Welch test on session means; inf above max_n or for effect 0; NaN when sd or icc is unknown."""
+    if not (np.isfinite(sd) and np.isfinite(icc) and np.isfinite(effect)):
+        return math.nan
+    if effect == 0:
+        return math.inf
+    if sd == 0:
+        return 2.0
+    m = max(1, int(round(cluster_size)))
+
+    def pw(n: int) -> float:
+        sizes = np.full(n, m)
+        return float(simulated_power(sizes, sizes, abs(effect), sd, icc, alpha, n_sims, seed))
+
+    return smallest_n(pw, target, max_n)

@@ -13,8 +13,11 @@ import pandas as pd
 
 from analysis import clustered as cl
 from analysis import power as pw
+from analysis.balance import balance, warnings_of
 from analysis.comparison import as_table, compare, resolve_control
+from analysis.factorial_model import factor_columns, factorial, marginal_means
 from analysis.io import Table
+from analysis.missing import mark_delivery, missingness  # noqa: F401 (missingness: public here too)
 from analysis.tradeoff import tradeoffs
 
 log = logging.getLogger(__name__)
@@ -22,6 +25,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class AnalysisResult:
+    """Everything `analyze` computed: the tables written by `write` plus the family, notes and summary."""
+
     effects: pd.DataFrame
     descriptives: pd.DataFrame
     missing: pd.DataFrame
@@ -30,13 +35,19 @@ class AnalysisResult:
     family: str
     notes: list[str] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
+    balance: pd.DataFrame = field(default_factory=pd.DataFrame)
+    factorial: pd.DataFrame | None = None
+    factorial_cells: pd.DataFrame | None = None
 
     def write(self, out_dir: str | Path) -> Path:
-        """Write effects.csv, descriptives.csv, missing.csv, power.csv, tradeoffs.txt, summary.json."""
+        """Write effects.csv, descriptives.csv, missing.csv, power.csv, balance.csv, tradeoffs.txt,
+        summary.json, and factorial.csv + factorial_cells.csv when the table has factor columns."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        for name in ("effects", "descriptives", "missing", "power"):
-            getattr(self, name).to_csv(out / f"{name}.csv", index=False)
+        for name in ("effects", "descriptives", "missing", "power", "balance", "factorial", "factorial_cells"):
+            frame = getattr(self, name)
+            if frame is not None:
+                frame.to_csv(out / f"{name}.csv", index=False)
         lines = [row for t, ls in self.tradeoffs.items() for row in [f"{t}:", *(f"  {x}" for x in ls)]]
         (out / "tradeoffs.txt").write_text("\n".join(lines) + "\n")
         (out / "summary.json").write_text(json.dumps(_jsonable(self.summary), indent=2) + "\n")
@@ -45,11 +56,17 @@ class AnalysisResult:
 
 def analyze(table: Table | pd.DataFrame, control: str | None = None, comparisons: str = "vs_control",
             alpha: float = 0.05, n_boot: int = 2000, n_perm: int = 10000, seed: int = 0,
-            paired_design: bool | None = None, target_power: float = 0.8, mixed: bool = True) -> AnalysisResult:
-    """Full analysis of a metric table (see `compare` for the effects and headline methods)."""
+            paired_design: bool | None = None, target_power: float = 0.8, mixed: bool = True,
+            equivalence_margin: float | dict[str, float] | None = None,
+            factors: list[str] | None = None) -> AnalysisResult:
+    """Full analysis of a metric table: effects (see `compare`), descriptives, missingness, power
+    of this design, the sample-ratio / completion check (`balance`), trade-offs, and, when the table
+    has factor columns (`factor_*`, or `factors`), the factorial model terms and cell means."""
     table = as_table(table)
     ctrl = resolve_control(table, control)
-    effects = compare(table, ctrl, comparisons, alpha, n_boot, n_perm, seed, paired_design, mixed)
+    effects = compare(table, ctrl, comparisons, alpha, n_boot, n_perm, seed, paired_design, mixed,
+                      equivalence_margin)
+    effects = mark_delivery(effects, table.delivery)  # the manipulation check (analysis.missing)
     n_metrics = effects["metric"].nunique()
     n_comp = len(effects) // max(1, n_metrics)
     family = (f"{int(effects['p_value'].notna().sum())} tests = {n_metrics} metrics x {n_comp} comparison(s) "
@@ -58,10 +75,16 @@ def analyze(table: Table | pd.DataFrame, control: str | None = None, comparisons
     notes = list(table.notes)
     if effects.empty:
         notes.append(f"only one arm ({ctrl!r}): descriptives only, nothing to compare")
+    bal = balance(table.df)
+    notes += warnings_of(bal)
     notes += [f"{r.metric} ({r.treatment}): {r.notes}" for r in effects.itertuples() if r.notes]
-    result = AnalysisResult(effects=effects, descriptives=descriptives(table.df), missing=missingness(table.df),
-                            power=power_table(effects, alpha, target_power), tradeoffs=tradeoffs(effects, alpha),
-                            family=family, notes=notes)
+    result = AnalysisResult(effects=effects, descriptives=descriptives(table.df), missing=missingness(table.df, ctrl),
+                            power=power_table(effects, table.df, alpha, target_power, seed=seed),
+                            tradeoffs=tradeoffs(effects, alpha), family=family, notes=notes, balance=bal)
+    factors = factors if factors is not None else factor_columns(table.df)
+    if factors:
+        result.factorial = factorial(table, factors, alpha)
+        result.factorial_cells = marginal_means(table, factors, alpha)
     result.summary = _summary(table, result, ctrl, comparisons, alpha, n_boot, n_perm, seed, paired_design)
     return result
 
@@ -84,46 +107,68 @@ def descriptives(df: pd.DataFrame) -> pd.DataFrame:
                                        "median", "q25", "q75", "min", "max"])
 
 
-def missingness(df: pd.DataFrame) -> pd.DataFrame:
-    """Per arm x metric x reason: count of missing values (and the share of that arm x metric)."""
-    total = df.groupby(["arm", "metric"], sort=False).size().rename("rows")
-    miss = df.loc[df["value"].isna()].groupby(["arm", "metric", "missing_reason"], sort=False).size()
-    out = miss.rename("count").reset_index().rename(columns={"missing_reason": "reason"})
-    if out.empty:
-        return pd.DataFrame(columns=["arm", "metric", "reason", "count", "share"])
-    out = out.join(total, on=["arm", "metric"])
-    out["share"] = out["count"] / out.pop("rows")
-    return out
+POWER_COLUMNS = ["metric", "control", "treatment", "unit", "n_this_run", "sessions_control", "sessions_treatment",
+                 "observed_effect", "sd", "sd_diff", "icc", "icc_ci_high", "cluster_size", "design_effect", "alpha",
+                 "target_power", "n_needed", "mde_this_run", "mde_icc_high", "power_method", "note"]
 
 
-POWER_COLUMNS = ["metric", "control", "treatment", "unit", "n_this_run", "observed_effect", "sd", "sd_diff", "icc",
-                 "cluster_size", "design_effect", "alpha", "target_power", "n_needed", "mde_this_run"]
+def power_table(effects: pd.DataFrame, df: pd.DataFrame | None = None, alpha: float = 0.05, target: float = 0.8,
+                n_sims: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Per effects row: this run's minimum detectable effect and the sessions per arm needed for
+    `target` power at the observed effect, from the design that actually ran.
 
-
-def power_table(effects: pd.DataFrame, alpha: float = 0.05, target: float = 0.8) -> pd.DataFrame:
-    """Per effects row: replicates per arm for `target` power at the observed effect, and this run's MDE."""
+    Unpaired: Monte Carlo power of the headline Welch test on session means with this run's own
+    session sizes (`analysis.power.simulated_power`), at the ICC estimate and at its upper 95%
+    bound (`mde_icc_high`: the MDE if sessions are as alike as the data allow). Paired: exact
+    noncentral t on the per-replicate differences. NaN with a note for one session per arm.
+    `df` is the validated metric table (for the session sizes); without it all sizes are taken
+    equal to cluster_size.
+    """
     rows = []
     for r in effects.itertuples():
-        paired = bool(r.n_pairs > 0) if np.isfinite(r.n_pairs) else False
-        clustered = np.isfinite(r.icc)
+        is_paired = bool(r.n_pairs > 0) if np.isfinite(r.n_pairs) else False
+        clustered = r.unit == "session mean"
         icc = float(r.icc) if clustered else 0.0
+        icc_hi = float(r.icc_ci_high) if clustered else 0.0
         m = float(r.cluster_size) if clustered else 1.0
-        if paired:
-            n, unit = float(r.n_pairs), "pairs of replicates"
-        elif clustered:
-            n, unit = float(min(r.n_sessions_control, r.n_sessions_treatment)), "sessions per arm"
-        else:
-            n = float(min(r.n_control, r.n_treatment))
-            unit = "agent values per arm (no sessions)" if r.level == "agent" else "sessions per arm"
-        sd_diff = float(r.sd_diff) if paired else None
+        sizes_c, sizes_t = _sizes(df, r, clustered, m)
         effect = abs(float(r.diff)) if np.isfinite(r.diff) else math.nan
-        rows.append({"metric": r.metric, "control": r.control, "treatment": r.treatment, "unit": unit,
-                     "n_this_run": n, "observed_effect": effect, "sd": r.sd_pooled, "sd_diff": sd_diff,
-                     "icc": icc, "cluster_size": m, "design_effect": cl.design_effect(icc, m),
-                     "alpha": alpha, "target_power": target,
-                     "n_needed": pw.replicates_needed(effect, r.sd_pooled, icc, m, alpha, target, sd_diff),
-                     "mde_this_run": pw.mde(n, r.sd_pooled, icc, m, alpha, target, sd_diff)})
+        base = {"metric": r.metric, "control": r.control, "treatment": r.treatment, "sd": r.sd_pooled,
+                "sessions_control": len(sizes_c), "sessions_treatment": len(sizes_t), "observed_effect": effect,
+                "icc": icc, "icc_ci_high": icc_hi, "cluster_size": m, "design_effect": cl.design_effect(icc, m),
+                "alpha": alpha, "target_power": target, "note": ""}
+        if is_paired:
+            n, sd_diff = float(r.n_pairs), float(r.sd_diff)
+            base.update(unit="pairs of replicates", n_this_run=n, sd_diff=sd_diff,
+                        n_needed=pw.replicates_needed(effect, r.sd_pooled, icc, m, alpha, target, sd_diff),
+                        mde_this_run=pw.mde(n, r.sd_pooled, icc, m, alpha, target, sd_diff), mde_icc_high=math.nan,
+                        power_method="paired t, exact noncentral t on the per-replicate differences")
+        else:
+            unit = ("sessions per arm" if clustered or r.level == "session"
+                    else "agent values per arm (no sessions)")
+            base.update(unit=unit, n_this_run=float(min(len(sizes_c), len(sizes_t))), sd_diff=None,
+                        n_needed=pw.design_n_needed(effect, m, r.sd_pooled, icc, alpha, target, n_sims, seed),
+                        mde_this_run=pw.design_mde(sizes_c, sizes_t, r.sd_pooled, icc, alpha, target, n_sims, seed),
+                        mde_icc_high=(pw.design_mde(sizes_c, sizes_t, r.sd_pooled, icc_hi, alpha, target, n_sims, seed)
+                                      if clustered and np.isfinite(icc_hi) else math.nan),
+                        power_method=f"simulated Welch on session means, this run's session sizes ({n_sims} draws)")
+            if min(len(sizes_c), len(sizes_t)) < 2:
+                base["note"] = ("one session in an arm: the arm effect is confounded with the session; "
+                                "no power without replicates")
+        rows.append(base)
     return pd.DataFrame(rows, columns=POWER_COLUMNS)
+
+
+def _sizes(df: pd.DataFrame | None, r, clustered: bool, m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Agents per session in each arm for this row (all 1 for unclustered values)."""
+    if not clustered:
+        return np.ones(int(r.n_control)), np.ones(int(r.n_treatment))
+    if df is None:
+        return np.full(int(r.n_sessions_control), m), np.full(int(r.n_sessions_treatment), m)
+    sub = df.loc[(df["metric"] == r.metric) & df["value"].notna()]
+    def arm(a: str) -> np.ndarray:
+        return sub.loc[sub["arm"] == a].groupby("session").size().to_numpy(float)
+    return arm(r.control), arm(r.treatment)
 
 
 def _summary(table: Table, res: AnalysisResult, ctrl: str, comparisons: str, alpha: float, n_boot: int,
@@ -133,7 +178,8 @@ def _summary(table: Table, res: AnalysisResult, ctrl: str, comparisons: str, alp
         label = r.treatment if comparisons == "vs_control" else f"{r.treatment} vs {r.control}"
         headline.setdefault(label, []).append({
             "metric": r.metric, "diff": r.diff, "ci": [r.ci_low, r.ci_high], "hedges_g": r.hedges_g,
-            "p_value": r.p_value, "p_method": r.p_method, "p_holm": r.p_holm, "p_bh": r.p_bh,
+            "p_value": r.p_value, "p_method": r.p_method, "df": r.df, "p_holm": r.p_holm, "p_bh": r.p_bh,
+            "p_tost": r.p_tost, "estimable": bool(r.estimable),
             "significant_holm": bool(r.p_holm < alpha) if np.isfinite(r.p_holm) else None})
     return {
         "source": str(table.source), "input_kind": table.kind, "control": ctrl, "arms": table.arms,
@@ -142,18 +188,31 @@ def _summary(table: Table, res: AnalysisResult, ctrl: str, comparisons: str, alp
         "notes": res.notes,
         "methods": {
             "sign": "every difference and effect size is treatment minus control",
-            "p_value": "paired t-test on per-replicate (session-level) differences when paired; Welch t-test "
-                       "on session means for agent-level metrics with session ids; Welch t-test otherwise",
+            "p_value": "paired t-test on per-replicate differences when paired; otherwise on the headline units "
+                       "(session means for agent-level metrics with session ids): Welch t-test when both arms "
+                       "have the same number of units, studentized permutation test (CI by test inversion) "
+                       "when they differ; exact permutation / sign-flip p when there is no variation",
+            "df": "degrees of freedom of the headline t reference (Welch-Satterthwaite, pairs - 1); "
+                  "NaN for permutation tests",
             "p_welch/p_mannwhitney": "on individual values (agent-level: ignores clustering; for comparison "
                                      "with TinyTroupe)",
-            "p_permutation": f"{n_perm} random permutations of the headline unit (whole sessions when clustered)",
-            "effect_sizes": f"Hedges' g and Cliff's delta on individual values, percentile bootstrap CIs "
-                            f"({n_boot} resamples; sessions resampled when clustered), seed {seed}",
-            "clustered": "ICC by one-way ANOVA (arm fixed), design effect 1+(m-1)ICC, MixedLM with random "
-                         "intercepts for session (+ persona when agents recur across sessions; Wald t with sessions-2 df), "
-                         "cluster bootstrap: percentile CI of the difference and studentized (bootstrap-t) p",
-            "power": "noncentral t for the headline test; replicates per arm for target power at the observed "
-                     "effect; minimum detectable effect of this run",
+            "p_permutation": f"studentized permutation test on the headline units (exact up to 20000 splits, "
+                             f"else {n_perm} random); sign-flip within pairs when paired",
+            "hedges_g": f"headline diff / pooled within-arm SD of the individual values (Hedges 2007 d_T; d_av "
+                        f"when paired), J-corrected; BCa bootstrap CI over the headline units ({n_boot} "
+                        f"resamples, >= 8 units per arm), seed {seed}",
+            "cliffs_delta": "on individual values (agent values pooled over sessions); CI from cluster-summed "
+                            "placements (DeLong 1988, Obuchowski 1997) and Cliff's (1993) interval",
+            "p_tost": "two one-sided tests of |diff| >= equivalence_margin on the headline estimand",
+            "clustered": "ICC by one-way ANOVA (arm fixed) with F-based CI, design effect 1+(m-1)ICC, MixedLM "
+                         "(REML, best finite converged fit over several optimizers) with random intercepts "
+                         "for session (+ persona when agents recur across sessions; Wald t with sessions-2 "
+                         "df), symmetric studentized cluster bootstrap: p and CI from the same t*",
+            "ordinal": "proportional-odds model (statsmodels OrderedModel, logit), session-clustered sandwich SE",
+            "counts": "rate ratio from a quasi-Poisson GLM on the headline units (Pearson dispersion, t on n-2 df)",
+            "balance": "chi-square tests that completed sessions and non-missing values are balanced across arms",
+            "power": "Monte Carlo power of the headline Welch test on session means with this run's session "
+                     "sizes, at the ICC and at its upper 95% bound; exact noncentral t when paired",
         },
     }
 

@@ -53,12 +53,14 @@ def validate_table(df: pd.DataFrame, source: str | Path = "<table>") -> tuple[pd
         notes.append(f"column(s) {', '.join(sorted({'session', 'replicate'} & set(absent)))} absent: "
                      "pairing and cluster-aware methods are unavailable for this table")
 
-    for c in ("arm", "metric", "session", "agent", "scale", "level", "judge_model", "missing_reason", "experiment"):
+    for c in ("arm", "session", "agent", "scale", "level", "judge_model", "missing_reason", "experiment"):
         df[c] = _text(df[c])
+    # metric names are kept exactly as given (no stripping or case folding): only NaN becomes ""
+    df["metric"] = df["metric"].astype("object").where(df["metric"].notna(), "").astype(str)
     if (df["arm"] == "").any():
         rows = (np.flatnonzero(df["arm"] == "") + 2)[:5].tolist()
         raise TableError(f"{src}: empty 'arm' in row(s) {rows} (1 = header). Fix: name the arm of every row.")
-    if (df["metric"] == "").any():
+    if (df["metric"].str.strip() == "").any():
         rows = (np.flatnonzero(df["metric"] == "") + 2)[:5].tolist()
         raise TableError(f"{src}: empty 'metric' in row(s) {rows} (1 = header). Fix: name the metric of every row.")
 
@@ -87,8 +89,30 @@ def validate_table(df: pd.DataFrame, source: str | Path = "<table>") -> tuple[pd
         )
     _fill_levels(df, notes)
     df.loc[df["value"].isna() & (df["missing_reason"] == ""), "missing_reason"] = "unspecified"
-    _check_arms(df, src)
+    _check_duplicates(df, src)
+    notes += _check_arms(df)
     return df, notes
+
+
+KEY = ["arm", "session", "agent", "metric"]
+
+
+def _check_duplicates(df: pd.DataFrame, src: str) -> None:
+    """Two rows with the same (arm, session, agent, metric) are an error naming the keys.
+
+    Only rows with a session id are checked (tables without session ids cannot say what a
+    duplicate is). Session ids are scoped by arm: 's1' of control and 's1' of treatment differ.
+    """
+    keyed = df.loc[df["session"] != ""]
+    dup = keyed.duplicated(KEY, keep=False)
+    if dup.any():
+        keys = keyed.loc[dup, KEY].drop_duplicates().head(3)
+        shown = "; ".join(f"arm={r.arm!r} session={r.session!r} agent={r.agent!r} metric={r.metric!r}"
+                          for r in keys.itertuples())
+        raise TableError(
+            f"{src}: {int(dup.sum())} rows share an (arm, session, agent, metric) key, e.g. {shown}. "
+            "Fix: one row per observation; average repeated judgements before analysis or give each "
+            "its own session/agent id.")
 
 
 def _fill_levels(df: pd.DataFrame, notes: list[str]) -> None:
@@ -102,22 +126,21 @@ def _fill_levels(df: pd.DataFrame, notes: list[str]) -> None:
         notes.append(f"metric {metric!r}: level not given, treated as {inferred}-level")
 
 
-def _check_arms(df: pd.DataFrame, src: str) -> None:
+def _check_arms(df: pd.DataFrame) -> list[str]:
+    """Notes for arms with no data at all and metrics absent from an arm: those comparisons are
+    reported as not estimable (the other comparisons go on), never an abort."""
+    notes = []
     arms = list(dict.fromkeys(df["arm"]))
     for arm in arms:
         if df.loc[df["arm"] == arm, "value"].notna().sum() == 0:
-            raise TableError(
-                f"{src}: arm {arm!r} has no data (every value is missing). "
-                "Fix: re-run that arm, or remove its rows from the table."
-            )
+            notes.append(f"arm {arm!r} has no data (every value is missing): its comparisons are not estimable")
     present = df.groupby("metric")["arm"].agg(set)
     for metric, have in present.items():
         lacking = [a for a in arms if a not in have]
         if lacking:
-            raise TableError(
-                f"{src}: metric {metric!r} is absent from arm(s) {', '.join(map(repr, lacking))}. "
-                "Fix: measure it in every arm, or remove its rows so only metrics common to all arms remain."
-            )
+            notes.append(f"metric {metric!r} is absent from arm(s) {', '.join(map(repr, lacking))}: "
+                         "those comparisons are not estimable")
+    return notes
 
 
 def check_arm(df: pd.DataFrame, arm: str, src: str, role: str = "control") -> str:

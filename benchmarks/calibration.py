@@ -1,67 +1,113 @@
-"""Calibration of the analysis defaults by simulation; prints rates measured in this run.
+"""Calibration of the analysis by simulation; prints rates measured in this run (seeded).
 
-1. False-positive rate at alpha 0.05 on null data with session clustering (ICC 0.3, 5 agents per
-   session): the default test (session means) vs the naive per-agent Welch test; vectorised.
-2. Predicted (analysis.power) vs simulated power of the default test.
-3. The full `analysis.compare` pipeline on null tables: FPR of every p-value column it reports.
+1. Null false-positive rate at alpha 0.05 of the headline p (`p_value`) from the full
+   `analysis.compare` pipeline, for balanced, unbalanced (unequal session sizes), few-session,
+   skewed-count, ordinal and paired designs (target [0.03, 0.07]); beside it the rates of
+   secondary p-values where they matter.
+2. Coverage of the 95% intervals (target 93-97 %) under a real effect with a known true value:
+   headline CI of diff, BCa CI of Hedges' g, Cliff's delta CI, cluster bootstrap-t CI, rate ratio.
+3. Power of the design that ran: design-based MDE (analysis.power.design_mde) vs agent-by-agent
+   simulation, and what the old mean-cluster-size formula promised.
 
-    python benchmarks/calibration.py [--sims 4000] [--compare-sims 300]
+    python benchmarks/calibration.py [--sims 400] [--power-sims 4000] [--mixed-sims 200]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import time
 import warnings
 
 import numpy as np
+from scipy import stats
 
 from analysis import compare
-from analysis.calibration import Design, false_positive_rates, power_check
-from analysis.simulate import clustered_table
+from analysis.calibration import design_power_check
+from analysis.simulate import clustered_table, ordinal_table, skewed_counts_table, unequal_table
+
+NULL = {
+    "balanced 10 v 10 sessions x 5, ICC 0.3": (lambda r: clustered_table(r, 10, 5, 0.3), {}, ["p_cluster_boot"]),
+    "unbalanced 6 v 14 sessions x 2-8, ICC 0.3": (lambda r: unequal_table(r, 6, 14), {}, []),
+    "few sessions 4 v 4 x 5, ICC 0.3": (lambda r: clustered_table(r, 4, 5, 0.3), {}, []),
+    "skewed counts 4 v 16 sessions": (lambda r: skewed_counts_table(r, 4, 16), {}, ["p_count"]),
+    "skewed counts 8 v 8 sessions": (lambda r: skewed_counts_table(r, 8, 8), {}, ["p_count"]),
+    "ordinal 0-9, 8 v 8 sessions x 4, ICC 0.2": (lambda r: ordinal_table(r, 8, 4), {}, ["p_ordinal"]),
+    "paired 8 pairs x 5 (60% shared), ICC 0.3": (lambda r: clustered_table(r, 8, 5, 0.3, paired_corr=0.6),
+                                                 {"paired_design": True}, []),
+}
+E = 0.5
+DELTA = 2 * stats.norm.cdf(E / math.sqrt(2)) - 1  # agent values: T - C ~ N(E, 2) (total SD 1 per arm)
+COVER = {  # name: (table, compare kwargs, {column prefix: true value})
+    "8 v 8 sessions x 4, ICC 0.2, effect 0.5": (lambda r: clustered_table(r, 8, 4, 0.2, E), {},
+                                                {"": E, "g": E, "delta": DELTA, "cluster_boot": E}),
+    "16 v 16 sessions x 4, ICC 0.2, effect 0.5": (lambda r: clustered_table(r, 16, 4, 0.2, E), {},
+                                                  {"": E, "g": E, "delta": DELTA, "cluster_boot": E}),
+    "unbalanced 8 v 16 x 2-8, ICC 0.3, effect 0.5": (lambda r: unequal_table(r, 8, 16, effect=E), {},
+                                                     {"": E, "g": E, "delta": DELTA, "cluster_boot": E}),
+    "skewed counts 8 v 16, mean 5, ratio 1.5": (lambda r: skewed_counts_table(r, 8, 16, ratio=1.5), {},
+                                                {"": 2.5, "rr": 1.5}),
+    "paired 8 pairs x 5, ICC 0.3, effect 0.5": (lambda r: clustered_table(r, 8, 5, 0.3, E, paired_corr=0.6),
+                                                {"paired_design": True}, {"": E, "g": E}),
+}
+CI = {"": ("ci_low", "ci_high"), "g": ("g_ci_low", "g_ci_high"), "delta": ("delta_ci_low", "delta_ci_high"),
+      "cluster_boot": ("cluster_boot_ci_low", "cluster_boot_ci_high"), "rr": ("rr_ci_low", "rr_ci_high")}
+LABEL = {"": "diff", "g": "g", "delta": "delta", "cluster_boot": "boot-t", "rr": "rate ratio"}
+
+
+def run(make, kwargs: dict, n: int, seed: int, mixed: bool = False):
+    rng = np.random.default_rng(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for i in range(n):
+            yield compare(make(rng), n_boot=999, n_perm=2000, seed=i, mixed=mixed, **kwargs).iloc[0]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sims", type=int, default=4000)
-    ap.add_argument("--compare-sims", type=int, default=300)
+    ap.add_argument("--sims", type=int, default=400, help="simulated tables per design")
+    ap.add_argument("--power-sims", type=int, default=4000)
+    ap.add_argument("--mixed-sims", type=int, default=200, help="tables for the MixedLM check (slow)")
     args = ap.parse_args()
-    se = np.sqrt(0.05 * 0.95 / args.sims)
-    print(f"== null false-positive rate at alpha 0.05, {args.sims} simulated experiments (MC SE {se:.3f})")
-    designs = {"10 sessions/arm x 5 agents, ICC 0.3": Design(),
-               "24 sessions/arm x 4 agents, ICC 0.3": Design(n_sessions=24, cluster_size=4),
-               "10 sessions/arm x 5 agents, ICC 0.1": Design(icc=0.1),
-               "paired (60% shared session effect), ICC 0.3": Design(paired_corr=0.6)}
-    for name, d in designs.items():
-        r = false_positive_rates(d, args.sims)
-        print(f"{name:48s} default {r['default']:.3f}   naive per-agent Welch {r['naive_agent_welch']:.3f}")
-    print(f"\n== predicted vs simulated power of the default test ({args.sims} experiments)")
-    checks = {"at MDE, 10 x 5, ICC 0.3": (Design(), None),
-              "effect 0.6, 6 x 5, ICC 0.1": (Design(n_sessions=6, icc=0.1), 0.6),
-              "effect 0.5, 24 x 4, ICC 0.3": (Design(n_sessions=24, cluster_size=4), 0.5),
-              "at MDE, paired, ICC 0.3": (Design(paired_corr=0.6), None)}
-    for name, (d, eff) in checks.items():
-        r = power_check(d, eff, args.sims)
-        print(f"{name:30s} effect {r['effect']:.3f}  predicted {r['predicted']:.3f}  simulated {r['simulated']:.3f}"
-              f"  gap {100 * (r['simulated'] - r['predicted']):+.1f} points")
+    n, t0 = args.sims, time.perf_counter()
+    se = math.sqrt(0.05 * 0.95 / n)
+    print(f"== 1. null false-positive rate at alpha 0.05, analysis.compare on {n} tables per design (MC SE {se:.3f})")
+    for k, (name, (make, kw, extra)) in enumerate(NULL.items()):
+        rows = list(run(make, kw, n, 100 + k))
+        methods = {str(r["p_method"]).split(" on ")[0].split(" (")[0] for r in rows}
+        def rate(col: str) -> str:  # over the tables where the p-value exists (NaN: method not applicable)
+            ok = [r[col] < 0.05 for r in rows if np.isfinite(r[col])]
+            return "n/a" if not ok else f"{np.mean(ok):.3f}" + ("" if len(ok) == len(rows) else f" ({len(ok)})")
 
-    n = args.compare_sims
-    print(f"\n== analysis.compare on {n} null tables (10 sessions/arm x 5 agents, ICC 0.3, personas reused)")
-    cols = ["p_value", "p_welch", "p_mannwhitney", "p_permutation", "p_mixed", "p_cluster_boot"]
-    hits = {c: 0 for c in cols}
-    rng = np.random.default_rng(7)
-    t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for i in range(n):
-            eff = compare(clustered_table(rng), n_boot=400, n_perm=400, seed=i).iloc[0]
-            for c in cols:
-                hits[c] += bool(eff[c] < 0.05)
-    dt = time.perf_counter() - t0
-    se_c = np.sqrt(0.05 * 0.95 / n)
-    for c in cols:
-        print(f"{c:16s} false-positive rate {hits[c] / n:.3f}  (MC SE {se_c:.3f})")
-    print(f"({dt / n * 1000:.0f} ms per compare call)")
+        more = "  ".join(f"{c} {rate(c)}" for c in ["p_welch", *extra])
+        print(f"{name:44s} p_value {rate('p_value')}   [{'; '.join(sorted(methods))}]   {more}")
+    if args.mixed_sims:
+        rows = list(run(NULL["unbalanced 6 v 14 sessions x 2-8, ICC 0.3"][0], {}, args.mixed_sims, 200, mixed=True))
+        fit = np.mean([np.isfinite(r["p_mixed"]) for r in rows])
+        print(f"{'p_mixed, unbalanced 6 v 14 x 2-8':44s} p_mixed {np.nanmean([r['p_mixed'] < 0.05 for r in rows]):.3f}"
+              f"   (finite fit in {fit:.0%} of {args.mixed_sims} tables)")
+
+    print(f"\n== 2. coverage of 95% intervals, {n} tables per design (MC SE {math.sqrt(0.95 * 0.05 / n):.3f})")
+    for k, (name, (make, kw, truth)) in enumerate(COVER.items()):
+        rows = list(run(make, kw, n, 300 + k))
+        cells = []
+        for key, true in truth.items():
+            lo, hi = CI[key]
+            ok = [r for r in rows if np.isfinite(r[lo])]
+            cov = np.mean([r[lo] <= true <= r[hi] for r in ok]) if ok else math.nan
+            cells.append(f"{LABEL[key]} {cov:.3f}" + ("" if len(ok) == n else f" ({len(ok)}/{n} with CI)"))
+        print(f"{name:46s} " + "   ".join(cells))
+
+    print(f"\n== 3. power at the design's MDE: design-based (target 0.80) vs agent-by-agent simulation ({args.power_sims})")
+    rng = np.random.default_rng(9)
+    designs = {"10 v 10 sessions x 2-8 agents, ICC 0.3": (rng.integers(2, 9, 10), rng.integers(2, 9, 10)),
+               "4 v 4 sessions x 5 agents, ICC 0.3": (np.full(4, 5), np.full(4, 5)),
+               "6 v 14 sessions x 2-8 agents, ICC 0.3": (rng.integers(2, 9, 6), rng.integers(2, 9, 14))}
+    for name, (sc, st) in designs.items():
+        r = design_power_check(sc, st, 0.3, args.power_sims)
+        print(f"{name:40s} MDE {r['effect']:.3f}  predicted {r['predicted']:.3f}  simulated {r['simulated']:.3f}"
+              f"  (old mean-size formula promised {r['old_formula']:.3f})")
+    print(f"({time.perf_counter() - t0:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ from reports.document import Bullets, Callout, Document, Figure, Para, Table
 from reports.excerpts import excerpts
 from reports.load import RunData
 from reports.runinfo import arm_names, config_diff, header_facts, usage_by_purpose
-from reports.tables import headline, secondary, tradeoff_lines
+from reports.tables import headline, models, secondary, tradeoff_lines
+from reports.validity import section_blocks
 
 POWER_COLUMNS = ("metric", "treatment", "unit", "n_this_run", "observed_effect", "mde_this_run", "target_power",
                  "n_needed")
@@ -50,9 +51,9 @@ def _headline(doc: Document, data: RunData) -> None:
     if groups:
         items = [f"{name}: {line}" if name else line for name, lines in groups.items() for line in lines]
         sec.blocks.append(Callout("Trade-offs", items, "info"))
-    extra = secondary(eff)
-    if extra is not None:
-        sec.blocks.append(extra)
+    for extra in (secondary(eff), models(eff)):
+        if extra is not None:
+            sec.blocks.append(extra)
 
 
 def _figures(doc: Document, data: RunData, arms: list[str], fig_dir: Path) -> None:
@@ -81,7 +82,7 @@ def _quality(doc: Document, data: RunData) -> None:
     elif miss.empty:
         sec.blocks.append(Para("Missing values: none."))
     else:
-        sec.blocks.append(quality.as_table(miss, "Missing values per arm and why."))
+        sec.blocks.extend(quality.measurement_check(miss))
     if data.manifest is not None:
         failed = quality.failed_jobs(data.manifest)
         sec.blocks.append(quality.as_table(failed, "Failed jobs (manifest.json).") if not failed.empty
@@ -133,6 +134,8 @@ def build(data: RunData, fig_dir: Path) -> Document:
     doc.section("How far to trust this run", "caveats").blocks.append(Callout("Caveats", caveats(data)))
     _headline(doc, data)
     _figures(doc, data, arms, fig_dir)
+    if validity := section_blocks(data.tables.dir, fig_dir):  # validation.csv, judge_reliability.csv
+        doc.section("Validity", "validity").blocks.extend(validity)
     _quality(doc, data)
     sec = doc.section("Transcript excerpts", "transcripts")
     sec.blocks.extend(excerpts(data.transcript, arms) or [Para("No transcript for this input.")])

@@ -15,11 +15,16 @@ def _get(rec: pd.Series, col: str) -> object:
     return rec[col] if col in rec.index else None
 
 
+def _not_delivered(rec: pd.Series) -> bool:
+    """effects.csv's `treatment_delivered` is False (the manipulation check failed)."""
+    return str(_get(rec, "treatment_delivered")).strip().lower() == "false"
+
+
 def headline_row(rec: pd.Series) -> list[str]:
     """One effects.csv row as the strings the report prints (the test parses them back)."""
     return [
         fmt.label(rec["metric"]),
-        str(rec["treatment"]),
+        str(rec["treatment"]) + (" (treatment not delivered)" if _not_delivered(rec) else ""),
         f"{fmt.integer(_get(rec, 'n_control'))} / {fmt.integer(_get(rec, 'n_treatment'))}",
         fmt.num(_get(rec, "mean_control")),
         fmt.num(_get(rec, "mean_treatment")),
@@ -61,7 +66,32 @@ def secondary(effects: pd.DataFrame) -> Table | None:
             fmt.num(_get(rec, "design_effect")),
         ])
     return Table(header, rows, "Other tests on the same comparison, and the distribution shift: "
-                 "Cliff's delta and the probability that a treatment value exceeds a control value.",
+                 "Cliff's delta and the probability that a treatment value exceeds a control value "
+                 "(both on individual values: agent values pooled over sessions for agent-level metrics).",
+                 numeric=set(range(2, 9)))
+
+
+def _has(effects: pd.DataFrame, col: str) -> bool:
+    return col in effects.columns and bool(pd.to_numeric(effects[col], errors="coerce").notna().any())
+
+
+def models(effects: pd.DataFrame) -> Table | None:
+    """Model-based views written by analysis (ordinal odds ratio, count rate ratio, equivalence
+    test, t-reference df), shown only when some row has them."""
+    if not any(_has(effects, c) for c in ("odds_ratio", "rate_ratio", "p_tost")):
+        return None
+    header = ["Metric", "Treatment", "df", "Odds ratio [95% CI]", "p (ordinal)", "Rate ratio [95% CI]",
+              "p (count)", "Equivalence margin", "p (TOST)"]
+    rows = [[fmt.label(rec["metric"]), str(rec["treatment"]), fmt.num(_get(rec, "df")),
+             fmt.with_ci(_get(rec, "odds_ratio"), _get(rec, "or_ci_low"), _get(rec, "or_ci_high")),
+             fmt.pval(_get(rec, "p_ordinal")),
+             fmt.with_ci(_get(rec, "rate_ratio"), _get(rec, "rr_ci_low"), _get(rec, "rr_ci_high")),
+             fmt.pval(_get(rec, "p_count")), fmt.num(_get(rec, "equivalence_margin")), fmt.pval(_get(rec, "p_tost"))]
+            for _, rec in effects.iterrows()]
+    return Table(header, rows, "Model-based views of the same comparison: the proportional-odds ratio of a higher "
+                 "score (ordinal scales), the rate ratio treatment / control (counts), and the two one-sided "
+                 "tests of equivalence within the margin (p (TOST) < alpha: the difference is within the margin). "
+                 "df is the t-reference df of the headline p (blank for permutation tests).",
                  numeric=set(range(2, 9)))
 
 

@@ -83,9 +83,8 @@ def test_csv_round_trip_keeps_extra_columns_and_infers_level(tmp_path):
 @pytest.mark.parametrize("change, words", [
     (lambda df: df.drop(columns=["metric"]), ["missing column", "metric"]),
     (lambda df: df.assign(value=["1", "2", "x", "4", "5", "6"]), ["non-numeric", "'x'", "row 4"]),
-    (lambda df: df.assign(value=[1, 2, 3, np.nan, np.nan, np.nan]), ["arm 'treatment' has no data"]),
-    (lambda df: pd.concat([df, pd.DataFrame({"arm": ["control"], "metric": ["other"], "value": [1.0]})]),
-     ["'other'", "absent from arm", "'treatment'"]),
+    (lambda df: pd.concat([df, df.iloc[[1]]]), ["share an (arm, session, agent, metric) key",
+                                                 "arm='control' session='c1' agent='' metric='m'"]),
 ])
 def test_validation_errors_name_file_field_and_fix(tmp_path, change, words):
     path = tmp_path / "bad.csv"

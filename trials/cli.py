@@ -24,6 +24,11 @@ commands:
   report <run_dir|table|json>    report.md + self-contained report.html
   population [hydra overrides]   sample a population of personas into a folder
   sweep-summary <multirun_dir>   one table over the run directories of a sweep
+  validate <run_dir> --human FILE --column C --metric M [--scale 1 5] [--margin 0.5] [--by COL]
+                                 simulated answers vs real people's -> <run_dir>/analysis/validation.csv
+  validate-persona PERSONA_FILE --expectations TEXT [--questions N] [hydra overrides]
+                                 interview a persona, score it 0-9 against the expectations
+  judge-check [hydra overrides]  the judge on a labelled persona-fit set: AUC, accuracy, CIs
 """
 
 
@@ -86,6 +91,14 @@ def main(argv: list[str] | None = None) -> int:
         from trials.run.sweep import main as sweep_main
 
         return sweep_main(rest)
+    if command == "validate":
+        from analysis.validation_run import main as validate_main
+
+        return validate_main(rest)
+    if command in ("validate-persona", "judge-check"):
+        from trials.run.checks import main as check_main
+
+        return check_main(command, rest)
     print(f"trials: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 

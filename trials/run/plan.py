@@ -25,7 +25,7 @@ RUN_KEYS = {"replicates", "n_jobs", "backend", "seed", "resume_dir", "budget_usd
 CACHE_KEYS = {"mode", "path"}
 EXPERIMENT_KEYS = {"name", "scenario", "description", "size", "sizes", "group_size", "steps",
                    "population", "metrics", "control", "arms", "arm_defaults", "replicates",
-                   "max_tokens", "paper", "agent", "propositions", "factors"}
+                   "max_tokens", "paper", "agent", "propositions", "factors", "validation"}
 BACKENDS = ("loky", "threading", "multiprocessing", "sequential", "dask", "ray")
 
 
@@ -251,6 +251,10 @@ def build_plan(cfg: dict[str, Any], root: Path) -> Plan:
     arms, control = design.arms, design.control
     for name, arm_exp in design.experiments.items():
         _check_experiment(name if len(arms) > 1 else "", arm_exp, scenario)
+    from trials.run.validation import check_validation
+    from trials.scenarios.base import metrics_of
+
+    check_validation(exp, metrics_of(scenario.METRICS, exp))  # raises ConfigError
     llm_configs = check_llm_configs(cfg, arms)
     from trials.scenarios.steer import validate
 
