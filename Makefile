@@ -27,6 +27,7 @@ bench: $(VENV)/.installed-test
 	$(PY) benchmarks/runner_scaling.py --steps 10
 	$(PY) benchmarks/calibration.py --sims 4000 --compare-sims 400
 	$(PY) benchmarks/estimate_accuracy.py
+	$(PY) benchmarks/fault_injection.py
 
 clean:
 	rm -rf $(VENV) .cache runs multirun

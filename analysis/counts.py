@@ -49,10 +49,17 @@ def rate_ratio(control: np.ndarray, treatment: np.ndarray, alpha: float = 0.05) 
         out["count_note"] = "rate ratio: an arm has no events (ratio 0 or infinite)"
         return out
     y = np.concatenate([c, t])
+    if np.ptp(y) == 0:  # every unit equal: statsmodels' IRLS fails (deviance NaN), the ratio is 1 with no CI
+        out["count_note"] = "rate ratio: no variation (every unit has the same count)"
+        return out
     x = sm.add_constant(np.concatenate([np.zeros(len(c)), np.ones(len(t))]))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = sm.GLM(y, x, family=sm.families.Poisson()).fit(scale="X2")
+        try:
+            fit = sm.GLM(y, x, family=sm.families.Poisson()).fit(scale="X2")
+        except ValueError as exc:  # a boundary problem statsmodels cannot start from
+            out["count_note"] = f"rate ratio: the GLM failed ({exc})"[:200]
+            return out
     b, se = float(fit.params[1]), float(fit.bse[1])
     if not (np.isfinite(se) and se > 0):
         out["count_note"] = "rate ratio: no variation within arms (dispersion 0)"

@@ -30,6 +30,8 @@ class Table:
     control: str | None = None
     paired: bool | None = None  # None = unknown (treated as unpaired)
     arms: list[str] = field(default_factory=list)
+    #: the run's manipulation check (delivery.csv: arm, mechanism, expected, delivered, count, note)
+    delivery: pd.DataFrame | None = None
 
     @property
     def metrics(self) -> list[str]:
@@ -91,8 +93,9 @@ def _load_run(run_dir: Path) -> Table:
         notes.append(f"run is partial: {manifest.get('n_failed', '?')} of {manifest.get('n_jobs_total', '?')} "
                      "jobs failed; analysed what completed")
     arms = [a for a in manifest.get("arms", []) if a in set(df["arm"])]
+    delivery = pd.read_csv(run_dir / "delivery.csv") if (run_dir / "delivery.csv").is_file() else None
     return Table(df=df, source=run_dir, kind="run", notes=notes, control=manifest.get("control"),
-                 paired=manifest.get("paired"), arms=arms)
+                 paired=manifest.get("paired"), arms=arms, delivery=delivery)
 
 
 def _load_tinytroupe(path: Path) -> Table:

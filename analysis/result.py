@@ -17,6 +17,7 @@ from analysis.balance import balance, warnings_of
 from analysis.comparison import as_table, compare, resolve_control
 from analysis.factorial_model import factor_columns, factorial, marginal_means
 from analysis.io import Table
+from analysis.missing import mark_delivery, missingness  # noqa: F401 (missingness: public here too)
 from analysis.tradeoff import tradeoffs
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ def analyze(table: Table | pd.DataFrame, control: str | None = None, comparisons
     ctrl = resolve_control(table, control)
     effects = compare(table, ctrl, comparisons, alpha, n_boot, n_perm, seed, paired_design, mixed,
                       equivalence_margin)
+    effects = mark_delivery(effects, table.delivery)  # the manipulation check (analysis.missing)
     n_metrics = effects["metric"].nunique()
     n_comp = len(effects) // max(1, n_metrics)
     family = (f"{int(effects['p_value'].notna().sum())} tests = {n_metrics} metrics x {n_comp} comparison(s) "
@@ -76,7 +78,7 @@ def analyze(table: Table | pd.DataFrame, control: str | None = None, comparisons
     bal = balance(table.df)
     notes += warnings_of(bal)
     notes += [f"{r.metric} ({r.treatment}): {r.notes}" for r in effects.itertuples() if r.notes]
-    result = AnalysisResult(effects=effects, descriptives=descriptives(table.df), missing=missingness(table.df),
+    result = AnalysisResult(effects=effects, descriptives=descriptives(table.df), missing=missingness(table.df, ctrl),
                             power=power_table(effects, table.df, alpha, target_power, seed=seed),
                             tradeoffs=tradeoffs(effects, alpha), family=family, notes=notes, balance=bal)
     factors = factors if factors is not None else factor_columns(table.df)
@@ -103,18 +105,6 @@ def descriptives(df: pd.DataFrame) -> pd.DataFrame:
                      "min": float(x.min()) if len(x) else math.nan, "max": float(x.max()) if len(x) else math.nan})
     return pd.DataFrame(rows, columns=["arm", "metric", "level", "n", "missing", "n_sessions", "mean", "sd", "se",
                                        "median", "q25", "q75", "min", "max"])
-
-
-def missingness(df: pd.DataFrame) -> pd.DataFrame:
-    """Per arm x metric x reason: count of missing values (and the share of that arm x metric)."""
-    total = df.groupby(["arm", "metric"], sort=False).size().rename("rows")
-    miss = df.loc[df["value"].isna()].groupby(["arm", "metric", "missing_reason"], sort=False).size()
-    out = miss.rename("count").reset_index().rename(columns={"missing_reason": "reason"})
-    if out.empty:
-        return pd.DataFrame(columns=["arm", "metric", "reason", "count", "share"])
-    out = out.join(total, on=["arm", "metric"])
-    out["share"] = out["count"] / out.pop("rows")
-    return out
 
 
 POWER_COLUMNS = ["metric", "control", "treatment", "unit", "n_this_run", "sessions_control", "sessions_treatment",

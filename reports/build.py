@@ -82,7 +82,7 @@ def _quality(doc: Document, data: RunData) -> None:
     elif miss.empty:
         sec.blocks.append(Para("Missing values: none."))
     else:
-        sec.blocks.append(quality.as_table(miss, "Missing values per arm and why."))
+        sec.blocks.extend(quality.measurement_check(miss))
     if data.manifest is not None:
         failed = quality.failed_jobs(data.manifest)
         sec.blocks.append(quality.as_table(failed, "Failed jobs (manifest.json).") if not failed.empty

@@ -49,6 +49,21 @@ def caveats(data: RunData) -> list[str]:
     if isinstance(reps, int) and reps < 10:
         items.append(f"Only {reps} session(s) per arm: confidence intervals are wide and a real effect of "
                      "moderate size can easily be missed (see the power table).")
+    arms = man.get("arms")
+    if isinstance(arms, dict):  # the manipulation check (trials.run.delivery)
+        for arm, check in arms.items():
+            if isinstance(check, dict) and check.get("delivered") is False:
+                why = str(check.get("note", "")).removeprefix("treatment not delivered: ")
+                items.insert(0, f"Arm {arm!r}: treatment not delivered ({why}). Its sessions "
+                             "ran without the mechanism under test, so its comparison with control measures "
+                             "nothing about that mechanism; the tables mark it 'treatment not delivered'.")
+    miss = data.tables.missing
+    if "differential" in miss.columns:
+        flagged = miss[miss["differential"].astype(str).str.lower() == "true"][["arm", "metric"]].drop_duplicates()
+        if len(flagged):
+            cells = ", ".join(f"{r.metric} in {r.arm}" for r in flagged.itertuples())
+            items.append(f"Missing values differ between arms ({cells}); a comparison that loses more values in "
+                         "one arm can be biased. See the measurement check under Quality of the run.")
     if man.get("n_failed"):
         items.append(f"{man['n_failed']} job(s) failed; the analysis uses only the sessions that finished.")
     if data.kind == "tinytroupe":

@@ -32,6 +32,32 @@ def as_table(frame: pd.DataFrame, caption: str = "") -> Table:
     return Table([fmt.label(c) for c in frame.columns], rows, caption, numeric)
 
 
+MEASUREMENT_COLUMNS = ("arm", "metric", "reason", "count", "share", "missing_share", "share_diff", "p_fisher",
+                       "differential")
+
+
+def measurement_check(miss: pd.DataFrame) -> list[Any]:
+    """The measurement check from missing.csv: missing values per arm x metric by reason (the
+    vocabulary of metrics.csv's missing_reason), and a warning where missingness differs between
+    arms (the rule is analysis.missing's: Fisher p < 0.05 or a gap >= 10 points)."""
+    from reports.document import Callout, Para
+
+    if "count" in miss.columns and not (miss["count"] > 0).any():
+        return [Para("Missing values: none.")]
+    shown = miss[miss["count"] > 0] if "count" in miss.columns else miss
+    cols = [c for c in MEASUREMENT_COLUMNS if c in shown.columns] or list(shown.columns)
+    blocks: list[Any] = [as_table(shown[cols], "Measurement check: missing values per arm and metric, by reason "
+                                  "(no answer, unparseable, out of range, call failed, not delivered); "
+                                  "share_diff = this arm's missing share minus control's; differential = Fisher "
+                                  "p < 0.05 or a gap of 10 points or more.")]
+    if "differential" in miss.columns:
+        flagged = miss[miss["differential"].astype(str).str.lower() == "true"]
+        notes = list(dict.fromkeys(f"{r.metric} ({r.arm}): {r.note}" for r in flagged.itertuples()))
+        if notes:
+            blocks.append(Callout("Differential missingness", notes, "warning"))
+    return blocks
+
+
 def failed_jobs(manifest: dict[str, Any] | None) -> pd.DataFrame:
     jobs = pd.DataFrame((manifest or {}).get("jobs") or [])
     if jobs.empty or "status" not in jobs:

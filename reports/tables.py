@@ -15,11 +15,16 @@ def _get(rec: pd.Series, col: str) -> object:
     return rec[col] if col in rec.index else None
 
 
+def _not_delivered(rec: pd.Series) -> bool:
+    """effects.csv's `treatment_delivered` is False (the manipulation check failed)."""
+    return str(_get(rec, "treatment_delivered")).strip().lower() == "false"
+
+
 def headline_row(rec: pd.Series) -> list[str]:
     """One effects.csv row as the strings the report prints (the test parses them back)."""
     return [
         fmt.label(rec["metric"]),
-        str(rec["treatment"]),
+        str(rec["treatment"]) + (" (treatment not delivered)" if _not_delivered(rec) else ""),
         f"{fmt.integer(_get(rec, 'n_control'))} / {fmt.integer(_get(rec, 'n_treatment'))}",
         fmt.num(_get(rec, "mean_control")),
         fmt.num(_get(rec, "mean_treatment")),

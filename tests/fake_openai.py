@@ -10,7 +10,9 @@
 Modes (`mode=` for every request, or `srv.queue("429", "500")` for the next requests only):
   normal, slow (sleeps `slow_s`), 429 (with Retry-After: `retry_after`), 500, 401 (echoes the
   bearer token in its message, as some providers do), malformed (200 with a body that is not
-  JSON), hang (never answers until the server stops). Any path ending in /chat/completions is
+  JSON), no_choices (200 with an empty choices list), hang (never answers until the server stops).
+`faults={"429": 0.05, ...}` makes each request faulty with those probabilities (a seeded draw per
+request, `fault_seed`); `srv.faults_served` counts what was served. Any path ending in /chat/completions is
   served (Azure uses /openai/deployments/<name>/chat/completions); `srv.paths` records them.
 `reply=f(body) -> str` scripts the assistant text (default: echoes the last user message, or
 "Score: 7" style text when logprobs are asked). Logprobs are returned when the body asks for them.
@@ -26,7 +28,7 @@ from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
-MODES = ("normal", "slow", "429", "500", "401", "malformed", "hang")
+MODES = ("normal", "slow", "429", "500", "401", "malformed", "no_choices", "hang")
 
 
 def default_reply(body: dict[str, Any]) -> str:
@@ -54,13 +56,21 @@ def _logprobs(text: str, digit_probs: dict[int, float]) -> dict[str, Any]:
 class FakeOpenAI:
     def __init__(self, mode: str = "normal", latency: float = 0.0, slow_s: float = 2.0, retry_after: float = 0.05,
                  reply: Callable[[dict[str, Any]], str] | None = None,
-                 digit_probs: dict[int, float] | None = None):
+                 digit_probs: dict[int, float] | None = None, faults: dict[str, float] | None = None,
+                 fault_seed: int = 0):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
         self.mode, self.latency, self.slow_s, self.retry_after = mode, latency, slow_s, retry_after
         self.reply = reply or default_reply
         self.digit_probs = digit_probs or {6: 0.2, 7: 0.6, 8: 0.2}
         self.requests = 0
+        self.faults = dict(faults or {})
+        if set(self.faults) - set(MODES) or sum(self.faults.values()) > 1:
+            raise ValueError(f"faults: modes of {MODES} with probabilities summing to <= 1")
+        import random
+
+        self._fault_rng = random.Random(fault_seed)
+        self.faults_served: dict[str, int] = {}
         self.connections = 0
         self.in_flight = 0
         self.max_in_flight = 0
@@ -130,6 +140,14 @@ class FakeOpenAI:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             mode = self._plan.popleft() if self._plan else self.mode
+            if self.faults and not self._plan:
+                u, acc = self._fault_rng.random(), 0.0
+                for fault, p in self.faults.items():
+                    acc += p
+                    if u < acc:
+                        mode = fault
+                        break
+            self.faults_served[mode] = self.faults_served.get(mode, 0) + 1
             self.auth_headers.append(h.headers.get("Authorization", "") or h.headers.get("api-key", ""))
             self.paths.append(h.path)
         try:
@@ -156,6 +174,9 @@ class FakeOpenAI:
                 return self._send(h, 500, {"error": {"message": "internal error", "type": "server_error"}})
             if mode == "malformed":
                 return self._send_raw(h, 200, b'{"id": "x", "choices": [ {not json', "application/json")
+            if mode == "no_choices":
+                return self._send(h, 200, {"id": "x", "object": "chat.completion", "created": 0,
+                                           "model": body.get("model", "fake"), "choices": []})
             self._send(h, 200, self._completion(body))
         finally:
             with self._lock:

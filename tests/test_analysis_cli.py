@@ -78,8 +78,12 @@ def test_analyze_paired_three_arm_run(tmp_path):
     assert d.loc[direct.index, "n"].tolist() == direct["count"].tolist()
     assert np.allclose(d.loc[direct.index, "mean"], direct["mean"]) and np.allclose(d.loc[direct.index, "sd"], direct["std"])
     miss = res.missing
-    assert miss.to_dict("records") == [{"arm": "cold", "metric": "adherence", "reason": "judge_parse_error",
-                                        "count": 1, "share": 1 / 24}]
+    cols = ["arm", "metric", "reason", "count", "share"]
+    assert miss.loc[miss["count"] > 0, cols].to_dict("records") == [
+        {"arm": "cold", "metric": "adherence", "reason": "judge_parse_error", "count": 1, "share": 1 / 24}]
+    assert len(miss) == 6  # every arm x metric cell is listed, with its missing share
+    cold = miss[(miss.arm == "cold") & (miss.metric == "adherence")].iloc[0]
+    assert cold["share_diff"] == pytest.approx(1 / 24) and not cold["differential"]  # 1 of 24: no flag
     # power rows use pairs and the paired SD of differences
     p = res.power.set_index(["metric", "treatment"]).loc[("ideas_qty", "warm")]
     assert p["unit"] == "pairs of replicates" and p["n_this_run"] == 6

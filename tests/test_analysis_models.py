@@ -172,3 +172,10 @@ def test_balance_check_warns_on_lost_sessions_and_values():
     assert any(n.startswith("imbalance (completed sessions)") for n in res.notes)
     fine = balance(clustered_table(np.random.default_rng(5), n_sessions=5, cluster_size=2))
     assert not fine["warning"].any()
+
+
+def test_rate_ratio_without_any_variation_is_nan_with_a_reason():
+    """Identical counts in every unit (e.g. a treatment that was never delivered): NaN + why,
+    not a statsmodels ValueError that stops the whole analysis."""
+    got = counts.rate_ratio(np.array([1.0, 1.0]), np.array([1.0, 1.0]))
+    assert np.isnan(got["rate_ratio"]) and "no variation" in got["count_note"]

@@ -37,13 +37,15 @@ def test_failed_extraction_is_a_missing_value_with_a_reason(scripted_llm):
                               {"match": "Write one idea per line", "reply": "I like turtles."}])
     r = extract_ideas(llm, _events())
     assert r.value is None and not r.ok
-    assert "json: StructuredOutputError" in r.missing_reason and "no '- idea: description' lines" in r.missing_reason
+    assert r.missing_reason == "unparseable"
+    assert "json: " in r.missing_detail and "no '- idea: description' lines" in r.missing_detail
 
 
 def test_llm_error_is_a_missing_value(scripted_llm):
     llm = scripted_llm(rules=[{"match": "Transcript", "error": "permanent"}])
     r = extract_ideas(llm, _events(), mode="lines")
-    assert r.value is None and "PermanentLLMError" in r.missing_reason
+    assert r.value is None and r.missing_reason == "call failed" and "PermanentLLMError" in r.missing_detail
+    assert r.remeasure["kind"] == "ideas" and r.remeasure["mode"] == "lines"  # repeatable on resume
 
 
 def test_agent_without_actions_has_zero_ideas_without_a_call(scripted_llm):
@@ -74,9 +76,9 @@ def test_vote_and_choice(scripted_llm):
 def test_choice_outside_the_options_is_missing(scripted_llm):
     llm = scripted_llm(rules=[{"match": "Choice", "reply": "Choice: a zoo"}])
     r = extract_choice(llm, _events(), options=["Night market", "Solar benches"], question="Pick.", mode="lines")
-    assert r.value is None and "no option of" in r.missing_reason
+    assert r.value is None and r.missing_reason == "unparseable" and "no option of" in r.missing_detail
     bad_json = extract_choice(scripted_llm(), _events(), options=["Night market", "Solar benches"], question="Pick.")
-    assert bad_json.value is None and "is not one of" in bad_json.missing_reason  # scripted JSON is random text
+    assert bad_json.value is None and "is not one of" in bad_json.missing_detail  # scripted JSON is random text
 
 
 def test_line_parsers():

@@ -20,7 +20,7 @@ from trials.session.world import World
     ("score 3 - reason: weak", 3),
     ("**Score:** 9", 9),
     ("I would give it a 4 out of 9.", 4),
-    ("Score: 10\nthen 6", 6),
+    ("Score: 10\nthen 6", 9),  # issue #11: 10 is clamped to 9 (flagged), never the later digit
     ("Score = 2/9", 2),
     ("no digits at all", None),
 ])
@@ -72,7 +72,8 @@ def test_score_passed_and_weighted(scripted_llm):
 def test_unscoreable_reply_is_re_asked_once_then_missing(scripted_llm):
     llm = scripted_llm(rules=[{"match": "Claim:", "reply": "I cannot say."}])
     r = judge(P.fluency(), llm, events=_events(), agent="Ana")
-    assert r.score is None and r.passed is None and "no score digit" in r.missing_reason
+    assert r.score is None and r.passed is None and r.missing_reason == "no answer"  # a refusal
+    assert "re-ask" in r.missing_detail
     assert len(llm.recorder.rows) == 2
 
 

@@ -11,7 +11,7 @@ import traceback
 import pytest
 from fake_openai import FakeOpenAI
 
-from trials.llm import (CallRecorder, LLMConfigError, LLMTimeout, PermanentLLMError, RateLimited,
+from trials.llm import (CallRecorder, LLMConfigError, LLMTimeout, MalformedResponse, PermanentLLMError, RateLimited,
                         RetriesExhausted, TransientLLMError, build_llm)
 
 SECRET = "sk-" + "test-SECRET-4f9a1c77e2b04d0d"  # built at run time: a fake key, not a leaked one
@@ -97,11 +97,23 @@ def test_hang_and_slow_time_out_as_llm_timeout():
         assert isinstance(ei.value.last, LLMTimeout)
 
 
-def test_malformed_json_and_auth_errors_are_permanent_and_not_retried():
-    with FakeOpenAI(mode="malformed") as srv:
-        with pytest.raises(PermanentLLMError, match="malformed"):
-            make(srv).chat(MSG)
-        assert srv.requests == 1
+@pytest.mark.parametrize("fault", ["malformed", "no_choices"])
+def test_malformed_200_is_retried_like_a_5xx(fault):
+    """Issue #11 input 5: an invalid JSON body or a completion with no choices is transient."""
+    with FakeOpenAI() as srv:
+        srv.queue(fault, fault)
+        rec = CallRecorder()
+        reply = make(srv, max_retries=3).bind(recorder=rec).chat(MSG)
+        assert reply.text.startswith("echo:") and srv.requests == 3
+        assert rec.rows[-1]["retries"] == 2 and rec.rows[-1]["error"] == ""
+    with FakeOpenAI(mode=fault) as srv:
+        with pytest.raises(RetriesExhausted) as ei:
+            make(srv, max_retries=2).chat(MSG)
+        assert isinstance(ei.value.last, MalformedResponse) and "malformed" in str(ei.value.last)
+        assert srv.requests == 3
+
+
+def test_auth_errors_are_permanent_and_not_retried():
     with FakeOpenAI(mode="401") as srv:
         with pytest.raises(PermanentLLMError, match="HTTP 401"):
             make(srv).chat(MSG)

@@ -151,7 +151,7 @@ def test_run_directory_schema(tmp_path, capsys):
 
     m = json.loads((tmp_path / "manifest.json").read_text())
     for key, typ in {"schema_version": int, "package_version": str, "python": str, "experiment": str,
-                     "control": str, "arms": list, "arm_configs": dict, "paired": bool, "seed": int,
+                     "control": str, "arms": dict, "arm_configs": dict, "paired": bool, "seed": int,
                      "replicates": int, "llm": dict, "judge": dict, "started_at": str, "finished_at": str,
                      "status": str, "n_jobs_total": int, "n_failed": int, "jobs": list, "totals": dict}.items():
         assert isinstance(m[key], typ), key
@@ -174,6 +174,13 @@ def test_run_directory_schema(tmp_path, capsys):
     assert set(mt["metric"]) == {"persona_adherence", "self_consistency", "fluency", "task_completion",
                                  "divergence", "ideas"}
     assert (mt["value"].isna() == (mt["missing_reason"] != "")).all()
+    from trials.judging.answers import MISSING_REASONS
+
+    assert set(mt["missing_reason"]) <= {"", *MISSING_REASONS}  # the fixed vocabulary
+    assert set(m["arms"]) == {"control", "treatment"} and m["arms"]["control"]["delivered"] is None
+    assert m["arms"]["treatment"]["delivered"] is True  # correction checked actions
+    assert list(pd.read_csv(tmp_path / "delivery.csv").columns) == ["arm", "mechanism", "expected", "delivered",
+                                                                   "count", "note"]
     assert set(mt["session"]) == {"control-r0", "control-r1", "treatment-r0", "treatment-r1"}
 
     events = [json.loads(line) for line in (tmp_path / "transcript.jsonl").read_text().splitlines()]

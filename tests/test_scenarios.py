@@ -82,4 +82,10 @@ def test_hello_on_the_local_model(tmp_path, capsys):
     adherence = pd.read_parquet(tmp_path / "metrics.parquet").query("metric == 'persona_adherence'")
     assert len(adherence) == 1
     value = adherence["value"].iloc[0]
-    assert (0 <= value <= 9) or adherence["missing_reason"].iloc[0]  # tiny judges may give no digit
+    from trials.judging.answers import MISSING_REASONS
+
+    row = adherence.iloc[0]
+    if pd.isna(value):  # tiny judges may give no clear score: then a reason from the vocabulary
+        assert row["missing_reason"] in MISSING_REASONS and row["missing_detail"]
+    else:  # a real score, never a digit fished out of the judge's reason
+        assert 0 <= value <= 9 and row["missing_reason"] == "" and row["flag"] in ("", "clamped")

@@ -5,9 +5,12 @@ Every extractor returns an `ExtractionResult`: `value` (list[Idea] | Vote | Choi
 `method` used and the `raw` reply. mode="json" asks for a JSON schema (purpose="extract",
 protocol="json"); mode="lines" asks for a plain-text line protocol that tiny models manage
 ("- <idea name>: <description>", "Vote: <1-5>", "Choice: <option>"); mode="auto" tries JSON and
-falls back to lines when the reply does not fit the schema. An LLM error after its retries also
-becomes a missing value with the error in the reason. A transcript with no TALK/THINK by the
-agent gives zero ideas (value=[], method="empty") without a call.
+falls back to lines when the reply does not fit the schema. Votes and choices are read by
+`trials.judging.answers` (the one parsing layer). `missing_reason` is one of
+`trials.judging.answers.MISSING_REASONS` with the free text in `missing_detail`: an LLM error
+after its retries is "call failed" (and `remeasure` holds the request to repeat, `reextract`);
+an agent who said nothing has no vote ("no answer", no call). A transcript with no TALK/THINK by
+the agent gives zero ideas (value=[], method="empty") without a call.
 
 Unique ideas (`dedupe_ideas`, `count_unique_ideas`): deterministic, greedy in the given order.
 Each idea is normalised to a set of content words (lower case, stop words removed, plural "s"
@@ -26,8 +29,8 @@ from pydantic import BaseModel, Field
 
 from trials.session.agent import derive_seed
 from trials.session.events import Event
-from trials.judging.judge import labelled_digit, labelled_reason
-from trials.llm.base import LLMError
+from trials.judging import answers
+from trials.llm.base import LLMError, StructuredOutputError
 from trials.session.memory import render
 from trials.similarity import jaccard, words
 
@@ -57,9 +60,12 @@ class Choice(BaseModel):
 
 class ExtractionResult(BaseModel):
     value: Any = None
-    missing_reason: str = ""
+    missing_reason: str = ""  # one of trials.judging.answers.MISSING_REASONS
+    missing_detail: str = ""
     method: str = ""  # "json" | "lines" | "empty"
     raw: str = ""
+    #: when missing because a call failed: what to repeat later (`reextract`), else None
+    remeasure: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -85,26 +91,33 @@ def _ask(llm: Any, user: str, *, schema: Any, seed: int, max_tokens: int) -> tup
 
 def _run(llm: Any, mode: Mode, json_prompt: str, lines_prompt: str, schema: Any,
          parse_lines: Any, seed: int, max_tokens: int) -> ExtractionResult:
-    reasons = []
+    """JSON and/or the line protocol; parse_lines(raw) -> (value, answers.Answer-like missing)."""
+    details, failed = [], False
     if mode in ("auto", "json"):
         try:
             data, raw = _ask(llm, json_prompt, schema=schema, seed=seed, max_tokens=max_tokens)
             return ExtractionResult(value=data, method="json", raw=raw)
-        except LLMError as e:
-            reasons.append(f"json: {type(e).__name__}: {e}")
+        except StructuredOutputError as e:
+            details.append(f"json: {e}")
             log.info("extraction via JSON failed (%s)%s", e, "; trying the line protocol" if mode == "auto" else "")
+        except LLMError as e:
+            failed = True
+            details.append(f"json: call failed: {type(e).__name__}: {e}")
     if mode in ("auto", "lines"):
         try:
             _, raw = _ask(llm, lines_prompt, schema=None, seed=derive_seed(seed, "lines"), max_tokens=max_tokens)
         except LLMError as e:
-            reasons.append(f"lines: {type(e).__name__}: {e}")
+            failed = True
+            details.append(f"lines: call failed: {type(e).__name__}: {e}")
         else:
             value, why = parse_lines(raw)
             if value is not None:
                 return ExtractionResult(value=value, method="lines", raw=raw)
-            reasons.append(f"lines: {why}")
-            return ExtractionResult(missing_reason="; ".join(reasons), method="lines", raw=raw)
-    return ExtractionResult(missing_reason="; ".join(reasons), method=mode)
+            details.append(f"lines: {why.detail}")
+            return ExtractionResult(missing_reason=why.missing_reason, missing_detail="; ".join(details)[:500],
+                                    method="lines", raw=raw)
+    return ExtractionResult(missing_reason=answers.CALL_FAILED if failed else answers.UNPARSEABLE,
+                            missing_detail="; ".join(details)[:500], method=mode)
 
 
 # ------------------------------------------------------------------------------------ ideas
@@ -118,10 +131,12 @@ def parse_idea_lines(text: str) -> tuple[list[Idea] | None, str]:
         if name.strip():
             ideas.append(Idea(name=name.strip(" .\"'"), description=desc.strip()))
     if ideas:
-        return ideas, ""
+        return ideas, answers.Answer()
     if re.search(r"\bnone\b", text or "", re.I):
-        return [], ""
-    return None, f"no '- idea: description' lines in the reply {(text or '')[:200]!r}"
+        return [], answers.Answer()
+    if not (text or "").strip():
+        return None, answers.missing(answers.NO_ANSWER, "empty reply")
+    return None, answers.missing(answers.UNPARSEABLE, f"no '- idea: description' lines in the reply {(text or '')[:200]!r}")
 
 
 def extract_ideas(llm: Any, events: Sequence[Event], *, agent: str | None = None, topic: str = "",
@@ -137,11 +152,12 @@ def extract_ideas(llm: Any, events: Sequence[Event], *, agent: str | None = None
     head = f"Transcript:\n{text or '- (empty)'}\n\nList every distinct idea proposed{who}{about}"
     json_prompt = head + ", each with a short name and a one-sentence description. No ideas: an empty list."
     lines_prompt = head + ". Write one idea per line as:\n- <idea name>: <one-sentence description>\nWrite NONE if there is no idea."
-    result = _run(llm, mode, json_prompt, lines_prompt, IdeaList, parse_idea_lines,
-                  derive_seed("ideas", agent, seed), max_tokens)
+    args = dict(json_prompt=json_prompt, lines_prompt=lines_prompt, seed=derive_seed("ideas", agent, seed),
+                max_tokens=max_tokens, mode=mode)
+    result = _run(llm, mode, json_prompt, lines_prompt, IdeaList, parse_idea_lines, args["seed"], max_tokens)
     if isinstance(result.value, IdeaList):
         result.value = list(result.value.ideas)
-    return result
+    return _remeasurable(result, "ideas", args)
 
 
 def dedupe_ideas(ideas: Sequence[Idea], threshold: float = 0.6) -> list[Idea]:
@@ -161,41 +177,59 @@ def count_unique_ideas(ideas: Sequence[Idea], threshold: float = 0.6) -> int:
 
 
 # ------------------------------------------------------------------------------------ votes, choices
-def _reason(text: str) -> str:
-    return " ".join((labelled_reason(text) or "").split())[:300]
+def parse_vote_lines(text: str) -> tuple[Vote | None, answers.Answer]:
+    a = answers.parse_vote(text)
+    return (Vote(vote=a.value, reason=a.reason[:300]) if a.ok else None), a
 
 
-def parse_vote_lines(text: str) -> tuple[Vote | None, str]:
-    vote = labelled_digit(text, "vote", "1-5")
-    if vote is None:
-        return None, f"no vote 1-5 in the reply {(text or '')[:200]!r}"
-    return Vote(vote=vote, reason=_reason(text)), ""
+def _silent(events: Sequence[Event], agent: str) -> bool:
+    return not any(e.kind == "action" and e.agent == agent and e.type in ("TALK", "THINK") and e.content
+                   for e in events)
 
 
 def extract_vote(llm: Any, events: Sequence[Event], *, agent: str, question: str, mode: Mode = "auto",
                  max_tokens: int = 80, seed: int = 0, max_events: int = 120) -> ExtractionResult:
-    """How `agent` would answer `question` on a 1-5 scale (1 = not at all, 5 = absolutely), from what they said."""
+    """How `agent` would answer `question` on a 1-5 scale (1 = not at all, 5 = absolutely), from
+    what they said. An agent who said nothing (no TALK/THINK) has no vote: missing "no answer",
+    no call."""
+    if _silent(events, agent):
+        return ExtractionResult(missing_reason=answers.NO_ANSWER, method="empty",
+                                missing_detail=f"{agent} said nothing (no TALK/THINK action)")
     head = (f"Transcript:\n{transcript_text(events, None, max_events) or '- (empty)'}\n\nFrom what {agent} said, how would "
             f"{agent} answer: {question}\nScale: 1 = not at all, 3 = unsure, 5 = absolutely.")
-    return _run(llm, mode, head, head + "\nReply as:\nVote: <1-5>\nReason: <one short sentence>", Vote,
-                parse_vote_lines, derive_seed("vote", agent, question, seed), max_tokens)
+    lines = head + "\nReply as:\nVote: <1-5>\nReason: <one short sentence>"
+    args = dict(json_prompt=head, lines_prompt=lines, seed=derive_seed("vote", agent, question, seed),
+                max_tokens=max_tokens, mode=mode)
+    return _remeasurable(_run(llm, mode, head, lines, Vote, parse_vote_lines, args["seed"], max_tokens),
+                         "vote", args)
+
+
+def _remeasurable(result: ExtractionResult, kind: str, args: dict[str, Any]) -> ExtractionResult:
+    if result.missing_reason == answers.CALL_FAILED:
+        result.remeasure = {"kind": kind, **args}
+    return result
+
+
+def reextract(spec: dict[str, Any], llm: Any) -> ExtractionResult:
+    """Repeat an extraction recorded in `ExtractionResult.remeasure` (votes and ideas): same
+    prompts, seeds and limits."""
+    kind = spec["kind"]
+    schema, parse = {"vote": (Vote, parse_vote_lines), "ideas": (IdeaList, parse_idea_lines)}[kind]
+    args = {k: spec[k] for k in ("json_prompt", "lines_prompt", "seed", "max_tokens", "mode")}
+    result = _run(llm, args["mode"], args["json_prompt"], args["lines_prompt"], schema, parse,
+                  args["seed"], args["max_tokens"])
+    if isinstance(result.value, IdeaList):
+        result.value = list(result.value.ideas)
+    return _remeasurable(result, kind, args)
 
 
 def extract_choice(llm: Any, events: Sequence[Event], *, options: Sequence[str], question: str,
                    agent: str | None = None, mode: Mode = "auto", max_tokens: int = 80,
                    seed: int = 0, max_events: int = 120) -> ExtractionResult:
     """Which of `options` `agent` (or the group) chose; a reply outside the options is missing."""
-    def resolve(raw: str) -> str | None:
-        raw = raw.strip().strip(" .\"'").lower()
-        exact = [o for o in options if o.lower() == raw]
-        inside = [o for o in options if o.lower() in raw or (raw and raw in o.lower())]
-        return exact[0] if exact else (inside[0] if len(inside) == 1 else None)
-
-    def parse_lines(text: str) -> tuple[Choice | None, str]:
-        m = re.search(r"choice\s*[:\-]\s*(.+)", text or "", re.I)
-        hit = resolve(m.group(1).splitlines()[0] if m else (text or ""))
-        return (Choice(choice=hit, reason=_reason(text)), "") if hit \
-            else (None, f"no option of {list(options)} in the reply {(text or '')[:200]!r}")
+    def parse_lines(text: str) -> tuple[Choice | None, answers.Answer]:
+        a = answers.parse_choice(text, options)
+        return (Choice(choice=a.value, reason=a.reason[:300]) if a.ok else None), a
 
     who = agent or "the group"
     head = (f"Transcript:\n{transcript_text(events, None, max_events) or '- (empty)'}\n\n{question}\nWhich option did {who} "
@@ -203,9 +237,9 @@ def extract_choice(llm: Any, events: Sequence[Event], *, options: Sequence[str],
     result = _run(llm, mode, head, head + "\nReply as:\nChoice: <one option, exactly as written>\nReason: <one short sentence>",
                   Choice, parse_lines, derive_seed("choice", agent, question, seed), max_tokens)
     if isinstance(result.value, Choice):
-        hit = resolve(result.value.choice)
-        if hit is None:
-            return ExtractionResult(missing_reason=f"choice {result.value.choice!r} is not one of {list(options)}",
-                                    method=result.method, raw=result.raw)
+        hit = answers.resolve_option(result.value.choice, options)
+        if not isinstance(hit, str):
+            return ExtractionResult(missing_reason=answers.UNPARSEABLE, method=result.method, raw=result.raw,
+                                    missing_detail=f"choice {result.value.choice!r} is not one of {list(options)}")
         result.value.choice = hit
     return result

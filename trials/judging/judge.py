@@ -13,8 +13,13 @@ The rubric is the same for every claim (`RUBRIC`): 0 = plainly false ... 9 = pla
 The judge is blind: its prompt holds the claim, the optional persona and the events, never the
 experiment, the arm or the session name (those live in `World.name`, which no prompt uses).
 
-The reply protocol is two plain lines, "Score: <d>" / "Reason: <sentence>", parsed tolerantly
-(`parse_score`: the first digit 0-9 after the word "score", else the first standalone digit).
+The reply protocol is two plain lines, "Score: <d>" / "Reason: <sentence>", parsed by
+`trials.judging.answers.parse_score` (anchored on the label; a scale restated in the reply is never
+the score; "10" is clamped to 9 and flagged; anything ambiguous is missing with its reason). The
+probability-weighted score is kept only when the reply's first digit is the parsed score (else
+the digit probabilities belong to another number). With `on_error="missing"` an LLM call that
+fails after its retries gives a missing score (reason "call failed") and `JudgeResult.remeasure`,
+the exact request to repeat later (`rejudge`), instead of raising.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 from pydantic import BaseModel, Field
 
+from trials.judging import answers
+from trials.llm.base import LLMError
 from trials.persona.prompt import prompt_text
 from trials.session.agent import derive_seed
 from trials.session.events import Event
@@ -84,31 +91,20 @@ class JudgeResult(BaseModel):
     threshold: int = 5
     samples: list[int | None] = Field(default_factory=list)
     sd: float | None = None  # sample standard deviation of the k scores (None when k == 1)
-    missing_reason: str = ""
+    missing_reason: str = ""  # one of trials.judging.answers.MISSING_REASONS
+    missing_detail: str = ""  # free text: the reply, or the error of the failed call
+    flag: str = ""  # "clamped" when a sample's score was clamped to the scale
     prompt_tokens: int = 0
-
-
-def labelled_digit(text: str, label: str, digits: str = "0-9") -> int | None:
-    """The first digit in `digits` after the word `label` ("Score: 7"), else the first standalone
-    one; None when there is none. Shared with the extraction parsers (`trials.judging.extract`)."""
-    m = (re.search(rf"{label}\D{{0,12}}?(?<!\d)([{digits}])(?!\d)", text or "", re.I)
-         or re.search(rf"(?<!\d)([{digits}])(?!\d)", text or ""))
-    return int(m.group(1)) if m else None
-
-
-def labelled_reason(text: str) -> str | None:
-    """The text after "Reason:" (to the end), or None when the reply has no reason line."""
-    r = re.search(r"reason\w*\s*[:\-=]\s*(.+)", text or "", re.I | re.S)
-    return r.group(1) if r else None
+    #: when missing because a call failed: the request to repeat (`rejudge`), else None
+    remeasure: dict[str, Any] | None = None
 
 
 def parse_score(text: str) -> tuple[int | None, str]:
-    """(digit, reason) from a judge reply; digit None when the reply has no usable digit."""
-    text = text or ""
-    reason = labelled_reason(text)
-    if reason is None:
-        reason = re.sub(r"(?im)^\s*score\b.*$", "", text)
-    return labelled_digit(text, "score"), " ".join(reason.split())[:500]
+    """(score, reason) from a judge reply; score None when the reply has no clear 0-9 score
+    (`trials.judging.answers.parse_score` gives the missing reason and the clamp flag)."""
+    answer = answers.parse_score(text)
+    reason = answer.reason or " ".join(re.sub(r"(?im)^\s*\**score\b.*$", "", text or "").split())
+    return answer.value, reason[:500]
 
 
 def judge_messages(prop: Proposition, events: Sequence[Event], *, agent: str | None = None,
@@ -129,27 +125,38 @@ def judge_messages(prop: Proposition, events: Sequence[Event], *, agent: str | N
             {"role": "user", "content": "\n\n".join(parts)}]
 
 
-def _one(llm: Any, messages: list[dict[str, str]], *, purpose: str, seed: int,
-         max_tokens: int) -> tuple[int | None, str, float | None, int]:
-    tokens, text = 0, ""
+def _one(llm: Any, messages: list[dict[str, str]], *, purpose: str, seed: int, max_tokens: int,
+         on_error: str) -> tuple[answers.Answer, float | None, int]:
+    tokens, answer = 0, answers.missing(answers.NO_ANSWER)
     for retry in range(2):
-        reply = llm.chat(messages, purpose=purpose, protocol="score", score_digits=True,
-                         max_tokens=max_tokens, seed=derive_seed(seed, retry))
+        try:
+            reply = llm.chat(messages, purpose=purpose, protocol="score", score_digits=True,
+                             max_tokens=max_tokens, seed=derive_seed(seed, retry))
+        except LLMError as e:
+            if on_error != "missing":
+                raise
+            return answers.missing(answers.CALL_FAILED, f"judge call failed: {type(e).__name__}: {e}"), None, tokens
         tokens += reply.usage.tokens_in
         text = reply.text or ""
-        score, reason = parse_score(text)
-        if score is not None:
-            return score, reason, reply.score, tokens
+        answer = answers.parse_score(text)
+        if answer.ok:
+            first = re.search(r"\d+", text)  # the logprobs are those of the reply's first digit
+            same = answer.flag == "" and first is not None and first.group() == str(answer.value)
+            return answer, reply.score if same else None, tokens
+        log.info("judge reply without a clear score (%s: %s); %s", answer.missing_reason, answer.detail[:150],
+                 "re-asking" if retry == 0 else "missing")
         messages = [*messages, {"role": "assistant", "content": text}, {"role": "user", "content": REMINDER}]
-    return None, f"no score digit in the judge reply after a re-ask: {text[:200]!r}", None, tokens
+    return answers.missing(answer.missing_reason, f"after a re-ask: {answer.detail}"), None, tokens
 
 
 def judge(prop: Proposition, llm: Any, *, events: Sequence[Event] | None = None,
           world: "World | None" = None, agent: str | None = None, persona: "Persona | None" = None,
           focus: str | None = None, k: int = 1, salt: Any = 0, purpose: str = "judge",
-          max_tokens: int = 40, max_chars: int = 300) -> JudgeResult:
+          max_tokens: int = 40, max_chars: int = 300, on_error: str = "raise") -> JudgeResult:
     """Score `prop`. Evidence: `events`, or from `world` (the agent's memory for target="agent",
-    all session events for target="session"). `focus` is a candidate action to judge (correction)."""
+    all session events for target="session"). `focus` is a candidate action to judge (correction).
+    `on_error`: "raise" (an LLMError after retries propagates) or "missing" (the score is missing,
+    reason "call failed", with `remeasure` set)."""
     if prop.target == "agent" and agent is None:
         raise ValueError(f"proposition {prop.name!r} targets an agent: pass agent=<name>")
     if events is None:
@@ -163,26 +170,52 @@ def judge(prop: Proposition, llm: Any, *, events: Sequence[Event] | None = None,
     persona_text = prompt_text(persona, prop.persona_detail) if (prop.include_persona and persona is not None) else None
     messages = judge_messages(prop, events, agent=agent, persona_text=persona_text, focus=focus,
                               max_chars=max_chars)
+    return score_messages(prop, llm, messages, agent=agent, k=k, salt=salt, purpose=purpose,
+                          max_tokens=max_tokens, on_error=on_error)
+
+
+def score_messages(prop: Proposition, llm: Any, messages: list[dict[str, str]], *, agent: str | None,
+                   k: int = 1, salt: Any = 0, purpose: str = "judge", max_tokens: int = 40,
+                   on_error: str = "raise") -> JudgeResult:
+    """The judging half of `judge`: ask `messages` k times and combine the scores."""
     samples: list[int | None] = []
-    weights, reasons, missing, tokens = [], [], [], 0
+    weights, reasons, failed, flags, tokens = [], [], [], [], 0
     for i in range(max(1, k)):
-        score, reason, weighted, used = _one(llm, messages, purpose=purpose, max_tokens=max_tokens,
-                                             seed=derive_seed("judge", prop.name, agent, salt, i))
+        answer, weighted, used = _one(llm, messages, purpose=purpose, max_tokens=max_tokens, on_error=on_error,
+                                      seed=derive_seed("judge", prop.name, agent, salt, i))
         tokens += used
-        samples.append(score)
-        (reasons if score is not None else missing).append(reason)
+        samples.append(answer.value)
+        (reasons if answer.ok else failed).append(answer)
+        if answer.flag:
+            flags.append(answer.flag)
         if weighted is not None:
             weights.append(weighted)
     valid = [s for s in samples if s is not None]
     result = JudgeResult(proposition=prop.name, agent=agent, threshold=prop.threshold,
-                         samples=samples if k > 1 else [], prompt_tokens=tokens)
+                         samples=samples if k > 1 else [], prompt_tokens=tokens,
+                         flag=flags[0] if flags else "")
     if not valid:
-        result.missing_reason = missing[0]
+        # a failed call outranks a bad reply: it is the reason a retry may fix
+        first = next((a for a in failed if a.missing_reason == answers.CALL_FAILED), failed[0])
+        result.missing_reason, result.missing_detail = first.missing_reason, first.detail
+        if first.missing_reason == answers.CALL_FAILED:
+            result.remeasure = {"kind": "judge", "proposition": prop.model_dump(), "messages": messages,
+                                "agent": agent, "k": k, "salt": str(salt), "purpose": purpose,
+                                "max_tokens": max_tokens}
         return result
     result.mean = statistics.fmean(valid)
     result.score = int(result.mean + 0.5)
     result.sd = statistics.stdev(valid) if len(valid) > 1 else None
-    result.weighted_score = statistics.fmean(weights) if weights else None
-    result.justification = reasons[0]
+    # weighted only when every valid sample had usable digit probabilities
+    result.weighted_score = statistics.fmean(weights) if len(weights) == len(valid) else None
+    result.justification = " ".join(reasons[0].reason.split())[:500]
     result.passed = result.mean >= prop.threshold
     return result
+
+
+def rejudge(spec: dict[str, Any], llm: Any) -> JudgeResult:
+    """Repeat a judgement recorded in `JudgeResult.remeasure` (same messages, seeds and k)."""
+    return score_messages(Proposition.model_validate(spec["proposition"]), llm, spec["messages"],
+                          agent=spec.get("agent"), k=int(spec.get("k", 1)), salt=spec.get("salt", 0),
+                          purpose=spec.get("purpose", "judge"), max_tokens=int(spec.get("max_tokens", 40)),
+                          on_error="missing")

@@ -12,6 +12,7 @@ from trials.llm.base import (  # noqa: F401
     Completion,
     LLMError,
     LLMTimeout,
+    MalformedResponse,
     Message,
     PermanentLLMError,
     RateLimited,

@@ -153,8 +153,13 @@ class LLMTimeout(TransientLLMError):
     pass
 
 
+class MalformedResponse(TransientLLMError):
+    """HTTP 200 whose body is not a completion (invalid JSON, no choices): a server or proxy
+    glitch, retried like a 5xx (issue #11)."""
+
+
 class PermanentLLMError(LLMError):
-    """Not worth retrying: bad request, authentication, unknown model, malformed response."""
+    """Not worth retrying: bad request, authentication, unknown model."""
 
 
 class RetriesExhausted(LLMError):

@@ -110,12 +110,12 @@ class LocalBackend:
         self.model = path.stem  # the file identifies the weights (and the cache key)
         threads = auto_threads() if cfg.n_threads == "auto" else cfg.n_threads
         self._llama, self._lock = load_llama(path, cfg.n_ctx, threads, cfg.use_extra_bufts)
-        self._formatter = _chat_formatter(self._llama, path)
+        self._formatter = ChatTemplate(_chat_formatter(self._llama, path), path.name)
         self._digit_ids = _digit_token_ids(self._llama)
 
     def render(self, request: Request) -> tuple[list[int], list[str]]:
         """Prompt tokens (chat template from the GGUF) and the template's stop strings."""
-        out = self._formatter(messages=[m.as_dict() for m in request.messages])
+        out = self._formatter.format([m.as_dict() for m in request.messages])
         text = out.prompt + (SCORE_PREFIX if request.score_digits else "")
         tokens = self._llama.tokenize(text.encode("utf-8"), add_bos=not out.added_special, special=True)
         stops = out.stop if isinstance(out.stop, list) else [out.stop] if out.stop else []
@@ -165,6 +165,48 @@ class LocalBackend:
         probs = np.exp(logits)
         probs /= probs.sum()
         return {d: float(probs[i]) for d, i in self._digit_ids.items()}
+
+
+def fold_system(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The system text moved into the first user turn (for templates without a system role):
+    every system message, in order, then a blank line, then the first user message."""
+    system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
+    rest = [dict(m) for m in messages if m["role"] != "system"]
+    if not system:
+        return rest
+    first_user = next((i for i, m in enumerate(rest) if m["role"] == "user"), None)
+    if first_user is None:
+        return [{"role": "user", "content": system}, *rest]
+    rest[first_user]["content"] = f"{system}\n\n{rest[first_user]['content']}"
+    return rest
+
+
+class ChatTemplate:
+    """A GGUF chat template, checked once at load for a system role. Templates that refuse it
+    (Gemma-style: `raise_exception('System role not supported')`) get the system text folded into
+    the first user turn (`fold_system`) on every call; any other template error is a config error
+    naming the model file."""
+
+    def __init__(self, formatter: Any, name: str):
+        self._formatter = formatter
+        probe = [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}]
+        try:
+            formatter(messages=probe)
+            self.system_role = True
+        except Exception as e:  # noqa: BLE001 - jinja2 raises the template's own exception type
+            if "system" not in str(e).lower():
+                raise LLMConfigError(f"{name}: its chat template fails on a plain system+user chat ({e}); "
+                                     "use another chat/instruct model") from None
+            try:
+                formatter(messages=fold_system(probe))
+            except Exception as e2:  # noqa: BLE001
+                raise LLMConfigError(f"{name}: its chat template refuses the system role and also fails "
+                                     f"with it folded into the user turn ({e2}); use another model") from None
+            log.info("%s: chat template has no system role; system text goes into the first user turn", name)
+            self.system_role = False
+
+    def format(self, messages: list[dict[str, str]]) -> Any:
+        return self._formatter(messages=messages if self.system_role else fold_system(messages))
 
 
 def _chat_formatter(llama: Any, path: Path) -> Any:

@@ -17,8 +17,8 @@ from urllib.parse import urlparse
 
 import openai
 
-from trials.llm.base import (Completion, LLMError, LLMTimeout, PermanentLLMError, RateLimited, Request,
-                             TransientLLMError)
+from trials.llm.base import (Completion, LLMError, LLMTimeout, MalformedResponse, PermanentLLMError, RateLimited,
+                             Request, TransientLLMError)
 from trials.llm.config import LLMConfig, LLMConfigError
 
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "0.0.0.0", "::1", "host.docker.internal"}
@@ -110,7 +110,8 @@ class OpenAIBackend:
             if e.status_code in (401, 403):
                 return PermanentLLMError(f"{msg} (check the key in the environment variable, and llm.base_url)")
             return PermanentLLMError(msg)
-        return PermanentLLMError(f"{where}: malformed or unexpected response ({type(e).__name__}: "
+        # a 200 whose body is not a completion (invalid JSON, no choices, no message): retried
+        return MalformedResponse(f"{where}: malformed response ({type(e).__name__}: "
                                  f"{self._redact(str(e))[:200]})")
 
     def _redact(self, text: str) -> str:

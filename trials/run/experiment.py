@@ -20,8 +20,11 @@ from omegaconf import DictConfig, OmegaConf
 
 import trials
 from trials.run import preflight
+from trials.run.budget import Budget, check_priced
+from trials.run.delivery import undelivered_metrics, write_delivery
 from trials.run.jobs import execute_job
 from trials.run.plan import ConfigError, Job, Plan, build_plan, divide_threads, resolve_n_jobs
+from trials.run.remeasure import remeasure_run
 from trials.run.progress import Progress, estimate, format_estimate, format_plan
 from trials.run.resume import record_resume, resume_changes
 from trials.run.rundir import RunDir
@@ -60,7 +63,9 @@ def _prepare(cfg: dict[str, Any], root: Path, overrides: list[str] | None = None
         changed = resume_changes(cfg, old, overrides)
         if resumed is not None:
             resumed.update(changed)
-        old["run"].update({k: run[k] for k in RESUME_FROM_COMMAND if k in run})
+        # a budget survives resume unless the command sets another (trials.run.budget)
+        old["run"].update({k: run[k] for k in RESUME_FROM_COMMAND
+                           if k in run and not (k == "budget_usd" and run[k] is None)})
         old["run"]["resume_dir"] = str(root)
         if cfg.get("cache"):
             old["cache"] = cfg["cache"]
@@ -131,6 +136,12 @@ def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path, overrides
         print(f"note: arm {arm!r} is identical to control {plan.control!r}: an A/A check "
               "(any 'effect' is noise)", file=sys.stderr)
     est = estimate(plan, run, cfg.get("prices"))
+    try:
+        check_priced(run.get("budget_usd"), [c for j in plan.jobs[:len(plan.arms)] for c in (j.llm, j.judge)],
+                     cfg.get("prices"))
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
     print(format_estimate(est, len(plan.jobs)), flush=True)
     if run.get("dry_run"):
         print(format_plan(plan, est))
@@ -144,12 +155,18 @@ def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path, overrides
     if len(pending) < len(plan.jobs):
         print(f"resuming: {len(plan.jobs) - len(pending)} of {len(plan.jobs)} jobs already done"
               + (f", {stale} interrupted job(s) restarted" if stale else ""), file=sys.stderr)
+        tried, fixed = remeasure_run(rundir, plan.jobs)  # repeat the measurements whose call had failed
+        if tried:
+            print(f"re-measured {fixed} of {tried} value(s) missing because a call had failed",
+                  file=sys.stderr)
     manifest = _manifest(cfg, plan, est, started=_now())
     if run.get("resume_dir"):  # keep the first start; log every resume
         record_resume(rundir.root / "manifest.json", manifest, resumed, _now())
     rundir.write_manifest({**manifest, "status": "running"})
 
-    progress = Progress(total=len(pending), budget_usd=run.get("budget_usd"))
+    budget = Budget(run.get("budget_usd"), per_job_estimate=est["cost_usd"] / max(1, len(plan.jobs)),
+                    spent=rundir.spent_usd())
+    progress = Progress(total=len(pending), budget_usd=run.get("budget_usd"), budget=budget)
     interrupted = False
     try:
         for summary in _dispatch(pending, run, progress):
@@ -201,7 +218,13 @@ def _finish(cfg: dict[str, Any], plan: Plan, rundir: RunDir, manifest: dict[str,
         jobs.append({"arm": j.arm, "replicate": j.replicate, "session": j.session, "seed": j.seed,
                      "status": status, "error": meta.get("error", "") if status != "done" else "",
                      "duration_s": meta.get("duration_s")})
-    totals = rundir.collect(done)
+    # sessions of failed jobs become "not delivered" rows, in arms with a finished session (an arm
+    # with none stays out of the table: nothing to compare; the manifest lists its failures)
+    failed = [(j["arm"], j["replicate"], j["error"]) for j in jobs
+              if j["status"] == "failed" and any(a == j["arm"] for a, _ in done)]
+    totals = rundir.collect(done, undelivered_metrics(plan, failed))  # failed sessions: "not delivered"
+    # the manipulation check: was each arm's treatment delivered? (trials.run.delivery)
+    arms_check = write_delivery(rundir.root, plan.arms, plan.control, plan.aa_arms, {a for a, _ in done})
     for role, purpose in (("llm", "action"), ("judge", "judge")):  # the backend's real model name
         if totals["models"].get(purpose):
             manifest[role]["model"] = ", ".join(totals["models"][purpose])
@@ -212,7 +235,7 @@ def _finish(cfg: dict[str, Any], plan: Plan, rundir: RunDir, manifest: dict[str,
                            "status": "complete" if complete else "partial",
                            "stopped_for_budget": progress.stopped_for_budget,
                            "n_jobs_total": len(jobs), "n_done": len(done), "n_failed": n_failed,
-                           "n_not_run": n_missing, "jobs": jobs, "totals": totals})
+                           "n_not_run": n_missing, "jobs": jobs, "totals": totals, "arms": arms_check})
     if done:
         _validate(cfg, rundir.root, plan)
         _post_process(cfg, rundir.root, plan.control)
@@ -222,13 +245,10 @@ def _finish(cfg: dict[str, Any], plan: Plan, rundir: RunDir, manifest: dict[str,
              if progress.stopped_for_budget else f", {n_missing} not run" if n_missing else "")
           + f"; {totals['calls']} LLM calls ({totals['requests']} requests), "
           f"{totals['tokens_in'] + totals['tokens_out']} tokens, {cost}")
-    for arm, counts in totals["steering"].items():
-        conf = plan.arms.get(arm, {})
-        if conf.get("interventions") and not counts["interventions"]:
-            print(f"note: arm {arm!r} has interventions {conf['interventions']} but none fired; "
-                  "its sessions saw no intervention (more steps, or experiment.intervention_options)")
-        if conf.get("correction") and not counts["correction_attempts"]:
-            print(f"note: arm {arm!r} has action correction but no action was checked")
+    for arm, check in arms_check.items():
+        if check["delivered"] is False:
+            print(f"note: arm {arm!r}: {check['note']}; its comparison is marked 'treatment not delivered' "
+                  "(more steps, or experiment.intervention_options)")
     for j in jobs:
         if j["status"] == "failed":
             print(f"  failed: {j['session']}: {j['error'][:200]}")

@@ -16,6 +16,7 @@ import pandas as pd
 from trials.session.actions import derive_seed
 from trials.run.plan import Job, load_scenario
 from trials.run.rundir import RunDir
+from trials.run.worker_log import ensure_run_log
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ def execute_job(job: Job) -> dict[str, Any]:
     from trials.scenarios.base import SessionContext
 
     rundir = RunDir(job.root)
+    ensure_run_log(job.root)  # worker processes' log lines reach <run dir>/cli.log
     started = time.time()
     rundir.log_execution(job.arm, job.replicate, "start")
     recorder = CallRecorder()
@@ -77,6 +79,10 @@ def execute_job(job: Job) -> dict[str, Any]:
         error = f"{type(exc).__name__}: {exc}"
         log.warning("job %s failed: %s", job.session, error)
         summary = _summary(job, "failed", calls, started, error)
+        if len(calls):
+            for i, (k, v) in enumerate(context.items()):
+                calls.insert(i, k, v)
+            rundir.write_failed_calls(job.arm, job.replicate, calls)
         rundir.write_failure(job.arm, job.replicate, {
             **summary, "traceback": traceback.format_exc(limit=8)[-4000:]})
         rundir.log_execution(job.arm, job.replicate, "failed")
@@ -98,6 +104,7 @@ def execute_job(job: Job) -> dict[str, Any]:
                            "personas": [p.get("name") for p in job.personas],
                            "persona_records": job.personas,  # for `trials export`
                            "factors": job.extra.get("factors") or {},
-                           "arm_config": job.extra.get("arm_config")})
+                           "arm_config": job.extra.get("arm_config")},
+                     remeasure=getattr(out, "remeasure", None))
     rundir.log_execution(job.arm, job.replicate, "done")
     return summary

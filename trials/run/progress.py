@@ -209,6 +209,7 @@ class Progress:
     done: int = 0
     failed: int = 0
     stopped_for_budget: bool = False
+    budget: Any = None  # trials.run.budget.Budget: reservations (None = the plain spent check)
     _bar: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -218,6 +219,11 @@ class Progress:
                          dynamic_ncols=True, disable=not self._tty)
 
     def over_budget(self) -> bool:
+        """Called before each job starts; with a `budget`, reserves the job's estimated cost."""
+        if self.budget is not None:
+            ok = self.budget.try_reserve()
+            self.stopped_for_budget = self.budget.stopped
+            return not ok
         if self.budget_usd is not None and self.spent_usd >= self.budget_usd:
             self.stopped_for_budget = True
             return True
@@ -230,6 +236,8 @@ class Progress:
         self.tokens += summary["tokens_in"] + summary["tokens_out"]
         if not math.isnan(summary["cost_usd"]):
             self.spent_usd += summary["cost_usd"]
+        if self.budget is not None:
+            self.budget.settle(summary["cost_usd"])
         self._bar.set_postfix(calls=self.calls, tokens=self.tokens, cost=f"${self.spent_usd:.4f}",
                               failed=self.failed, refresh=False)
         self._bar.update(1)

@@ -22,13 +22,13 @@ METRIC_COLUMNS: dict[str, str] = {
     "experiment": "string", "arm": "string", "replicate": "int64", "session": "string",
     "agent": "string", "metric": "string", "value": "float64", "scale": "string",
     "level": "string", "judge_model": "string", "missing_reason": "string",
-    "judge_k": "int64", "judge_sd": "float64",
+    "judge_k": "int64", "judge_sd": "float64", "missing_detail": "string", "flag": "string",
 }
 CALL_COLUMNS: dict[str, str] = {
     "arm": "string", "replicate": "int64", "session": "string", "purpose": "string",
     "backend": "string", "model": "string", "tokens_in": "int64", "tokens_out": "int64",
     "latency_s": "float64", "cached": "bool", "retries": "int64", "cost_usd": "float64",
-    "prompt_chars": "int64", "error": "string",
+    "prompt_chars": "int64", "error": "string", "job_status": "string",
 }
 
 
@@ -90,7 +90,7 @@ class RunDir:
             os.close(fd)
 
     def write_job(self, arm: str, replicate: int, *, events: list[dict], metrics: pd.DataFrame,
-                  calls: pd.DataFrame, meta: dict[str, Any]) -> Path:
+                  calls: pd.DataFrame, meta: dict[str, Any], remeasure: list[dict] | None = None) -> Path:
         final = self.job_dir(arm, replicate)
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.parent / f".tmp-{replicate}-{os.getpid()}-{time.monotonic_ns()}"
@@ -100,6 +100,10 @@ class RunDir:
                 fh.write(json.dumps(e, default=str, ensure_ascii=False) + "\n")
         tidy(metrics, METRIC_COLUMNS).to_parquet(tmp / "metrics.parquet", index=False)
         tidy(calls, CALL_COLUMNS).to_parquet(tmp / "llm_calls.parquet", index=False)
+        if remeasure:  # measurements whose call failed: repeated on resume (trials.run.remeasure)
+            with open(tmp / "remeasure.jsonl", "w") as fh:
+                for spec in remeasure:
+                    fh.write(json.dumps(spec, default=str, ensure_ascii=False) + "\n")
         _write_json(tmp / "job.json", meta)
         os.rename(tmp, final)  # atomic on one filesystem; fails if a copy already exists
         self.failed_path(arm, replicate).unlink(missing_ok=True)
@@ -110,6 +114,23 @@ class RunDir:
         path.parent.mkdir(parents=True, exist_ok=True)
         _write_json_atomic(path, meta)
 
+    def write_failed_calls(self, arm: str, replicate: int, calls: pd.DataFrame) -> None:
+        """Keep the calls of a failed attempt (they were sent and may have cost money), even after
+        a resume finishes the job: `jobs/<arm>/failed-calls/<replicate>-<ns>.parquet`."""
+        folder = self.jobs / arm / "failed-calls"
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".tmp-{replicate}-{os.getpid()}-{time.monotonic_ns()}.parquet"
+        tidy(calls.assign(job_status="failed"), CALL_COLUMNS).to_parquet(tmp, index=False)
+        os.replace(tmp, folder / f"{replicate}-{time.time_ns()}.parquet")
+
+    def spent_usd(self) -> float:
+        """Cost of every call already recorded in this run directory (done and failed jobs); NaN
+        costs (no price) count as 0 here -- a budget needs priced models (trials.run.budget)."""
+        total = 0.0
+        for f in [*self.jobs.glob("*/*/llm_calls.parquet"), *self.jobs.glob("*/failed-calls/*.parquet")]:
+            total += float(pd.read_parquet(f, columns=["cost_usd"])["cost_usd"].sum())
+        return total
+
     def read_job_meta(self, arm: str, replicate: int) -> dict[str, Any] | None:
         for p in (self.job_dir(arm, replicate) / "job.json", self.failed_path(arm, replicate)):
             if p.is_file():
@@ -119,7 +140,7 @@ class RunDir:
     def clean_stale(self) -> int:
         """Remove temp folders left by killed workers (resume)."""
         n = 0
-        for tmp in self.jobs.glob("*/.tmp-*"):
+        for tmp in [*self.jobs.glob("*/.tmp-*"), *self.jobs.glob("*/failed-calls/.tmp-*")]:
             shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
             n += 1
         return n
@@ -131,20 +152,25 @@ class RunDir:
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
     # ------------------------------------------------------------------ run level
-    def collect(self, done: list[tuple[str, int]]) -> dict[str, Any]:
-        """Concatenate finished jobs (in arm/replicate order) into the run-level files."""
+    def collect(self, done: list[tuple[str, int]], extra_metrics: pd.DataFrame | None = None) -> dict[str, Any]:
+        """Concatenate finished jobs (in arm/replicate order) into the run-level files;
+        `extra_metrics` (the rows of failed sessions, trials.run.delivery) are appended."""
         metrics, calls = [], []
         steering: dict[str, dict[str, int]] = {}  # arm -> interventions fired, correction attempts
         with open(self.root / "transcript.jsonl", "w") as out:
             for arm, rep in sorted(done):
                 d = self.job_dir(arm, rep)
                 metrics.append(pd.read_parquet(d / "metrics.parquet"))
-                calls.append(pd.read_parquet(d / "llm_calls.parquet"))
+                calls.append(pd.read_parquet(d / "llm_calls.parquet").assign(job_status="done"))
                 text = (d / "events.jsonl").read_text()
                 out.write(text)
                 counts = steering.setdefault(arm, {"interventions": 0, "correction_attempts": 0})
                 counts["interventions"] += text.count('"kind": "intervention"')
                 counts["correction_attempts"] += text.count('"kind": "correction"')
+        # calls of failed attempts (every request sent is recorded, with its job's status)
+        calls += [pd.read_parquet(f) for f in sorted(self.jobs.glob("*/failed-calls/*.parquet"))]
+        if extra_metrics is not None and len(extra_metrics):
+            metrics.append(extra_metrics)
         m = tidy(pd.concat(metrics, ignore_index=True) if metrics else pd.DataFrame(), METRIC_COLUMNS)
         c = tidy(pd.concat(calls, ignore_index=True) if calls else pd.DataFrame(), CALL_COLUMNS)
         m.to_parquet(self.root / "metrics.parquet", index=False)
@@ -152,7 +178,11 @@ class RunDir:
         c.to_parquet(self.root / "llm_calls.parquet", index=False)
         cost = float(c["cost_usd"].sum(min_count=1)) if len(c) else 0.0
         models = {p: sorted(set(c.loc[c["purpose"] == p, "model"])) for p in sorted(set(c["purpose"]))}
+        sent = c.loc[~c["cached"]]
         return {"calls": int(len(c)), "requests": int((~c["cached"]).sum()) if len(c) else 0,
+                # HTTP requests (or local generations) sent: every retry is one more
+                "requests_sent": int((1 + sent["retries"]).sum()) if len(sent) else 0,
+                "calls_failed_jobs": int((c["job_status"] == "failed").sum()) if len(c) else 0,
                 "tokens_in": int(c["tokens_in"].sum()), "tokens_out": int(c["tokens_out"].sum()),
                 "cost_usd": None if math.isnan(cost) else cost, "models": models,
                 "steering": steering}

@@ -68,13 +68,41 @@ def prose_as_talk(ctx: "SessionContext") -> bool:
 class SessionOutput:
     events: list[Event] = field(default_factory=list)
     metrics: list[dict[str, Any]] = field(default_factory=list)
+    #: measurements to repeat on resume (their call failed): {"metric", "agent", "kind", ...}
+    remeasure: list[dict[str, Any]] = field(default_factory=list)
 
     def add_metric(self, metric: str, value: float | None, *, agent: str = "", level: str,
-                   scale: str, missing_reason: str = "", judge_k: int = 1,
-                   judge_sd: float = math.nan) -> None:
-        """Record one observation; a missing value must come with a reason."""
+                   scale: str, missing_reason: str = "", missing_detail: str = "", flag: str = "",
+                   judge_k: int = 1, judge_sd: float = math.nan,
+                   remeasure: dict[str, Any] | None = None) -> None:
+        """Record one observation. A missing value must come with a reason from
+        `trials.judging.answers.MISSING_REASONS` (free text goes to `missing_detail`); `flag` marks
+        a value the parser adjusted ("clamped"); `remeasure` is the request to repeat on resume."""
+        from trials.judging.answers import MISSING_REASONS
+
         if value is None or (isinstance(value, float) and math.isnan(value)):
-            value, missing_reason = math.nan, missing_reason or "not computed"
+            if missing_reason not in MISSING_REASONS:
+                raise ValueError(f"metric {metric!r}: missing_reason {missing_reason!r} is not one of "
+                                 f"{MISSING_REASONS}; put free text in missing_detail")
+            value = math.nan
+        else:
+            missing_reason = missing_detail = ""
         self.metrics.append({"agent": agent, "metric": metric, "value": float(value),
                              "level": level, "scale": scale, "missing_reason": missing_reason,
+                             "missing_detail": missing_detail[:500], "flag": flag,
                              "judge_k": judge_k, "judge_sd": judge_sd})
+        if remeasure is not None and math.isnan(float(value)):
+            self.remeasure.append({"metric": metric, "agent": agent, **remeasure})
+
+
+def derived_reason(results: list[Any]) -> tuple[str, str]:
+    """(missing_reason, detail) of a value derived from several measurements (a share of votes,
+    a spread) when some inputs are missing: "call failed" first (a retry may fix it), then the
+    most common reason of the others."""
+    reasons = [r.missing_reason for r in results if getattr(r, "missing_reason", "")]
+    if not reasons:
+        return "", ""
+    from collections import Counter
+
+    top = "call failed" if "call failed" in reasons else Counter(reasons).most_common(1)[0][0]
+    return top, f"{len(reasons)} of {len(results)} inputs missing ({', '.join(sorted(set(reasons)))})"

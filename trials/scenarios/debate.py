@@ -9,7 +9,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from trials.scenarios.base import SessionContext, SessionOutput
+from trials.scenarios.base import SessionContext, SessionOutput, derived_reason
 from trials.scenarios.brainstorm import make_world
 from trials.scenarios.measures import judge_metrics
 
@@ -29,25 +29,32 @@ def actions_per_session(exp: dict[str, Any], group_size: int) -> int:
     return int(group_size * steps * min(1.5, int(exp.get("max_actions", 2))))
 
 
+def rederive(votes: list[float]) -> dict[str, float | None]:
+    """Session metrics derived from the agents' final votes: the spread (population SD) of opinions."""
+    return {"opinion_spread": statistics.pstdev(votes) if len(votes) >= 2 else None}
+
+
+DERIVED_FROM = {"opinion_spread": "agreement_after"}
+
+
 def extractions_per_session(exp: dict[str, Any], group_size: int) -> int:
     """Vote extractions (for the estimate): one per agent before and/or after the debate."""
     m = exp.get("metrics") or METRICS
     return group_size * (("agreement_before" in m) + ("agreement_after" in m or "opinion_spread" in m))
 
 
-def _agreement(ctx: SessionContext, out: SessionOutput, world: Any, metric: str, motion: str) -> list[float]:
+def _agreement(ctx: SessionContext, out: SessionOutput, world: Any, metric: str, motion: str) -> list[Any]:
     from trials.judging.extract import extract_vote
 
-    votes = []
+    results = []
     for agent in world.agents:
         r = extract_vote(ctx.judge, world.events, agent=agent.name, seed=ctx.seed,
                          question=f"How much do you agree with the motion: {motion}?")
         value = float(r.value.vote) if r.ok else None
         out.add_metric(metric, value, agent=agent.name, level="agent", scale="1-5",
-                       missing_reason="" if r.ok else f"vote extraction failed: {r.missing_reason}"[:300])
-        if value is not None:
-            votes.append(value)
-    return votes
+                       missing_reason=r.missing_reason, missing_detail=r.missing_detail, remeasure=r.remeasure)
+        results.append(r)
+    return results
 
 
 def run(ctx: SessionContext) -> SessionOutput:
@@ -63,12 +70,16 @@ def run(ctx: SessionContext) -> SessionOutput:
     steps = int(exp.get("steps") or 1)
     world.run(steps)
     if "agreement_after" in metrics or "opinion_spread" in metrics:
-        votes = _agreement(ctx, out, world, "agreement_after", motion)
+        results = _agreement(ctx, out, world, "agreement_after", motion)
         if "agreement_after" not in metrics:
             out.metrics = [m for m in out.metrics if m["metric"] != "agreement_after"]
         if "opinion_spread" in metrics:
-            out.add_metric("opinion_spread", statistics.pstdev(votes) if len(votes) >= 2 else None,
-                           level="session", scale="real", missing_reason="fewer than 2 votes extracted")
+            reason, detail = derived_reason(results)
+            votes = [float(r.value.vote) for r in results if r.ok]
+            spread = rederive(votes)["opinion_spread"] if reason != "call failed" else None
+            out.add_metric("opinion_spread", spread, level="session", scale="real",
+                           missing_reason=reason or "no answer", missing_detail=detail or "fewer than 2 votes",
+                           remeasure={"kind": "derived"} if reason == "call failed" else None)
     judge_metrics(ctx, out, world, metrics, f"{TASK} Motion: {motion}", step=world.step)
     out.events = [*world.events, *out.events]
     return out

@@ -60,10 +60,11 @@ def _judge_one(ctx: SessionContext, out: SessionOutput, name: str, *, events: li
     prop = (persona_adherence() if name == "persona_adherence"
             else from_config(name, own[name], material=str(ctx.material or "")))
     agent = persona.name if persona is not None else None
-    result = judge(prop, ctx.judge, events=events, agent=agent, persona=persona)
+    result = judge(prop, ctx.judge, events=events, agent=agent, persona=persona, on_error="missing")
     value = result.weighted_score if result.weighted_score is not None else result.mean
     out.events.append(Event(step=0, kind="judge", type=name, agent=agent,
                             content=result.justification or result.missing_reason,
                             scores={name: value, "score": result.score}))
     out.add_metric(name, value, agent=agent or "", level="agent" if agent else "session", scale="0-9",
-                   missing_reason=result.missing_reason or ("" if value is not None else "no score"))
+                   missing_reason=result.missing_reason, missing_detail=result.missing_detail,
+                   flag=result.flag, remeasure=result.remeasure)

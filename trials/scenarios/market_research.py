@@ -6,7 +6,7 @@ agent; the share of positive votes (4-5) per session."""
 from __future__ import annotations
 
 from trials.session.events import Event
-from trials.scenarios.base import SessionContext, SessionOutput
+from trials.scenarios.base import SessionContext, SessionOutput, derived_reason
 from trials.scenarios.brainstorm import actions_per_session, make_world  # noqa: F401 (same estimate)
 from trials.scenarios.measures import judge_metrics
 
@@ -19,6 +19,19 @@ MATERIAL_KEY = "products"
 OPTIONS = ("max_actions", "agent_max_tokens", "judge_k", "intervention_options", "question", "instruction")
 QUESTION = "Would you buy this product?"
 INSTRUCTION = "Say yes or no and why, in one or two sentences."  # experiment.instruction overrides it
+
+
+def votes_of(results: list) -> list[float]:
+    return [float(r.value.vote) for r in results if r.ok]
+
+
+def rederive(votes: list[float]) -> dict[str, float | None]:
+    """Session metrics derived from the agents' votes (also used when votes are re-measured):
+    the share of positive votes (4-5) among the agents who gave one."""
+    return {"positive_share": sum(v >= 4 for v in votes) / len(votes) if votes else None}
+
+
+DERIVED_FROM = {"positive_share": "vote"}
 
 
 def extractions_per_session(exp: dict, group_size: int) -> int:
@@ -38,7 +51,7 @@ def run(ctx: SessionContext) -> SessionOutput:
     world.broadcast(f"Here is a new product.\n{ctx.material}\n{question} {instruction}", source="Interviewer")
     steps = int(exp.get("steps") or 1)
     world.run(steps)
-    votes = []
+    results = []
     for agent in world.agents:
         r = extract_vote(ctx.judge, world.events, agent=agent.name, question=question, seed=ctx.seed)
         value = float(r.value.vote) if r.ok else None
@@ -47,12 +60,14 @@ def run(ctx: SessionContext) -> SessionOutput:
                                 scores={"vote": value, "method": r.method}))
         if "vote" in metrics:
             out.add_metric("vote", value, agent=agent.name, level="agent", scale="1-5",
-                           missing_reason="" if r.ok else f"vote extraction failed: {r.missing_reason}"[:300])
-        if value is not None:
-            votes.append(value)
+                           missing_reason=r.missing_reason, missing_detail=r.missing_detail, remeasure=r.remeasure)
+        results.append(r)
     if "positive_share" in metrics:
-        out.add_metric("positive_share", sum(v >= 4 for v in votes) / len(votes) if votes else None,
-                       level="session", scale="real", missing_reason="no vote extracted")
+        reason, detail = derived_reason(results)
+        share = rederive(votes_of(results))["positive_share"] if reason != "call failed" else None
+        out.add_metric("positive_share", share, level="session", scale="real",
+                       missing_reason=reason or "no answer", missing_detail=detail or "no vote extracted",
+                       remeasure={"kind": "derived"} if reason == "call failed" else None)
     judge_metrics(ctx, out, world, metrics, question, step=steps)
     out.events = [*world.events, *out.events]
     return out

@@ -30,8 +30,9 @@ def _record(ctx: SessionContext, out: SessionOutput, result: Any, metric: str, s
                             content=result.justification or result.missing_reason,
                             scores={metric: value, "score": result.score, "samples": result.samples}))
     out.add_metric(metric, value, agent=agent, level="session" if not agent else "agent", scale="0-9",
-                   missing_reason=result.missing_reason or ("" if value is not None else "no score"),
-                   judge_k=max(1, len(result.samples)), judge_sd=result.sd if result.sd is not None else math.nan)
+                   missing_reason=result.missing_reason, missing_detail=result.missing_detail, flag=result.flag,
+                   judge_k=max(1, len(result.samples)), judge_sd=result.sd if result.sd is not None else math.nan,
+                   remeasure=result.remeasure)
 
 
 def judge_metrics(ctx: SessionContext, out: SessionOutput, world: Any, metrics: Sequence[str],
@@ -67,14 +68,15 @@ def judge_metrics(ctx: SessionContext, out: SessionOutput, world: Any, metrics: 
         i, (metric, agent, prop) = item
         if prop is None:
             return None
-        return judge(prop, ctx.judge, world=world, agent=agent or None, k=k, salt=i)
+        return judge(prop, ctx.judge, world=world, agent=agent or None, k=k, salt=i, on_error="missing")
 
     with ThreadPoolExecutor(max_workers=max(1, ctx.threads)) as pool:
         results = list(pool.map(one, enumerate(tasks)))
     for (metric, agent, _), result in zip(tasks, results):
         if result is None:
             out.add_metric(metric, None, agent=agent, level="agent" if agent else "session", scale="0-9",
-                           missing_reason="agent produced no TALK/THINK action" if agent else "no actions")
+                           missing_reason="no answer",
+                           missing_detail="agent produced no TALK/THINK action" if agent else "no actions")
         else:
             _record(ctx, out, result, metric, step, agent)
 
@@ -85,13 +87,14 @@ def count_ideas(ctx: SessionContext, out: SessionOutput, events: Sequence[Event]
     from trials.judging.extract import dedupe_ideas, extract_ideas
 
     if not said(events):
-        out.add_metric("ideas", None, level="session", scale="count", missing_reason="no actions")
+        out.add_metric("ideas", None, level="session", scale="count", missing_reason="no answer",
+                       missing_detail="no actions")
         return
     result = extract_ideas(ctx.judge, events, topic=topic, seed=ctx.seed,
                            max_tokens=int(ctx.experiment.get("extract_max_tokens", 250)))
     if not result.ok:
-        out.add_metric("ideas", None, level="session", scale="count",
-                       missing_reason=f"extraction failed: {result.missing_reason}"[:300])
+        out.add_metric("ideas", None, level="session", scale="count", missing_reason=result.missing_reason,
+                       missing_detail=f"extraction failed: {result.missing_detail}", remeasure=result.remeasure)
         return
     kept = dedupe_ideas(result.value)
     out.events.append(Event(step=step, kind="judge", type="ideas",

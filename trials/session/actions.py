@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
@@ -54,15 +55,22 @@ class Action:
 _KW = re.compile(r"^(talk|say|speak|think|thought|done|reach[ _-]?out)\b(.*)$", re.I | re.S)
 _KINDS = {"talk": "TALK", "say": "TALK", "speak": "TALK", "think": "THINK", "thought": "THINK",
           "done": "DONE"}
-_TO = re.compile(r"^\(?\s*to\s+([^:()\-]{1,60}?)\s*\)?\s*[:\-]\s*(.*)$", re.I | re.S)
+# "to <Name>: ..." -- a name may hold hyphens, apostrophes, dots, accents, any script; a dash
+# separates only with spaces around it ("to Ana - hi"), so "Anne-Marie" stays whole
+_TO = re.compile(r"^\(?\s*to\s+([^:()\n]{1,60}?)\s*\)?\s*(?:[:：]|\s[-–—]\s|,)\s*(.*)$", re.I | re.S)
 _QUOTES = "\"'“”‘’`"
 
 
+def _fold(name: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", name).casefold().split())
+
+
 def resolve_name(name: str, names: Sequence[str], first_name: bool = True) -> str | None:
-    """Match a name the model wrote to a known name: case-insensitive, then (optionally) first name."""
-    name = name.strip().strip(_QUOTES + ".,!?*").strip()
+    """Match a name the model wrote to a known name: case-insensitive (Unicode case folding,
+    NFC), then (optionally) first name."""
+    name = name.strip().strip(_QUOTES + ",!?*").strip()
     for cand in names:
-        if cand.lower() == name.lower():
+        if _fold(cand) in (_fold(name), _fold(name.rstrip("."))):
             return cand
     if not first_name:
         return None
@@ -82,6 +90,22 @@ def _content(text: str) -> str:
     if len(text) >= 2 and text[0] in _QUOTES and text[-1] in _QUOTES:
         text = text[1:-1].strip()
     return text
+
+
+def _known_target(rest: str, names: Sequence[str]) -> tuple[str, str] | None:
+    """("Anne-Marie Dubois", content) when `rest` is "to <a known full name><separator> content"
+    (longest name first, so a name is never cut at its hyphen or apostrophe)."""
+    m = re.match(r"^\(?\s*to\s+", rest, re.I)
+    if not m:
+        return None
+    tail = unicodedata.normalize("NFC", rest[m.end():])
+    for cand in sorted(names, key=len, reverse=True):
+        c = unicodedata.normalize("NFC", cand)
+        if tail[:len(c)].casefold() == c.casefold():
+            after = re.match(r"^\s*\)?\s*(?:[:：]|\s[-–—]\s|,)?\s*", tail[len(c):])
+            if after and (after.group(0).strip() or not tail[len(c):len(c) + 1].isalnum()):
+                return cand, tail[len(c) + after.end():]
+    return None
 
 
 def parse_action(text: str, names: Sequence[str] = (), self_name: str | None = None) -> Action | None:
@@ -110,8 +134,11 @@ def parse_action(text: str, names: Sequence[str] = (), self_name: str | None = N
                 continue
             return Action("REACH_OUT", target=resolve_name(who_raw, names) or who_raw)
         target = None
+        known = _known_target(rest, names) if kind == "TALK" else None
         mt = _TO.match(rest.strip())
-        if mt and kind == "TALK":
+        if known:
+            target, rest = known
+        elif mt and kind == "TALK":
             target, rest = resolve_name(mt.group(1), names), mt.group(2)
         elif kind == "TALK" and re.match(r"^\s*to\s+", rest, re.I):  # "TALK to Ana hello" (no colon)
             words = rest.split()

@@ -1,0 +1,137 @@
+"""The answer-parsing layer (trials.judging.answers): a corpus of realistic replies from strong
+and weak models, each with its right value or its missing reason (issue #11)."""
+
+from __future__ import annotations
+
+import pytest
+
+from trials.judging.answers import (CLAMPED, MISSING_REASONS, NO_ANSWER, OUT_OF_RANGE, UNPARSEABLE,
+                                    missing, parse_choice, parse_score, parse_vote)
+
+# (reply, right value or a missing reason from the vocabulary)
+SCORES = [
+    # the issue's quoted input 1: "10" is clamped (flagged), never the "2" of the reason
+    ("Score: 10\nReason: The answer mentions 2 hobbies and fits the persona perfectly.", 9),
+    ("Score: 7\nReason: fits well", 7),
+    ("score 3 - reason: weak", 3),
+    ("**Score:** 9", 9),
+    ("**Score**: 6\n**Reason**: consistent tone", 6),
+    ("## Score\n4\n## Reason\nHalf the lines are off-persona.", 4),
+    ("I would give it a 4 out of 9.", 4),
+    ("Score = 2/9", 2),
+    ("Score: 8/10", 8),
+    ("Score (0-9): 3\nReason: mostly false", 3),
+    ("On a scale from 0 to 9, I'd rate this a 6.", 6),
+    ("Rating: 5 — not enough evidence to decide.", 5),
+    ('{"score": 6, "reason": "stays in character"}', 6),
+    ('```json\n{"score": "8", "reason": "clear"}\n```', 8),
+    ("Score: seven\nReason: mostly true", 7),
+    ("My score is 2 because the agent contradicts itself twice.", 2),
+    ("Score:5", 5),
+    ("score: 0\nreason: plainly false", 0),
+    ("7", 7),
+    ("7.", 7),
+    ("The claim is mostly true. Score: 7. Reason: she speaks like a nurse of 20 years.", 7),
+    ("Score: 9 Reason: In 3 of 3 turns she talks about her 2 kids.", 9),
+    ("Score: 10/10", 9),  # 10 on a 10-point scale: clamped to the top of 0-9, flagged
+    ("Score: 12", OUT_OF_RANGE),
+    ("Score: 4-5\nReason: borderline", UNPARSEABLE),
+    ("Score: 6 or 7", UNPARSEABLE),
+    ("Score: 3\n...\nScore: 8", UNPARSEABLE),
+    ("Score: 7.5", UNPARSEABLE),
+    ("I'd give it 7. It mentions 2 hobbies.", UNPARSEABLE),
+    ("The persona fits reasonably well overall.", UNPARSEABLE),
+    ("Score: \nReason: I am not sure.", UNPARSEABLE),
+    ("7 (out of 9) - the tone fits.", 7),
+    ("On a scale of 10 I would say 6.", 6),
+    ("I give it a 6, because no one would talk like that.", 6),
+    ("Score: 10 out of 10", 9),
+    ("I'm sorry, but I cannot rate this conversation.", NO_ANSWER),
+    ("As an AI, I am unable to score on a 0-9 scale.", NO_ANSWER),
+    ("", NO_ANSWER),
+    ("   \n ", NO_ANSWER),
+]
+
+VOTES = [
+    # the issue's quoted input 2: the "1" of "1-5" is the scale, not the vote
+    ("On a scale of 1-5, I'd say 4: I would probably buy it for my lunch.", 4),
+    ("Vote: 4\nReason: I would buy it for lunch.", 4),
+    ("vote 2 - too expensive", 2),
+    ("**Vote:** 5", 5),
+    ("Vote: 3/5\nReason: meh", 3),
+    ("I'd rate it 2 out of 5.", 2),
+    ("Vote: four", 4),
+    ('{"vote": 1, "reason": "hates soup"}', 1),
+    ('{"vote": "5"}', 5),
+    ("I'd say 5", 5),
+    ("Between 1 and 5, definitely a 3.", 3),
+    ("Rating (1-5): 2", 2),
+    ("Answer: 4", 4),
+    ("Vote: 1 (not at all). Reason: she said she never buys bottled food, not even 1 time.", 1),
+    ("Yes! 5 — absolutely, I would buy 10 bottles.", UNPARSEABLE),
+    ("Vote: 9", OUT_OF_RANGE),
+    ("Vote: 0", OUT_OF_RANGE),
+    ("Vote: 6\nReason: loves it", OUT_OF_RANGE),
+    ("Vote: 3 or 4", UNPARSEABLE),
+    ("Vote: 2-3", UNPARSEABLE),
+    ("Vote: 3.5", UNPARSEABLE),
+    ("She would probably buy it.", UNPARSEABLE),
+    ("Yes, I would buy it.", UNPARSEABLE),
+    ("I cannot say how she would vote.", NO_ANSWER),
+    ("", NO_ANSWER),
+]
+
+OPTIONS = ["Night market", "Solar benches", "Community garden"]
+CHOICES = [
+    ("Choice: Night market\nReason: most votes", "Night market"),
+    ("choice - solar benches", "Solar benches"),
+    ("**Choice:** Community garden.", "Community garden"),
+    ('{"choice": "Solar benches", "reason": "cheap"}', "Solar benches"),
+    ("The group chose the night market.", "Night market"),
+    ("Choice: garden", "Community garden"),
+    ("Choice: a zoo", UNPARSEABLE),
+    ("Night market or Solar benches", UNPARSEABLE),
+    ("I'm sorry, I can't tell from this transcript.", NO_ANSWER),
+    ("", NO_ANSWER),
+]
+
+
+def _check(answer, expected):
+    if expected in MISSING_REASONS:
+        assert answer.value is None and answer.missing_reason == expected, answer
+        assert answer.detail or expected == NO_ANSWER
+    else:
+        assert answer.value == expected and answer.missing_reason == "", answer
+
+
+def test_corpus_has_at_least_60_replies():
+    assert len(SCORES) + len(VOTES) + len(CHOICES) >= 60
+
+
+@pytest.mark.parametrize("reply, expected", SCORES)
+def test_score_corpus(reply, expected):
+    _check(parse_score(reply), expected)
+
+
+@pytest.mark.parametrize("reply, expected", VOTES)
+def test_vote_corpus(reply, expected):
+    _check(parse_vote(reply), expected)
+
+
+@pytest.mark.parametrize("reply, expected", CHOICES)
+def test_choice_corpus(reply, expected):
+    _check(parse_choice(reply, OPTIONS), expected)
+
+
+def test_clamp_is_flagged_and_only_one_step():
+    a = parse_score("Score: 10\nReason: The answer mentions 2 hobbies and fits the persona perfectly.")
+    assert (a.value, a.flag) == (9, CLAMPED) and "10" in a.detail
+    assert a.reason.startswith("The answer mentions 2 hobbies")
+    assert parse_score("Score: 7").flag == ""
+    assert parse_score("Score: 11").missing_reason == OUT_OF_RANGE
+    assert parse_vote("Vote: 6").flag == "" and parse_vote("Vote: 6").value is None  # votes never clamp
+
+
+def test_missing_reason_vocabulary_is_enforced():
+    with pytest.raises(ValueError, match="not one of"):
+        missing("judge was sad")

@@ -1,0 +1,215 @@
+"""One parsing layer for every numeric or categorical answer a model gives: 0-9 judge scores,
+1-5 votes, and choices among options. Used by the judge (`trials.judging.judge`) and by
+extraction (`trials.judging.extract`). No value is ever guessed: a reply that does not state one
+answer unambiguously is missing, with a reason from `MISSING_REASONS`.
+
+Grammar (in this order; the first rule that applies decides):
+
+1. **JSON.** A JSON object in the reply (bare, or in a ```json fence) with the label as a key
+   (`{"score": 7}`, `{"vote": "4"}`) gives the answer.
+2. **Scale restatements are never the answer.** A range whose ends are the scale's ends or a
+   common rating scale ("1-5", "0 to 9", "1–10", "between 1 and 5", "(0-9)") is removed; so are
+   the denominator of "x out of N" / "x/N" (the x stays: "8/10" reads 8), a lone "(out of 9)"
+   and "on a scale of 10".
+3. **Anchored on the label.** A number after the label word ("Score: 7", "**Vote:** four",
+   "my rating is 3") is the answer; every labelled number must agree, and a labelled range or pair
+   ("Score: 4-5", "Vote: 3 or 4") is ambiguous. Numbers elsewhere (in the reason) are ignored.
+4. **No label:** the reply's numbers (digits only; number words are prose here) after rule 2;
+   exactly one distinct number is the answer, two or more different ones are ambiguous.
+5. **Range.** A value inside [lo, hi] is kept; with `clamp=1` a value one step outside (the
+   common "10" on a 0-9 scale) is set to the nearest end and flagged `clamped`; anything further
+   is missing, reason `out of range`.
+
+Missing reasons (`MISSING_REASONS`, the vocabulary of `metrics.csv`'s `missing_reason`):
+`no answer` (empty reply, a refusal, or nobody to ask), `unparseable` (a reply without one clear
+answer), `out of range`, `call failed` (the LLM call failed after its retries), `not delivered`
+(the measurement was not reached). The free-text why goes to `detail` (`missing_detail` column).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+NO_ANSWER, UNPARSEABLE, OUT_OF_RANGE, CALL_FAILED, NOT_DELIVERED = (
+    "no answer", "unparseable", "out of range", "call failed", "not delivered")
+#: The fixed vocabulary of `missing_reason` in metrics tables.
+MISSING_REASONS = (NO_ANSWER, UNPARSEABLE, OUT_OF_RANGE, CALL_FAILED, NOT_DELIVERED)
+#: Reasons that a later attempt may fix (`run.resume_dir` re-measures them).
+TRANSIENT_REASONS = (CALL_FAILED,)
+CLAMPED = "clamped"
+
+_WORDS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+          "eight": 8, "nine": 9, "ten": 10}
+_NUM = r"(?<![\w.])(\d+(?:\.\d+)?|" + "|".join(_WORDS) + r")(?![\w]|\.\d)"
+_REFUSAL = re.compile(r"\b(i\s*(?:can(?:'|no)?t|cannot|won'?t|am unable|'m unable|am not able|'m not able)|"
+                      r"as an ai|i'?m sorry|i apologi[sz]e|unable to (?:rate|score|answer|say)|"
+                      r"not (?:possible|able) to (?:rate|score|say|tell))", re.I)
+_COMMON_SCALES = {(0, 9), (0, 10), (1, 10), (1, 9), (1, 5), (0, 5), (1, 7), (0, 100), (1, 100)}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One parsed answer. `value` is None exactly when `missing_reason` is set."""
+
+    value: Any = None
+    missing_reason: str = ""  # one of MISSING_REASONS, "" when value is set
+    detail: str = ""  # free text: what the reply said, what went wrong
+    flag: str = ""  # "clamped" when an out-of-range value was set to the scale's end
+    reason: str = ""  # the respondent's stated reason ("Reason: ..."), when given
+
+    @property
+    def ok(self) -> bool:
+        return self.value is not None
+
+
+def missing(reason: str, detail: str = "") -> Answer:
+    if reason not in MISSING_REASONS:
+        raise ValueError(f"missing reason {reason!r} is not one of {MISSING_REASONS}")
+    return Answer(missing_reason=reason, detail=detail[:300])
+
+
+def stated_reason(text: str) -> str:
+    """The text after "Reason:" to the end, whitespace-collapsed ("" when the reply has none)."""
+    r = re.search(r"reason\w*\**\s*[:\-=]\s*(.+)", text or "", re.I | re.S)
+    return " ".join(r.group(1).split())[:500] if r else ""
+
+
+def _json_value(text: str, labels: Sequence[str]) -> tuple[bool, Any]:
+    """(found, value) for the first JSON object in `text` holding one of `labels` as a key."""
+    for m in re.finditer(r"\{[^{}]*\}", text):
+        try:
+            obj = json.loads(m.group(0))
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            for key, value in obj.items():
+                if str(key).lower() in labels:
+                    return True, value
+    return False, None
+
+
+def _to_number(token: str) -> float:
+    token = token.lower()
+    return float(_WORDS[token]) if token in _WORDS else float(token)
+
+
+def _strip_scales(text: str, lo: int, hi: int) -> str:
+    """Remove scale restatements (grammar rule 2); keep the numerator of "x out of N" / "x/N"."""
+    def is_scale(a: str, b: str) -> bool:
+        a_, b_ = int(_to_number(a)), int(_to_number(b))
+        return (a_, b_) == (lo, hi) or (a_, b_) in _COMMON_SCALES
+
+    num = r"(\d+|" + "|".join(_WORDS) + r")"
+    # "8/10", "4 out of 5", "four out of five": the numerator is the answer, the denominator goes
+    text = re.sub(rf"(?<![\w.]){num}\s*(?:/|\bout\s+of\b|\bof\b)\s*{num}(?!\w|\.\d)", r"\1 ", text, flags=re.I)
+    # a lone denominator or scale size: "(out of 9)", "on a scale of 10"
+    text = re.sub(rf"\b(?:out\s+of|scale\s+of)\s+{num}(?!\w|\.\d|\s*(?:-|–|—|to)\s*\d)", " ", text, flags=re.I)
+    text = re.sub(rf"\bbetween\s+{num}\s+and\s+{num}\b",
+                  lambda m: " " if is_scale(m.group(1), m.group(2)) else m.group(0), text, flags=re.I)
+    text = re.sub(rf"(?<![\w.]){num}\s*(?:-|–|—|to)\s*{num}(?!\w|\.\d)",
+                  lambda m: " " if is_scale(m.group(1), m.group(2)) else m.group(0), text, flags=re.I)
+    return text
+
+
+def parse_number(text: str | None, *, labels: Sequence[str], lo: int, hi: int, clamp: int = 0) -> Answer:
+    """One whole number in [lo, hi] from a model reply (see the module docstring for the grammar).
+
+    `labels`: the label words, lower case (e.g. ("score", "rating")). `clamp`: how many steps
+    outside [lo, hi] are set to the nearest end with flag "clamped" (0 = none).
+    Returns an `Answer`: value int, or None with missing_reason in MISSING_REASONS."""
+    raw = text or ""
+    reason = stated_reason(raw)
+    if not raw.strip():
+        return missing(NO_ANSWER, "empty reply")
+    labels = tuple(lbl.lower() for lbl in labels)
+    found, value = _json_value(raw, labels)
+    if found:
+        try:
+            number = _to_number(str(value).strip())
+        except (ValueError, KeyError):
+            return missing(UNPARSEABLE, f"JSON {labels[0]} is not a number: {value!r}")
+        return _in_range(number, lo, hi, clamp, raw, reason)
+    clean = re.sub(r"[*_`#]+", " ", raw)
+    clean = _strip_scales(clean, lo, hi)
+    label = r"\b(?:" + "|".join(re.escape(lbl) for lbl in labels) + r")s?\b"
+    labelled = []
+    for m in re.finditer(label + r"[^\n\d]{0,25}?" + _NUM + r"(\s*(?:-|–|to|or|/|,)\s*" + _NUM + r")?", clean, re.I):
+        between = clean[m.start():m.start(1)]
+        if re.search(r"[.!?]\s", between):  # the number belongs to another sentence
+            continue
+        if m.group(2):
+            return missing(UNPARSEABLE, f"two answers after {labels[0]!r}: {m.group(0).strip()!r}")
+        labelled.append(_to_number(m.group(1)))
+    if labelled:
+        if len(set(labelled)) > 1:
+            return missing(UNPARSEABLE, f"different labelled answers {sorted(set(labelled))} in {raw[:150]!r}")
+        return _in_range(labelled[0], lo, hi, clamp, raw, reason)
+    body = clean if not reason else clean[: clean.lower().rfind("reason")] or clean
+    # without a label only digits count: number words ("no one", "one of them") are prose
+    numbers = {float(t) for t in re.findall(r"(?<![\w.])(\d+(?:\.\d+)?)(?!\w|\.\d)", body)}
+    if len(numbers) == 1:
+        return _in_range(numbers.pop(), lo, hi, clamp, raw, reason)
+    if len(numbers) > 1:
+        return missing(UNPARSEABLE, f"several numbers {sorted(numbers)} and no label in {raw[:150]!r}")
+    if _REFUSAL.search(raw):
+        return missing(NO_ANSWER, f"refused: {raw[:150]!r}")
+    return missing(UNPARSEABLE, f"no number in {raw[:150]!r}")
+
+
+def _in_range(number: float, lo: int, hi: int, clamp: int, raw: str, reason: str) -> Answer:
+    if number != int(number):
+        return missing(UNPARSEABLE, f"{number:g} is not a whole number on the {lo}-{hi} scale")
+    n = int(number)
+    if lo <= n <= hi:
+        return Answer(value=n, reason=reason)
+    if lo - clamp <= n <= hi + clamp:
+        return Answer(value=min(hi, max(lo, n)), flag=CLAMPED, reason=reason,
+                      detail=f"{n} outside {lo}-{hi}, clamped to {min(hi, max(lo, n))}")
+    return missing(OUT_OF_RANGE, f"{n} outside {lo}-{hi} in {raw[:150]!r}")
+
+
+def parse_score(text: str | None) -> Answer:
+    """A 0-9 judge score ("Score: 7"); a 10 (a 0-10 habit) is clamped to 9 and flagged."""
+    return parse_number(text, labels=("score", "rating", "grade"), lo=0, hi=9, clamp=1)
+
+
+def parse_vote(text: str | None, lo: int = 1, hi: int = 5) -> Answer:
+    """A 1-5 vote ("Vote: 4"); out of range is missing (no clamp: a 6 or a 0 is not on this scale)."""
+    return parse_number(text, labels=("vote", "rating", "score", "answer"), lo=lo, hi=hi, clamp=0)
+
+
+def parse_choice(text: str | None, options: Sequence[str]) -> Answer:
+    """One of `options` (returned as written in `options`) from "Choice: <option>", a JSON
+    {"choice": ...}, or a reply naming exactly one option. Naming several is ambiguous."""
+    raw = text or ""
+    if not raw.strip():
+        return missing(NO_ANSWER, "empty reply")
+    found, value = _json_value(raw, ("choice", "option", "answer"))
+    if found:
+        candidate = str(value)
+    else:
+        m = re.search(r"(?:choice|option|answer)\**\s*[:\-]\s*(.+)", raw, re.I)
+        candidate = m.group(1).splitlines()[0] if m else raw
+    hit = resolve_option(candidate, options)
+    if isinstance(hit, str):
+        return Answer(value=hit, reason=stated_reason(raw))
+    if hit:
+        return missing(UNPARSEABLE, f"names several options {hit} in {raw[:150]!r}")
+    if _REFUSAL.search(raw):
+        return missing(NO_ANSWER, f"refused: {raw[:150]!r}")
+    return missing(UNPARSEABLE, f"no option of {list(options)} in {raw[:150]!r}")
+
+
+def resolve_option(raw: str, options: Sequence[str]) -> str | list[str]:
+    """The option `raw` names (exact, case-insensitive, or the only option it contains / is part
+    of); a list of the options when several match (ambiguous), [] when none."""
+    key = re.sub(r"[*_`]+", "", raw).strip().strip(" .\"'").lower()
+    exact = [o for o in options if o.lower() == key]
+    if exact:
+        return exact[0]
+    inside = [o for o in options if re.search(rf"(?<!\w){re.escape(o.lower())}(?!\w)", key)
+              or (key and key in o.lower())]
+    return inside[0] if len(inside) == 1 else inside
