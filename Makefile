@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: run test bench clean
+.PHONY: run test bench screenshots clean
 
 run: $(VENV)/.installed
 	$(VENV)/bin/trials run $(ARGS)
@@ -31,6 +31,9 @@ bench: $(VENV)/.installed-test
 	$(PY) benchmarks/throughput.py
 	$(PY) benchmarks/dask_check.py
 	$(PY) benchmarks/scale.py
+
+screenshots: $(VENV)/.installed-test   # README's report screenshots under docs/
+	$(PY) scripts/screenshots.py
 
 clean:
 	rm -rf $(VENV) .cache runs multirun

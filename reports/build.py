@@ -6,18 +6,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from reports import figures, fmt, quality
+from reports import factorial, figures, fmt, market, quality
 from reports.caveats import caveats, judge_note
 from reports.document import Bullets, Callout, Document, Figure, Para, Table
 from reports.excerpts import excerpts
 from reports.load import RunData
+from reports.metricinfo import MetricInfo, metric_infos, verdict
 from reports.runinfo import arm_names, config_diff, header_facts, usage_by_purpose
-from reports.tables import headline, models, secondary, tradeoff_lines
+from reports.summary import summary_items
+from reports.tables import headline, models, power_table, secondary, tradeoff_lines
+from reports.tradeoff import tradeoff_pair
 from reports.validity import section_blocks
 
-POWER_COLUMNS = ("metric", "treatment", "unit", "n_this_run", "observed_effect", "mde_this_run", "target_power",
-                 "n_needed")
-SECTION_TITLES = ("Overview", "How far to trust this run", "Headline results", "Figures",
+SECTION_TITLES = ("Summary", "Overview", "How far to trust this run", "Headline results", "Figures",
                   "Quality of the run", "Transcript excerpts", "Notes")
 
 
@@ -37,35 +38,43 @@ def _overview(doc: Document, data: RunData, facts: list[tuple[str, str]], usage:
                                 "LLM calls by purpose (llm_calls.parquet).", numeric={1, 2, 3, 4, 5}))
 
 
-def _headline(doc: Document, data: RunData) -> None:
+def _headline(doc: Document, data: RunData, infos: dict[str, MetricInfo]) -> None:
     sec = doc.section("Headline results", "results")
     eff = data.tables.effects
     if eff.empty:
         sec.blocks.append(Para("The analysis produced no comparisons (a single arm, or no metric values)."))
         return
-    sec.blocks.append(headline(eff))
+    sec.blocks.append(headline(eff, infos))
     family = data.tables.summary.get("family")
     if family:
         sec.blocks.append(Para(f"Multiple-comparison family: {family}."))
     groups = tradeoff_lines(data.tables.tradeoffs)
     if groups:
-        items = [f"{name}: {line}" if name else line for name, lines in groups.items() for line in lines]
+        names = list(eff["metric"])
+        items = [fmt.with_metric_names(f"{name}: {line}" if name else line, names)
+                 for name, lines in groups.items() for line in lines]
         sec.blocks.append(Callout("Trade-offs", items, "info"))
     for extra in (secondary(eff), models(eff)):
         if extra is not None:
             sec.blocks.append(extra)
 
 
-def _figures(doc: Document, data: RunData, arms: list[str], fig_dir: Path) -> None:
+def _figures(doc: Document, data: RunData, arms: list[str], fig_dir: Path, infos: dict[str, MetricInfo]) -> None:
     sec = doc.section("Figures", "figures")
     eff = data.tables.effects
     path = figures.forest(eff, arms, fig_dir / "forest.png")
     if path:
-        sec.blocks.append(Figure(path, "Standardized effects (Hedges' g) with 95% CIs, all metrics.", "760px"))
-    pair = figures.pick_tradeoff(eff)
-    if pair and (path := figures.tradeoff(eff, arms, pair, fig_dir / "tradeoff.png")):
-        sec.blocks.append(Figure(path, f"Trade-off: change in {fmt.label(pair[0])} vs change in "
-                                 f"{fmt.label(pair[1])}, one point per treatment (raw units, 95% CIs).", "560px"))
+        sec.blocks.append(Figure(path, "Standardized effects (Hedges' g) with their 95% CIs where computed, "
+                                 "all metrics.", "760px"))
+    pair, how = tradeoff_pair(data.config, eff) if not eff.empty else (None, "no comparisons")
+    units = (infos[pair[0]].unit, infos[pair[1]].unit) if pair else ("", "")
+    better = (infos[pair[0]].higher_is_better, infos[pair[1]].higher_is_better) if pair else (True, True)
+    if pair and (path := figures.tradeoff(eff, arms, pair, fig_dir / "tradeoff.png", units, better)):
+        sec.blocks.append(Figure(path, f"Trade-off: change in {fmt.metric(pair[0])} vs change in "
+                                 f"{fmt.metric(pair[1])}, one point per treatment (raw units, 95% CIs where "
+                                 f"computed). Pair: {how}.", "640px"))
+    elif not eff.empty:
+        sec.blocks.append(Para(f"No trade-off chart: {how}."))
     path = figures.distributions(data.metrics, arms, fig_dir / "distributions.png")
     if path:
         sec.blocks.append(Figure(path, "Per-arm distributions: 0-9 judge scores as stacked shares, counts "
@@ -98,12 +107,8 @@ def _quality(doc: Document, data: RunData) -> None:
     sec.blocks.append(quality.as_table(noise, "Judge noise: SD between repeated judge samples of one item.")
                       if not noise.empty
                       else Para("Judge noise: repeated judging was off (k = 1), so it was not measured."))
-    power = data.tables.power
-    if not power.empty:
-        cols = [c for c in POWER_COLUMNS if c in power.columns] or list(power.columns)
-        sec.blocks.append(quality.as_table(power[cols], "Power and planning (power.csv): the minimum detectable "
-                                           "effect of this run, and the replicates needed to detect the observed "
-                                           "effect with the target power."))
+    if not data.tables.power.empty:
+        sec.blocks.append(power_table(data.tables.power, data.tables.effects))
     if data.manifest is None and data.transcript is None:
         sec.blocks.append(Para("This input has no manifest or transcript, so failed jobs, correction attempts "
                                "and intervention fire counts cannot be shown."))
@@ -114,7 +119,9 @@ def _quality(doc: Document, data: RunData) -> None:
 
 def _notes(doc: Document, data: RunData) -> None:
     sec = doc.section("Notes", "notes")
-    items = list(dict.fromkeys([*data.notes, *[str(n) for n in data.tables.summary.get("notes", [])]]))
+    names = list(data.tables.effects.get("metric", []))
+    items = list(dict.fromkeys(fmt.with_metric_names(str(n), names)
+                               for n in [*data.notes, *data.tables.summary.get("notes", [])]))
     absent = [name for name, value in (("transcript", data.transcript), ("configuration", data.config),
                                        ("manifest (jobs, seeds, models)", data.manifest),
                                        ("LLM call log (tokens, cost)", data.llm_calls)) if value is None]
@@ -124,16 +131,45 @@ def _notes(doc: Document, data: RunData) -> None:
     sec.blocks.append(Bullets(items))
 
 
+def verdict_counts(effects: pd.DataFrame, infos: dict[str, MetricInfo]) -> str:
+    """` · 2 better, 2 worse, 2 unclear` (CI excludes 0 in the good / bad direction), for the subtitle."""
+    if effects.empty or not {"metric", "diff", "ci_low", "ci_high"} <= set(effects.columns):
+        return ""
+    got = [verdict(infos[str(r["metric"])], r["diff"], r["ci_low"], r["ci_high"]) for _, r in effects.iterrows()]
+    return " · " + ", ".join(f"{got.count(v)} {v}" for v in ("better", "worse", "unclear", "no CI") if got.count(v))
+
+
+def infos_for(data: RunData) -> dict[str, MetricInfo]:
+    """Display name, unit and good direction of every metric in the effects and metrics tables."""
+    names = [*data.tables.effects.get("metric", []), *([] if data.metrics is None else data.metrics.get("metric", []))]
+    config = data.config or {}
+    own = (data.manifest or {}).get("propositions")  # own propositions with higher_is_better (issue #13)
+    if isinstance(own, dict) and own:
+        exp = dict(config.get("experiment") or {})
+        exp["propositions"] = {**own, **dict(exp.get("propositions") or {})}
+        config = {**config, "experiment": exp}
+    return metric_infos([str(n) for n in names], config, data.metrics)
+
+
 def build(data: RunData, fig_dir: Path) -> Document:
     arms = arm_names(data)
     usage = usage_by_purpose(data.llm_calls)
     facts = header_facts(data, usage)
+    infos = infos_for(data)
     name = next((v for k, v in facts if k == "Experiment"), data.source.stem)
-    doc = Document(f"Experiment report: {name}", f"{len(arms)} arms · {len(data.tables.effects)} comparisons")
+    doc = Document(f"Experiment report: {name}", f"{len(arms)} arms · {len(data.tables.effects)} comparisons"
+                   + verdict_counts(data.tables.effects, infos))
+    doc.section("Summary", "summary").blocks.append(Bullets(summary_items(data, infos)))
     _overview(doc, data, facts, usage)
     doc.section("How far to trust this run", "caveats").blocks.append(Callout("Caveats", caveats(data)))
-    _headline(doc, data)
-    _figures(doc, data, arms, fig_dir)
+    _headline(doc, data, infos)
+    fblocks = factorial.section_blocks(data, fig_dir)
+    if fblocks:
+        doc.section("Factorial design", "factorial").blocks.extend(fblocks)
+    mblocks = market.section_blocks(data)
+    if mblocks:
+        doc.section("Respondents", "respondents").blocks.extend(mblocks)
+    _figures(doc, data, arms, fig_dir, infos)
     if validity := section_blocks(data.tables.dir, fig_dir):  # validation.csv, judge_reliability.csv
         doc.section("Validity", "validity").blocks.extend(validity)
     _quality(doc, data)

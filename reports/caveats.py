@@ -83,3 +83,7 @@ def judge_note(metrics: pd.DataFrame | None) -> str:
         return ""
     models = sorted({str(m) for m in metrics["judge_model"].dropna() if str(m)})
     return f"Judge model(s) recorded in the metrics: {', '.join(models)}." if models else ""
+
+
+#: Public name for the summary's "tiny model" check.
+params_billions = _params_billions

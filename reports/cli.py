@@ -18,14 +18,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("path", help="run directory, metrics table, TinyTroupe .json, or multirun directory")
     parser.add_argument("--out", default=None,
                         help="output directory (default: the run directory; ./<name>_report for a file)")
+    parser.add_argument("--control", default=None,
+                        help="control arm (as `trials analyze --control`; recomputes the analysis tables)")
+    pairing = parser.add_mutually_exclusive_group()
+    pairing.add_argument("--paired", dest="paired", action="store_const", const=True,
+                         help="treat replicate r of every arm as a pair (recomputes the analysis tables)")
+    pairing.add_argument("--unpaired", dest="paired", action="store_const", const=False)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
-        paths = render(args.path, args.out)
+        paths = render(args.path, args.out, control=args.control, paired=args.paired)
     except ReportError as exc:  # load() wraps analysis errors in ReportError, keeping their message
         print(f"trials report: {exc}", file=sys.stderr)
-        return 1
+        return 2
     print(f"report: {paths.markdown}")
     print(f"report: {paths.html}")
     return 0

@@ -33,6 +33,8 @@ class Table:
     caption: str = ""
     numeric: set[int] = field(default_factory=set)  # column indexes right-aligned
     css_class: str = ""  # HTML only: a styling hook (e.g. "headline")
+    cell_classes: dict[tuple[int, int], str] = field(default_factory=dict)  # HTML only: (row, col) -> "win"/"loss"
+    links: dict[tuple[int, int], str] = field(default_factory=dict)  # (row, col) -> relative href of that cell
 
 
 @dataclass

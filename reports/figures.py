@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from reports.fmt import label  # noqa: E402
+from reports.fmt import label, metric  # noqa: E402
 
 DPI = 110
 ARM_COLORS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c"]
@@ -64,9 +64,13 @@ def forest(effects: pd.DataFrame, arms: list[str], path: Path) -> Path | None:
         sig = sub.get("p_holm", pd.Series(np.nan, index=sub.index)) < 0.05
         ax.scatter(sub["hedges_g"], ys[sub.index], s=46, zorder=3, color=np.where(sig, color, "white"),
                    edgecolors=color, linewidths=1.6, label=str(tr))
-    names = [label(m) + (f"  ({t})" if many else "") for m, t in zip(eff["metric"], eff["treatment"])]
+    names = [metric(m) + (f"  ({t})" if many else "") for m, t in zip(eff["metric"], eff["treatment"])]
     ax.set_yticks(ys, names)
-    ax.set_xlabel("Hedges' g (treatment − control), 95% CI   ·   dotted: ±0.2 / ±0.5 / ±0.8")
+    has_ci = (eff[["g_ci_low", "g_ci_high"]].notna().all(axis=1) if {"g_ci_low", "g_ci_high"} <= set(eff.columns)
+              else pd.Series(False, index=eff.index))
+    ci_text = ("95% CI" if bool(has_ci.all()) else "95% CI where computed (bare points: no CI)"
+               if bool(has_ci.any()) else "no CIs computed")
+    ax.set_xlabel(f"Hedges' g (treatment − control), {ci_text}   ·   dotted: ±0.2 / ±0.5 / ±0.8")
     ax.set_title("Standardized effects (filled: Holm-adjusted p < 0.05)")
     ax.grid(axis="y", alpha=0)
     if many:
@@ -146,7 +150,7 @@ def distributions(metrics: pd.DataFrame | None, arms: list[str], path: Path) -> 
             _dots(ax, sub, arms, stacked=_scale(sub) == "count" or np.allclose(sub["value"].dropna() % 1, 0))
         ax.set_yticks(range(len(arms)), arms)
         ax.set_ylim(len(arms) - 0.5, -0.5)
-        ax.set_title(label(name))
+        ax.set_title(metric(name))
         ax.grid(axis="y", alpha=0)
     for ax in list(axes.flat)[len(names):]:
         ax.set_visible(False)
@@ -155,7 +159,8 @@ def distributions(metrics: pd.DataFrame | None, arms: list[str], path: Path) -> 
 
 
 def pick_tradeoff(effects: pd.DataFrame) -> tuple[str, str] | None:
-    """The metric with the largest |g|, and the largest |g| of opposite sign (else the next)."""
+    """Automatic fallback when no pair is named: the metric with the largest |g|, and the largest
+    |g| of opposite sign (else the next)."""
     eff = effects.dropna(subset=["hedges_g"]) if "hedges_g" in effects else effects.iloc[0:0]
     if eff["metric"].nunique() < 2:
         return None
@@ -167,29 +172,46 @@ def pick_tradeoff(effects: pd.DataFrame) -> tuple[str, str] | None:
     return str(x), str(y)
 
 
-def tradeoff(effects: pd.DataFrame, arms: list[str], metrics: tuple[str, str], path: Path) -> Path | None:
-    """One point per treatment: change in x vs change in y (raw units), 95% CI whiskers."""
+MARKERS = ["o", "s", "D", "^", "v", "P", "X", "*"]
+
+
+def tradeoff(effects: pd.DataFrame, arms: list[str], metrics: tuple[str, str], path: Path,
+             units: tuple[str, str] = ("", ""), higher_is_better: tuple[bool, bool] = (True, True)) -> Path | None:
+    """One point per treatment: change in x vs change in y (raw units, `units` on the axes), 95% CI
+    whiskers where a CI exists. Treatments are told apart by colour and marker and named in a
+    legend outside the axes with their values, so labels never overlap, even when points coincide."""
     x, y = metrics
     ex = effects[effects["metric"] == x].set_index("treatment")
     ey = effects[effects["metric"] == y].set_index("treatment")
     common = [t for t in ex.index if t in ey.index]
     if not common:
         return None
-    fig, ax = plt.subplots(figsize=(6.2, 4.6))
+    fig, ax = plt.subplots(figsize=(6.6, 4.6))
     ax.axhline(0, color="#333333", lw=1)
     ax.axvline(0, color="#333333", lw=1)
-    for tr in common:
+    any_ci = False
+    seen: dict[tuple[float, float], str] = {}
+    for i, tr in enumerate(common):
         a, b = ex.loc[tr], ey.loc[tr]
         color = arm_color(arms, str(tr))
-        ax.errorbar([a["diff"]], [b["diff"]], color=color, fmt="o", ms=8, capsize=4, elinewidth=1.6,
-                    xerr=_err(pd.Series([a["diff"]]), pd.Series([a["ci_low"]]), pd.Series([a["ci_high"]])),
-                    yerr=_err(pd.Series([b["diff"]]), pd.Series([b["ci_low"]]), pd.Series([b["ci_high"]])))
-        ax.annotate(f"{tr}\n({a['diff']:+.2f}, {b['diff']:+.2f})", (a["diff"], b["diff"]),
-                    textcoords="offset points", xytext=(8, 8), fontsize=9, color=color)
-    ax.set_xlabel(f"change in {label(x)} (treatment − control)")
-    ax.set_ylabel(f"change in {label(y)}")
-    ax.set_title("Trade-off (95% CIs)")
+        xe = _err(pd.Series([a["diff"]]), pd.Series([a.get("ci_low", np.nan)]), pd.Series([a.get("ci_high", np.nan)]))
+        ye = _err(pd.Series([b["diff"]]), pd.Series([b.get("ci_low", np.nan)]), pd.Series([b.get("ci_high", np.nan)]))
+        any_ci = any_ci or bool(np.isfinite([a.get("ci_low", np.nan), b.get("ci_low", np.nan)]).any())
+        where = (round(float(a["diff"]), 2), round(float(b["diff"]), 2))
+        same = f" = same point as {seen[where]}" if where in seen else ""
+        seen.setdefault(where, str(tr))
+        # hollow markers of shrinking size: coinciding treatments stay visible as nested outlines
+        ax.errorbar([a["diff"]], [b["diff"]], xerr=xe, yerr=ye, color=color, fmt=MARKERS[i % len(MARKERS)],
+                    ms=max(13 - 3 * i, 5), mfc="none", mew=2, capsize=4, elinewidth=1.4, alpha=0.9,
+                    label=f"{tr}: ({a['diff']:+.2f}, {b['diff']:+.2f}){same}")
+    ux, uy = (f" [{u}]" if u else "" for u in units)
+    bx, by = ("better →" if h else "← better" for h in higher_is_better)
+    ax.set_xlabel(f"change in {metric(x)}{ux}\n(treatment − control; {bx})")
+    ax.set_ylabel(f"change in {metric(y)}{uy}\n({'better ↑' if higher_is_better[1] else 'better ↓'})")
+    ax.set_title("Trade-off" + (" (95% CIs)" if any_ci else " (no CIs computed)"))
     ax.margins(0.25)
+    ax.legend(frameon=False, fontsize=9, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0,
+              title="treatment: (Δx, Δy)", title_fontsize=9)
     return _save(fig, path)
 
 
@@ -202,19 +224,23 @@ def sweep(points: pd.DataFrame, param: str, path: Path) -> Path | None:
     rows = math.ceil(len(names) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
     treatments = list(dict.fromkeys(points["treatment"]))
+    categorical = not pd.api.types.is_numeric_dtype(points["param"])
+    # categorical values: one shared position per value (in sweep order), so every treatment lines up
+    slots = {v: i for i, v in enumerate(dict.fromkeys(points["param"].astype(str)))} if categorical else {}
     for ax, name in zip(axes.flat, names):
         sub = points[points["metric"] == name]
         for j, tr in enumerate(treatments):
-            s = sub[sub["treatment"] == tr].sort_values("param")
+            s = sub[sub["treatment"] == tr]
+            s = s.assign(_x=s["param"].astype(str).map(slots)) if categorical else s.assign(_x=s["param"].astype(float))
+            s = s.sort_values("_x")
             if s.empty:
                 continue
-            xs = np.arange(len(s)) if s["param"].dtype == object else s["param"].to_numpy(float)
-            ax.errorbar(xs, s["diff"], yerr=_err(s["diff"], s["ci_low"], s["ci_high"]), fmt="-o",
-                        capsize=3, color=ARM_COLORS[(j + 1) % len(ARM_COLORS)], label=str(tr))
-            if s["param"].dtype == object:
-                ax.set_xticks(xs, s["param"].astype(str))
+            ax.errorbar(s["_x"].to_numpy(float), s["diff"], yerr=_err(s["diff"], s["ci_low"], s["ci_high"]),
+                        fmt="-o", capsize=3, color=ARM_COLORS[(j + 1) % len(ARM_COLORS)], label=str(tr))
+        if categorical:
+            ax.set_xticks(list(slots.values()), list(slots))
         ax.axhline(0, color="#333333", lw=1)
-        ax.set_title(label(name))
+        ax.set_title(metric(name))
         ax.set_xlabel(label(param))
         ax.set_ylabel("treatment − control")
     for ax in list(axes.flat)[len(names):]:

@@ -7,6 +7,7 @@ Missing values show as an en dash."""
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 MISSING = "–"
@@ -86,6 +87,41 @@ def percent(x: Any, digits: int = 0) -> str:
     return f"{100 * float(x):.{digits}f}%"
 
 
+def signed_percent(x: Any, digits: int | None = None) -> str:
+    """A relative change with its sign: `+138%`, `-11%`; one decimal below 10% (`-5.2%`, `+0.4%`)."""
+    if _is_missing(x):
+        return MISSING
+    if digits is None:
+        digits = 1 if abs(float(x)) < 0.1 else 0
+    out = f"{100 * float(x):+.{digits}f}%"
+    return "+" + out[1:] if float(out[:-1]) == 0 else out  # no "-0%"
+
+
 def label(name: str) -> str:
     """A metric or column name made readable: `persona_adherence` -> `persona adherence`."""
     return str(name).replace("_", " ").strip()
+
+
+#: TinyTroupe's names for our metrics (its result JSON), so one metric has one display name.
+METRIC_ALIASES = {"ideas_qty": "ideas", "opinions_qty": "opinions"}
+
+
+def metric_key(name: Any) -> str:
+    """A metric name in canonical form: `Persona Adherence` -> `persona_adherence`, `ideas_qty` -> `ideas`."""
+    k = re.sub(r"[^a-z0-9]+", "_", str(name).lower()).strip("_")
+    return METRIC_ALIASES.get(k, k)
+
+
+def metric(name: Any) -> str:
+    """The one display name of a metric, used in every table, figure and sentence:
+    `persona_adherence`, `Persona Adherence` -> `persona adherence`; `ideas_qty` -> `ideas`."""
+    return metric_key(name).replace("_", " ")
+
+
+def with_metric_names(text: str, names: list[str]) -> str:
+    """Free text from the analysis (notes, trade-off lines) with each raw metric name replaced by its
+    display name, longest names first so `Persona Adherence` is not half-replaced."""
+    for name in sorted({str(n) for n in names}, key=len, reverse=True):
+        if name and name != metric(name):
+            text = re.sub(rf"(?<![\w]){re.escape(name)}(?![\w])", metric(name), text)
+    return text

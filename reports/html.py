@@ -22,7 +22,13 @@ nav ol { display:flex; flex-wrap:wrap; gap:6px 18px; padding:10px 14px; margin:0
   background:var(--bg); border-radius:6px; counter-reset:s; }
 nav li { counter-increment:s; } nav li::before { content:counter(s) ". "; color:var(--muted); }
 a { color:var(--accent); text-decoration:none; } a:hover { text-decoration:underline; }
-.scroll { overflow-x:auto; margin:8px 0 4px; }
+.scroll { overflow-x:auto; max-width:100%; margin:8px 0 4px; -webkit-overflow-scrolling:touch; }
+section { min-width:0; }
+td.win { background:#e3f4e8; color:#1b5e31; font-weight:600; }
+td.loss { background:#fde8e8; color:#9b1c1c; font-weight:600; }
+#summary ul { font-size:16px; line-height:1.6; padding-left:22px; }
+#summary li { margin:6px 0; }
+@media (max-width: 1000px) { main { padding:18px 16px 40px; } h1 { font-size:22px; } }
 table { border-collapse:collapse; font-size:13.5px; font-variant-numeric:tabular-nums; }
 th, td { padding:6px 10px; border-bottom:1px solid var(--line); text-align:left; vertical-align:top; }
 thead th { background:#eef2f7; font-weight:600; border-bottom:2px solid #bcccdc; white-space:nowrap; }
@@ -34,12 +40,16 @@ table.headline th { white-space:normal; vertical-align:bottom; }
 table.headline th, table.headline td { padding:6px 7px; }
 table.headline td:last-child { min-width:14em; font-size:12.5px; color:var(--muted); }
 table.headline td:first-child { font-weight:600; }
+table.headline td:first-child, table.headline th:first-child { position:sticky; left:0; z-index:1;
+  background:#fff; box-shadow:1px 0 0 var(--line); }  /* the metric stays in view while the table scrolls */
+table.headline thead th:first-child { background:#eef2f7; }
 .caption { color:var(--muted); font-size:13px; margin:4px 0 14px; font-style:italic; }
 .callout { border-left:4px solid #d69e2e; background:#fffaeb; padding:10px 16px; border-radius:4px; margin:10px 0; }
 .callout.info { border-left-color:var(--accent); background:#f0f4fa; }
 .callout h3 { margin:2px 0 6px; font-size:15px; }
 .callout ul { margin:0; padding-left:20px; }
 figure { margin:14px 0 22px; }
+figure { max-width:100%; }
 figure img { display:block; max-width:100%; height:auto; border:1px solid var(--line); border-radius:4px; }
 figcaption { color:var(--muted); font-size:13px; margin-top:6px; }
 .excerpt { border:1px solid var(--line); border-radius:6px; margin:12px 0; overflow:hidden; }
@@ -47,7 +57,7 @@ figcaption { color:var(--muted); font-size:13px; margin-top:6px; }
 .excerpt h3 span { color:var(--muted); font-weight:400; }
 .excerpt dl { margin:0; padding:8px 14px; display:grid; grid-template-columns:max-content 1fr; gap:4px 14px; }
 .excerpt dt { font-weight:600; white-space:nowrap; } .excerpt dt i { color:var(--muted); font-weight:400; }
-.excerpt dd { margin:0; }
+.excerpt dd { margin:0; overflow-wrap:anywhere; }
 """
 
 
@@ -55,8 +65,17 @@ def _table(t: Table) -> str:
     facts = not any(t.columns)
     cells = "".join(f'<th{" class=num" if j in t.numeric else ""}>{escape(c)}</th>' for j, c in enumerate(t.columns))
     head = "" if facts else f"<thead><tr>{cells}</tr></thead>"
-    body = "".join("<tr>" + "".join(f'<td{" class=num" if j in t.numeric else ""}>{escape(str(c))}</td>'
-                                    for j, c in enumerate(row)) + "</tr>" for row in t.rows)
+    def cls(i: int, j: int) -> str:
+        names = " ".join(filter(None, ["num" if j in t.numeric else "", t.cell_classes.get((i, j), "")]))
+        return f' class="{names}"' if names else ""
+
+    def cell(i: int, j: int, c: object) -> str:
+        text = escape(str(c))
+        href = t.links.get((i, j))
+        return f'<a href="{escape(href)}">{text}</a>' if href else text
+
+    body = "".join("<tr>" + "".join(f"<td{cls(i, j)}>{cell(i, j, c)}</td>" for j, c in enumerate(row)) + "</tr>"
+                   for i, row in enumerate(t.rows))
     cls = f' class="{escape(" ".join(filter(None, ["facts" if facts else "", t.css_class])))}"' \
         if facts or t.css_class else ""
     cap = f'<p class="caption">{escape(t.caption)}</p>' if t.caption else ""

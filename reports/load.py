@@ -116,12 +116,13 @@ def read_analysis(adir: Path) -> AnalysisTables:
     )
 
 
-def _compute_analysis(source: Path, adir: Path, control: str | None) -> tuple[pd.DataFrame, list[str]]:
+def _compute_analysis(source: Path, adir: Path, control: str | None,
+                      paired: bool | None = None) -> tuple[pd.DataFrame, list[str]]:
     """Runs `analysis` on `source` and writes its tables into `adir`; returns the tidy table and its notes."""
     import analysis  # late: a report of an already-analysed run does not need it
 
     try:
-        table = analysis.load_table(source)
+        table = analysis.load_table(source, paired=paired)
     except Exception as exc:
         raise ReportError(f"{source}: analysis could not load it: {exc}") from exc
     try:
@@ -135,9 +136,12 @@ def _compute_analysis(source: Path, adir: Path, control: str | None) -> tuple[pd
     return table.df, [str(n) for n in table.notes]
 
 
-def load(path: str | Path, out_dir: str | Path | None = None) -> RunData:
+def load(path: str | Path, out_dir: str | Path | None = None, control: str | None = None,
+         paired: bool | None = None) -> RunData:
     """Everything for one report. `out_dir` defaults to the run directory itself, or to
-    `./<stem>_report/` for a table or TinyTroupe JSON (never beside a shared input file)."""
+    `./<stem>_report/` for a table or TinyTroupe JSON (never beside a shared input file).
+    `control` / `paired` (as `trials analyze --control/--paired`) recompute the analysis tables
+    into `<out>/analysis` instead of reading the saved ones."""
     source = Path(path).expanduser().resolve()
     if not source.exists():
         raise ReportError(f"{source}: no such run directory or file; pass a run directory, a metrics "
@@ -149,14 +153,16 @@ def load(path: str | Path, out_dir: str | Path | None = None) -> RunData:
             raise ReportError(f"{source}: not a run directory (no manifest.json or metrics.parquet/csv)")
         out = Path(out_dir).resolve() if out_dir else source
         manifest = _read_json(source / "manifest.json")
-        control = str(manifest["control"]) if manifest and manifest.get("control") else None
+        recompute = control is not None or paired is not None
+        if control is None:
+            control = str(manifest["control"]) if manifest and manifest.get("control") else None
         adir = source / "analysis"
         notes: list[str] = []
-        if (adir / "effects.csv").exists():
+        if (adir / "effects.csv").exists() and not recompute:
             metrics = read_metrics(source)
         else:  # analysis reads the metrics itself; reuse its table rather than reading the file again
             adir = adir if not out_dir else out / "analysis"
-            metrics, notes = _compute_analysis(source, adir, control)
+            metrics, notes = _compute_analysis(source, adir, control, paired)
         data = RunData(source=source, kind="run", out_dir=out, tables=read_analysis(adir),
                        metrics=metrics, config=_read_yaml(source / "config.yaml"), manifest=manifest,
                        transcript=_read_table(source / "transcript.jsonl"),
@@ -167,5 +173,5 @@ def load(path: str | Path, out_dir: str | Path | None = None) -> RunData:
         raise ReportError(f"{source}: unsupported file type {source.suffix!r}; use .csv, .parquet or .json")
     out = Path(out_dir).resolve() if out_dir else Path.cwd() / f"{source.stem}_report"
     adir = out / "analysis"
-    metrics, notes = _compute_analysis(source, adir, None)
+    metrics, notes = _compute_analysis(source, adir, control, paired)
     return RunData(source=source, kind=kind, out_dir=out, tables=read_analysis(adir), metrics=metrics, notes=notes)

@@ -16,7 +16,8 @@ def table(t: Table) -> str:
     cols = t.columns if any(t.columns) else [" "] * len(t.columns)
     align = ["---:" if j in t.numeric else "---" for j in range(len(cols))]
     lines = ["| " + " | ".join(_cell(c) for c in cols) + " |", "| " + " | ".join(align) + " |"]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in t.rows]
+    lines += ["| " + " | ".join(f"[{_cell(c)}]({t.links[(i, j)]})" if (i, j) in t.links else _cell(c)
+                                for j, c in enumerate(row)) + " |" for i, row in enumerate(t.rows)]
     if t.caption:
         lines.append(f"\n*{t.caption}*")
     return "\n".join(lines)

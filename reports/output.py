@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from reports import html, markdown
-from reports.document import Document
+from reports.document import Document, Figure
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ def write(doc: Document, out: Path, analysis_dir: Path) -> ReportPaths:
     md_path, html_path = out / "report.md", out / "report.html"
     _write(md_path, markdown.render(doc, out))
     _write(html_path, html.render(doc))
-    figs = sorted((out / "figures").glob("*.png")) if (out / "figures").exists() else []
+    # the figures this report shows (not whatever an earlier render left in figures/)
+    figs = sorted({b.path for sec in doc.sections for b in sec.blocks if isinstance(b, Figure)})
     log.info("report written: %s, %s", md_path, html_path)
     return ReportPaths(out_dir=out, markdown=md_path, html=html_path, figures=figs, analysis_dir=analysis_dir)

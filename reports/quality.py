@@ -23,7 +23,9 @@ def as_table(frame: pd.DataFrame, caption: str = "") -> Table:
         row = []
         for j, col in enumerate(frame.columns):
             v = rec[col]
-            if j in numeric:
+            if col == "metric":  # one display name per metric everywhere
+                row.append(fmt.metric(v))
+            elif j in numeric:
                 whole = pd.isna(v) or math.isinf(float(v)) or float(v).is_integer()
                 row.append(fmt.integer(v) if whole else fmt.num(v))
             else:

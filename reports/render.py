@@ -10,12 +10,14 @@ from reports.output import ReportPaths, write
 from reports.sweep import is_sweep_dir, render_sweep
 
 
-def render(path: str | Path, out_dir: str | Path | None = None) -> ReportPaths:
+def render(path: str | Path, out_dir: str | Path | None = None, control: str | None = None,
+           paired: bool | None = None) -> ReportPaths:
     """Writes report.md, report.html and figures/*.png into the run directory (or `out_dir`).
-    A multirun directory (several run dirs, sweep_summary.csv) gets a sweep report."""
+    A multirun directory (several run dirs, sweep_summary.csv) gets a sweep report.
+    `control` / `paired` recompute the analysis as `trials analyze --control/--paired` would."""
     if is_sweep_dir(Path(path)):
         return render_sweep(Path(path), out_dir)
-    data = load(path, out_dir)
+    data = load(path, out_dir, control=control, paired=paired)
     out = data.out_dir
     fig_dir = out / "figures"
     out.mkdir(parents=True, exist_ok=True)

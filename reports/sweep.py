@@ -4,6 +4,7 @@ report plots metric change vs the swept parameter, with CIs."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from reports.document import Bullets, Callout, Document, Figure, Para, Table
 from reports.load import ReportError, RunData, is_run_dir, load
 from reports.output import ReportPaths, write
 from reports.runinfo import flatten
+from reports.tables import relative_text
 
 IGNORED = ("hydra", "resume", "out_dir", "output", "run_dir", "sweep_dir")
 
@@ -62,6 +64,44 @@ def _param_values(params: dict[str, list[Any]], n: int) -> tuple[str, list[Any]]
     return " / ".join(params), [", ".join(f"{k.split('.')[-1]}={v[i]}" for k, v in params.items()) for i in range(n)]
 
 
+STAT_COLUMNS = ("diff", "ci_low", "ci_high", "hedges_g", "p_value", "mean_control", "mean_treatment")
+
+
+def _fingerprint(data: RunData) -> str | None:
+    """The numbers a sweep point produced: its effects, or (no comparisons, e.g. one arm) its metric
+    values; None when it has neither."""
+    eff = data.tables.effects
+    if not eff.empty:
+        cols = [c for c in ("metric", "treatment", *STAT_COLUMNS) if c in eff.columns]
+        return eff[cols].round(12).to_csv(index=False)
+    m = data.metrics
+    if m is not None and not m.empty and {"arm", "metric", "value"} <= set(m.columns):
+        cols = [c for c in ("arm", "replicate", "agent", "metric", "value") if c in m.columns]
+        return m[cols].round(12).to_csv(index=False)
+    return None
+
+
+def identical_groups(points: list[RunData], values: list[Any]) -> list[list[Any]]:
+    """Groups (of 2+) of sweep points that produced exactly the same numbers: a sign that the swept
+    parameter changed nothing (an unused key, a cached or scripted reply)."""
+    groups: dict[str, list[Any]] = {}
+    for data, value in zip(points, values):
+        key = _fingerprint(data)
+        if key is not None:
+            groups.setdefault(key, []).append(value)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def _point_report(data: RunData) -> Path | None:
+    """The point's own report.html; rendered now when the run has none yet."""
+    html = data.source / "report.html"
+    if not html.exists():
+        from reports.build import build
+
+        write(build(data, data.source / "figures"), data.source, data.tables.dir)
+    return html if html.exists() else None
+
+
 def render_sweep(root: Path, out_dir: str | Path | None = None) -> ReportPaths:
     root = root.resolve()
     points = [load(d) for d in run_dirs(root)]
@@ -70,31 +110,44 @@ def render_sweep(root: Path, out_dir: str | Path | None = None) -> ReportPaths:
     out = Path(out_dir).resolve() if out_dir else root
     out.mkdir(parents=True, exist_ok=True)
     param, values = _param_values(swept(points), len(points))
-    rows, effects = [], []
-    for value, data in zip(values, points):
+    rows, effects, links = [], [], {}
+    for i, (value, data) in enumerate(zip(values, points)):
         eff = data.tables.effects.assign(param=value, run=str(data.source.relative_to(root)))
         effects.append(eff)
         man = data.manifest or {}
+        html = _point_report(data)
         rows.append([str(value), str(data.source.relative_to(root)), str(man.get("status", "?")),
-                     f"{man.get('n_failed', 0)} / {man.get('n_jobs_total', '?')}", str(len(eff))])
+                     f"{man.get('n_failed', 0)} / {man.get('n_jobs_total', '?')}", str(len(eff)),
+                     "report.html" if html else "not rendered"])
+        if html:
+            links[(i, 5)] = Path(os.path.relpath(html, out)).as_posix()
     allfx = pd.concat(effects, ignore_index=True)
     if not pd.api.types.is_numeric_dtype(allfx["param"]):  # strings, lists, booleans: a categorical axis
         allfx["param"] = allfx["param"].astype(str).astype(object)
     doc = Document(f"Sweep report: {fmt.label(param)}", f"{len(points)} runs under {root}")
     over = doc.section("Overview", "overview")
     over.blocks.append(Para(f"Swept parameter: {param}. Each run has its own report and analysis tables."))
-    over.blocks.append(Table([fmt.label(param), "Run directory", "Status", "Failed jobs", "Comparisons"], rows))
+    over.blocks.append(Table([fmt.label(param), "Run directory", "Status", "Failed jobs", "Comparisons", "Report"],
+                             rows, "One row per sweep point; each links to its own report.", links=links))
+    same = identical_groups(points, values)
+    if same:
+        over.blocks.append(Callout("Identical results", [
+            f"Sweep points {', '.join(map(str, g))} of {param} gave exactly the same results (effects, or metric "
+            "values when there are no comparisons): the swept setting changed no number (an unused key, cached "
+            "replies, or the scripted backend ignoring it)." for g in same]))
     if (root / "sweep_summary.csv").exists():
         over.blocks.append(Para(f"The runner's summary table: {root / 'sweep_summary.csv'}."))
     doc.section("How far to trust this sweep", "caveats").blocks.append(Callout("Caveats", caveats(points[0])))
     res = doc.section("Effects across the sweep", "results")
     res.blocks.append(Table(
-        [fmt.label(param), "Metric", "Treatment", "Difference [95% CI]", "Hedges' g [95% CI]", "p", "p (Holm)"],
-        [[str(r["param"]), fmt.label(r["metric"]), str(r["treatment"]),
-          fmt.with_ci(r["diff"], r["ci_low"], r["ci_high"]),
+        [fmt.label(param), "Metric", "Treatment", "Difference [95% CI]", "Relative change", "Hedges' g [95% CI]",
+         "p", "p (Holm)"],
+        [[str(r["param"]), fmt.metric(r["metric"]), str(r["treatment"]),
+          fmt.with_ci(r["diff"], r["ci_low"], r["ci_high"]), relative_text(r),
           fmt.with_ci(r.get("hedges_g"), r.get("g_ci_low"), r.get("g_ci_high")), fmt.pval(r.get("p_value")),
           fmt.pval(r.get("p_holm"))] for _, r in allfx.iterrows()],
-        "Differences are treatment − control within each run (the runs' own effects.csv).", numeric={3, 4, 5, 6}))
+        "Differences are treatment − control within each run (the runs' own effects.csv); relative change = "
+        "difference / |mean control|.", numeric={3, 4, 5, 6, 7}))
     fig = figures.sweep(allfx, param, out / "figures" / "sweep.png")
     figs = doc.section("Figures", "figures")
     figs.blocks.append(Figure(fig, f"Change (treatment − control) vs {fmt.label(param)}, 95% CIs.", "900px")

@@ -6,13 +6,23 @@ import pandas as pd
 
 from reports import fmt
 from reports.document import Table
+from reports.metricinfo import MetricInfo, metric_infos, relative_change, verdict
 
 HEADLINE_COLUMNS = ["Metric", "Treatment", "n (c / t)", "Mean control", "Mean treatment",
-                    "Difference [95% CI]", "Hedges' g [95% CI]", "p", "p (Holm)", "p (BH)", "Method"]
+                    "Difference [95% CI]", "Relative change", "Verdict", "Hedges' g [95% CI]", "p", "p (Holm)",
+                    "p (BH)", "Method"]
+#: HTML classes for the verdict: a win is green, a loss red (metricinfo.verdict).
+VERDICT_CLASS = {"better": "win", "worse": "loss"}
 
 
 def _get(rec: pd.Series, col: str) -> object:
     return rec[col] if col in rec.index else None
+
+
+def relative_text(rec: pd.Series) -> str:
+    """`+138%`, or `– (control mean is 0)`: relative change = diff / |mean_control|."""
+    rel, reason = relative_change(_get(rec, "diff"), _get(rec, "mean_control"))
+    return fmt.signed_percent(rel) if not reason else f"{fmt.MISSING} ({reason})"
 
 
 def _not_delivered(rec: pd.Series) -> bool:
@@ -20,15 +30,17 @@ def _not_delivered(rec: pd.Series) -> bool:
     return str(_get(rec, "treatment_delivered")).strip().lower() == "false"
 
 
-def headline_row(rec: pd.Series) -> list[str]:
+def headline_row(rec: pd.Series, info: MetricInfo) -> list[str]:
     """One effects.csv row as the strings the report prints (the test parses them back)."""
     return [
-        fmt.label(rec["metric"]),
+        fmt.metric(rec["metric"]),
         str(rec["treatment"]) + (" (treatment not delivered)" if _not_delivered(rec) else ""),
         f"{fmt.integer(_get(rec, 'n_control'))} / {fmt.integer(_get(rec, 'n_treatment'))}",
         fmt.num(_get(rec, "mean_control")),
         fmt.num(_get(rec, "mean_treatment")),
         fmt.with_ci(_get(rec, "diff"), _get(rec, "ci_low"), _get(rec, "ci_high")),
+        relative_text(rec),
+        verdict(info, _get(rec, "diff"), _get(rec, "ci_low"), _get(rec, "ci_high")),
         fmt.with_ci(_get(rec, "hedges_g"), _get(rec, "g_ci_low"), _get(rec, "g_ci_high")),
         fmt.pval(_get(rec, "p_value")),
         fmt.pval(_get(rec, "p_holm")),
@@ -37,14 +49,38 @@ def headline_row(rec: pd.Series) -> list[str]:
     ]
 
 
-def headline(effects: pd.DataFrame) -> Table:
-    rows = [headline_row(rec) for _, rec in effects.iterrows()]
+def units_sentence(infos: dict[str, MetricInfo]) -> str:
+    """`Units: ideas = ideas per session; persona adherence = 0-9 score (lower is better).`"""
+    parts = []
+    for info in infos.values():
+        unit = info.unit or "unit not declared"
+        parts.append(f"{info.label} = {unit}" + ("" if info.higher_is_better else " (lower is better)"))
+    defaulted = [i.label for i in infos.values() if i.direction_source == "default"]
+    text = "Units: " + "; ".join(parts) + "."
+    if defaulted:
+        text += (" Higher is better for " + ("every metric" if len(defaulted) == len(infos) else ", ".join(defaulted))
+                 + " by default (declare experiment.metric_info.<metric>.higher_is_better: false where lower is better).")
+    return text
+
+
+def headline(effects: pd.DataFrame, infos: dict[str, MetricInfo] | None = None) -> Table:
+    infos = infos or metric_infos(list(effects["metric"]))
+    rows, classes = [], {}
+    for i, (_, rec) in enumerate(effects.iterrows()):
+        row = headline_row(rec, infos[str(rec["metric"])])
+        rows.append(row)
+        if row[7] in VERDICT_CLASS:
+            classes.update({(i, j): VERDICT_CLASS[row[7]] for j in (5, 6, 7)})
     controls = ", ".join(dict.fromkeys(str(c) for c in effects["control"]))
     caption = (f"Each treatment vs control ({controls}). Differences are treatment − control, estimated by "
                "the named method (for a paired design, the mean of paired differences, which can differ from "
-               "the difference of the arm means when a pair is incomplete). p is that method's p-value; Holm "
-               "and Benjamini-Hochberg adjust it across the whole family of metrics × comparisons.")
-    return Table(HEADLINE_COLUMNS, rows, caption, numeric={2, 3, 4, 5, 6, 7, 8, 9}, css_class="headline")
+               "the difference of the arm means when a pair is incomplete). Relative change = difference / "
+               "|mean control|. Verdict: better / worse when the 95% CI excludes 0 (green / red), in the "
+               "metric's good direction; unclear when it includes 0. p is that method's p-value; Holm "
+               "and Benjamini-Hochberg adjust it across the whole family of metrics × comparisons. "
+               + units_sentence({str(m): infos[str(m)] for m in dict.fromkeys(effects["metric"])}))
+    return Table(HEADLINE_COLUMNS, rows, caption, numeric={2, 3, 4, 5, 6, 8, 9, 10, 11}, css_class="headline",
+                 cell_classes=classes)
 
 
 def secondary(effects: pd.DataFrame) -> Table | None:
@@ -58,7 +94,7 @@ def secondary(effects: pd.DataFrame) -> Table | None:
     rows = []
     for _, rec in effects.iterrows():
         rows.append([
-            fmt.label(rec["metric"]), str(rec["treatment"]),
+            fmt.metric(rec["metric"]), str(rec["treatment"]),
             fmt.pval(_get(rec, "p_welch")), fmt.pval(_get(rec, "p_mannwhitney")),
             fmt.pval(_get(rec, "p_permutation")),
             fmt.with_ci(_get(rec, "cliffs_delta"), _get(rec, "delta_ci_low"), _get(rec, "delta_ci_high")),
@@ -82,7 +118,7 @@ def models(effects: pd.DataFrame) -> Table | None:
         return None
     header = ["Metric", "Treatment", "df", "Odds ratio [95% CI]", "p (ordinal)", "Rate ratio [95% CI]",
               "p (count)", "Equivalence margin", "p (TOST)"]
-    rows = [[fmt.label(rec["metric"]), str(rec["treatment"]), fmt.num(_get(rec, "df")),
+    rows = [[fmt.metric(rec["metric"]), str(rec["treatment"]), fmt.num(_get(rec, "df")),
              fmt.with_ci(_get(rec, "odds_ratio"), _get(rec, "or_ci_low"), _get(rec, "or_ci_high")),
              fmt.pval(_get(rec, "p_ordinal")),
              fmt.with_ci(_get(rec, "rate_ratio"), _get(rec, "rr_ci_low"), _get(rec, "rr_ci_high")),
@@ -110,3 +146,25 @@ def tradeoff_lines(text: str) -> dict[str, list[str]]:
             continue
         groups.setdefault(current, []).append(line.strip().lstrip("-* ").strip())
     return groups
+
+
+def power_table(power: pd.DataFrame, effects: pd.DataFrame) -> Table:
+    """power.csv with signed effects: the observed difference is effects.csv's signed `diff` (power.csv
+    keeps |diff| for the calculation), the minimum detectable effect is shown as ±MDE (either direction)."""
+    keys = ["metric", "control", "treatment"]
+    signed_diff = {tuple(str(r[k]) for k in keys): r["diff"] for _, r in effects.iterrows()} \
+        if set(keys + ["diff"]) <= set(effects.columns) else {}
+    rows = []
+    for _, r in power.iterrows():
+        diff = signed_diff.get(tuple(str(r.get(k)) for k in keys), float("nan"))
+        mde = _get(r, "mde_this_run")
+        rows.append([fmt.metric(r["metric"]), str(_get(r, "treatment") or ""), str(_get(r, "unit") or ""),
+                     fmt.integer(_get(r, "n_this_run")), fmt.signed(diff),
+                     fmt.MISSING if fmt.num(mde) == fmt.MISSING else f"±{fmt.num(mde)}",
+                     fmt.num(_get(r, "target_power")), fmt.integer(_get(r, "n_needed"))]
+                    + ([str(r["note"]) if isinstance(r["note"], str) else ""] if "note" in power.columns else []))
+    return Table(["Metric", "Treatment", "Unit of n", "n this run", "Observed difference", "MDE this run",
+                  "Target power", "n needed"] + (["Note"] if "note" in power.columns else []), rows,
+                 "Power and planning (power.csv): the observed difference (treatment − control, signed, raw units), "
+                 "the minimum detectable effect of this run in either direction (±, raw units), and the n needed "
+                 "to detect the observed difference with the target power.", numeric={3, 4, 5, 6, 7})

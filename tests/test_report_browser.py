@@ -79,3 +79,48 @@ def test_tinytroupe_report_renders_in_chromium(driver, tmp_path):
     paths = reports.render(TT_22B, tmp_path / "tt")
     state = _check_page(driver, paths.html, tmp_path / "report-tt.png")
     assert state["n"] == 3
+
+
+LAYOUT_JS = """
+    const doc = document.documentElement;
+    const headline = document.querySelector('table.headline');
+    const box = headline ? headline.closest('.scroll') : null;
+    const main = document.querySelector('main').getBoundingClientRect();
+    const boxes = Array.from(document.querySelectorAll('.scroll, figure, .callout, p, ul, .excerpt'));
+    return {page_scroll: doc.scrollWidth - doc.clientWidth, viewport: doc.clientWidth,
+            summary_first: document.querySelector('section').id,
+            summary_top: document.getElementById('summary').getBoundingClientRect().top,
+            results_top: document.getElementById('results').getBoundingClientRect().top,
+            box_overflow: box ? box.scrollWidth - box.clientWidth : -1,
+            box_right: box ? box.getBoundingClientRect().right : -1, main_right: main.right,
+            sticking_out: boxes.filter(b => b.getBoundingClientRect().right > main.right + 1).length,
+            wins: document.querySelectorAll('td.win').length, losses: document.querySelectorAll('td.loss').length};
+"""
+
+
+@pytest.mark.parametrize("width", [900, 1400])
+def test_report_layout_at_two_widths(driver, tmp_path, width):
+    """Item 7: no horizontal page scroll at 900 px or 1400 px; the wide headline table scrolls inside
+    its own box (never past the page); the summary comes before the headline results."""
+    import reports
+
+    paths = reports.render(TT_22B, tmp_path / "tt")
+    driver.set_window_size(width, 1200)
+    driver.get(paths.html.as_uri())
+    inner = driver.execute_script("return window.innerWidth")
+    driver.set_window_size(width + (width - inner), 1200)  # the viewport itself is `width` px wide
+    layout = driver.execute_script(LAYOUT_JS)
+    assert layout["viewport"] <= width
+    assert layout["page_scroll"] == 0, f"horizontal page scroll at {width} px: {layout}"
+    assert layout["sticking_out"] == 0 and layout["box_right"] <= layout["main_right"] + 1, layout
+    if width == 900:  # the 13-column headline table is wider than 900 px: it scrolls in its box
+        assert layout["box_overflow"] > 0, layout
+    assert layout["summary_first"] == "summary" and layout["summary_top"] < layout["results_top"]
+    assert layout["wins"] and layout["losses"]  # the coloured verdict cells
+    full = driver.execute_script("return document.body.scrollHeight")
+    driver.set_window_size(width + (width - inner), min(max(full, 800), 9000))
+    shot = tmp_path / f"report-{width}.png"
+    assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+    from PIL import Image
+
+    assert Image.open(shot).size[0] == width + (width - inner)  # the screenshot is of that width

@@ -69,21 +69,27 @@ def assert_headline_matches(md: str, effects: pd.DataFrame) -> None:
     rows = headline_rows(md)
     assert len(rows) == len(effects)
     for rec in effects.itertuples():
-        cells = rows[(fmt.label(rec.metric), str(rec.treatment))]
+        cells = rows[(fmt.metric(rec.metric), str(rec.treatment))]
         # the printed strings are the tables' values, formatted ...
         assert cells[3] == fmt.num(rec.mean_control) and cells[4] == fmt.num(rec.mean_treatment)
         assert cells[5] == fmt.with_ci(rec.diff, rec.ci_low, rec.ci_high)
-        assert cells[6] == fmt.with_ci(rec.hedges_g, rec.g_ci_low, rec.g_ci_high)
-        assert cells[7:10] == [fmt.pval(rec.p_value), fmt.pval(rec.p_holm), fmt.pval(rec.p_bh)]
-        assert cells[10] == rec.p_method
+        # relative change = diff / |mean control| (NaN with its reason when the control mean is 0)
+        if rec.mean_control != 0:
+            assert abs(float(cells[6].rstrip("%")) - 100 * rec.diff / abs(rec.mean_control)) <= 0.5 + 1e-9
+        else:
+            assert cells[6] == "– (control mean is 0)"
+        assert cells[7] in ("better", "worse", "unclear", "no CI")
+        assert cells[8] == fmt.with_ci(rec.hedges_g, rec.g_ci_low, rec.g_ci_high)
+        assert cells[9:12] == [fmt.pval(rec.p_value), fmt.pval(rec.p_holm), fmt.pval(rec.p_bh)]
+        assert cells[12] == rec.p_method
         # ... and, read back as numbers, agree with the raw values to the printed precision
         assert cells[2] == f"{rec.n_control} / {rec.n_treatment}"
         assert abs(float(cells[3]) - rec.mean_control) <= 0.005 + 1e-9
         for got, want in zip(_split_ci(cells[5]), (rec.diff, rec.ci_low, rec.ci_high)):
             assert (math.isnan(got) and math.isnan(want)) or abs(got - want) <= 0.005 + 1e-9
-        for got, want in zip(_split_ci(cells[6]), (rec.hedges_g, rec.g_ci_low, rec.g_ci_high)):
+        for got, want in zip(_split_ci(cells[8]), (rec.hedges_g, rec.g_ci_low, rec.g_ci_high)):
             assert (math.isnan(got) and math.isnan(want)) or abs(got - want) <= 0.005 + 1e-9
-        for text, want in zip(cells[7:10], (rec.p_value, rec.p_holm, rec.p_bh)):
+        for text, want in zip(cells[9:12], (rec.p_value, rec.p_holm, rec.p_bh)):
             assert math.isclose(float(text), want, rel_tol=0.06, abs_tol=0.005)
 
 
@@ -108,7 +114,8 @@ def test_run_report_numbers_equal_analysis_tables(run_report):
     run, paths = run_report
     effects = pd.read_csv(run / "analysis" / "effects.csv")
     assert_headline_matches(paths.markdown.read_text(), effects)
-    tradeoffs = [ln.strip() for ln in (run / "analysis" / "tradeoffs.txt").read_text().splitlines()]
+    tradeoffs = [fmt.with_metric_names(ln.strip(), list(effects["metric"]))
+                 for ln in (run / "analysis" / "tradeoffs.txt").read_text().splitlines()]
     callout = [ln for ln in paths.markdown.read_text().splitlines() if ln.startswith("> - treatment")]
     lines = [ln for ln in tradeoffs if ln and not ln.endswith(":")]
     assert lines and all(any(ln in c for c in callout) for ln in lines)
@@ -126,7 +133,7 @@ def test_quality_counts_match_the_run_files(run_report):
     assert fmt.percent(passed) in row
     metrics = pd.read_parquet(run / "metrics.parquet")
     noisy = metrics[(metrics["judge_k"] > 1) & (metrics["arm"] == "control")]
-    assert f"| persona_adherence | control | 3 | {len(noisy)} | {noisy['judge_sd'].mean():.2f} |" in md
+    assert f"| persona adherence | control | 3 | {len(noisy)} | {noisy['judge_sd'].mean():.2f} |" in md
     calls = pd.read_parquet(run / "llm_calls.parquet")
     assert f"| total | {len(calls):,} | {int(calls['cached'].sum()):,} | {int(calls['tokens_in'].sum()):,} |" in md
 
@@ -152,7 +159,7 @@ def test_existing_analysis_tables_are_read_not_recomputed(run_report, tmp_path):
     effects.loc[0, ["diff", "ci_low", "ci_high"]] = [1.2345, 0.5, 2.0]
     effects.to_csv(copy / "analysis" / "effects.csv", index=False)
     md = reports.render(copy).markdown.read_text()
-    assert headline_rows(md)[(fmt.label(effects.loc[0, "metric"]), "treatment")][5] == "+1.23 [+0.50, +2.00]"
+    assert headline_rows(md)[(fmt.metric(effects.loc[0, "metric"]), "treatment")][5] == "+1.23 [+0.50, +2.00]"
 
 
 def test_tinytroupe_report(tt_report):
@@ -162,9 +169,9 @@ def test_tinytroupe_report(tt_report):
     effects = pd.read_csv(tt_report.out_dir / "analysis" / "effects.csv")
     assert_headline_matches(md, effects)
     rows = headline_rows(md)
-    assert rows[("ideas qty", "Treatment")][5].startswith("+5.33 ")  # the paper's headline
-    assert rows[("Persona Adherence", "Treatment")][5].startswith("-0.60 ")
-    assert rows[("Persona Adherence", "Treatment")][7] == "0.0063"
+    assert rows[("ideas", "Treatment")][5].startswith("+5.33 ")  # the paper's headline
+    assert rows[("persona adherence", "Treatment")][5].startswith("-0.60 ")
+    assert rows[("persona adherence", "Treatment")][9] == "0.0063"
     assert "No transcript for this input." in md
     assert "Not available for this input, so not shown: transcript, configuration" in md
     assert "session ids were lost" in md
@@ -251,7 +258,7 @@ def test_bad_inputs_get_clear_errors(tmp_path, capsys):
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "manifest.json").write_text("{not json")
-    assert report_main([str(bad)]) == 1
+    assert report_main([str(bad)]) == 2
     assert "manifest.json: not valid JSON" in capsys.readouterr().err
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from trials.llm.base import Usage
 
@@ -65,6 +65,16 @@ def cost_usd(backend: str, model: str, tokens_in: int, tokens_out: int,
     return (tokens_in * price["input_per_1m"] + tokens_out * price["output_per_1m"]) / 1e6
 
 
+#: Functions told about every recorded call in this process (the console's per-call progress).
+_LISTENERS: list[Callable[[dict[str, Any]], None]] = []
+
+
+def add_call_listener(fn: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+    """Calls `fn(row)` after each call recorded in this process; returns the function that removes it."""
+    _LISTENERS.append(fn)
+    return lambda: _LISTENERS.remove(fn) if fn in _LISTENERS else None
+
+
 class CallRecorder:
     """Thread-safe list of per-request rows (see COLUMNS); the runner writes it to llm_calls.parquet."""
 
@@ -87,6 +97,8 @@ class CallRecorder:
                "prompt_chars": usage.prompt_chars, "error": error}
         with self._lock:
             self.rows.append(row)
+        for fn in list(_LISTENERS):
+            fn(row)
 
     def to_frame(self) -> "pd.DataFrame":
         import pandas as pd

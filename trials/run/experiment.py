@@ -149,6 +149,7 @@ def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path, overrides
     budget = Budget(run.get("budget_usd"), per_job_estimate=est["cost_usd"] / max(1, len(plan.jobs)),
                     spent=rundir.spent_usd())
     progress = Progress(total=len(pending), budget_usd=run.get("budget_usd"), budget=budget)
+    stop_ticker = _local_model_console(cfg, run, pending)
     interrupted = False
     try:
         for summary in _dispatch(pending, run, progress):
@@ -157,9 +158,36 @@ def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path, overrides
         interrupted = True
         print("interrupted: collecting the finished jobs", file=sys.stderr)
     finally:
+        stop_ticker()
         progress.close()
     code = _finish(cfg, plan, rundir, manifest, progress)
     return 130 if interrupted else code
+
+
+def _local_model_console(cfg: dict[str, Any], run: dict[str, Any], pending: list[Job]) -> Any:
+    """On the local model (calls take seconds) say that the model is loading and show per-call
+    progress; the calls are only visible here when the jobs run in this process. Returns a stopper."""
+    backends = {str((j.llm or {}).get("backend")) for j in pending} | {str((j.judge or {}).get("backend")) for j in pending}
+    if "local" not in backends:
+        return lambda: None
+    path = (cfg.get("llm") or {}).get("model_path")
+    model = f"model {path}" if path else "the embedded SmolLM2-135M model"
+    in_process = int(run.get("n_jobs") or 1) == 1 or str(run.get("backend")) == "sequential"
+    print(f"loading {model} (local backend)"
+          + ("" if in_process else f" in each of {run.get('n_jobs')} worker processes") + " ...",
+          file=sys.stderr, flush=True)
+    if not in_process:
+        return lambda: None
+    from trials.llm.usage import add_call_listener
+    from trials.run.progress import CallTicker
+
+    ticker = CallTicker(every=1)  # local calls take seconds each: one line per call in logs
+    remove = add_call_listener(ticker.tick)
+
+    def stop() -> None:
+        remove()
+        ticker.close()
+    return stop
 
 
 def _manifest(cfg: dict[str, Any], plan: Plan, est: dict[str, Any], started: str) -> dict[str, Any]:
@@ -205,6 +233,10 @@ def _finish(cfg: dict[str, Any], plan: Plan, rundir: RunDir, manifest: dict[str,
     failed = [(j["arm"], j["replicate"], j["error"]) for j in jobs
               if j["status"] == "failed" and any(a == j["arm"] for a, _ in done)]
     totals = rundir.collect(done, undelivered_metrics(plan, failed))  # failed sessions: "not delivered"
+    if plan.experiment.get("scenario") == "market_research" and done:
+        from trials.run.respondents import write_respondents
+
+        write_respondents(rundir.root, plan.jobs)
     # the manipulation check: was each arm's treatment delivered? (trials.run.delivery)
     arms_check = write_delivery(rundir.root, plan.arms, plan.control, plan.aa_arms, {a for a, _ in done})
     for role, purpose in (("llm", "action"), ("judge", "judge")):  # the backend's real model name
@@ -218,9 +250,10 @@ def _finish(cfg: dict[str, Any], plan: Plan, rundir: RunDir, manifest: dict[str,
                            "stopped_for_budget": progress.stopped_for_budget,
                            "n_jobs_total": len(jobs), "n_done": len(done), "n_failed": n_failed,
                            "n_not_run": n_missing, "jobs": jobs, "totals": totals, "arms": arms_check})
+    report = None
     if done:
         _validate(cfg, rundir.root, plan)
-        _post_process(cfg, rundir.root, plan.control)
+        report = _post_process(cfg, rundir.root, plan.control)
     cost = "n/a" if totals["cost_usd"] is None else f"${totals['cost_usd']:.4f}"
     print(f"{len(done)}/{len(jobs)} jobs done, {n_failed} failed"
           + (f", {n_missing} not run (budget {cfg['run'].get('budget_usd')} USD reached)"
@@ -236,6 +269,8 @@ def _finish(cfg: dict[str, Any], plan: Plan, rundir: RunDir, manifest: dict[str,
             print(f"  failed: {j['session']}: {j['error'][:200]}")
     if n_failed or n_missing:
         print(f"rerun with run.resume_dir={rundir.root} to retry the {n_failed + n_missing} unfinished job(s)")
+    if report is not None:
+        print(f"report: {report}")
     print(f"run directory: {rundir.root}", flush=True)
     return 1 if n_failed else 0
 
@@ -255,31 +290,37 @@ def _validate(cfg: dict[str, Any], root: Path, plan: Plan) -> None:
               f"with `trials validate {root} --human FILE --column C --metric M`", file=sys.stderr)
 
 
-def _analyze(root: Path, control: str) -> None:
+def _analyze(root: Path, control: str) -> Path | None:
     from analysis import analyze, load_table
 
     analyze(load_table(root), control=control).write(root / "analysis")
+    return None
 
 
-def _report(root: Path, control: str) -> None:
+def _report(root: Path, control: str) -> Path | None:
     from reports import render
 
-    render(root)
+    return render(root).html
 
 
-def _post_process(cfg: dict[str, Any], root: Path, control: str) -> None:
-    """Analysis, then the report, when those packages exist; a failure there never loses the run."""
+def _post_process(cfg: dict[str, Any], root: Path, control: str) -> Path | None:
+    """Analysis, then the report, when those packages exist; a failure there never loses the run.
+    Says on stderr what it is doing (these steps take seconds); returns report.html's path."""
     run = cfg.get("run") or {}
-    for key, step, command in (("analyze", _analyze, "analyze"), ("report", _report, "report")):
+    report = None
+    for key, step, command, doing in (("analyze", _analyze, "analyze", "analysing: effects, CIs, tests (analysis/)"),
+                                      ("report", _report, "report", "rendering the report: figures, report.md, report.html")):
         if not run.get(key, True):
             continue
+        print(f"{doing} ...", file=sys.stderr, flush=True)
         try:
-            step(root, control)
+            report = step(root, control) or report
         except ImportError as exc:
             log.info("%s skipped: %s", command, exc)
         except Exception as exc:  # noqa: BLE001 - the run directory is already complete
             print(f"warning: {command} failed ({type(exc).__name__}: {exc}); the run data is intact; "
                   f"retry with `trials {command} {root}`", file=sys.stderr)
+    return report
 
 
 def run_from_hydra(cfg: DictConfig) -> int:

@@ -25,7 +25,8 @@ RUN_KEYS = {"replicates", "n_jobs", "backend", "seed", "resume_dir", "budget_usd
 CACHE_KEYS = {"mode", "path"}
 EXPERIMENT_KEYS = {"name", "scenario", "description", "size", "sizes", "group_size", "steps",
                    "population", "metrics", "control", "arms", "arm_defaults", "replicates",
-                   "max_tokens", "paper", "agent", "propositions", "factors", "validation"}
+                   "max_tokens", "paper", "agent", "propositions", "factors", "validation", "tradeoff",
+                   "metric_info"}
 BACKENDS = ("auto", "loky", "threading", "multiprocessing", "sequential", "dask", "ray")
 
 
@@ -47,6 +48,33 @@ class Job:
     threads: int
     root: str
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def check_report_keys(exp: dict[str, Any], metrics: list[str]) -> None:
+    """`experiment.tradeoff: [x, y]` (the report's trade-off chart) and `experiment.metric_info.<metric>:
+    {higher_is_better, unit}` must name metrics the scenario computes (a preset's pair may name a metric
+    a narrowed `experiment.metrics` leaves out: the report then says why there is no chart)."""
+    pair = exp.get("tradeoff")
+    if pair is not None:
+        if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(m, str) for m in pair)):
+            raise ConfigError(f"experiment.tradeoff={pair!r}: give two metric names, e.g. "
+                              "experiment.tradeoff=[ideas,persona_adherence]")
+        unknown = [m for m in pair if m not in metrics]
+        if unknown:
+            raise ConfigError(f"experiment.tradeoff names {unknown}, which the scenario does not compute; "
+                              f"use two of {metrics}")
+    info = exp.get("metric_info") or {}
+    if not isinstance(info, dict):
+        raise ConfigError("experiment.metric_info: a mapping metric -> {higher_is_better: true|false, unit: text}")
+    for name, spec in info.items():
+        if name not in metrics:
+            raise ConfigError(f"experiment.metric_info.{name}: the scenario computes no such metric; use one of {metrics}")
+        extra = sorted(set(spec or {}) - {"higher_is_better", "unit"}) if isinstance(spec, dict) else ["(not a mapping)"]
+        if extra:
+            raise ConfigError(f"experiment.metric_info.{name}: unknown key(s) {extra}; known: higher_is_better, unit")
+        hib = (spec or {}).get("higher_is_better")
+        if hib is not None and not isinstance(hib, bool):
+            raise ConfigError(f"experiment.metric_info.{name}.higher_is_better={hib!r}: use true or false")
 
 
 def load_scenario(name: str) -> ModuleType:
@@ -255,6 +283,7 @@ def build_plan(cfg: dict[str, Any], root: Path) -> Plan:
     from trials.scenarios.base import metrics_of
 
     check_validation(exp, metrics_of(scenario.METRICS, exp))  # raises ConfigError
+    check_report_keys(exp, list(metrics_of(scenario.METRICS, exp)))
     llm_configs = check_llm_configs(cfg, arms)
     from trials.scenarios.steer import validate
 

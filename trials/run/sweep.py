@@ -133,7 +133,8 @@ class SweepSummaryCallback(Callback):  # type: ignore[misc]
             try:
                 from reports import render
 
-                render(root)
+                print("rendering the sweep report ...", file=sys.stderr, flush=True)
+                print(f"report: {render(root).html}")
             except Exception as exc:  # noqa: BLE001 - the summary and the runs are already written
                 print(f"warning: sweep report failed ({type(exc).__name__}: {exc}); retry with "
                       f"`trials report {root}`", file=sys.stderr)
