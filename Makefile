@@ -28,6 +28,9 @@ bench: $(VENV)/.installed-test
 	$(PY) benchmarks/calibration.py --sims 4000 --compare-sims 400
 	$(PY) benchmarks/estimate_accuracy.py
 	$(PY) benchmarks/fault_injection.py
+	$(PY) benchmarks/throughput.py
+	$(PY) benchmarks/dask_check.py
+	$(PY) benchmarks/scale.py
 
 screenshots: $(VENV)/.installed-test   # README's report screenshots under docs/
 	$(PY) scripts/screenshots.py

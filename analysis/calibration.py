@@ -1,9 +1,11 @@
 """Calibration by simulation: false-positive rates under the null and predicted vs simulated power.
 
-Vectorised over thousands of simulated experiments (agents nested in sessions). The headline tests
-are the ones `compare` uses: Welch on session means (unpaired) and paired t on per-replicate
-differences (paired); `tests/test_analysis_calibration.py` checks that `compare` reports exactly
-these p-values on simulated tables.
+Vectorised over thousands of simulated experiments (agents nested in sessions). The tests here are
+the ones `compare` uses for balanced designs of >= 10 sessions per arm: Welch on session means
+(unpaired) and paired t on per-replicate differences (paired); `tests/test_analysis_calibration.py`
+checks that `compare` reports exactly these p-values on simulated tables. Unbalanced and small
+designs (studentized permutation test) are calibrated through `compare` itself in
+benchmarks/calibration.py.
 """
 
 from __future__ import annotations

@@ -8,12 +8,14 @@
         srv.max_in_flight   # most requests being handled at the same time
 
 Modes (`mode=` for every request, or `srv.queue("429", "500")` for the next requests only):
-  normal, slow (sleeps `slow_s`), 429 (with Retry-After: `retry_after`), 500, 401 (echoes the
+  normal, slow (sleeps `slow_s`), 429 (with Retry-After: `retry_after`), 503, 500, 401 (echoes the
   bearer token in its message, as some providers do), malformed (200 with a body that is not
   JSON), no_choices (200 with an empty choices list), hang (never answers until the server stops).
 `faults={"429": 0.05, ...}` makes each request faulty with those probabilities (a seeded draw per
 request, `fault_seed`); `srv.faults_served` counts what was served. Any path ending in /chat/completions is
   served (Azure uses /openai/deployments/<name>/chat/completions); `srv.paths` records them.
+`capacity=N` answers 429 (with Retry-After: `retry_after`) to any request beyond N in flight, as a
+provider's concurrency limit does; `srv.rejected` counts them.
 `reply=f(body) -> str` scripts the assistant text (default: echoes the last user message, or
 "Score: 7" style text when logprobs are asked). Logprobs are returned when the body asks for them.
 """
@@ -28,7 +30,7 @@ from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
-MODES = ("normal", "slow", "429", "500", "401", "malformed", "no_choices", "hang")
+MODES = ("normal", "slow", "429", "503", "500", "401", "malformed", "no_choices", "hang")
 
 
 def default_reply(body: dict[str, Any]) -> str:
@@ -57,13 +59,15 @@ class FakeOpenAI:
     def __init__(self, mode: str = "normal", latency: float = 0.0, slow_s: float = 2.0, retry_after: float = 0.05,
                  reply: Callable[[dict[str, Any]], str] | None = None,
                  digit_probs: dict[int, float] | None = None, faults: dict[str, float] | None = None,
-                 fault_seed: int = 0):
+                 fault_seed: int = 0, capacity: int | None = None):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
         self.mode, self.latency, self.slow_s, self.retry_after = mode, latency, slow_s, retry_after
         self.reply = reply or default_reply
         self.digit_probs = digit_probs or {6: 0.2, 7: 0.6, 8: 0.2}
         self.requests = 0
+        self.capacity = capacity
+        self.rejected = 0
         self.faults = dict(faults or {})
         if set(self.faults) - set(MODES) or sum(self.faults.values()) > 1:
             raise ValueError(f"faults: modes of {MODES} with probabilities summing to <= 1")
@@ -148,6 +152,9 @@ class FakeOpenAI:
                         mode = fault
                         break
             self.faults_served[mode] = self.faults_served.get(mode, 0) + 1
+            if self.capacity is not None and self.in_flight > self.capacity:
+                mode = "429"
+                self.rejected += 1
             self.auth_headers.append(h.headers.get("Authorization", "") or h.headers.get("api-key", ""))
             self.paths.append(h.path)
         try:
@@ -156,7 +163,7 @@ class FakeOpenAI:
             body = json.loads(raw or b"{}")
             with self._lock:
                 self.bodies.append(body)
-            if self.latency:
+            if self.latency and not (mode == "429" and self.capacity is not None):  # a limit rejects at once
                 time.sleep(self.latency)
             if mode == "hang":
                 self._stop.wait(600)
@@ -170,6 +177,8 @@ class FakeOpenAI:
                 token = self.auth_headers[-1].removeprefix("Bearer ")
                 return self._send(h, 401, {"error": {"message": f"Incorrect API key provided: {token}",
                                                      "type": "invalid_request_error"}})
+            if mode == "503":
+                return self._send(h, 503, {"error": {"message": "overloaded", "type": "server_error"}})
             if mode == "500":
                 return self._send(h, 500, {"error": {"message": "internal error", "type": "server_error"}})
             if mode == "malformed":

@@ -246,6 +246,9 @@ def test_export_one_row_per_action_with_persona_and_flat_values(tmp_path, capsys
                 "metric_vote", "metric_positive_share"} <= set(table.columns)
         assert not table.map(lambda v: isinstance(v, (dict, list)) or (isinstance(v, str) and v.startswith("{"))).any().any()
     metrics = pd.read_parquet(run_dir / "metrics.parquet")
+    # a measured value never carries a missing reason (positive_share used to say "no vote extracted")
+    assert (metrics.loc[metrics["value"].notna(), "missing_reason"] == "").all()
+    assert (metrics.loc[metrics["value"].isna(), "missing_reason"] != "").all()
     row = table.iloc[0]
     vote = metrics[(metrics["metric"] == "vote") & (metrics["agent"] == row["agent"]) & (metrics["session"] == row["session"])]
     assert row["metric_vote"] == pytest.approx(vote["value"].iloc[0], nan_ok=True)

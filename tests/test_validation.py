@@ -119,7 +119,11 @@ def test_gazpacho_validation_preset_end_to_end(tmp_path, capsys):
     assert code == 0
     table = pd.read_csv(root / "analysis" / "validation.csv")
     overall = table[table["group"] == "all"].iloc[0]
-    assert overall["n_human"] == 50 and overall["n_sim"] == 50
+    votes = pd.read_parquet(root / "metrics.parquet").query("metric == 'vote'")
+    assert len(votes) == 50  # one vote row per simulated respondent, answered or missing with a reason
+    # a persona whose only action was DONE gave no answer: no vote (issue #11), not a guessed one
+    assert overall["n_human"] == 50 and overall["n_sim"] == votes["value"].notna().sum() > 0
+    assert (votes.loc[votes["value"].isna(), "missing_reason"] == "no answer").all()
     assert overall["mean_human"] == pytest.approx(2.86)
     for col in ("ks_stat", "ks_p", "wasserstein", "chi2", "chi2_p_perm", "sd_ratio", "p_tost", "ci_low", "ci_high"):
         assert math.isfinite(overall[col]), col
@@ -156,7 +160,8 @@ def test_trials_validate_cli(tmp_path, capsys):
     assert validate_main([str(root), "--human", str(GAZPACHO), "--column", "Vote", "--metric", "vote",
                           "--by", "Political Affiliation=political_affiliation", "--margin", "0.3"]) == 0
     out = capsys.readouterr().out
-    assert "control / all: n_sim=20 n_human=50" in out and "mean_human=2.86" in out
+    answered = pd.read_parquet(root / "metrics.parquet").query("metric == 'vote'")["value"].notna().sum()
+    assert f"control / all: n_sim={answered} n_human=50" in out and "mean_human=2.86" in out
     table = pd.read_csv(root / "analysis" / "validation.csv")
     assert set(table["group"]) == {"all", "Democrat", "Independent / other", "Republican"}
     assert (table["margin"] == 0.3).all()

@@ -8,6 +8,7 @@ request headers, never an API key. Modes: `off`, `read_write`, `replay` (a miss 
 from __future__ import annotations
 
 import json
+import os
 import random
 import sqlite3
 import threading
@@ -87,6 +88,44 @@ class ResponseCache:
                             "data": completion.data}, ensure_ascii=False)
         self._retry(lambda c: c.execute("INSERT OR REPLACE INTO completions VALUES (?, ?, ?)",
                                         (key, value, time.time())))
+
+    def snapshot(self) -> bytes:
+        """The whole cache as one SQLite database image (for cluster workers without this file)."""
+        image = bytearray(self._retry(lambda c: c.serialize()))
+        if len(image) >= 20:  # header bytes 18-19: 2 = WAL; an image has no WAL file, so mark it rollback (1)
+            image[18] = image[19] = 1
+        return bytes(image)
+
+    def entries_since(self, t: float) -> list[tuple[str, str, float]]:
+        """(key, value, created) of entries written at or after `t` (epoch seconds)."""
+        return self._retry(lambda c: c.execute(
+            "SELECT key, value, created FROM completions WHERE created >= ?", (t,)).fetchall())
+
+    def merge(self, rows: list[tuple[str, str, float]]) -> None:
+        """Add entries made elsewhere (a worker's copy); an existing key is kept (same content)."""
+        if self.mode == "read_write" and rows:
+            self._retry(lambda c: c.executemany("INSERT OR IGNORE INTO completions VALUES (?, ?, ?)", rows))
+
+    @classmethod
+    def from_snapshot(cls, image: bytes, mode: str, path: str | Path) -> "ResponseCache":
+        """A cache at `path` (worker-local) starting as `image`; made once, safely for several
+        threads and processes (the first `os.link` wins; a file in use is never replaced)."""
+        path = Path(path)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+            mem, disk = sqlite3.connect(":memory:"), sqlite3.connect(tmp)
+            mem.deserialize(image)
+            mem.backup(disk)
+            disk.close()
+            mem.close()
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
+        return cls(path, mode)
 
     def __len__(self) -> int:
         return self._retry(lambda c: c.execute("SELECT COUNT(*) FROM completions").fetchone()[0])

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import threading
 import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -20,7 +19,8 @@ from trials.llm.base import (PROTOCOLS, PURPOSES, Backend, Completion, LLMError,
                              RetriesExhausted, StructuredOutputError, Usage, as_messages, cache_key)
 from trials.llm.cache import ResponseCache, build_cache
 from trials.llm.config import LLMConfig, _plain, parse_llm_config
-from trials.llm.retry import call_with_retries, endpoint_limit
+from trials.llm.retry import call_with_retries
+from trials.llm.scheduler import Scheduler, endpoint_scheduler
 from trials.llm.schema_tools import to_json_schema
 from trials.llm.structured import ParseFailure, parse_structured, repair_messages, schema_instruction
 from trials.llm.usage import CallRecorder, check_prices, cost_usd, load_prices
@@ -56,7 +56,7 @@ class _Core:
     config: LLMConfig
     cache: ResponseCache | None
     prices: dict[str, dict[str, float]]
-    limit: threading.BoundedSemaphore | None
+    limit: Scheduler | None  # the endpoint's scheduler (shared by every LLM of this process)
     injected: bool = False  # the backend was passed in by the caller, not built from config
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -146,7 +146,8 @@ class LLM:
                 completion, retries = call_with_retries(
                     lambda: backend.complete(request), max_retries=core.config.max_retries, limit=core.limit,
                     base_s=core.config.retry_base_s, max_s=core.config.retry_max_s,
-                    what=f"{backend.name}/{backend.model} {request.purpose} call")
+                    what=f"{backend.name}/{backend.model} {request.purpose} call",
+                    tokens=request.prompt_chars() // 4 + request.max_tokens)
             except LLMError as e:
                 tries = e.attempts - 1 if isinstance(e, RetriesExhausted) else 0
                 self.recorder.record(self._usage(request, None, time.perf_counter() - t0, False, tries),
@@ -204,6 +205,6 @@ def build_llm(llm_cfg: Any, cache: Mapping[str, Any] | ResponseCache | None = No
     else:
         table = check_prices(_plain(prices))
     endpoint = f"{be.name}|{cfg.base_url or ''}|{be.model}"
-    limit = endpoint_limit(endpoint, cfg.max_concurrency)
+    limit = endpoint_scheduler(endpoint, cfg.max_concurrency, cfg.rpm, cfg.tpm)
     return LLM(_Core(backend=be, config=cfg, cache=the_cache, prices=table, limit=limit,
                      injected=backend is not None))

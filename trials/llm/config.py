@@ -25,7 +25,11 @@ class LLMConfig(BaseModel):
     max_tokens: int = Field(256, gt=0)
     timeout: float = Field(60.0, gt=0)
     max_retries: int = Field(4, ge=0)
-    max_concurrency: int = Field(8, gt=0)
+    # the endpoint's scheduler (trials/llm/scheduler.py): in-flight cap (null = adaptive: start at
+    # 16, grow while requests succeed, shrink 10% on 429/503), requests and tokens per minute (optional)
+    max_concurrency: Annotated[int, Field(gt=0)] | None = None
+    rpm: Annotated[float, Field(gt=0)] | None = None
+    tpm: Annotated[float, Field(gt=0)] | None = None
     retry_base_s: float = Field(0.5, ge=0)
     retry_max_s: float = Field(20.0, ge=0)
     json_schema: bool = True  # use response_format=json_schema where the endpoint supports it

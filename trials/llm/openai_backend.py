@@ -9,9 +9,11 @@ request and its headers) is not chained onto ours.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
+import threading
 from typing import Any
 from urllib.parse import urlparse
 
@@ -21,6 +23,8 @@ from trials.llm.base import (Completion, LLMError, LLMTimeout, MalformedResponse
                              Request, TransientLLMError)
 from trials.llm.config import LLMConfig, LLMConfigError
 
+#: SDK clients (connection pools) per backend, shared round-robin by the threads that call it.
+CLIENT_SHARDS = 4
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "0.0.0.0", "::1", "host.docker.internal"}
 _KEYLIKE = re.compile(r"(sk-|Bearer\s+)[A-Za-z0-9_\-\.]{6,}")
 
@@ -57,9 +61,27 @@ class OpenAIBackend:
             if not cfg.base_url:
                 raise LLMConfigError("llm.base_url is required with llm.api_version (Azure): set it to "
                                      "https://<resource>.openai.azure.com")
-            self._client = openai.AzureOpenAI(azure_endpoint=cfg.base_url, api_version=cfg.api_version, **common)
+            self._make = lambda: openai.AzureOpenAI(azure_endpoint=cfg.base_url, api_version=cfg.api_version, **common)
         else:
-            self._client = openai.OpenAI(base_url=cfg.base_url, **common)
+            self._make = lambda: openai.OpenAI(base_url=cfg.base_url, **common)
+        self._client = self._make()
+        # Many sessions' threads share this backend; one SDK client (one httpx pool, one pool lock)
+        # for all of them made that lock the top CPU item (py-spy --gil: 18% of the GIL time).
+        # Each thread uses one of CLIENT_SHARDS clients (made on first use), assigned round-robin.
+        self._shards = [self._client]
+        self._shards_lock = threading.Lock()
+        self._local = threading.local()
+        self._next_shard = itertools.count()
+
+    def _shard(self) -> Any:
+        i = getattr(self._local, "shard", None)
+        if i is None:
+            i = self._local.shard = next(self._next_shard) % CLIENT_SHARDS
+        if i >= len(self._shards):
+            with self._shards_lock:
+                while i >= len(self._shards):
+                    self._shards.append(self._make())
+        return self._shards[i]
 
     def complete(self, request: Request) -> Completion:
         kwargs: dict[str, Any] = dict(model=self.model, messages=[m.as_dict() for m in request.messages],
@@ -76,7 +98,10 @@ class OpenAIBackend:
             kwargs["logprobs"] = True
             kwargs["top_logprobs"] = 10
         try:
-            resp = self._client.chat.completions.create(**kwargs)
+            # the body goes in `extra_body` (sent as is): the SDK's per-call type transform of
+            # `messages` costs ~1 ms of CPU per request (benchmarks/throughput.py), more than all our code
+            model = kwargs.pop("model")
+            resp = self._shard().chat.completions.create(model=model, messages=[], extra_body=kwargs)
             choice = resp.choices[0]
             text = choice.message.content or ""
         except Exception as e:  # noqa: BLE001 - every SDK failure becomes one of our typed errors
@@ -101,7 +126,7 @@ class OpenAIBackend:
             return TransientLLMError(f"{where}: connection failed ({self._redact(str(e))})")
         if isinstance(e, openai.APIStatusError):
             msg = f"{where}: HTTP {e.status_code}: {self._redact(_error_text(e))}"
-            if e.status_code == 429:
+            if e.status_code in (429, 503):  # rate limit / overload: the scheduler backs off
                 err = RateLimited(msg)
                 err.retry_after = _retry_after(e)
                 return err
@@ -120,7 +145,8 @@ class OpenAIBackend:
         return _KEYLIKE.sub(r"\1***", text)
 
     def close(self) -> None:
-        self._client.close()
+        for client in self._shards:
+            client.close()
 
 
 def _error_text(e: Any) -> str:

@@ -1,9 +1,10 @@
-"""Retries and per-endpoint concurrency limits around one backend request.
+"""Retries around one backend request, inside the endpoint's scheduler.
 
 `call_with_retries` retries `TransientLLMError` (429, 5xx, timeouts, dropped connections) with
 exponential backoff and full jitter, honouring a server's Retry-After; it returns how many retries
-were needed and raises `RetriesExhausted` after `max_retries`. The concurrency slot is held only
-while a request is in flight, never during a backoff sleep.
+were needed and raises `RetriesExhausted` after `max_retries`. The scheduler slot
+(`trials.llm.scheduler`) is held only while a request is in flight, never during a backoff sleep;
+each outcome is reported to the scheduler (success grows its limit, 429/503 shrinks it).
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import logging
 import random
 import threading
 import time
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
-from trials.llm.base import RetriesExhausted, TransientLLMError
+from trials.llm.base import RateLimited, RetriesExhausted, TransientLLMError
+from trials.llm.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -43,19 +45,43 @@ def backoff_delay(attempt: int, base_s: float, max_s: float, retry_after: float 
     return delay
 
 
-def call_with_retries(fn: Callable[[], T], *, max_retries: int, limit: threading.BoundedSemaphore | None,
+#: Attempts a request gets for 429/503 when an adaptive scheduler paces the endpoint: there such
+#: answers are the expected probe of the provider's limit, not a failure of this request, so they
+#: do not use up `max_retries` (kept for other transient errors); bounded all the same, since a
+#: 429 can also mean an exhausted quota.
+OVERLOAD_ATTEMPTS = 20
+
+
+def call_with_retries(fn: Callable[[], T], *, max_retries: int, limit: Any = None,
                       base_s: float = 0.5, max_s: float = 20.0, what: str = "LLM call",
-                      sleep: Callable[[float], None] = time.sleep) -> tuple[T, int]:
+                      sleep: Callable[[float], None] = time.sleep, tokens: int = 0) -> tuple[T, int]:
+    """`limit`: a `Scheduler` (its slot is held per attempt), a semaphore, or None.
+    `tokens`: the request's estimated tokens, for the scheduler's tpm bucket."""
     rng = random.Random()
-    for attempt in range(max_retries + 1):
+    attempt = overloads = 0
+    while True:
         try:
+            if isinstance(limit, Scheduler):
+                with limit.slot(tokens) as slot:
+                    try:
+                        result = fn()
+                    except RateLimited as e:  # 429, and 503 (the backends map it here)
+                        slot.overload(getattr(e, "retry_after", None))
+                        raise
+                    slot.ok(getattr(result, "tokens_in", 0) + getattr(result, "tokens_out", 0) or None)
+                    return result, attempt
             with limit if limit is not None else contextlib.nullcontext():
                 return fn(), attempt
         except TransientLLMError as e:
-            if attempt >= max_retries:
-                raise RetriesExhausted(f"{what} failed after {attempt + 1} attempts: {e}",
-                                       attempts=attempt + 1, last=e) from None
-            delay = backoff_delay(attempt, base_s, max_s, getattr(e, "retry_after", None), rng)
-            log.warning("%s: %s; retry %d/%d in %.2fs", what, e, attempt + 1, max_retries, delay)
+            paced = isinstance(e, RateLimited) and isinstance(limit, Scheduler)
+            overloads += paced
+            tries = attempt + 1
+            if (overloads >= OVERLOAD_ATTEMPTS) if paced else (tries - overloads > max_retries):
+                raise RetriesExhausted(f"{what} failed after {tries} attempts: {e}",
+                                       attempts=tries, last=e) from None
+            delay = backoff_delay(min(attempt, 6), base_s, max_s, getattr(e, "retry_after", None), rng)
+            # a 429/503 under an adaptive scheduler is the expected probe of the endpoint's limit
+            log.log(logging.INFO if paced else logging.WARNING,
+                    "%s: %s; retry %d in %.2fs", what, e, tries, delay)
             sleep(delay)
-    raise AssertionError("unreachable")
+            attempt += 1

@@ -1,8 +1,8 @@
 """`trials run`: arms x replicates -> jobs -> joblib -> the run directory (DESIGN.md).
 
 `run_from_hydra(cfg)` is the Hydra task; `run_experiment(cfg, root)` does the work on a plain
-config (tests call it directly). The main process only plans, dispatches and collects; sessions
-run in joblib workers (`trials.run.jobs.execute_job`), each writing its own job folder.
+config (tests call it directly). The main process plans, dispatches and collects; sessions run on
+an engine (`trials.run.engines`: threads, processes or a Dask cluster).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import trials
 from trials.run import preflight
 from trials.run.budget import Budget, check_priced
 from trials.run.delivery import undelivered_metrics, write_delivery
-from trials.run.jobs import execute_job
+from trials.run.engines import choose, dispatch
 from trials.run.plan import ConfigError, Job, Plan, build_plan, divide_threads, resolve_n_jobs
 from trials.run.remeasure import remeasure_run
 from trials.run.progress import Progress, estimate, format_estimate, format_plan
@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 
 #: Settings a resumed run takes from the new command line; everything else comes from the saved
 #: config.yaml so that the resumed jobs are the same experiment.
-RESUME_FROM_COMMAND = ("n_jobs", "backend", "budget_usd", "dry_run", "threads_per_session", "analyze", "report")
+RESUME_FROM_COMMAND = ("n_jobs", "backend", "budget_usd", "dry_run", "threads_per_session", "analyze", "report",
+                       "cluster")
 
 
 def _git_sha() -> str | None:
@@ -86,31 +87,10 @@ def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def _dispatch(jobs: list[Job], run: dict[str, Any], progress: Progress) -> Iterator[dict[str, Any]]:
-    """Yield job summaries as they finish. The job iterator checks the budget before handing out
-    each job, so once the cost reaches it no new job starts (running ones finish)."""
-    from joblib import Parallel, delayed
-
-    def feed() -> Iterator[Any]:
-        for job in jobs:
-            if progress.over_budget():
-                return
-            yield delayed(execute_job)(job)
-
-    n_jobs, backend = int(run.get("n_jobs") or 1), str(run.get("backend") or "loky")
-    if backend == "sequential" or n_jobs == 1:  # in-process, as joblib would do anyway
-        for job in jobs:
-            if progress.over_budget():
-                return
-            yield execute_job(job)
-        return
-    if backend in ("dask", "ray"):  # the cluster seam: joblib's registered backends
-        if backend == "ray":
-            from ray.util.joblib import register_ray
-            register_ray()
-        else:
-            import distributed  # noqa: F401  (registers the "dask" joblib backend)
-    yield from Parallel(n_jobs=n_jobs, backend=backend, return_as="generator_unordered",
-                        pre_dispatch="n_jobs", batch_size=1)(feed())
+    """Yield job summaries as they finish (trials/run/engines.py). The engine asks the budget
+    before starting each job (`Progress.over_budget` reserves its estimated cost), so once the
+    cost reaches it no new job starts (running ones finish), however many sessions run at once."""
+    yield from dispatch(jobs, run, lambda: not progress.over_budget(), run["engine"])
 
 
 def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path, overrides: list[str] | None = None) -> int:
@@ -130,7 +110,9 @@ def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path, overrides
         print(f"config error: {exc}", file=sys.stderr)
         return 2
     run = dict(cfg["run"])
+    run["n_jobs_auto"] = run.get("n_jobs", "auto") == "auto"
     run["n_jobs"] = resolve_n_jobs(cfg)
+    run["engine"] = choose(run, {str(j.llm.get("backend")) for j in plan.jobs} | {str(j.judge.get("backend")) for j in plan.jobs})
     divide_threads(plan.jobs, run["n_jobs"])
     for arm in plan.aa_arms:
         print(f"note: arm {arm!r} is identical to control {plan.control!r}: an A/A check "
@@ -159,7 +141,7 @@ def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path, overrides
         if tried:
             print(f"re-measured {fixed} of {tried} value(s) missing because a call had failed",
                   file=sys.stderr)
-    manifest = _manifest(cfg, plan, est, started=_now())
+    manifest = {**_manifest(cfg, plan, est, started=_now()), "engine": run["engine"]}
     if run.get("resume_dir"):  # keep the first start; log every resume
         record_resume(rundir.root / "manifest.json", manifest, resumed, _now())
     rundir.write_manifest({**manifest, "status": "running"})
@@ -245,7 +227,7 @@ def _finish(cfg: dict[str, Any], plan: Plan, rundir: RunDir, manifest: dict[str,
             done.append((j.arm, j.replicate))
         jobs.append({"arm": j.arm, "replicate": j.replicate, "session": j.session, "seed": j.seed,
                      "status": status, "error": meta.get("error", "") if status != "done" else "",
-                     "duration_s": meta.get("duration_s")})
+                     "duration_s": meta.get("duration_s"), "worker": meta.get("worker")})
     # sessions of failed jobs become "not delivered" rows, in arms with a finished session (an arm
     # with none stays out of the table: nothing to compare; the manifest lists its failures)
     failed = [(j["arm"], j["replicate"], j["error"]) for j in jobs

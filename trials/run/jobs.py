@@ -1,12 +1,18 @@
-"""One job = one session (arm x replicate), run inside a joblib worker. It builds (or reuses) the
-LLM, binds it to the session seed and a fresh `CallRecorder`, runs the scenario, and writes the
-job folder atomically. It never raises: a failure is written to `<replicate>.failed.json` and
-returned as a summary, so one bad session never stops the others."""
+"""One job = one session (arm x replicate). `run_job` builds (or reuses) the LLM, binds it to the
+session seed and a fresh `CallRecorder`, runs the scenario and returns everything it produced
+(events, metrics, calls, meta) without touching the run directory, so it can run on a cluster
+worker with no shared filesystem. `execute_job` = `run_job` + `write_result` (the job folder,
+atomically) for engines that run in the driver's machine. Neither raises: a failure is returned
+(and written to `<replicate>.failed.json`) as a summary, so one bad session never stops the others."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
+import sys
+import threading
 import time
 import traceback
 from typing import Any
@@ -24,15 +30,17 @@ log = logging.getLogger(__name__)
 #: ~1 s and ~100 MB, so a worker loads it once and every session gets its own bound view (own seed,
 #: own recorder); the views share no mutable session state.
 _CLIENTS: dict[str, Any] = {}
+_CLIENTS_LOCK = threading.Lock()
 
 
 def _client(llm_cfg: dict[str, Any], cache: dict[str, Any] | None, prices: Any) -> Any:
     from trials.llm import build_llm
 
     key = json.dumps([llm_cfg, cache, prices], sort_keys=True, default=str)
-    if key not in _CLIENTS:
-        _CLIENTS[key] = build_llm(llm_cfg, cache=cache, prices=prices)
-    return _CLIENTS[key]
+    with _CLIENTS_LOCK:  # many sessions start at once in one process: build each client once
+        if key not in _CLIENTS:
+            _CLIENTS[key] = build_llm(llm_cfg, cache=cache, prices=prices)
+        return _CLIENTS[key]
 
 
 def _model_name(cfg: dict[str, Any]) -> str:
@@ -45,19 +53,53 @@ def _summary(job: Job, status: str, calls: pd.DataFrame, started: float, error: 
             "status": status, "error": error, "duration_s": round(time.time() - started, 3),
             "calls": int(len(calls)), "requests": int((~calls["cached"].astype(bool)).sum()) if len(calls) else 0,
             "tokens_in": int(calls["tokens_in"].sum()) if len(calls) else 0,
-            "tokens_out": int(calls["tokens_out"].sum()) if len(calls) else 0, "cost_usd": cost}
+            "tokens_out": int(calls["tokens_out"].sum()) if len(calls) else 0, "cost_usd": cost,
+            "worker": worker_name()}
+
+
+def worker_name() -> str:
+    """Where a job ran: the Dask worker's address inside a Dask worker, else host:pid."""
+    if "distributed" in sys.modules:  # never import Dask just to ask
+        from distributed import get_worker
+
+        try:
+            return str(get_worker().address)
+        except ValueError:  # not inside a Dask worker
+            pass
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def execute_job(job: Job) -> dict[str, Any]:
     """Run one session and write its folder; returns a small summary for the progress bar."""
+    rundir = RunDir(job.root)
+    ensure_run_log(job.root)  # worker processes' log lines reach <run dir>/cli.log
+    rundir.log_execution(job.arm, job.replicate, "start")
+    result = run_job(job)
+    write_result(rundir, job, result)
+    return result["summary"]
+
+
+def write_result(rundir: RunDir, job: Job, result: dict[str, Any]) -> None:
+    """Write what `run_job` returned: the job folder (atomic) or the failure record."""
+    if result["summary"]["status"] == "failed":
+        calls = result.get("calls")
+        if calls is not None and len(calls):
+            rundir.write_failed_calls(job.arm, job.replicate, calls)
+        rundir.write_failure(job.arm, job.replicate, {**result["summary"], "traceback": result["traceback"]})
+    else:
+        rundir.write_job(job.arm, job.replicate, events=result["events"], metrics=result["metrics"],
+                         calls=result["calls"], meta=result["meta"], remeasure=result.get("remeasure"))
+    rundir.log_execution(job.arm, job.replicate, result["summary"]["status"])
+
+
+def run_job(job: Job) -> dict[str, Any]:
+    """Run one session; returns {summary, events, metrics, calls, meta, traceback}. Never writes
+    into the run directory (`job.root` is not used)."""
     from trials.llm import CallRecorder
     from trials.persona import Persona
     from trials.scenarios.base import SessionContext
 
-    rundir = RunDir(job.root)
-    ensure_run_log(job.root)  # worker processes' log lines reach <run dir>/cli.log
     started = time.time()
-    rundir.log_execution(job.arm, job.replicate, "start")
     recorder = CallRecorder()
     context = {"arm": job.arm, "replicate": job.replicate, "session": job.session}
     try:
@@ -79,14 +121,10 @@ def execute_job(job: Job) -> dict[str, Any]:
         error = f"{type(exc).__name__}: {exc}"
         log.warning("job %s failed: %s", job.session, error)
         summary = _summary(job, "failed", calls, started, error)
-        if len(calls):
+        if len(calls):  # the calls a failed session made are recorded too
             for i, (k, v) in enumerate(context.items()):
                 calls.insert(i, k, v)
-            rundir.write_failed_calls(job.arm, job.replicate, calls)
-        rundir.write_failure(job.arm, job.replicate, {
-            **summary, "traceback": traceback.format_exc(limit=8)[-4000:]})
-        rundir.log_execution(job.arm, job.replicate, "failed")
-        return summary
+        return {"summary": summary, "traceback": traceback.format_exc(limit=8)[-4000:], "calls": calls}
     calls = recorder.to_frame()
     for i, (k, v) in enumerate(context.items()):
         calls.insert(i, k, v)
@@ -99,12 +137,8 @@ def execute_job(job: Job) -> dict[str, Any]:
             metrics[f"factor_{factor}"] = level
     events = [e.record(**context) if hasattr(e, "record") else {**context, **e} for e in out.events]
     summary = _summary(job, "done", calls, started)
-    rundir.write_job(job.arm, job.replicate, events=events, metrics=metrics, calls=calls,
-                     meta={**summary, "material": job.material,
-                           "personas": [p.get("name") for p in job.personas],
-                           "persona_records": job.personas,  # for `trials export`
-                           "factors": job.extra.get("factors") or {},
-                           "arm_config": job.extra.get("arm_config")},
-                     remeasure=getattr(out, "remeasure", None))
-    rundir.log_execution(job.arm, job.replicate, "done")
-    return summary
+    return {"summary": summary, "events": events, "metrics": metrics, "calls": calls, "traceback": "",
+            "remeasure": getattr(out, "remeasure", None),
+            "meta": {**summary, "material": job.material, "personas": [p.get("name") for p in job.personas],
+                     "persona_records": job.personas,  # for `trials export`
+                     "factors": job.extra.get("factors") or {}, "arm_config": job.extra.get("arm_config")}}

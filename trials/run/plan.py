@@ -21,13 +21,13 @@ from trials.session.actions import derive_seed
 log = logging.getLogger(__name__)
 
 RUN_KEYS = {"replicates", "n_jobs", "backend", "seed", "resume_dir", "budget_usd", "dry_run",
-            "threads_per_session", "paired", "estimate", "analyze", "report"}
+            "threads_per_session", "paired", "estimate", "analyze", "report", "cluster"}
 CACHE_KEYS = {"mode", "path"}
 EXPERIMENT_KEYS = {"name", "scenario", "description", "size", "sizes", "group_size", "steps",
                    "population", "metrics", "control", "arms", "arm_defaults", "replicates",
                    "max_tokens", "paper", "agent", "propositions", "factors", "validation", "tradeoff",
                    "metric_info"}
-BACKENDS = ("loky", "threading", "multiprocessing", "sequential", "dask", "ray")
+BACKENDS = ("auto", "loky", "threading", "multiprocessing", "sequential", "dask", "ray")
 
 
 @dataclass
@@ -272,7 +272,7 @@ def build_plan(cfg: dict[str, Any], root: Path) -> Plan:
     for key in ("paired", "dry_run", "analyze", "report"):
         if not isinstance(run.get(key, True), bool):
             raise ConfigError(f"run.{key}={run[key]!r}: use true or false")
-    if run.get("backend", "loky") not in BACKENDS:
+    if run.get("backend", "auto") not in BACKENDS:
         raise ConfigError(f"run.backend={run.get('backend')!r}: use one of {', '.join(BACKENDS)}")
 
     design: Design = resolve_design(exp, known_keys)

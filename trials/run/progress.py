@@ -81,6 +81,7 @@ def estimate(plan: Any, run_cfg: dict[str, Any], prices: dict[str, Any] | None =
     workers = max(1, int(n_jobs)) if isinstance(n_jobs, int) and n_jobs > 0 else 1
     out: dict[str, Any] = {"range": {}, "by_purpose": {}, "by_arm": {}}
     notes: set[str] = set()
+    backends = sorted({str(c.get("backend") or "") for j in plan.jobs for c in (j.llm, j.judge)})
     for case in CASES:
         factor = float(a["high_tokens_factor"]) if case == "high" else 1.0
         calls = tin = tout = cost = busy = 0.0
@@ -109,6 +110,7 @@ def estimate(plan: Any, run_cfg: dict[str, Any], prices: dict[str, Any] | None =
                 arm["jobs"] += 1
                 arm["calls"] += sum(by_purpose.values())
                 arm["cost_usd"] += job_cost
+        out["latency_s"] = {b: latency.get(b, latency.get("openai", 2.0)) for b in backends}
         out["range"][case] = {"calls": int(round(calls)), "tokens": int(round(tin + tout)),
                               "tokens_in": int(tin), "tokens_out": int(tout), "cost_usd": cost,
                               "wall_s": busy / min(workers, max(1, len(plan.jobs)))}
@@ -156,7 +158,9 @@ def format_estimate(e: dict[str, Any], n_jobs: int) -> str:
         lo, hi = r["low"], r["high"]
         lines.append(f"  range low-high: {lo['calls']}-{hi['calls']} calls, {_usd(lo['cost_usd'])}-"
                      f"{_usd(hi['cost_usd'])}; expected wall time {_duration(e['wall_s'])} "
-                     f"({_duration(lo['wall_s'])}-{_duration(hi['wall_s'])})")
+                     f"({_duration(lo['wall_s'])}-{_duration(hi['wall_s'])}) at "
+                     + ", ".join(f"{v:g} s per {b} call" for b, v in (e.get("latency_s") or {}).items())
+                     + " on an idle machine (run.estimate.latency_s.<backend> to change)")
     return "\n".join(lines)
 
 

@@ -1,0 +1,142 @@
+"""Execution engines (trials/run/engines.py): the adaptive threading engine, Dask on a LocalCluster
+(same metrics as sequential, a killed worker, no writes by workers into the run directory, the
+cache across workers), and the budget under many concurrent sessions."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from runner_support import config, metrics, run
+
+from fake_openai import FakeOpenAI
+from trials.run.engines import _dask_task, choose
+from trials.run.plan import build_plan
+from trials.run.rundir import RunDir
+
+BRAIN = ["experiment=brainstorm_correction", "experiment.arms.treatment.interventions=[]",
+         "run.replicates=2", "experiment.steps=2", "experiment.group_size=3"]
+
+
+def test_auto_engine_choice():
+    assert choose({"backend": "auto", "n_jobs": 1}, {"local"}) == "sequential"
+    assert choose({"backend": "auto", "n_jobs": 3}, {"local"}) == "loky"
+    assert choose({"backend": "auto", "n_jobs": 4}, {"openai"}) == "threading"
+    assert choose({"backend": "dask", "n_jobs": 1}, {"openai"}) == "dask"
+
+
+def test_adaptive_threading_same_metrics_as_sequential(tmp_path):
+    assert run(tmp_path / "seq", *BRAIN) == 0
+    assert run(tmp_path / "thr", *BRAIN, "run.n_jobs=auto", "run.backend=threading") == 0
+    pd.testing.assert_frame_equal(metrics(tmp_path / "seq"), metrics(tmp_path / "thr"))
+    manifest = json.loads((tmp_path / "thr" / "manifest.json").read_text())
+    assert manifest["engine"] == "threading"
+    assert all(j["worker"] == f"{os.uname().nodename}:{os.getpid()}" for j in manifest["jobs"])
+
+
+def _reply(body: dict) -> str:
+    h = int(hashlib.sha256(json.dumps(body["messages"]).encode()).hexdigest(), 16)
+    if body.get("logprobs"):
+        return f"Score: {h % 10}\nReason: fake."
+    return f"TALK: idea number {h % 1000}"
+
+
+HELLO = ["experiment=hello", "llm=openai", "llm.model=fake", "llm.max_retries=0", "judge=same"]
+
+
+def test_budget_enforced_with_many_concurrent_sessions(tmp_path):
+    """The adaptive engine would start every session at once; the budget still stops new ones:
+    spent + estimated cost of the running ones is checked before each start."""
+    price = "+llm.price={input_per_1m:1000000,output_per_1m:0}"  # $1 per prompt token: cost adds up fast
+    with FakeOpenAI(latency=0.1, reply=_reply) as srv:
+        cfg = config(*HELLO, f"llm.base_url={srv.base_url}", price, "run.replicates=20",
+                     "run.n_jobs=auto", "run.backend=threading", "run.budget_usd=2000")
+        from trials.run.experiment import run_experiment
+
+        assert run_experiment(cfg, tmp_path) == 0
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    cost = pd.read_parquet(tmp_path / "llm_calls.parquet")["cost_usd"].sum()
+    per_job = cost / manifest["n_done"]
+    assert manifest["stopped_for_budget"] and 0 < manifest["n_done"] < 20
+    assert cost < 2000 + 2 * per_job, "at most the running jobs finish past the budget"
+
+
+# ------------------------------------------------------------------------------------- Dask
+dask = pytest.importorskip("distributed")
+
+
+def test_dask_localcluster_same_metrics_workers_recorded_driver_writes(tmp_path):
+    cache = tmp_path / "cache.sqlite"
+    assert run(tmp_path / "seq", *BRAIN) == 0
+    assert run(tmp_path / "dask", *BRAIN, "run.backend=dask", "run.cluster=local", "run.n_jobs=2",
+               cache=cache) == 0
+    pd.testing.assert_frame_equal(metrics(tmp_path / "seq"), metrics(tmp_path / "dask"))
+    manifest = json.loads((tmp_path / "dask" / "manifest.json").read_text())
+    assert manifest["engine"] == "dask" and manifest["status"] == "complete"
+    assert all(j["worker"].startswith("tcp://") for j in manifest["jobs"])
+    # every run-directory write came from the driver (this process), none from a worker
+    pids = {e["pid"] for e in RunDir(tmp_path / "dask").executions()}
+    assert pids == {os.getpid()}
+    # the workers' cache entries reached the driver's cache: a re-run on the cluster is all hits
+    assert run(tmp_path / "again", *BRAIN, "run.backend=dask", "run.cluster=local", "run.n_jobs=2",
+               cache=cache) == 0
+    calls = pd.read_parquet(tmp_path / "again" / "llm_calls.parquet")
+    assert len(calls) > 0 and calls["cached"].all()
+    pd.testing.assert_frame_equal(metrics(tmp_path / "seq"), metrics(tmp_path / "again"))
+
+
+def test_dask_task_never_writes_the_run_directory(tmp_path):
+    """A worker has no view of the driver's run directory: with `root` under a plain file (no
+    folder can be made there, even as root) the task still runs and returns everything."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    plan = build_plan(config(*BRAIN), blocker / "run")
+    result = _dask_task(plan.jobs[0], None)
+    assert result["summary"]["status"] == "done", result.get("traceback")
+    assert len(result["events"]) > 0 and len(result["metrics"]) > 0 and len(result["calls"]) > 0
+    assert blocker.read_text() == "x"
+
+
+def test_dask_killed_worker_rerun_elsewhere_same_metrics(tmp_path):
+    """SIGKILL one worker process mid-run: Dask reruns its tasks on the others (or the job is a
+    recorded failure that resume retries); the finished run equals a sequential one."""
+    import psutil
+
+    over = [*HELLO, "run.replicates=24", "llm.max_concurrency=8"]
+    with FakeOpenAI(latency=0.3, reply=_reply) as srv:
+        url = f"llm.base_url={srv.base_url}"
+        from trials.run.experiment import run_experiment
+
+        # the reference: threads (tested equal to sequential above), quicker at 0.3 s per call
+        assert run_experiment(config(*over, url, "run.backend=threading", "run.n_jobs=8"), tmp_path / "seq") == 0
+        killed, before = [], {p.pid for p in psutil.Process().children(recursive=True)}
+
+        def kill_one_worker():  # a LocalCluster's worker processes are spawned children of the driver
+            deadline = time.time() + 60
+            while time.time() < deadline and not killed:
+                done = list((tmp_path / "dask" / "jobs").glob("control/*/job.json"))
+                workers = [p for p in psutil.Process().children(recursive=True)
+                           if p.pid not in before and "spawn_main" in " ".join(p.cmdline())]
+                if done and workers:
+                    workers[0].kill()
+                    killed.append(workers[0].pid)
+                time.sleep(0.05)
+
+        killer = threading.Thread(target=kill_one_worker)
+        killer.start()
+        code = run_experiment(config(*over, url, "run.backend=dask", "run.cluster=local", "run.n_jobs=2"),
+                              tmp_path / "dask")
+        killer.join()
+        assert killed, "no worker was killed (the run finished too fast?)"
+        if code != 0:  # the cluster gave up on a job: resume finishes it
+            assert run_experiment(config(*over, url, "run.backend=dask", "run.cluster=local", "run.n_jobs=2",
+                                         f"run.resume_dir={tmp_path / 'dask'}"), tmp_path / "dask") == 0
+    pd.testing.assert_frame_equal(metrics(tmp_path / "seq"), metrics(tmp_path / "dask"))
+    manifest = json.loads((tmp_path / "dask" / "manifest.json").read_text())
+    assert manifest["status"] == "complete"

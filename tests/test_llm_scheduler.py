@@ -1,0 +1,165 @@
+"""The per-endpoint scheduler: AIMD concurrency on 429 storms, Retry-After, token buckets, and its
+use by `LLM` against a fake server with a provider-style concurrency limit."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from fake_openai import FakeOpenAI
+from trials.llm import build_llm
+import math
+
+from trials.llm.scheduler import ADAPTIVE_START, BACKOFF, Scheduler, TokenBucket, endpoint_scheduler
+
+
+def _round(s: Scheduler, n: int, outcome: str, retry_after: float | None = None) -> None:
+    """n requests in flight at once, then all finish with `outcome`."""
+    with contextlib.ExitStack() as stack:
+        slots = [stack.enter_context(s.slot()) for _ in range(n)]
+        for slot in slots:
+            slot.ok() if outcome == "ok" else slot.overload(retry_after)
+
+
+def test_adaptive_limit_grows_while_full_shrinks_once_per_round_trip_and_recovers():
+    s = Scheduler()
+    assert s.limit == ADAPTIVE_START
+    _round(s, ADAPTIVE_START, "ok")  # a full window of successes: slow start adds one per success
+    grown = s.limit
+    assert grown > ADAPTIVE_START
+    _round(s, int(grown), "overload")  # a storm: every request of one round trip gets 429
+    once = math.floor(grown * 0.5)  # the first overload ends slow start: halved
+    assert s.limit == once, "a storm of one round trip shrinks the limit once, not once per 429"
+    assert s.snapshot().overloads == int(grown)
+    _round(s, int(s.limit), "overload")  # the next round trip still overloaded: shrinks again, gently
+    assert s.limit == math.floor(once * BACKOFF)
+    low = s.limit
+    for _ in range(20):  # recovery: congestion avoidance, about +1 per full round trip
+        _round(s, int(s.limit), "ok")
+    assert low + 10 <= s.limit <= low + 20
+
+
+def test_no_growth_without_evidence_and_cap_respected():
+    s = Scheduler()
+    for _ in range(50):
+        _round(s, 1, "ok")  # one request at a time never tests the limit
+    assert s.limit == ADAPTIVE_START
+    fixed = Scheduler(max_concurrency=4)
+    for _ in range(10):
+        _round(fixed, 4, "ok")
+    assert fixed.limit == 4, "llm.max_concurrency is a hard cap"
+    _round(fixed, 4, "overload")
+    assert fixed.limit == 2, "even a fixed cap backs off on 429 (halved: the first overload)"
+
+
+def test_in_flight_never_exceeds_limit():
+    s = Scheduler(max_concurrency=3)
+    seen, lock, active = [], threading.Lock(), [0]
+
+    def work(_):
+        with s.slot() as slot:
+            with lock:
+                active[0] += 1
+                seen.append(active[0])
+            time.sleep(0.01)
+            with lock:
+                active[0] -= 1
+            slot.ok()
+
+    with ThreadPoolExecutor(12) as pool:
+        list(pool.map(work, range(60)))
+    assert max(seen) == 3 and s.snapshot().peak_in_flight == 3
+
+
+def test_retry_after_pauses_the_whole_endpoint():
+    s = Scheduler(max_concurrency=8)
+    _round(s, 1, "overload", retry_after=0.3)
+    t0 = time.monotonic()
+    with s.slot() as slot:  # another request, not the one that got the 429
+        slot.ok()
+    assert time.monotonic() - t0 >= 0.29
+
+
+def test_token_buckets_hold_the_long_run_rate():
+    now = [0.0]
+    bucket = TokenBucket(600, clock=lambda: now[0])  # 10 per second, burst 5 s = 50
+    assert bucket.capacity == 50
+    bucket.take(51)
+    assert bucket.wait_s() == pytest.approx(0.1, abs=1e-6)
+    now[0] = 0.1
+    bucket.take(100)  # a request bigger than the burst goes out and leaves a debt
+    assert bucket.wait_s() == pytest.approx(10.0, abs=1e-6)
+    now[0] = 10.2
+    assert bucket.wait_s() == 0.0
+    with pytest.raises(ValueError, match="> 0"):
+        TokenBucket(0, clock=time.monotonic)
+
+
+def test_rpm_limits_requests_per_second():
+    s = Scheduler(rpm=1200)  # 20/s, burst 100
+    t0 = time.monotonic()
+    for _ in range(110):
+        with s.slot() as slot:
+            slot.ok()
+    elapsed = time.monotonic() - t0
+    assert 0.4 <= elapsed < 2.0  # 100 from the burst, 10 more at 20/s = ~0.5 s
+
+
+def _openai(srv: FakeOpenAI, **over):
+    return build_llm({"backend": "openai", "base_url": srv.base_url, "model": f"fake-{id(srv)}",
+                      "max_retries": 8, "retry_base_s": 0.01, "retry_max_s": 0.2, **over})
+
+
+def test_429_storm_against_a_provider_limit_shrinks_then_every_call_succeeds():
+    """A server that allows 6 in flight; 40 callers; adaptive start 16 -> 429s -> the limit
+    settles near the provider's and every call still succeeds (retries recorded)."""
+    with FakeOpenAI(latency=0.03, capacity=6, retry_after=0.02) as srv:
+        llm = _openai(srv)
+        sched = llm._core.limit
+
+        def call(i):
+            return llm.chat([{"role": "user", "content": f"hi {i}"}], purpose="action").text
+
+        with ThreadPoolExecutor(40) as pool:
+            texts = list(pool.map(call, range(200)))
+        snap = sched.snapshot()
+        assert len(texts) == 200 and all(t.startswith("echo: hi") for t in texts)
+        assert srv.rejected > 0 and snap.overloads == srv.rejected
+        assert snap.limit < snap.peak_in_flight, "the limit shrank from its overshoot towards the provider's"
+        assert llm.recorder.to_frame()["retries"].sum() == srv.rejected
+        # after the storm, most requests were admitted without a 429
+        assert srv.rejected < 0.5 * srv.requests
+
+
+def test_503_is_an_overload_too():
+    with FakeOpenAI() as srv:
+        llm = _openai(srv, max_concurrency=4)
+        srv.queue("503")
+        assert llm.chat([{"role": "user", "content": "x"}]).text == "echo: x"
+        # 4 -> 2 by the 503 (the first overload halves); the retry then fills half the window: +1/2
+        assert llm._core.limit.snapshot().overloads == 1 and llm._core.limit.limit == 2.5
+
+
+def test_one_scheduler_per_endpoint_shared_by_agents_and_judges():
+    a = endpoint_scheduler("openai|http://x|m", None)
+    assert endpoint_scheduler("openai|http://x|m", None) is a
+    assert endpoint_scheduler("openai|http://y|m", None) is not a
+
+
+def test_paced_429s_do_not_use_up_max_retries_but_are_bounded():
+    from trials.llm import RetriesExhausted
+    from trials.llm.retry import OVERLOAD_ATTEMPTS
+
+    with FakeOpenAI(retry_after=0.01) as srv:
+        llm = _openai(srv, max_retries=2, retry_max_s=0.02)
+        srv.queue(*["429"] * 6)  # more 429s than max_retries: the scheduler's probe, not a failure
+        assert llm.chat([{"role": "user", "content": "x"}]).text == "echo: x"
+        assert llm.recorder.to_frame()["retries"].tolist() == [6]
+        srv.mode = "429"  # a 429 that never ends (e.g. an exhausted quota) still stops
+        with pytest.raises(RetriesExhausted, match=f"after {OVERLOAD_ATTEMPTS} attempts"):
+            llm.chat([{"role": "user", "content": "y"}])
+        assert srv.requests == 7 + OVERLOAD_ATTEMPTS

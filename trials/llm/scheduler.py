@@ -1,0 +1,213 @@
+"""One request scheduler per endpoint, shared by every session of a run in a process.
+
+A request needs a slot before it goes out. `Scheduler` admits it when all of these hold:
+- fewer than `limit` requests are in flight. `limit` is adaptive (AIMD, as TCP congestion control
+  and Netflix's concurrency-limits `AIMDLimit`): it starts at `llm.max_concurrency` (or
+  `ADAPTIVE_START` when that is not set), grows while requests succeed and the limit is what
+  holds requests back, and is multiplied by `BACKOFF` on 429/503 (0.5 on the first one, which
+  ends slow start and its up-to-2x overshoot; at most once per round trip:
+  only a request started after the last decrease can cause another one). It never exceeds
+  `llm.max_concurrency` (or `ADAPTIVE_MAX`) and never drops below 1. Growth is slow start (+1 per
+  success, doubling per round trip) until the first overload, then congestion avoidance (+1/limit
+  per success, about +1 per round trip).
+- the server's Retry-After (from a 429/503) has passed: the whole endpoint pauses, not just the
+  request that got it.
+- the `llm.rpm` / `llm.tpm` token buckets (optional; requests and tokens per minute) hold a
+  positive balance. A request takes 1 from the rpm bucket and its estimated tokens (prompt chars
+  / 4 + max_tokens) from the tpm bucket, corrected to the real count when it finishes; the balance
+  may go negative (a request bigger than the burst still goes out once the bucket is full), so
+  the long-run rate is exact. Burst: `BURST_S` seconds of the rate.
+
+The scheduler only changes timing, never what a call returns. `snapshot()` gives the counters
+(`limit`, `in_flight`, `waiting`, `overloads`, `peak_in_flight`) for tests, benchmarks and the
+runner (which starts another session while the scheduler has spare capacity).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+#: Starting limit when llm.max_concurrency is not set (adaptive mode).
+ADAPTIVE_START = 16
+#: Ceiling of the adaptive limit when llm.max_concurrency is not set.
+ADAPTIVE_MAX = 1024
+#: Multiplicative decrease on overload: Netflix concurrency-limits AIMDLimit's default backoffRatio
+#: (0.9). A gentler cut than TCP's 0.5 keeps a provider's fixed concurrency cap nearly full.
+BACKOFF = 0.9
+#: Token buckets hold this many seconds of their rate.
+BURST_S = 5.0
+
+
+class TokenBucket:
+    """`rate_per_min` units per minute, burst `BURST_S` seconds; the balance may go negative."""
+
+    def __init__(self, rate_per_min: float, clock: Callable[[], float]):
+        if not rate_per_min > 0:
+            raise ValueError(f"token bucket rate must be > 0 per minute, got {rate_per_min!r}")
+        self.rate = rate_per_min / 60.0
+        self.capacity = max(1.0, self.rate * BURST_S)
+        self.balance = self.capacity
+        self._clock = clock
+        self._t = clock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self.balance = min(self.capacity, self.balance + (now - self._t) * self.rate)
+        self._t = now
+
+    def wait_s(self) -> float:
+        """Seconds until the balance is positive (0 when it is)."""
+        self._refill()
+        return 0.0 if self.balance > 0 else (-self.balance + 1e-9) / self.rate
+
+    def take(self, amount: float) -> None:
+        self._refill()
+        self.balance -= amount
+
+
+@dataclass
+class Snapshot:
+    limit: float
+    in_flight: int
+    waiting: int
+    overloads: int
+    peak_in_flight: int
+    admitted: int
+
+
+class Scheduler:
+    """Admission control for one endpoint (see the module docstring). Thread-safe."""
+
+    def __init__(self, max_concurrency: int | None = None, rpm: float | None = None, tpm: float | None = None,
+                 *, clock: Callable[[], float] = time.monotonic):
+        self.cap = int(max_concurrency) if max_concurrency else ADAPTIVE_MAX
+        self.limit = float(max_concurrency) if max_concurrency else float(min(ADAPTIVE_START, self.cap))
+        self.rpm = TokenBucket(rpm, clock) if rpm else None
+        self.tpm = TokenBucket(tpm, clock) if tpm else None
+        self._clock = clock
+        self._cond = threading.Condition()
+        self.in_flight = 0
+        self.waiting = 0
+        self.peak_in_flight = 0
+        self.overloads = 0
+        self.admitted = 0
+        self._pause_until = 0.0
+        self._last_decrease = -math.inf
+        self._slow_start = True
+
+    # ------------------------------------------------------------------ admission
+    def _wait_s(self) -> float | None:
+        """0 = may go now; a number = retry after that many seconds; None = wait for a release."""
+        delay = max(0.0, self._pause_until - self._clock())
+        for bucket in (self.rpm, self.tpm):
+            if bucket is not None:
+                delay = max(delay, bucket.wait_s())
+        if delay > 0:
+            return delay
+        return 0.0 if self.in_flight < int(self.limit) else None
+
+    @contextlib.contextmanager
+    def slot(self, tokens: int = 0) -> Iterator["_Slot"]:
+        """Hold one in-flight slot for the duration of a request; `tokens` = its estimated size."""
+        with self._cond:
+            self.waiting += 1
+            try:
+                while (wait := self._wait_s()) != 0.0:
+                    self._cond.wait(wait)
+            finally:
+                self.waiting -= 1
+            self.in_flight += 1
+            self.admitted += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            if self.rpm is not None:
+                self.rpm.take(1)
+            if self.tpm is not None:
+                self.tpm.take(tokens)
+            # the limit binds when the window is at least half used (Linux's tcp_is_cwnd_limited in
+            # slow start: cwnd < 2 * packets_out); only then does a success justify growth
+            limited = 2 * self.in_flight >= int(self.limit)
+        s = _Slot(self._clock(), tokens, limited)
+        try:
+            yield s
+        finally:
+            with self._cond:
+                self.in_flight -= 1
+                if self.tpm is not None and s.actual_tokens is not None:
+                    self.tpm.take(s.actual_tokens - tokens)
+                if s.outcome == "ok":
+                    self._increase(s.limited)
+                elif s.outcome == "overload":
+                    self._decrease(s.started, s.retry_after)
+                self._cond.notify(max(1, int(self.limit) - self.in_flight))
+
+    def _increase(self, limited: bool) -> None:
+        # grow only when the limit was what held requests back (a full window, or a queue)
+        if not (limited or self.waiting) or self.limit >= self.cap:
+            return
+        self.limit = min(self.cap, self.limit + (1.0 if self._slow_start else 1.0 / self.limit))
+
+    def _decrease(self, started: float, retry_after: float | None) -> None:
+        self.overloads += 1
+        now = self._clock()
+        if retry_after:
+            self._pause_until = max(self._pause_until, now + float(retry_after))
+        if started >= self._last_decrease:  # one decrease per round trip, not one per failed request
+            # leaving slow start halves (it overshoots by up to 2x, as in TCP); later cuts are gentle
+            self.limit = max(1.0, math.floor(self.limit * (0.5 if self._slow_start else BACKOFF)))
+            self._last_decrease = now
+            self._slow_start = False
+
+    def snapshot(self) -> Snapshot:
+        with self._cond:
+            return Snapshot(self.limit, self.in_flight, self.waiting, self.overloads,
+                            self.peak_in_flight, self.admitted)
+
+    def spare(self) -> int:
+        """Room for more requesters: free slots plus a backlog of up to one `limit` of queued
+        requests (so the endpoint never idles while sessions think); the runner starts sessions
+        while this is > 0."""
+        with self._cond:
+            return max(0, 2 * int(self.limit) - self.in_flight - self.waiting)
+
+
+@dataclass
+class _Slot:
+    started: float
+    tokens: int
+    limited: bool
+    outcome: str = "error"  # ok | overload | error (other failures leave the limit alone)
+    retry_after: float | None = None
+    actual_tokens: int | None = None
+
+    def ok(self, tokens: int | None = None) -> None:
+        self.outcome, self.actual_tokens = "ok", tokens
+
+    def overload(self, retry_after: float | None) -> None:
+        self.outcome, self.retry_after = "overload", retry_after
+
+
+_REGISTRY: dict[tuple, Scheduler] = {}
+_REGISTRY_LOCK = threading.Lock()
+
+
+def endpoint_scheduler(endpoint: str, max_concurrency: int | None, rpm: float | None = None,
+                       tpm: float | None = None) -> Scheduler:
+    """The process-wide scheduler of one endpoint (backend + base_url + model) and its settings:
+    every LLM object of every session that talks to it shares it, agents and judges together."""
+    key = (endpoint, max_concurrency, rpm, tpm)
+    with _REGISTRY_LOCK:
+        sched = _REGISTRY.get(key)
+        if sched is None:
+            sched = _REGISTRY[key] = Scheduler(max_concurrency, rpm, tpm)
+        return sched
+
+
+def schedulers() -> list[Scheduler]:
+    """Every scheduler of this process (the runner reads their spare capacity)."""
+    with _REGISTRY_LOCK:
+        return list(_REGISTRY.values())

@@ -1,0 +1,244 @@
+"""Execution engines: how the jobs of a run are executed. `dispatch(jobs, run, may_start)` yields
+each job's summary as it finishes; `may_start()` is asked before every job starts (the budget).
+
+| `run.backend` | where sessions run |
+|---|---|
+| `auto` (default) | `sequential` when one job at a time (`run.n_jobs=1`, the local model's default); `loky` for the local model with n_jobs > 1 (one model per process); else `threading` |
+| `sequential` | one after another in the driver |
+| `threading` | many sessions as threads of the driver. With `run.n_jobs=auto` a new session starts while the endpoint schedulers (`trials.llm.scheduler`) have spare capacity, up to `MAX_SESSIONS`; an integer fixes the number |
+| `loky`, `multiprocessing` | joblib worker processes (`run.n_jobs` of them) |
+| `dask` | a Dask distributed cluster: `run.cluster=tcp://host:port` (an existing one) or `local` (a `LocalCluster` of `run.n_jobs` worker processes). Workers return each job's events, metrics and calls; only the driver writes the run directory |
+| `ray` | joblib's Ray backend (`ray.util.joblib`); not tested here |
+
+Cache on Dask: the driver ships one snapshot of its SQLite cache to every worker (scattered once
+per run); each worker answers hits from a worker-local copy, and every entry a job adds travels
+back with its result and is merged into the driver's cache. No shared filesystem is needed, and
+the driver's cache stays the one source of truth (a re-run is served from it).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import tempfile
+import threading
+import time
+import uuid
+from typing import Any, Callable, Iterator
+
+from trials.run.jobs import Job, execute_job, run_job, write_result
+from trials.run.rundir import RunDir
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("auto", "sequential", "threading", "loky", "multiprocessing", "dask", "ray")
+#: Most sessions the adaptive threading engine runs at once (threads of the driver).
+MAX_SESSIONS = 256
+#: How often the adaptive engine looks at the schedulers' spare capacity (seconds).
+TICK_S = 0.02
+
+
+def choose(run: dict[str, Any], llm_backends: set[str]) -> str:
+    """The engine `run.backend=auto` means for this run (see the module table)."""
+    backend = str(run.get("backend") or "auto")
+    if backend != "auto":
+        return backend
+    if int(run.get("n_jobs") or 1) == 1:  # also run.n_jobs=auto on the local model
+        return "sequential"
+    return "loky" if "local" in llm_backends else "threading"
+
+
+def dispatch(jobs: list[Job], run: dict[str, Any], may_start: Callable[[], bool],
+             engine: str) -> Iterator[dict[str, Any]]:
+    n_jobs = int(run.get("n_jobs") or 1)
+    if engine == "sequential" or (engine in ("loky", "multiprocessing") and n_jobs == 1):
+        for job in jobs:
+            if not may_start():
+                return
+            yield execute_job(job)
+    elif engine == "threading":
+        yield from _threads(jobs, None if run.get("n_jobs_auto") else n_jobs, int(run.get("threads_per_session", 4)),
+                            may_start)
+    elif engine == "dask":
+        yield from _dask(jobs, run, may_start)
+    else:
+        yield from _joblib(jobs, n_jobs, engine, may_start)
+
+
+# ---------------------------------------------------------------------------------- threading
+def _spare_sessions(threads: int) -> int:
+    """Sessions the endpoint schedulers could take now (their spare slots / calls per session)."""
+    from trials.llm.scheduler import schedulers
+
+    spare = [s.spare() for s in schedulers()]
+    return min(spare) // max(1, threads) if spare else 1
+
+
+def _threads(jobs: list[Job], fixed: int | None, threads: int,
+             may_start: Callable[[], bool]) -> Iterator[dict[str, Any]]:
+    """Sessions as threads; `fixed` sessions at once, or adaptively while schedulers have room
+    (at most doubling the running sessions per tick, so a session that has not yet sent its
+    first request is not mistaken for spare capacity)."""
+    import queue
+
+    done: queue.Queue = queue.Queue()
+    todo = list(reversed(jobs))
+    running = 0
+    stopped = False
+
+    def work(job: Job) -> None:
+        try:
+            done.put(execute_job(job))
+        except BaseException as exc:  # noqa: BLE001 - execute_job never raises; this is a bug guard
+            done.put(exc)
+
+    while todo or running:
+        if fixed is not None:
+            room = fixed - running
+        else:
+            room = min(MAX_SESSIONS - running, max(running, 1), max(0, _spare_sessions(threads)))
+            if running == 0:
+                room = max(room, 1)
+        while room > 0 and todo and not stopped:
+            if not may_start():
+                stopped = True
+                break
+            threading.Thread(target=work, args=(todo.pop(),), daemon=True, name="session").start()
+            running += 1
+            room -= 1
+        if stopped:
+            todo.clear()
+        if not running:
+            break
+        try:
+            item = done.get(timeout=TICK_S if fixed is None else None)
+        except queue.Empty:
+            continue
+        while True:
+            running -= 1
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+            try:
+                item = done.get_nowait()
+            except queue.Empty:
+                break
+
+
+# ---------------------------------------------------------------------------------- joblib
+def _joblib(jobs: list[Job], n_jobs: int, backend: str, may_start: Callable[[], bool]) -> Iterator[dict[str, Any]]:
+    from joblib import Parallel, delayed
+
+    def feed() -> Iterator[Any]:
+        for job in jobs:
+            if not may_start():
+                return
+            yield delayed(execute_job)(job)
+
+    if backend == "ray":
+        from ray.util.joblib import register_ray
+
+        register_ray()
+    yield from Parallel(n_jobs=n_jobs, backend=backend, return_as="generator_unordered",
+                        pre_dispatch="n_jobs", batch_size=1)(feed())
+
+
+# ---------------------------------------------------------------------------------- dask
+def _worker_cache_path(token: str) -> str:
+    return os.path.join(tempfile.gettempdir(), "persona-trials-worker", f"cache-{token}.sqlite")
+
+
+def _drop_worker_cache(token: str) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.unlink(_worker_cache_path(token) + suffix)
+        except FileNotFoundError:
+            pass
+
+
+def _dask_task(job: Job, image: bytes | None, token: str = "") -> dict[str, Any]:
+    """Runs on a Dask worker: the session, with the driver's cache snapshot as a worker-local
+    cache (one per run: `token`); returns the result plus the cache entries this job added.
+    Never writes `job.root`."""
+    from dataclasses import replace
+
+    from trials.llm.cache import ResponseCache
+
+    cache = None
+    if image is not None and job.cache:
+        cache = ResponseCache.from_snapshot(image, job.cache.get("mode", "read_write"), _worker_cache_path(token))
+        job = replace(job, cache={"path": str(cache.path), "mode": cache.mode})
+    started = time.time()
+    result = run_job(job)
+    result["cache_entries"] = cache.entries_since(started) if cache is not None else []
+    return result
+
+
+def _dask(jobs: list[Job], run: dict[str, Any], may_start: Callable[[], bool]) -> Iterator[dict[str, Any]]:
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise RuntimeError("run.backend=dask needs Dask distributed: pip install 'persona-trials[dask]'") from None
+    from trials.llm.cache import build_cache
+
+    address = str(run.get("cluster") or "local")
+    cluster = None
+    if address == "local":
+        n = int(run.get("n_jobs") or 2)
+        cluster = LocalCluster(n_workers=n, threads_per_worker=4,
+                               processes=True, dashboard_address=None)
+    client = Client(cluster if cluster is not None else address)
+    image, token = None, uuid.uuid4().hex
+    try:
+        driver_cache = build_cache(jobs[0].cache) if jobs else None
+        image = client.scatter(driver_cache.snapshot(), broadcast=True) if driver_cache else None
+        slots = max(int(run.get("n_jobs") or 1), sum(client.nthreads().values()))
+        by_key: dict[str, Job] = {}
+        pending = iter(jobs)
+        ac = as_completed()
+
+        def submit() -> bool:
+            job = next(pending, None)
+            if job is None or not may_start():
+                return False
+            RunDir(job.root).log_execution(job.arm, job.replicate, "submit")
+            fut = client.submit(_dask_task, job, image, token, pure=False, key=f"job-{job.session}-{token}")
+            by_key[fut.key] = job
+            ac.add(fut)
+            return True
+
+        for _ in range(slots):
+            if not submit():
+                break
+        for fut in ac:
+            job = by_key.pop(fut.key)
+            try:
+                result = fut.result()
+            except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker after repeated worker deaths
+                result = _lost(job, exc)
+            if driver_cache is not None:
+                driver_cache.merge(result.pop("cache_entries", []))
+            write_result(RunDir(job.root), job, result)
+            yield result["summary"]
+            submit()
+    finally:
+        if image is not None:
+            try:  # tidy the workers' cache copies; never let that hide the run's own outcome
+                client.run(_drop_worker_cache, token)
+            except Exception as exc:  # noqa: BLE001
+                log.info("could not remove the workers' cache copies: %s", exc)
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _lost(job: Job, exc: BaseException) -> dict[str, Any]:
+    """A job whose task the cluster could not finish (its workers died): a failed job, rerun on
+    resume. Its LLM calls are unknown (they were on the lost worker): recorded as NaN, not 0."""
+    error = f"{type(exc).__name__}: {exc}"
+    return {"summary": {"arm": job.arm, "replicate": job.replicate, "session": job.session,
+                        "seed": job.seed, "status": "failed", "error": error, "duration_s": math.nan,
+                        "calls": 0, "requests": 0, "tokens_in": 0, "tokens_out": 0, "cost_usd": math.nan,
+                        "worker": "lost"},
+            "traceback": error, "cache_entries": []}
