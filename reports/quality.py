@@ -54,7 +54,8 @@ def measurement_check(miss: pd.DataFrame) -> list[Any]:
                                   "p < 0.05 or a gap of 10 points or more.")]
     if "differential" in miss.columns:
         flagged = miss[miss["differential"].astype(str).str.lower() == "true"]
-        notes = list(dict.fromkeys(f"{r.metric} ({r.arm}): {r.note}" for r in flagged.itertuples()))
+        notes = list(dict.fromkeys(f"{r.metric} ({r.arm})" + (f": {r.note}" if getattr(r, "note", "") else "")
+                                   for r in flagged.itertuples()))
         if notes:
             blocks.append(Callout("Differential missingness", notes, "warning"))
     return blocks

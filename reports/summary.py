@@ -108,7 +108,9 @@ def not_delivered(data: RunData) -> list[str]:
         for arm, info in arms.items():
             if not isinstance(info, dict) or arm == data.control:
                 continue
-            note = f" ({info['note']})" if info.get("note") else ""
+            text = str(info.get("note") or "")
+            text = text.split(": ", 1)[1] if text.lower().startswith("treatment not delivered: ") else text
+            note = f" ({text})" if text else ""
             if info.get("delivered") is False:
                 out.append(f"Treatment {arm} was NOT delivered{note}: its differences are not effects of the "
                            "mechanism (see the measurement check).")

@@ -214,8 +214,9 @@ def test_summary_names_undelivered_treatments_and_unequal_missingness(tmp_path):
                    "variety_only": {"delivered": False, "mechanisms": {"variety": 0},
                                     "note": "variety configured but never fired"}}
     (run / "manifest.json").write_text(json.dumps(man))
-    miss = pd.DataFrame({"arm": ["control"], "metric": ["ideas"], "reason": ["extraction failed"], "count": [1],
-                         "share": [0.2], "differential": [True]})
+    miss = pd.read_csv(run / "analysis" / "missing.csv")  # analysis' own table (issue #11's columns) ...
+    assert "differential" in miss.columns
+    miss["differential"] = miss["metric"].eq("ideas") & miss["arm"].eq("treatment")  # ... with one flag set
     miss.to_csv(run / "analysis" / "missing.csv", index=False)
     summary = section(reports.render(run).markdown.read_text(), "Summary")
     assert ("Treatment variety_only was NOT delivered (variety configured but never fired): its differences are "
@@ -335,8 +336,9 @@ def test_market_report_shows_vote_distribution_and_reasons(market_run, tmp_path)
         row = next(ln for ln in part.splitlines() if ln.startswith(f"| {arm} | {len(sub)} |"))
         for level, k in sub["vote"].value_counts().items():
             assert f"{k} ({fmt.percent(k / sub['vote'].notna().sum())})" in row, (level, row)
-    top = resp["vote"].max()
-    quoted = resp[resp["vote"] == top]["reason"].iloc[0]
+    with_reason = resp[resp["reason"].fillna("").astype(str).str.strip() != ""]
+    top = with_reason["vote"].max()  # the highest vote level that has a reason to quote
+    quoted = with_reason[with_reason["vote"] == top]["reason"].iloc[0]
     assert f"**Vote {top:g}**" in part and " ".join(str(quoted).split())[:40] in part
     assert "Pair: named in experiment.tradeoff." in md and "change in vote vs change in persona adherence" in md
 

@@ -172,7 +172,8 @@ def _local_model_console(cfg: dict[str, Any], run: dict[str, Any], pending: list
         return lambda: None
     path = (cfg.get("llm") or {}).get("model_path")
     model = f"model {path}" if path else "the embedded SmolLM2-135M model"
-    in_process = int(run.get("n_jobs") or 1) == 1 or str(run.get("backend")) == "sequential"
+    engine = str(run.get("engine") or run.get("backend"))  # trials/run/engines.py: who runs the sessions
+    in_process = engine in ("sequential", "threading") or int(run.get("n_jobs") or 1) == 1
     print(f"loading {model} (local backend)"
           + ("" if in_process else f" in each of {run.get('n_jobs')} worker processes") + " ...",
           file=sys.stderr, flush=True)
