@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PIP) install --quiet -e '.[local,test]'
+	$(PIP) install --quiet -e '.[local,test,dask,sweep]'
 	bash scripts/install-browser.sh
 	touch $@
 
