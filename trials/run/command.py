@@ -71,49 +71,6 @@ def _sweep_points(overrides: list[str], limit: int = 64) -> list[list[str]]:
     return points
 
 
-class _Unchecked(Exception):
-    """A sweep the preflight cannot expand on its own: Hydra runs it (and each run still checks)."""
-
-
-def _split(args: Sequence[str]) -> tuple[list[str], str | None, bool, bool]:
-    """(overrides, --config-dir, multirun, info_only) from `trials run` arguments."""
-    overrides: list[str] = []
-    config_dir, multirun, info = None, False, False
-    it = iter(args)
-    for a in it:
-        if a in ("-m", "--multirun"):
-            multirun = True
-        elif a in ("--config-dir", "-cd"):
-            config_dir = next(it, None)
-        elif a.startswith("--config-dir="):
-            config_dir = a.split("=", 1)[1]
-        elif a in ("--config-name", "-cn", "--config-path", "-cp"):
-            next(it, None)
-            info = True  # another primary config: leave it to Hydra
-        elif a.split("=", 1)[0] in _INFO_FLAGS or a.startswith("-"):
-            info = True
-        else:
-            overrides.append(a)
-    return overrides, config_dir, multirun, info
-
-
-def _first_of_sweeps(overrides: list[str]) -> list[str]:
-    """A sweep (`a=1,2`, `range(...)`, `choice(...)`) checked at its first value."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    out = []
-    for ov in OverridesParser.create().parse_overrides(overrides):
-        if ov.is_sweep_override():
-            try:
-                first = next(iter(ov.sweep_string_iterator()))
-            except Exception as exc:  # noqa: BLE001 - e.g. glob() needs Hydra's config loader
-                raise _Unchecked(str(exc)) from None
-            out.append(f"{ov.get_key_element()}={first}")
-        else:
-            out.append(ov.input_line or "")
-    return out
-
-
 def compose(overrides: list[str], config_dir: str | None, conf_dir: str) -> Any:
     """The config `trials run` would see (Hydra's compose API) for one point (no sweeps), or a
     ConfigError naming the key, the missing config or the grammar error."""
