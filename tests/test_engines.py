@@ -40,6 +40,16 @@ def test_adaptive_threading_same_metrics_as_sequential(tmp_path):
     assert all(j["worker"] == f"{os.uname().nodename}:{os.getpid()}" for j in manifest["jobs"])
 
 
+@pytest.mark.parametrize("backend", ["threading", "loky"])
+def test_n_jobs_minus_one_runs_every_job(tmp_path, backend):
+    """run.n_jobs=-1 ("all cores", as the n_jobs error message suggests) runs every job."""
+    assert run(tmp_path / "seq", *BRAIN) == 0
+    assert run(tmp_path / "all", *BRAIN, "run.n_jobs=-1", f"run.backend={backend}") == 0
+    manifest = json.loads((tmp_path / "all" / "manifest.json").read_text())
+    assert manifest["n_done"] == len(manifest["jobs"]) > 0
+    pd.testing.assert_frame_equal(metrics(tmp_path / "seq"), metrics(tmp_path / "all"))
+
+
 def _reply(body: dict) -> str:
     h = int(hashlib.sha256(json.dumps(body["messages"]).encode()).hexdigest(), 16)
     if body.get("logprobs"):

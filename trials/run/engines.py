@@ -58,8 +58,8 @@ def dispatch(jobs: list[Job], run: dict[str, Any], may_start: Callable[[], bool]
                 return
             yield execute_job(job)
     elif engine == "threading":
-        yield from _threads(jobs, None if run.get("n_jobs_auto") else n_jobs, int(run.get("threads_per_session", 4)),
-                            may_start)
+        adaptive = run.get("n_jobs_auto") or n_jobs < 1  # auto, or -1 ("as many as the endpoint takes")
+        yield from _threads(jobs, None if adaptive else n_jobs, int(run.get("threads_per_session", 4)), may_start)
     elif engine == "dask":
         yield from _dask(jobs, run, may_start)
     else:
