@@ -81,6 +81,16 @@ def test_a_key_passed_as_the_env_var_name_is_refused_and_never_written(tmp_path,
     assert "llm.api_key_env=<hidden>" in err and secret not in out + err and _files(tmp_path) == []
 
 
+@pytest.mark.parametrize("command", [["judge-check"], ["validate-persona", "p.json", "--expectations", "kind"]])
+@pytest.mark.parametrize("override", ["llm.api_key={secret}", "+llm.api_key={secret}", "llm.model={secret}"])
+def test_check_commands_refuse_a_key_without_echoing_or_writing_it(tmp_path, monkeypatch, capsys, command, override):
+    secret = "sk-" + "t3st" * 8
+    monkeypatch.chdir(tmp_path)
+    assert main([*command, "llm=scripted", override.format(secret=secret), "--out", str(tmp_path / "o")]) == 2
+    out, err = capsys.readouterr()
+    assert "looks like an API key" in err and secret not in out + err and _files(tmp_path) == []
+
+
 def test_unwritable_cache_path_is_refused(tmp_path, monkeypatch, capsys):
     (tmp_path / "a_file").write_text("not a folder")
     code, out, err = _trials_run(tmp_path, monkeypatch, capsys, "llm=scripted", "cache.mode=read_write",

@@ -97,8 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         return validate_main(rest)
     if command in ("validate-persona", "judge-check"):
         from trials.run.checks import main as check_main
+        from trials.run.command import secrets_check_cli
 
-        return check_main(command, rest)
+        code = secrets_check_cli(rest)  # a key among the overrides would be echoed or saved
+        return code if code is not None else check_main(command, rest)
     print(f"trials: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 
