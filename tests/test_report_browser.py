@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from test_reports_support import TT_22B, make_run_dir
+from test_reports_support import make_run_dir, tt_22b
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -76,7 +76,7 @@ def test_run_report_renders_in_chromium(driver, tmp_path):
 def test_tinytroupe_report_renders_in_chromium(driver, tmp_path):
     import reports
 
-    paths = reports.render(TT_22B, tmp_path / "tt")
+    paths = reports.render(tt_22b(), tmp_path / "tt")
     state = _check_page(driver, paths.html, tmp_path / "report-tt.png")
     assert state["n"] == 3
 
@@ -104,7 +104,7 @@ def test_report_layout_at_two_widths(driver, tmp_path, width):
     its own box (never past the page); the summary comes before the headline results."""
     import reports
 
-    paths = reports.render(TT_22B, tmp_path / "tt")
+    paths = reports.render(tt_22b(), tmp_path / "tt")
     driver.set_window_size(width, 1200)
     driver.get(paths.html.as_uri())
     inner = driver.execute_script("return window.innerWidth")

@@ -21,7 +21,7 @@ import reports
 from reports import figures, fmt
 from reports.metricinfo import metric_infos, relative_change, verdict
 from runner_support import run as run_trials
-from test_reports_support import TT_22B, make_run_dir
+from test_reports_support import make_run_dir, tt_22b
 
 
 def quick_analysis(run: Path, control: str | None = "control") -> None:
@@ -42,12 +42,12 @@ def section(md: str, title: str) -> str:
 
 @pytest.fixture(scope="module")
 def tt(tmp_path_factory):
-    paths = reports.render(TT_22B, tmp_path_factory.mktemp("tt") / "out")
+    paths = reports.render(tt_22b(), tmp_path_factory.mktemp("tt") / "out")
     return paths, paths.markdown.read_text()
 
 
 def _paper_values(metric: str) -> tuple[np.ndarray, np.ndarray]:
-    data = json.loads(TT_22B.read_text())["experiments"]
+    data = json.loads(tt_22b().read_text())["experiments"]
     return (np.asarray(data["Control"]["results"][metric], float),
             np.asarray(data["Treatment"]["results"][metric], float))
 

@@ -18,7 +18,7 @@ from reports.build import SECTION_TITLES
 from reports.cli import main as report_main
 from reports.load import ReportError
 from reports.runinfo import usage_by_purpose
-from test_reports_support import TT_22B, make_run_dir
+from test_reports_support import make_run_dir, tt_22b
 
 HEADLINE_HEADER = "| Metric | Treatment | n (c / t) |"
 
@@ -42,7 +42,7 @@ def run_report(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tt_report(tmp_path_factory):
-    return reports.render(TT_22B, tmp_path_factory.mktemp("tt") / "out")
+    return reports.render(tt_22b(), tmp_path_factory.mktemp("tt") / "out")
 
 
 def headline_rows(md: str) -> dict[tuple[str, str], list[str]]:

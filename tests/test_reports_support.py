@@ -13,6 +13,15 @@ import yaml
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 TT_22B = SHARED / "tinytroupe-data" / "paper_results" / "brainstorming_and_focus_group_quantitative_experimentation_2.2b.json"
+
+
+def tt_22b() -> Path:
+    """The paper's 2.2b result file beside the checkout; the calling test skips when ../shared is absent."""
+    import pytest
+
+    if not TT_22B.is_file():
+        pytest.skip(f"{TT_22B} not found (../shared is not beside the checkout)")
+    return TT_22B
 AGENTS = ["Ada Lindqvist", "Bruno Okafor", "Chen Wei"]
 AGENT_METRICS = ["persona_adherence", "self_consistency", "fluency"]
 SESSION_METRICS = {"ideas": "count", "task_completion": "0-9", "divergence": "0-9"}
