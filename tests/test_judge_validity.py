@@ -206,3 +206,18 @@ def test_judge_check_keeps_going_when_a_call_fails(scripted_llm):
     assert table["score"].isna().tolist() == [False, True, False, False]
     assert table.loc[1, "missing_reason"].startswith("LLM error: PermanentLLMError")
     assert auc_with_ci(table["score"], table["fits"], n_boot=50)["n_missing"] == 1
+
+
+def test_judge_check_items_file_that_is_not_jsonl_names_the_file_and_line(tmp_path, capsys):
+    bad = tmp_path / "items.jsonl"
+    bad.write_text("just text\n")
+    assert trials_main(["judge-check", "llm=scripted", "--items", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad} line 1: not JSON" in err and "Traceback" not in err
+    with pytest.raises(ValueError, match="line 1: expected a JSON object"):
+        labelled_set(_write(tmp_path / "list.jsonl", "[1, 2]\n"))
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path

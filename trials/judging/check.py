@@ -40,7 +40,13 @@ def labelled_set(path: str | Path | None = None) -> list[dict[str, Any]]:
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        item = json.loads(line)
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{source} line {n}: not JSON ({exc.msg}); each line is one JSON object "
+                             f"with the keys {sorted(ITEM_KEYS)}") from None
+        if not isinstance(item, dict):
+            raise ValueError(f"{source} line {n}: expected a JSON object with the keys {sorted(ITEM_KEYS)}")
         if missing := ITEM_KEYS - set(item):
             raise ValueError(f"{source} line {n}: missing key(s) {sorted(missing)}; each line needs {sorted(ITEM_KEYS)}")
         if not isinstance(item["fits"], bool):
