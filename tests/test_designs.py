@@ -293,3 +293,13 @@ def test_an_arm_with_a_story_gets_story_beats_and_a_bad_story_is_refused(tmp_pat
 def test_bad_own_propositions_are_refused(tmp_path, capsys, spec, needle):
     assert run(tmp_path, "experiment=market_research", f"+experiment.propositions={spec}") == 2
     assert needle in capsys.readouterr().err
+
+
+def test_init_into_an_unwritable_place_is_exit_2_naming_the_folder(tmp_path, capsys):
+    from trials.cli import main as cli_main
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert cli_main(["init", str(blocker / "conf")]) == 2
+    err = capsys.readouterr().err
+    assert f"{blocker / 'conf'}: cannot write there" in err and "fix:" in err

@@ -82,8 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         path = write_starter(args.dir, args.name, args.force)
-    except (ValueError, FileExistsError, OSError) as exc:
+    except (ValueError, FileExistsError) as exc:
         print(f"trials init: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. a folder that cannot be created or written
+        print(f"trials init: {args.dir}: cannot write there ({exc.strerror}); fix: give a folder you can "
+              "create and write, e.g. trials init myconf", file=sys.stderr)
         return 2
     print(f"wrote {path}\nrun it: trials run --config-dir {args.dir} experiment={args.name}")
     return 0
