@@ -3,8 +3,12 @@
 The headline estimand is the difference of the headline units' means (`diff`): of session means
 for agent-level metrics with session ids, of the values otherwise, and the mean of per-replicate
 differences when the design is paired. `p_value` (method in `p_method`, t-reference df in `df`),
-`ci_low`/`ci_high`, `hedges_g` (and its CI) and `p_tost` all refer to that estimand; see
-`analysis.headline` for the rule. `cliffs_delta`, `prob_superiority`, `p_welch`, `p_mannwhitney`
+`ci_low`/`ci_high`, `hedges_g` (and its CI), `p_tost` and the arm means `mean_control` /
+`mean_treatment` (the means of the headline units that enter `diff`: of the pairs used when
+paired, so mean_treatment - mean_control = diff and relative change diff / mean_control stays on
+one estimand) all refer to that estimand; see `analysis.headline` for the rule.
+`mean_control_values` / `mean_treatment_values` are the means of the individual values (agent
+values pooled over sessions, every non-missing value), an agent-level summary. `cliffs_delta`, `prob_superiority`, `p_welch`, `p_mannwhitney`
 and the ordinal odds ratio are on individual values (agent values pooled over sessions, labelled in
 `delta_on`). `p_holm` / `p_bh` adjust `p_value` over the family of all rows of the table.
 A comparison that cannot be estimated (an arm with no values) is a row with `estimable` False and
@@ -31,7 +35,7 @@ NAN = float("nan")
 COLUMNS = [
     "metric", "level", "scale", "control", "treatment", "estimable", "n_control", "n_treatment",
     "n_sessions_control", "n_sessions_treatment", "missing_control", "missing_treatment",
-    "mean_control", "mean_treatment", "sd_control", "sd_treatment", "diff", "ci_low", "ci_high", "df",
+    "mean_control", "mean_treatment", "mean_control_values", "mean_treatment_values", "sd_control", "sd_treatment", "diff", "ci_low", "ci_high", "df",
     "p_welch", "p_mannwhitney", "p_permutation", "hedges_g", "g_ci_low", "g_ci_high", "g_on",
     "cliffs_delta", "delta_ci_low", "delta_ci_high", "prob_superiority", "delta_on",
     "p_value", "p_method", "unit", "p_holm", "p_bh", "equivalence_margin", "p_tost",
@@ -116,6 +120,7 @@ def compare_one(sub: pd.DataFrame, metric: str, c: str, t: str, is_paired: bool,
                  "control": c, "treatment": t, "n_control": len(xc), "n_treatment": len(xt),
                  "missing_control": len(rc) - len(oc), "missing_treatment": len(rt) - len(ot),
                  "mean_control": _mean(xc), "mean_treatment": _mean(xt),
+                 "mean_control_values": _mean(xc), "mean_treatment_values": _mean(xt),
                  "sd_control": _sd(xc), "sd_treatment": _sd(xt),
                  "equivalence_margin": margin if margin else NAN}
     if len(xc) == 0 or len(xt) == 0:
@@ -155,6 +160,7 @@ def compare_one(sub: pd.DataFrame, metric: str, c: str, t: str, is_paired: bool,
         if dropped > 0:
             notes.append(f"{dropped} unpaired unit(s) left out of the paired test")
         g_units = _paired_units(pairs, oc, ot)
+        mean_c, mean_t = float(pairs["control"].mean()), float(pairs["treatment"].mean())
     else:
         head = headline.unpaired(vc, vt, alpha, n_perm, rng, margin)
         est = head.est
@@ -163,20 +169,23 @@ def compare_one(sub: pd.DataFrame, metric: str, c: str, t: str, is_paired: bool,
                   else f"{est.method} on {what} ({len(vc)} vs {len(vt)})")
         center = float(np.concatenate([xc, xt]).mean())  # centred sums of squares lose less to rounding
         g_units = (effect_sizes.Units.of_values(xc - center, gc), effect_sizes.Units.of_values(xt - center, gt))
+        mean_c, mean_t = _mean(vc), _mean(vt)
     if est.note:
         notes.append(est.note)
+    row.update(mean_control=mean_c, mean_treatment=mean_t)  # the headline units' means (see module docstring)
     row.update(diff=est.diff, ci_low=est.ci_low, ci_high=est.ci_high, df=est.df, p_value=est.p,
                p_method=method, unit=unit, p_permutation=head.p_permutation, p_tost=head.p_tost)
 
     row["p_welch"] = tests_basic.welch(xc, xt, alpha).p
     row["p_mannwhitney"] = tests_basic.mann_whitney(xc, xt)
     row["sd_pooled"] = _pooled_sd(xc, xt)  # of individual values; power() adds the ICC
-    g, glo, ghi, gnote = effect_sizes.headline_g(*g_units, use_paired, est.diff, row["sd_pooled"], alpha, n_boot, rng,
+    g, glo, ghi, gnote = effect_sizes.headline_g(*g_units, use_paired, est.diff, row["sd_pooled"], alpha,
                                                  scale=tests_basic.scale_of(xc, xt))
-    resampled = "pairs of replicates" if use_paired else "sessions" if is_clustered else "values"
+    t_on = ("paired t of the per-replicate differences" if use_paired
+            else "pooled t of the session means" if is_clustered else "pooled t of the values")
     row.update(hedges_g=g, g_ci_low=glo, g_ci_high=ghi,
                g_on=f"diff / pooled within-arm SD of the {'agent ' if level == 'agent' else ''}values; "
-                    f"BCa bootstrap over {resampled}")
+                    f"CI: noncentral-t inversion of the {t_on} (Steiger & Fouladi 1997)")
     if gnote:
         notes.append(gnote)
     delta, dlo, dhi, dnote = effect_sizes.delta_ci(xc, xt, gc, gt, alpha)
@@ -196,15 +205,17 @@ def compare_one(sub: pd.DataFrame, metric: str, c: str, t: str, is_paired: bool,
 
 
 def _paired_units(pairs: pd.DataFrame, oc: pd.DataFrame, ot: pd.DataFrame) -> tuple:
-    """Units for the paired g bootstrap: per complete pair (replicate), each arm's values in it."""
+    """Units for the paired g: per complete pair (replicate, in `pairs` order), each arm's values in
+    it, with the unit value `m` = that arm's per-replicate value in `pairs` (what `diff` averages)."""
     keep = set(pairs["replicate"])
     center = float(pd.concat([oc["value"], ot["value"]]).mean())
 
-    def units(rows: pd.DataFrame) -> effect_sizes.Units:
+    def units(rows: pd.DataFrame, arm: str) -> effect_sizes.Units:
         r = rows.loc[rows["replicate"].isin(keep)].sort_values("replicate")
-        return effect_sizes.Units.of_values(r["value"].to_numpy(float) - center,
-                                            pd.factorize(r["replicate"], sort=True)[0])
-    return units(oc), units(ot)
+        u = effect_sizes.Units.of_values(r["value"].to_numpy(float) - center,
+                                         pd.factorize(r["replicate"], sort=True)[0])
+        return effect_sizes.Units(pairs[arm].to_numpy(float) - center, u.n, u.s, u.q)
+    return units(oc, "control"), units(ot, "treatment")
 
 
 def _secondary_models(row: dict, notes: list[str], scale: str, metric: str, xc, xt, vc, vt, gc, gt,

@@ -5,9 +5,15 @@
 - `headline_g` standardises the *headline* difference (the one in `diff`: of session means, or of
   per-replicate differences when paired) by the pooled within-arm SD of the individual values
   (Hedges 2007, "Effect sizes in cluster-randomized designs", d_T; for paired designs d_av,
-  Cumming 2012), so its sign is always the sign of `diff`. Its CI is a BCa bootstrap
-  (Efron 1987; scipy.stats.bootstrap, method='BCa') resampling the headline units (sessions,
-  or pairs of replicates), stratified by arm.
+  Cumming 2012), so its sign is always the sign of `diff`. Its CI inverts the noncentral t
+  distribution of the t statistic of the headline units (Steiger & Fouladi 1997; Hedges & Olkin
+  1985, ch. 5; scipy.stats.nct): the pooled-variance t of the unit values (session means, or
+  values), df k_c + k_t - 2, or the one-sample t of the per-pair differences, df pairs - 1, gives a
+  CI [l, u] for its noncentrality lambda = diff / SE; the CI of g is [l, u] * SE / SD (SE of diff
+  from the units, SD of the individual values). Without clustering this is exactly the
+  Steiger-Fouladi interval for the standardised mean difference; with clustering it rescales the
+  exact interval of the session-level effect to the total SD (d_T = d_sessions * SD_sessions / SD_T,
+  Hedges 2007), treating the SD of the many individual values as known.
 - `cliffs_delta` is P(T > C) - P(T < C) over individual values (agent values pooled over
   sessions), computed from ranks in O(n log n). Its CI uses the placement (structural component)
   variance of DeLong et al. (1988), summed per session when values are clustered (Obuchowski
@@ -17,17 +23,15 @@
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 
 from analysis.tests_basic import RTOL, scale_of
 
 NAN = float("nan")
 MIN_CI_UNITS = 8  # below this many resampling units per arm no interval is reported (coverage fails)
-BOOT_MAX_UNITS = 5000  # above this many units per arm, g's CI is the large-sample normal one
 
 
 def hedges_g(control: np.ndarray, treatment: np.ndarray) -> float:
@@ -129,9 +133,6 @@ class Units:
         s = np.bincount(groups, weights=x)
         return cls(s / n, n, s, np.bincount(groups, weights=x * x))
 
-    def take(self, idx: np.ndarray) -> "Units":
-        return Units(self.m[idx], self.n[idx], self.s[idx], self.q[idx])
-
 
 def _ss(u: Units) -> tuple[np.ndarray, np.ndarray]:
     """(within-arm sum of squares, count) of the individual values, summed over the last axis."""
@@ -139,27 +140,51 @@ def _ss(u: Units) -> tuple[np.ndarray, np.ndarray]:
     return np.maximum(q - s * s / n, 0.0), n
 
 
-def headline_g_of(uc: Units, ut: Units, paired: bool) -> np.ndarray:
-    """J * diff / pooled within-arm SD of individual values; diff = mean of unit differences when
-    paired, else difference of mean unit values (vectorised over leading axes)."""
-    diff = (ut.m - uc.m).mean(axis=-1) if paired else ut.m.mean(axis=-1) - uc.m.mean(axis=-1)
-    ss_c, n_c = _ss(uc)
-    ss_t, n_t = _ss(ut)
-    df = n_c + n_t - 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sd = np.sqrt((ss_c + ss_t) / df)
-        return np.where(sd > 0, _j(df) * diff / sd, np.nan)
+def nct_ci(t: float, df: float, alpha: float = 0.05) -> tuple[float, float]:
+    """(low, high) CI of the noncentrality lambda of a noncentral t (df) observed at t: the lambda with
+    P(T <= t; df, lambda) = 1 - alpha/2 and = alpha/2 (Steiger & Fouladi 1997; scipy.stats.nct, brentq).
+
+    When scipy's nct cannot resolve the tails (|t| in the hundreds, or df above 1e5), the large-sample
+    normal interval t -/+ z sqrt(1 + t^2 / (2 df)) (Hedges & Olkin 1985, eq. 5.14) is returned.
+    """
+    if not (np.isfinite(t) and df >= 1):
+        return NAN, NAN
+    z = float(stats.norm.ppf(1 - alpha / 2))
+    half = z * math.sqrt(1 + t * t / (2 * df))
+    if abs(t) > 200 or df > 1e5:
+        return t - half, t + half
+
+    def bound(p: float) -> float:
+        f = lambda lam: float(stats.nct.cdf(t, df, lam)) - p  # noqa: E731  decreasing in lam
+        lo, hi = t - 2 * half - 1, t + 2 * half + 1
+        for _ in range(60):  # widen until the root is bracketed (heavy tails at small df)
+            flo, fhi = f(lo), f(hi)
+            if not (np.isfinite(flo) and np.isfinite(fhi)):
+                return NAN
+            if flo >= 0 >= fhi:
+                return float(optimize.brentq(f, lo, hi, xtol=1e-10, rtol=1e-12))
+            w = hi - lo
+            lo, hi = (lo - w, hi) if flo < 0 else (lo, hi + w)
+        return NAN
+
+    low, high = bound(1 - alpha / 2), bound(alpha / 2)
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return t - half, t + half
+    return low, high
 
 
 def headline_g(uc: Units, ut: Units, paired: bool, diff: float, sd: float, alpha: float = 0.05,
-               n_boot: int = 2000, rng: np.random.Generator | None = None,
                scale: float | None = None) -> tuple[float, float, float, str]:
-    """(g, ci_low, ci_high, note): g of the headline estimand `diff` and its BCa bootstrap CI.
+    """(g, ci_low, ci_high, note): g of the headline estimand `diff` and its noncentral-t CI.
 
-    `sd` is the pooled within-arm SD of the individual values, computed stably by the caller (sums
-    of squares lose the float-noise test); `scale` is the largest |value| (units may be centred). g is NaN (with a note) when `sd` is float noise. The CI is NaN below
-    MIN_CI_UNITS units per arm; above BOOT_MAX_UNITS units it is the normal interval with the
-    Hedges-Olkin variance (n_c + n_t)/(n_c n_t) + g^2 / (2 (n_c + n_t)).
+    Inputs: the headline units of each arm (`Units`; paired: pair i of both arms at position i),
+    `diff` (the headline estimate: mean of per-pair differences when paired, else difference of
+    mean unit values), `sd` the pooled within-arm SD of the individual values (computed stably by
+    the caller; sums of squares lose the float-noise test), `scale` the largest |value|.
+    Output g = J(df) diff / sd, J = 1 - 3 / (4 df - 1), df = values - 2 (Hedges 1981); the CI is
+    `nct_ci` of the units' t (module docstring), in units of `sd` (no J: the interval is for the
+    population effect). g is NaN (with a note) when `sd` is float noise; the CI is NaN below
+    MIN_CI_UNITS units per arm, or when the units have no spread (t undefined).
     """
     ss_c, n_c = _ss(uc)
     ss_t, n_t = _ss(ut)
@@ -174,26 +199,14 @@ def headline_g(uc: Units, ut: Units, paired: bool, diff: float, sd: float, alpha
     what = "pairs" if paired else "units"
     if min(kc, kt) < MIN_CI_UNITS:
         return g, NAN, NAN, f"g CI needs >= {MIN_CI_UNITS} {what} per arm (have {kc} v {kt})"
-    if min(kc, kt) > BOOT_MAX_UNITS and bool(np.all(uc.n == 1)) and bool(np.all(ut.n == 1)):
-        se = math.sqrt((kc + kt) / (kc * kt) + g * g / (2 * (kc + kt)))
-        z = stats.norm.ppf(1 - alpha / 2)
-        return g, g - z * se, g + z * se, "g CI: large-sample normal (Hedges & Olkin 1985)"
     if paired:
-        data: tuple = (np.arange(kc),)
-
-        def stat(i, axis=-1):
-            return headline_g_of(uc.take(i), ut.take(i), True)
+        d = ut.m - uc.m
+        se, t_df = float(d.std(ddof=1)) / math.sqrt(kc), kc - 1
     else:
-        data = (np.arange(kc), np.arange(kt))
-
-        def stat(i, j, axis=-1):
-            return headline_g_of(uc.take(i), ut.take(j), False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = stats.bootstrap(data, stat, vectorized=True, n_resamples=n_boot, method="BCa",
-                              confidence_level=1 - alpha, random_state=rng or np.random.default_rng(0),
-                              batch=max(1, 2_000_000 // (kc + kt)))
-    lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        return g, NAN, NAN, "g CI: bootstrap degenerate (resamples without spread)"
-    return g, lo, hi, ""
+        ss_units = ((uc.m - uc.m.mean()) ** 2).sum() + ((ut.m - ut.m.mean()) ** 2).sum()
+        t_df = kc + kt - 2
+        se = math.sqrt(ss_units / t_df * (1 / kc + 1 / kt))
+    if not se > RTOL * scale:
+        return g, NAN, NAN, f"g CI undefined: the {what} have no spread (t statistic undefined)"
+    low, high = nct_ci(diff / se, t_df, alpha)
+    return g, low * se / sd, high * se / sd, ""

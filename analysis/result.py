@@ -199,8 +199,12 @@ def _summary(table: Table, res: AnalysisResult, ctrl: str, comparisons: str, alp
             "p_permutation": f"studentized permutation test on the headline units (exact up to 20000 splits, "
                              f"else {n_perm} random); sign-flip within pairs when paired",
             "hedges_g": f"headline diff / pooled within-arm SD of the individual values (Hedges 2007 d_T; d_av "
-                        f"when paired), J-corrected; BCa bootstrap CI over the headline units ({n_boot} "
-                        f"resamples, >= 8 units per arm), seed {seed}",
+                        f"when paired), J-corrected; CI by noncentral-t inversion of the t of the headline "
+                        f"units (Steiger & Fouladi 1997), rescaled to that SD (>= 8 units per arm)",
+            "mean_control/mean_treatment": "means of the headline units that enter diff (session means; the "
+                                           "per-replicate values of the pairs used when paired), so "
+                                           "mean_treatment - mean_control = diff; mean_*_values: mean of the "
+                                           "individual (agent) values",
             "cliffs_delta": "on individual values (agent values pooled over sessions); CI from cluster-summed "
                             "placements (DeLong 1988, Obuchowski 1997) and Cliff's (1993) interval",
             "p_tost": "two one-sided tests of |diff| >= equivalence_margin on the headline estimand",

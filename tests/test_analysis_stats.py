@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import math
 import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
-from scipy import stats
+from scipy import optimize, stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestIndPower, TTestPower
 
@@ -64,15 +65,52 @@ def test_cliffs_delta_and_prob_superiority_brute_force():
     assert ps == pytest.approx(u / (len(t) * len(c)))
 
 
-def test_g_ci_is_scipy_bca_bootstrap_of_hedges_g():
+def _ncp_bounds(t: float, df: float) -> tuple[float, float]:
+    """Noncentrality bounds of a 95% CI (Steiger & Fouladi 1997), by bisection on scipy's nct sf,
+    written out here independently of the package (which uses brentq on the cdf)."""
+    def root(p: float) -> float:
+        return optimize.root_scalar(lambda lam: stats.nct.sf(t, df, lam) - p, bracket=(t - 30, t + 30),
+                                    method="bisect", xtol=1e-12).root
+    return root(0.025), root(0.975)
+
+
+def test_g_ci_is_the_noncentral_t_interval_steiger_fouladi():
     units = effect_sizes.Units.of_values
-    sd = float(np.sqrt((22 * CTRL.var(ddof=1) + 30 * TRT.var(ddof=1)) / 52))
-    g, lo, hi, note = effect_sizes.headline_g(units(CTRL), units(TRT), False, TRT.mean() - CTRL.mean(), sd,
-                                              n_boot=4000, rng=np.random.default_rng(0))
+    nc, nt = len(CTRL), len(TRT)
+    sd = float(np.sqrt(((nc - 1) * CTRL.var(ddof=1) + (nt - 1) * TRT.var(ddof=1)) / (nc + nt - 2)))
+    diff = TRT.mean() - CTRL.mean()
+    g, lo, hi, note = effect_sizes.headline_g(units(CTRL), units(TRT), False, diff, sd)
     assert g == pytest.approx(effect_sizes.hedges_g(CTRL, TRT)) and note == ""
-    ref = stats.bootstrap((CTRL, TRT), effect_sizes.hedges_g, vectorized=False, n_resamples=4000,
-                          method="BCa", random_state=np.random.default_rng(0)).confidence_interval
-    assert (lo, hi) == pytest.approx((ref.low, ref.high), rel=1e-9)  # same draws: identical interval
+    # two-sample: t = d / sqrt(1/nc + 1/nt) on nc + nt - 2 df; CI of delta = CI of lambda * sqrt(1/nc + 1/nt)
+    f = math.sqrt(1 / nc + 1 / nt)
+    lam_lo, lam_hi = _ncp_bounds(diff / sd / f, nc + nt - 2)
+    assert (lo, hi) == pytest.approx((lam_lo * f, lam_hi * f), rel=1e-7)
+    assert lo < g < hi
+    # the same interval from the t statistic scipy's two-sample t-test reports
+    t_scipy = stats.ttest_ind(TRT, CTRL).statistic
+    assert effect_sizes.nct_ci(t_scipy, nc + nt - 2) == pytest.approx(_ncp_bounds(t_scipy, nc + nt - 2), rel=1e-7)
+
+
+def test_paired_g_ci_is_the_one_sample_noncentral_t_interval_rescaled():
+    # paired design: g = J diff / pooled SD of the values (d_av); CI = CI of lambda (t of the per-pair
+    # differences, pairs - 1 df) * SE(diff) / pooled SD
+    df = clustered_table(np.random.default_rng(12), n_sessions=9, cluster_size=3, icc=0.3, effect=0.4, paired_corr=0.6)
+    eff = compare(df, paired_design=True, n_boot=100, n_perm=100, mixed=False).iloc[0]
+    means = df.groupby(["arm", "replicate"])["value"].mean()
+    d = (means["treatment"] - means["control"]).to_numpy()
+    se = d.std(ddof=1) / math.sqrt(len(d))
+    sd = eff["sd_pooled"]
+    lam_lo, lam_hi = _ncp_bounds(d.mean() / se, len(d) - 1)
+    assert eff["diff"] == pytest.approx(d.mean())
+    assert (eff["g_ci_low"], eff["g_ci_high"]) == pytest.approx((lam_lo * se / sd, lam_hi * se / sd), rel=1e-7)
+    assert np.sign(eff["hedges_g"]) == np.sign(eff["diff"]) and "noncentral-t" in eff["g_on"]
+
+
+def test_nct_ci_far_tail_falls_back_to_the_normal_interval():
+    lo, hi = effect_sizes.nct_ci(500.0, 10)
+    half = stats.norm.ppf(0.975) * math.sqrt(1 + 500.0**2 / 20)
+    assert (lo, hi) == pytest.approx((500 - half, 500 + half))
+    assert np.isnan(effect_sizes.nct_ci(float("nan"), 10)[0])
 
 
 def _cliff_interval(d: float, var: float, z: float) -> tuple[float, float]:
