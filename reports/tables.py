@@ -73,8 +73,9 @@ def headline(effects: pd.DataFrame, infos: dict[str, MetricInfo] | None = None) 
             classes.update({(i, j): VERDICT_CLASS[row[7]] for j in (5, 6, 7)})
     controls = ", ".join(dict.fromkeys(str(c) for c in effects["control"]))
     caption = (f"Each treatment vs control ({controls}). Differences are treatment − control, estimated by "
-               "the named method (for a paired design, the mean of paired differences, which can differ from "
-               "the difference of the arm means when a pair is incomplete). Relative change = difference / "
+               "the named method; the arm means are those of the units it compares (session means; for a "
+               "paired design, the complete pairs only), so difference = treatment mean − control mean. "
+               "Relative change = difference / "
                "|mean control|. Verdict: better / worse when the 95% CI excludes 0 (green / red), in the "
                "metric's good direction; unclear when it includes 0. p is that method's p-value; Holm "
                "and Benjamini-Hochberg adjust it across the whole family of metrics × comparisons. "
