@@ -78,7 +78,7 @@ def _cluster_var(v: np.ndarray, groups: np.ndarray | None) -> tuple[float, int]:
     """Variance of mean(v): i.i.d. values, or cluster sums of deviations (Obuchowski 1997)."""
     n = len(v)
     if groups is None:
-        return float(v.var(ddof=1) / n), n
+        return (float(v.var(ddof=1) / n) if n > 1 else NAN), n
     sums = np.bincount(groups, weights=v - v.mean())
     k = len(sums)
     if k < 2:
