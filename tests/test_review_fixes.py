@@ -41,3 +41,31 @@ def test_sweep_report_links_are_url_escaped(tmp_path):
     assert all((root / unquote(h)).is_file() for h in hrefs)
     assert "[report.html](llm.model=gpt%204o/report.html)" in md
     assert "[report.html](llm.model=what%3F%231/report.html)" in md
+
+
+def _trials(tmp_path: Path, *args: str):
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run([sys.executable, "-m", "trials.cli", *args], capture_output=True, text=True,
+                          cwd=tmp_path, env=env)
+
+
+def test_resume_writes_no_empty_hydra_folder_beside_the_run(tmp_path):
+    run = tmp_path / "runs" / "hello" / "first"
+    proc = _trials(tmp_path, "run", "experiment=hello", "llm=scripted", "cache.mode=off", "run.replicates=2",
+                   "run.analyze=false", "run.report=false", f"hydra.run.dir={run}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    overrides = (run / ".hydra" / "overrides.yaml").read_text()
+    shutil.rmtree(run / "jobs" / "control" / "1")
+    proc = _trials(tmp_path, "run", f"run.resume_dir={run}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "resuming: 1 of 2 jobs already done" in proc.stderr
+    assert (run / "jobs" / "control" / "1" / "job.json").is_file()
+    folders = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob(".hydra"))
+    assert folders == ["runs/hello/first/.hydra"]  # nothing beside the run (was runs/brainstorm_variety/<ts>/)
+    assert (run / ".hydra" / "overrides.yaml").read_text() == overrides  # the run's own record is kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".cache", "runs"] and [p.name for p in (tmp_path / "runs").iterdir()] == ["hello"]

@@ -62,10 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     if command == "run":
-        from trials.run.command import preflight_cli
+        from trials.run.command import preflight_cli, resume_hydra_overrides
 
         code = preflight_cli(rest, CONF_DIR)  # checks (and a dry run) before Hydra writes anything
-        return code if code is not None else _hydra(_run_app, argv)
+        return code if code is not None else _hydra(_run_app, [*argv, *resume_hydra_overrides(rest)])
     if command == "init":
         from trials.run.starter import main as init_main
 

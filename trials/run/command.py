@@ -161,6 +161,27 @@ def preflight_cli(args: Sequence[str], conf_dir: str) -> int | None:
     return None
 
 
+def resume_hydra_overrides(args: Sequence[str]) -> list[str]:
+    """For a resume (`run.resume_dir=DIR`, single run): Hydra's output folder is DIR itself and no
+    `.hydra/` is written there, so a resume leaves no empty folder (`.hydra/` + `cli.log`) beside the
+    run and keeps the run's own `.hydra/`; its log lines are appended to DIR/cli.log. [] otherwise."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    overrides, _, multirun, info = _split(args)
+    if multirun or info:
+        return []
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception:  # noqa: BLE001 - a grammar error is reported by Hydra itself
+        return []
+    resume = next((ov.value() for ov in reversed(parsed) if ov.get_key_element().lstrip("+~") == "run.resume_dir"),
+                  None)
+    if not resume or not isinstance(resume, str):
+        return []
+    folder = str(Path(resume).expanduser().resolve()).replace("\\", "\\\\").replace("'", "\\'")
+    return [f"hydra.run.dir='{folder}'", "hydra.output_subdir=null"]
+
+
 def secrets_check_cli(args: Sequence[str]) -> int | None:
     """For other Hydra commands (`trials population`): refuse an API key on the command line
     before Hydra saves the overrides; 2 or None."""
