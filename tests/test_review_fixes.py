@@ -69,3 +69,45 @@ def test_resume_writes_no_empty_hydra_folder_beside_the_run(tmp_path):
     assert folders == ["runs/hello/first/.hydra"]  # nothing beside the run (was runs/brainstorm_variety/<ts>/)
     assert (run / ".hydra" / "overrides.yaml").read_text() == overrides  # the run's own record is kept
     assert sorted(p.name for p in tmp_path.iterdir()) == [".cache", "runs"] and [p.name for p in (tmp_path / "runs").iterdir()] == ["hello"]
+
+
+def test_typo_in_an_inherited_parent_experiment_lists_the_experiments_and_suggests(tmp_path, monkeypatch, capsys):
+    from trials.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["init", "myconf"]) == 0
+    mine = tmp_path / "myconf" / "experiment" / "mine.yaml"
+    text = mine.read_text()
+    assert "  - market_research" in text
+    mine.write_text(text.replace("  - market_research", "  - market_reserch", 1))
+    capsys.readouterr()
+    assert main(["run", "--config-dir", "myconf", "experiment=mine", "llm=scripted"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("config error: myconf/experiment/mine.yaml: ")
+    assert "'market_reserch'" in err and "(did you mean 'market_research'?)" in err
+    assert "available: brainstorm_correction, brainstorm_factorial, brainstorm_variety, debate, " \
+           "gazpacho_validation, hello, market_research (in trials/conf/experiment/ or myconf/experiment/)" in err
+    assert "none" not in err and not (tmp_path / "runs").exists() and not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize("args", [
+    ["run", "experiment=hello", "llm=scriptd"],
+    ["run", "-m", "experiment=hello", "llm=scripted,scriptd"],
+    ["judge-check", "llm=scriptd"],
+    ["validate-persona", "PERSONA", "--expectations", "a grumpy teacher", "llm=scriptd"],
+    ["population", "population=usa_adults", "llm=scriptd"],
+])
+def test_a_typo_in_a_config_group_choice_is_one_line_with_the_choices_for_every_command(tmp_path, monkeypatch,
+                                                                                         capsys, args):
+    import trials
+    from trials.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    persona = sorted((Path(trials.__file__).parent / "persona" / "library" / "difficult_people").glob("*.json"))[0]
+    assert main([str(persona) if a == "PERSONA" else a for a in args]) == 2
+    captured = capsys.readouterr()
+    err = captured.err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "llm=scriptd: no llm/scriptd.yaml (did you mean 'scripted'?); " \
+           "available: azure, local, ollama, openai, scripted (in trials/conf/llm/)" in err
+    assert "Config search path" not in err and not any(tmp_path.iterdir())  # nothing written

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     if command == "population":
         from trials.run.command import secrets_check_cli
 
-        code = secrets_check_cli(rest)  # an API key on the command line would land in .hydra/
+        code = secrets_check_cli(rest, CONF_DIR, "population_app")  # before Hydra writes .hydra/
         return code if code is not None else _hydra(_population_app, argv)
     if command == "analyze":
         from analysis.cli import main as analyze_main

@@ -4,12 +4,11 @@ without writing anything (Hydra would create its output folder and `.hydra/` fir
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from trials.run.design import did_you_mean
+from trials.run.compose import compose
 from trials.run.errors import ConfigError
 from trials.run.experiment import run_experiment
 from trials.run.plan import build_plan
@@ -71,62 +70,6 @@ def _sweep_points(overrides: list[str], limit: int = 64) -> list[list[str]]:
     return points
 
 
-def compose(overrides: list[str], config_dir: str | None, conf_dir: str) -> Any:
-    """The config `trials run` would see (Hydra's compose API) for one point (no sweeps), or a
-    ConfigError naming the key, the missing config or the grammar error."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.errors import HydraException, MissingConfigException
-
-    overrides = [o for o in overrides if not o.startswith(("hydra.", "hydra/"))]
-    if config_dir:
-        folder = Path(config_dir).expanduser().resolve()
-        if not folder.is_dir():
-            raise ConfigError(f"--config-dir {config_dir}: no such folder; fix: create it with "
-                              f"`trials init {config_dir}` or give the folder that holds experiment/<name>.yaml")
-        overrides = [*overrides, f"hydra.searchpath=[file://{folder}]"]
-    try:
-        with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
-            return hydra_compose("config", overrides=overrides)
-    except MissingConfigException as exc:
-        missing = str(exc.missing_cfg_file or "")
-        group, _, name = missing.rpartition("/")
-        options = list(exc.options or [])
-        where = f" or {config_dir}/{group}/" if config_dir else ""
-        raise ConfigError(f"{group or 'config'}={name}: no {missing}.yaml{did_you_mean(name, options)}; "
-                          f"available: {', '.join(options) or 'none'} (in trials/conf/{group}/{where})"
-                          ) from None
-    except HydraException as exc:
-        text = " ".join(str(exc).split())
-        bad = re.search(r"Could not override '([^']+)'", text)
-        if bad:
-            key = bad.group(1)
-            hint = _key_hint(key, [o for o in overrides if not o.lstrip("+~").startswith(key + "=")], conf_dir)
-            raise ConfigError(f"unknown key {key}{hint}; fix: correct the key, or add a new key with "
-                              f"+{key}=<value>") from None
-        raise ConfigError(text[:400]) from None
-    except Exception as exc:  # noqa: BLE001 - Hydra's override grammar errors etc.
-        raise ConfigError(" ".join(str(exc).split())[:400]) from None
-
-
-def _key_hint(key: str, others: list[str], conf_dir: str) -> str:
-    """' (did you mean experiment.steps?)' for a mistyped key, from the config without it."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from omegaconf import OmegaConf
-
-    parent, _, leaf = key.rpartition(".")
-    try:
-        with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
-            node = OmegaConf.select(hydra_compose("config", overrides=others), parent) if parent else None
-    except Exception:  # noqa: BLE001 - only a hint
-        return ""
-    if node is None or not hasattr(node, "keys"):
-        return ""
-    hint = did_you_mean(leaf, list(node.keys()))
-    return hint.replace("'", "'" + parent + ".", 1) if hint else ""
-
-
 def preflight_cli(args: Sequence[str], conf_dir: str) -> int | None:
     """Check `trials run <args>` before Hydra writes anything. Returns an exit status to stop
     with (2 config error, 0 dry run done: the plan was printed and nothing written), or None to
@@ -182,14 +125,22 @@ def resume_hydra_overrides(args: Sequence[str]) -> list[str]:
     return [f"hydra.run.dir='{folder}'", "hydra.output_subdir=null"]
 
 
-def secrets_check_cli(args: Sequence[str]) -> int | None:
+def secrets_check_cli(args: Sequence[str], conf_dir: str | None = None, config_name: str = "config") -> int | None:
     """For other Hydra commands (`trials population`): refuse an API key on the command line
-    before Hydra saves the overrides; 2 or None."""
+    before Hydra saves the overrides, and (with `conf_dir`) a bad override or config choice, in one
+    line (trials.run.compose) instead of Hydra's multi-line error; 2 or None."""
+    overrides, config_dir, multirun, info = _split(args)
     try:
-        check_secrets(_split(args)[0])
+        check_secrets(overrides)
+        if conf_dir and not info:
+            points = _sweep_points(overrides) if multirun else [overrides]
+            for point in points:
+                compose(point, config_dir, conf_dir, config_name)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
+    except Exception:  # noqa: BLE001 - a sweep the check cannot expand: Hydra reports it
+        return None
     return None
 
 
