@@ -111,3 +111,46 @@ def test_a_typo_in_a_config_group_choice_is_one_line_with_the_choices_for_every_
     assert "llm=scriptd: no llm/scriptd.yaml (did you mean 'scripted'?); " \
            "available: azure, local, ollama, openai, scripted (in trials/conf/llm/)" in err
     assert "Config search path" not in err and not any(tmp_path.iterdir())  # nothing written
+
+
+def _section(md: str, title: str) -> str:
+    start = md.index(f"\n## {title}\n")
+    end = md.find("\n## ", start + 4)
+    return md[start:end if end > 0 else None]
+
+
+def test_report_with_another_control_describes_the_comparison_actually_made(tmp_path):
+    """`trials report --control treatment --unpaired` on a run whose treatment was not delivered: the
+    report must not blame 'treatment' as an undelivered treatment (it is now the baseline), must name
+    the control actually used, and must not call the analysis paired."""
+    import json
+
+    from reports.cli import main
+
+    run = make_run_dir(tmp_path, failed=None)
+    _quick_analysis(run)
+    man = json.loads((run / "manifest.json").read_text())
+    man["paired"] = True
+    man["arms"] = {"control": {"delivered": None, "mechanisms": {}, "note": "control arm"},
+                   "treatment": {"delivered": False, "mechanisms": {"variety": 0},
+                                 "note": "treatment not delivered: interventions never applied"}}
+    (run / "manifest.json").write_text(json.dumps(man))
+    own = reports.render(run).markdown.read_text()  # the run's own comparison: unchanged wording
+    assert "Treatment treatment was NOT delivered (interventions never applied)" in _section(own, "Summary")
+    assert "| Replicates | 5 per arm, paired |" in own
+
+    out = tmp_path / "other"
+    assert main([str(run), "--control", "treatment", "--unpaired", "--out", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    summary, overview = _section(md, "Summary"), _section(md, "Overview")
+    assert "Treatment treatment was NOT delivered" not in md and "Treatment control" not in md
+    assert ("The control of these comparisons, 'treatment', did not get its own mechanism (interventions never "
+            "applied): it ran like the run's control 'control'") in summary
+    assert "Every comparison here is against 'treatment' (chosen with `trials report --control`)" in summary
+    assert "treats them as unpaired" in summary
+    assert "(control: treatment); the run's own control is control" in overview
+    assert "| Replicates | 5 per arm, analysed unpaired |" in overview
+    assert ": paired" not in overview and ", paired" not in overview
+    caveats = _section(md, "How far to trust this run")
+    assert "Arm 'treatment', the control of these comparisons, did not get its own mechanism" in caveats
+    assert "Arm 'treatment': treatment not delivered" not in caveats
