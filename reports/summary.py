@@ -228,7 +228,8 @@ def summary_items(data: RunData, infos: dict[str, MetricInfo]) -> list[str]:
     eff = data.tables.effects
     items: list[str] = []
     if eff.empty:
-        items.append("The analysis produced no comparisons (a single arm, or no metric values).")
+        items.append("The analysis produced no comparisons (a single arm, or no metric values); each arm's "
+                     "mean per metric with its 95% CI is under Headline results.")
     else:
         for treatment, rows in eff.groupby("treatment", sort=False):
             control = str(rows["control"].iloc[0]) if "control" in rows else ""

@@ -154,3 +154,48 @@ def test_report_with_another_control_describes_the_comparison_actually_made(tmp_
     caveats = _section(md, "How far to trust this run")
     assert "Arm 'treatment', the control of these comparisons, did not get its own mechanism" in caveats
     assert "Arm 'treatment': treatment not delivered" not in caveats
+
+
+def test_single_arm_run_shows_each_metrics_mean_with_a_ci_in_the_report(tmp_path):
+    """`hello` has one arm: the analysis makes no comparison, and its score was in no report section."""
+    import numpy as np
+    from statsmodels.stats.weightstats import DescrStatsW
+
+    from runner_support import run as run_trials
+
+    assert run_trials(tmp_path, "experiment=hello", "run.replicates=3", "run.analyze=true", "run.report=true") == 0
+    md = (tmp_path / "report.md").read_text()
+    results = _section(md, "Headline results")
+    metrics = pd.read_parquet(tmp_path / "metrics.parquet")
+    for metric, label in (("persona_adherence", "persona adherence"), ("answer_chars", "answer chars")):
+        values = metrics.loc[metrics["metric"] == metric, "value"].dropna().to_numpy(float)
+        assert len(values) == 3
+        lo, hi = DescrStatsW(values).tconfint_mean(alpha=0.05)  # independent computation
+        row = f"| control | {label} | 3 | 3 | {np.mean(values):.2f} [{lo:.2f}, {hi:.2f}] | 3 values |"
+        assert row in results, results
+    assert "each arm's mean per metric with its 95% CI is under Headline results" in _section(md, "Summary")
+
+
+def test_arm_means_use_session_means_for_nested_values_and_say_why_a_ci_is_missing():
+    import numpy as np
+    from statsmodels.stats.weightstats import DescrStatsW
+
+    from reports.armmeans import arm_means
+
+    rng = np.random.default_rng(3)
+    rows = [{"arm": "only", "session": f"s{s}", "replicate": s, "agent": f"a{a}", "metric": "score",
+             "value": float(s + rng.normal())} for s in range(4) for a in range(3)]
+    rows += [{"arm": "only", "session": "s0", "replicate": 0, "agent": "", "metric": "flat", "value": 2.0},
+             {"arm": "only", "session": "s1", "replicate": 1, "agent": "", "metric": "flat", "value": 2.0}]
+    df = pd.DataFrame(rows)
+    out = arm_means(df).set_index("metric")
+    per_session = df[df["metric"] == "score"].groupby("session")["value"].mean().to_numpy()
+    lo, hi = DescrStatsW(per_session).tconfint_mean()
+    score = out.loc["score"]
+    assert (score["unit"], score["n_units"], score["n"], score["n_sessions"]) == ("session means", 4, 12, 4)
+    assert score["mean"] == pytest.approx(per_session.mean())
+    assert (score["ci_low"], score["ci_high"]) == (pytest.approx(lo), pytest.approx(hi))
+    naive = DescrStatsW(df.loc[df["metric"] == "score", "value"].to_numpy()).tconfint_mean()
+    assert score["ci_high"] - score["ci_low"] > naive[1] - naive[0]  # 12 nested values are not 12 units
+    flat = out.loc["flat"]
+    assert np.isnan(flat["ci_low"]) and np.isnan(flat["ci_high"]) and "no variation" in flat["note"]
