@@ -199,3 +199,45 @@ def test_arm_means_use_session_means_for_nested_values_and_say_why_a_ci_is_missi
     assert score["ci_high"] - score["ci_low"] > naive[1] - naive[0]  # 12 nested values are not 12 units
     flat = out.loc["flat"]
     assert np.isnan(flat["ci_low"]) and np.isnan(flat["ci_high"]) and "no variation" in flat["note"]
+
+
+@pytest.fixture(scope="module")
+def market_run(tmp_path_factory):
+    from runner_support import run as run_trials
+
+    root = tmp_path_factory.mktemp("market") / "run"
+    assert run_trials(root, "experiment=market_research", "run.replicates=2") == 0
+    human = root.parent / "human.csv"
+    pd.DataFrame({"Vote": [1, 2, 3, 4, 5, 3, 2, 4]}).to_csv(human, index=False)
+    return root, human
+
+
+@pytest.mark.parametrize("margin", ["-1", "0", "nan"])
+def test_trials_validate_refuses_a_margin_that_is_not_positive(market_run, capsys, margin):
+    from trials.cli import main
+
+    root, human = market_run
+    args = ["validate", str(root), "--human", str(human), "--column", "Vote", "--metric", "vote", "--margin", margin]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"trials validate: --margin {margin}: the equivalence margin must be > 0") and "Traceback" not in err
+    assert not (root / "analysis" / "validation.csv").exists()
+
+
+def test_trials_validate_does_not_overwrite_an_existing_validation_without_force(market_run, capsys, tmp_path):
+    from trials.cli import main
+
+    root, human = market_run
+    args = ["validate", str(root), "--human", str(human), "--column", "Vote", "--metric", "vote"]
+    target = root / "analysis" / "validation.csv"
+    target.unlink(missing_ok=True)
+    assert main(args) == 0 and target.is_file()
+    first = target.read_text()
+    assert main([*args, "--margin", "1.0"]) == 2
+    err = capsys.readouterr().err
+    assert f"{target} already exists" in err and "--force" in err and "--out" in err
+    assert target.read_text() == first  # untouched
+    assert main([*args, "--margin", "1.0", "--out", str(tmp_path / "v2")]) == 0
+    assert (tmp_path / "v2" / "validation.csv").is_file() and target.read_text() == first
+    assert main([*args, "--margin", "1.0", "--force"]) == 0
+    assert target.read_text() != first and set(pd.read_csv(target)["margin"]) == {1.0}

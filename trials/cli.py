@@ -25,7 +25,8 @@ commands:
   population [hydra overrides]   sample a population of personas into a folder
   sweep-summary <multirun_dir>   one table over the run directories of a sweep
   validate <run_dir> --human FILE --column C --metric M [--scale 1 5] [--margin 0.5] [--by COL]
-                                 simulated answers vs real people's -> <run_dir>/analysis/validation.csv
+           [--out DIR] [--force] simulated answers vs real people's -> <run_dir>/analysis/validation.csv
+                                 (an existing one is replaced only with --force)
   validate-persona PERSONA_FILE --expectations TEXT [--questions N] [hydra overrides]
                                  interview a persona, score it 0-9 against the expectations
   judge-check [hydra overrides]  the judge on a labelled persona-fit set: AUC, accuracy, CIs
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return sweep_main(rest)
     if command == "validate":
-        from analysis.validation_run import main as validate_main
+        from trials.run.validation import main as validate_main
 
         return validate_main(rest)
     if command in ("validate-persona", "judge-check"):
