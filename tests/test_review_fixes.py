@@ -241,3 +241,26 @@ def test_trials_validate_does_not_overwrite_an_existing_validation_without_force
     assert (tmp_path / "v2" / "validation.csv").is_file() and target.read_text() == first
     assert main([*args, "--margin", "1.0", "--force"]) == 0
     assert target.read_text() != first and set(pd.read_csv(target)["margin"]) == {1.0}
+
+
+def test_numpy_numbers_in_a_python_config_are_plain_numbers_in_checks_messages_and_files(tmp_path, capsys):
+    """A config built in Python (e.g. replicates from np.arange) was refused as
+    `run.replicates=np.int64(2): need a whole number`; messages must show plain numbers."""
+    import numpy as np
+    import yaml
+
+    from runner_support import config
+    from trials.run.experiment import run_experiment
+
+    cfg = config("experiment=hello")
+    cfg["run"]["replicates"] = np.int64(2)
+    cfg["run"]["seed"] = np.int32(3)
+    assert run_experiment(cfg, tmp_path / "ok") == 0
+    saved = yaml.safe_load((tmp_path / "ok" / "config.yaml").read_text())
+    assert saved["run"]["replicates"] == 2 and saved["run"]["seed"] == 3
+    capsys.readouterr()
+    bad = config("experiment=hello")
+    bad["experiment"]["steps"] = np.int64(0)
+    assert run_experiment(bad, tmp_path / "bad") == 2
+    err = capsys.readouterr().err
+    assert "experiment.steps=0: need a whole number >= 1" in err and "np." not in err

@@ -250,7 +250,24 @@ def _check_experiment(name: str, exp: dict[str, Any], scenario: ModuleType) -> N
         raise ConfigError(str(exc)) from None
 
 
+def plain_values(tree: Any) -> Any:
+    """The config with numpy scalars and arrays as plain Python values (a config built in Python,
+    e.g. `run.replicates = np.int64(4)` from `np.arange`): every check then accepts a whole number
+    whatever its type, every message shows `4` rather than `np.int64(4)`, and config.yaml can be
+    written. Mappings and lists are copied; everything else is returned as is."""
+    if isinstance(tree, dict):
+        return {k: plain_values(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return [plain_values(v) for v in tree]
+    if isinstance(tree, np.ndarray):
+        return tree.tolist()
+    if isinstance(tree, np.generic):
+        return tree.item()
+    return tree
+
+
 def build_plan(cfg: dict[str, Any], root: Path) -> Plan:
+    cfg = plain_values(cfg)
     exp = dict(cfg.get("experiment") or {})
     run = dict(cfg.get("run") or {})
     _check_keys("run", run, RUN_KEYS)
