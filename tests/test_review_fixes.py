@@ -264,3 +264,18 @@ def test_numpy_numbers_in_a_python_config_are_plain_numbers_in_checks_messages_a
     assert run_experiment(bad, tmp_path / "bad") == 2
     err = capsys.readouterr().err
     assert "experiment.steps=0: need a whole number >= 1" in err and "np." not in err
+
+
+def test_a_sweep_console_is_as_concise_as_a_single_run(tmp_path):
+    """`trials run -m`: no Hydra INFO lines (`[HYDRA] Launching 2 jobs locally`, `report written`) on
+    stdout or stderr; each point says which it is; INFO still reaches each point's cli.log."""
+    proc = _trials(tmp_path, "run", "-m", "experiment=hello", "llm=scripted", "cache.mode=off", "run.seed=0,1",
+                   f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    console = proc.stdout + proc.stderr
+    assert "[HYDRA]" not in console and "INFO" not in console and "Launching" not in console, console
+    assert "sweep point #0: experiment=hello llm=scripted cache.mode=off run.seed=0" in proc.stdout
+    assert "sweep point #1: experiment=hello llm=scripted cache.mode=off run.seed=1" in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1] == f"run directory: {(tmp_path / 'sweep').resolve()}"
+    logs = sorted((tmp_path / "sweep").glob("*/cli.log"))
+    assert len(logs) == 2 and all("[INFO] - report written" in log.read_text() for log in logs)

@@ -331,6 +331,8 @@ def run_from_hydra(cfg: DictConfig) -> int:
     hc = HydraConfig.get()
     resume = OmegaConf.select(cfg, "run.resume_dir")
     root = Path(resume).expanduser() if resume else Path(hc.runtime.output_dir)
+    if hc.mode == RunMode.MULTIRUN:  # Hydra's own "#0 : overrides" line is INFO, not shown
+        print(f"sweep point #{hc.job.num}: {' '.join(hc.overrides.task)}", flush=True)
     code = run_experiment(cfg, root, overrides=list(hc.overrides.task))
     if code and hc.mode == RunMode.RUN:
         sys.exit(code)  # Hydra drops the task's return value in single-run mode
