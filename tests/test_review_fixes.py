@@ -279,3 +279,30 @@ def test_a_sweep_console_is_as_concise_as_a_single_run(tmp_path):
     assert proc.stdout.strip().splitlines()[-1] == f"run directory: {(tmp_path / 'sweep').resolve()}"
     logs = sorted((tmp_path / "sweep").glob("*/cli.log"))
     assert len(logs) == 2 and all("[INFO] - report written" in log.read_text() for log in logs)
+
+
+def test_an_inherited_tradeoff_metric_left_out_of_metrics_is_refused_before_anything_runs(tmp_path, monkeypatch,
+                                                                                            capsys):
+    from trials.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["init", "myconf"]) == 0
+    mine = tmp_path / "myconf" / "experiment" / "mine.yaml"
+    text = mine.read_text()
+    assert "\nmetrics: [vote, wants_to_buy, persona_adherence, positive_share]" in text
+    mine.write_text(text.replace("\nmetrics: [vote, wants_to_buy, persona_adherence, positive_share]",
+                                 "\nmetrics: [vote, wants_to_buy]"))
+    capsys.readouterr()
+    assert main(["run", "--config-dir", "myconf", "experiment=mine", "llm=scripted"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("config error: experiment.tradeoff=[vote, "
+                                                                 "persona_adherence] (set in myconf/experiment/mine.yaml")
+    assert "persona_adherence is not among the experiment's metrics ['vote', 'wants_to_buy']" in err
+    assert not (tmp_path / "runs").exists()
+    # a shipped preset narrowed on the command line: the file named is the shipped one
+    assert main(["run", "experiment=brainstorm_variety", "llm=scripted", "experiment.metrics=[ideas,fluency]"]) == 2
+    err = capsys.readouterr().err
+    assert "(set in trials/conf/experiment/brainstorm_variety.yaml" in err and "['ideas', 'fluency']" in err
+    # the fix the message gives works
+    assert main(["run", "experiment=brainstorm_variety", "llm=scripted", "experiment.metrics=[ideas,fluency]",
+                 "experiment.tradeoff=[ideas,fluency]", "run.dry_run=true"]) == 0

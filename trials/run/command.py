@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from trials.run.compose import compose
+from trials.run.compose import compose, experiment_file
 from trials.run.errors import ConfigError
 from trials.run.experiment import run_experiment
 from trials.run.plan import build_plan
@@ -160,5 +160,5 @@ def _checked(overrides: list[str], config_dir: str | None, conf_dir: str) -> dic
         return {}
     plain = {k: v for k, v in plain.items() if k != "hydra"}
     if not (plain.get("run") or {}).get("dry_run"):
-        check(plain, build_plan(plain, Path.cwd() / "runs"))
+        check(plain, build_plan(plain, Path.cwd() / "runs", experiment_file(overrides, config_dir, conf_dir)))
     return plain

@@ -46,6 +46,25 @@ def compose(overrides: list[str], config_dir: str | None, conf_dir: str, config_
         raise ConfigError(" ".join(str(exc).split())[:400]) from None
 
 
+def experiment_file(overrides: list[str], config_dir: str | None, conf_dir: str) -> str | None:
+    """The file of the experiment `trials run <overrides>` selects (`experiment=<name>`, else
+    config.yaml's default): the user's folder first, then the shipped one; None if not found."""
+    import yaml
+
+    name = next((o.split("=", 1)[1] for o in reversed(overrides) if o.lstrip("+").startswith("experiment=")), None)
+    if name is None:
+        try:
+            defaults = yaml.safe_load((Path(conf_dir) / "config.yaml").read_text()).get("defaults") or []
+        except (OSError, yaml.YAMLError, AttributeError):
+            return None
+        name = next((d["experiment"] for d in defaults if isinstance(d, dict) and "experiment" in d), None)
+    for root in filter(None, (config_dir, conf_dir)):
+        path = Path(root).expanduser() / "experiment" / f"{name}.yaml"
+        if path.is_file():
+            return str(path) if root == config_dir else f"trials/conf/experiment/{name}.yaml"
+    return None
+
+
 def group_options(group: str, config_dir: str | None, conf_dir: str) -> list[str]:
     """The configs of `group` (e.g. experiment): the user's folder's and the shipped ones."""
     names: set[str] = set()
