@@ -306,3 +306,20 @@ def test_an_inherited_tradeoff_metric_left_out_of_metrics_is_refused_before_anyt
     # the fix the message gives works
     assert main(["run", "experiment=brainstorm_variety", "llm=scripted", "experiment.metrics=[ideas,fluency]",
                  "experiment.tradeoff=[ideas,fluency]", "run.dry_run=true"]) == 0
+
+
+def test_design_md_lists_the_effects_columns_analysis_writes():
+    """../shared/DESIGN.md's effects.csv contract is the real column list, in order."""
+    import re
+
+    from analysis.comparison import COLUMNS
+
+    design = Path(__file__).resolve().parents[2] / "shared" / "DESIGN.md"
+    if not design.is_file():
+        pytest.skip("../shared/DESIGN.md is not beside the checkout")
+    text = design.read_text()
+    start = text.index("`effects.csv` has one row per metric x comparison")
+    section = text[start:text.index("`p_value` is the headline p", start)]
+    listed = [name.strip() for group in re.findall(r"`([^`]+)`", section) for name in group.split(",")
+              if re.fullmatch(r"\s*[a-z_]+\s*", name) and "." not in group]
+    assert listed == [*COLUMNS, "treatment_delivered"]
