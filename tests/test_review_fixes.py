@@ -93,6 +93,7 @@ def test_typo_in_an_inherited_parent_experiment_lists_the_experiments_and_sugges
 @pytest.mark.parametrize("args", [
     ["run", "experiment=hello", "llm=scriptd"],
     ["run", "-m", "experiment=hello", "llm=scripted,scriptd"],
+    ["run", "experiment=hello", "llm=scriptd", "--cfg", "job"],
     ["judge-check", "llm=scriptd"],
     ["validate-persona", "PERSONA", "--expectations", "a grumpy teacher", "llm=scriptd"],
     ["population", "population=usa_adults", "llm=scriptd"],

@@ -39,11 +39,20 @@ def _split(args: Sequence[str]) -> tuple[list[str], str | None, bool, bool]:
         elif a in ("--config-name", "-cn", "--config-path", "-cp"):
             next(it, None)
             info = True  # another primary config: leave it to Hydra
+        elif a in ("--cfg", "-c", "--package", "-p"):
+            next(it, None)  # their value (job|hydra|all, a package), not an override
+            info = True
         elif a.split("=", 1)[0] in _INFO_FLAGS or a.startswith("-"):
             info = True
         else:
             overrides.append(a)
     return overrides, config_dir, multirun, info
+
+
+def _prints_config(args: Sequence[str]) -> bool:
+    """`trials run ... --cfg job` (print the composed config) with the shipped primary config."""
+    return (any(a in ("--cfg", "-c") or a.startswith("--cfg=") for a in args)
+            and not any(a in ("--config-name", "-cn", "--config-path", "-cp") for a in args))
 
 
 def _sweep_points(overrides: list[str], limit: int = 64) -> list[list[str]]:
@@ -78,6 +87,8 @@ def preflight_cli(args: Sequence[str], conf_dir: str) -> int | None:
     try:
         check_secrets(overrides)
         if info:
+            if _prints_config(args) and not multirun:  # `--cfg job`: a bad choice is one line here too
+                compose(overrides, config_dir, conf_dir)
             return None
         try:
             points = _sweep_points(overrides) if multirun else [overrides]
