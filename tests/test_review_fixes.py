@@ -68,7 +68,8 @@ def test_resume_writes_no_empty_hydra_folder_beside_the_run(tmp_path):
     folders = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob(".hydra"))
     assert folders == ["runs/hello/first/.hydra"]  # nothing beside the run (was runs/brainstorm_variety/<ts>/)
     assert (run / ".hydra" / "overrides.yaml").read_text() == overrides  # the run's own record is kept
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".cache", "runs"] and [p.name for p in (tmp_path / "runs").iterdir()] == ["hello"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".cache", "runs"]
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["hello"]
 
 
 def test_typo_in_an_inherited_parent_experiment_lists_the_experiments_and_suggests(tmp_path, monkeypatch, capsys):
@@ -221,7 +222,8 @@ def test_trials_validate_refuses_a_margin_that_is_not_positive(market_run, capsy
     args = ["validate", str(root), "--human", str(human), "--column", "Vote", "--metric", "vote", "--margin", margin]
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"trials validate: --margin {margin}: the equivalence margin must be > 0") and "Traceback" not in err
+    assert err.startswith(f"trials validate: --margin {margin}: the equivalence margin must be > 0")
+    assert "Traceback" not in err
     assert not (root / "analysis" / "validation.csv").exists()
 
 
@@ -296,8 +298,9 @@ def test_an_inherited_tradeoff_metric_left_out_of_metrics_is_refused_before_anyt
     capsys.readouterr()
     assert main(["run", "--config-dir", "myconf", "experiment=mine", "llm=scripted"]) == 2
     err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and err.startswith("config error: experiment.tradeoff=[vote, "
-                                                                 "persona_adherence] (set in myconf/experiment/mine.yaml")
+    assert len(err.strip().splitlines()) == 1
+    assert err.startswith("config error: experiment.tradeoff=[vote, persona_adherence] (set in "
+                          "myconf/experiment/mine.yaml")
     assert "persona_adherence is not among the experiment's metrics ['vote', 'wants_to_buy']" in err
     assert not (tmp_path / "runs").exists()
     # a shipped preset narrowed on the command line: the file named is the shipped one
