@@ -7,8 +7,9 @@ differences when the design is paired. `p_value` (method in `p_method`, t-refere
 `mean_treatment` (the means of the headline units that enter `diff`: of the pairs used when
 paired, so mean_treatment - mean_control = diff and relative change diff / mean_control stays on
 one estimand) all refer to that estimand; see `analysis.headline` for the rule.
-`mean_control_values` / `mean_treatment_values` are the means of the individual values (agent
-values pooled over sessions, every non-missing value), an agent-level summary. `cliffs_delta`, `prob_superiority`, `p_welch`, `p_mannwhitney`
+The means of the individual values (agent values pooled over sessions, every non-missing value),
+an agent-level summary, are `mean` in `analysis.result.descriptives` (descriptives.csv); `sd_control` /
+`sd_treatment` are the SDs of the individual values. `cliffs_delta`, `prob_superiority`, `p_welch`, `p_mannwhitney`
 and the ordinal odds ratio are on individual values (agent values pooled over sessions, labelled in
 `delta_on`). `p_holm` / `p_bh` adjust `p_value` over the family of all rows of the table.
 A comparison that cannot be estimated (an arm with no values) is a row with `estimable` False and
@@ -35,7 +36,7 @@ NAN = float("nan")
 COLUMNS = [
     "metric", "level", "scale", "control", "treatment", "estimable", "n_control", "n_treatment",
     "n_sessions_control", "n_sessions_treatment", "missing_control", "missing_treatment",
-    "mean_control", "mean_treatment", "mean_control_values", "mean_treatment_values", "sd_control", "sd_treatment", "diff", "ci_low", "ci_high", "df",
+    "mean_control", "mean_treatment", "sd_control", "sd_treatment", "diff", "ci_low", "ci_high", "df",
     "p_welch", "p_mannwhitney", "p_permutation", "hedges_g", "g_ci_low", "g_ci_high", "g_on",
     "cliffs_delta", "delta_ci_low", "delta_ci_high", "prob_superiority", "delta_on",
     "p_value", "p_method", "unit", "p_holm", "p_bh", "equivalence_margin", "p_tost",
@@ -120,7 +121,6 @@ def compare_one(sub: pd.DataFrame, metric: str, c: str, t: str, is_paired: bool,
                  "control": c, "treatment": t, "n_control": len(xc), "n_treatment": len(xt),
                  "missing_control": len(rc) - len(oc), "missing_treatment": len(rt) - len(ot),
                  "mean_control": _mean(xc), "mean_treatment": _mean(xt),
-                 "mean_control_values": _mean(xc), "mean_treatment_values": _mean(xt),
                  "sd_control": _sd(xc), "sd_treatment": _sd(xt),
                  "equivalence_margin": margin if margin else NAN}
     if len(xc) == 0 or len(xt) == 0:

@@ -203,8 +203,8 @@ def _summary(table: Table, res: AnalysisResult, ctrl: str, comparisons: str, alp
                         f"units (Steiger & Fouladi 1997), rescaled to that SD (>= 8 units per arm)",
             "mean_control/mean_treatment": "means of the headline units that enter diff (session means; the "
                                            "per-replicate values of the pairs used when paired), so "
-                                           "mean_treatment - mean_control = diff; mean_*_values: mean of the "
-                                           "individual (agent) values",
+                                           "mean_treatment - mean_control = diff; descriptives.csv: mean of the "
+                                           "individual (agent) values per arm",
             "cliffs_delta": "on individual values (agent values pooled over sessions); CI from cluster-summed "
                             "placements (DeLong 1988, Obuchowski 1997) and Cliff's (1993) interval",
             "p_tost": "two one-sided tests of |diff| >= equivalence_margin on the headline estimand",

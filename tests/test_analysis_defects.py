@@ -12,6 +12,7 @@ import statsmodels.formula.api as smf
 from scipy import optimize, stats
 
 from analysis import clustered, compare, paired, power, tests_basic
+from analysis.result import descriptives
 from analysis.simulate import clustered_table
 
 
@@ -112,16 +113,18 @@ def test_2_arm_means_and_relative_change_are_on_the_estimand_of_diff_when_paired
             ("control", 1): [5.0] * 8, ("treatment", 1): [5.1] * 2 + [None] * 6, ("control", 2): [9.0] * 3}
     rows = [dict(arm=a, replicate=r, session=f"{a}{r}", agent=f"p{k}", metric="m", level="agent",
                  value=np.nan if v is None else v) for (a, r), vals in spec.items() for k, v in enumerate(vals)]
-    eff = compare(pd.DataFrame(rows), paired_design=True, n_boot=100, n_perm=100, mixed=False).iloc[0]
+    df = pd.DataFrame(rows)
+    eff = compare(df, paired_design=True, n_boot=100, n_perm=100, mixed=False).iloc[0]
     # by hand: per-replicate means, pairs 0 and 1: control 0.0, 5.0; treatment 0.5, 5.1
     assert eff["diff"] == pytest.approx(0.3)  # ((0.5 - 0) + (5.1 - 5)) / 2
     assert eff["mean_control"] == pytest.approx(2.5) and eff["mean_treatment"] == pytest.approx(2.8)
     assert eff["mean_treatment"] - eff["mean_control"] == pytest.approx(eff["diff"])
     assert eff["diff"] / abs(eff["mean_control"]) == pytest.approx(0.12)  # relative change +12 %
-    # the agent-level summary, labelled as such: pooled answers favour control (the old arm means)
-    assert eff["mean_control_values"] == pytest.approx((0 * 2 + 5 * 8 + 9 * 3) / 13)  # 5.154
-    assert eff["mean_treatment_values"] == pytest.approx((0.5 * 8 + 5.1 * 2) / 10)  # 1.42
-    assert eff["mean_treatment_values"] < eff["mean_control_values"] and eff["diff"] > 0
+    # the agent-level summary (descriptives.csv): pooled answers favour control (the old arm means)
+    desc = descriptives(df).set_index("arm")["mean"]
+    assert desc["control"] == pytest.approx((0 * 2 + 5 * 8 + 9 * 3) / 13)  # 5.154
+    assert desc["treatment"] == pytest.approx((0.5 * 8 + 5.1 * 2) / 10)  # 1.42
+    assert desc["treatment"] < desc["control"] and eff["diff"] > 0
     # unpaired clustered rows: the arm means are the means of the session means
     unpaired = compare(pd.DataFrame(rows), paired_design=False, n_boot=100, n_perm=100, mixed=False).iloc[0]
     assert unpaired["mean_control"] == pytest.approx((0 + 5 + 9) / 3)
