@@ -36,12 +36,17 @@ def test_adaptive_limit_grows_while_full_shrinks_once_per_round_trip_and_recover
     once = math.floor(20 * BACKOFF)
     assert s.limit == once, "a storm of one round trip shrinks the limit once, not once per 429"
     assert s.snapshot().overloads == 20
-    _round(s, int(s.limit), "overload")  # the next round trip still overloaded: shrinks again, gently
+    refused = int(s.limit)
+    _round(s, refused, "overload")  # the next round trip still overloaded: shrinks again, gently
     assert s.limit == math.floor(once * BACKOFF)
-    low = s.limit
-    for _ in range(20):  # recovery: congestion avoidance, about +1 per full round trip
+    _round(s, int(s.limit), "ok")  # recovery: up to one below the refused level within a round trip
+    assert refused - 1 <= s.limit < refused
+    for _ in range(8):  # around the refused level: one slot per PROBE round trips
         _round(s, int(s.limit), "ok")
-    assert low + 10 <= s.limit <= low + 20
+    assert refused - 0.5 < s.limit < refused + 0.5
+    for _ in range(40):  # then above it: congestion avoidance again (the provider may have grown)
+        _round(s, int(s.limit), "ok")
+    assert refused + 6 <= s.limit <= refused + 20
 
 
 def test_no_growth_without_evidence_and_cap_respected():

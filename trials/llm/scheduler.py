@@ -8,7 +8,11 @@ A request needs a slot before it goes out. `Scheduler` admits it when all of the
   only a request started after the last decrease can cause another one). It never exceeds
   `llm.max_concurrency` (or `ADAPTIVE_MAX`) and never drops below 1. Growth is slow start (+1 per
   success, doubling per round trip) until the first overload, then congestion avoidance (+1/limit
-  per success, about +1 per round trip). Slow start can overshoot the provider's limit by up to
+  per success, about +1 per round trip; a plateau, as in TCP CUBIC: up to one below the in-flight
+  level of the last refused request it regains `REGAIN` slots per round trip, and around that
+  level it probes at one slot per `PROBE` round trips, so a provider's fixed cap stays nearly full
+  with a 429 every ~10 round trips rather than every ~5; not below `ADAPTIVE_START` slots, where
+  a single 503 would hold the limit low for long). Slow start can overshoot the provider's limit by up to
   2x, so the first overload cuts from the number of requests in flight when the refused request
   was admitted (what the provider refused), not from the limit: BACKOFF x that level, but not
   below half the limit (TCP's cut on leaving slow start). Against a cap of 64 this lands at 58
@@ -46,6 +50,10 @@ ADAPTIVE_MAX = 1024
 #: Multiplicative decrease on overload: Netflix concurrency-limits AIMDLimit's default backoffRatio
 #: (0.9). A gentler cut than TCP's 0.5 keeps a provider's fixed concurrency cap nearly full.
 BACKOFF = 0.9
+#: After a cut, growth up to one below the refused level: about REGAIN slots per round trip.
+REGAIN = 4.0
+#: Around the refused level, growth slows to one slot per PROBE round trips (fewer 429s).
+PROBE = 8.0
 #: Token buckets hold this many seconds of their rate.
 BURST_S = 5.0
 
@@ -107,6 +115,7 @@ class Scheduler:
         self._last_decrease = -math.inf
         self._after_decrease = -math.inf  # the limit right after the last decrease
         self._slow_start = True
+        self._refused = math.inf  # the in-flight level of the last refused request (the last cut)
 
     # ------------------------------------------------------------------ admission
     def _wait_s(self) -> float | None:
@@ -158,7 +167,17 @@ class Scheduler:
         # grow only when the limit was what held requests back (a full window, or a queue)
         if not (limited or self.waiting) or self.limit >= self.cap:
             return
-        self.limit = min(self.cap, self.limit + (1.0 if self._slow_start else 1.0 / self.limit))
+        if self._slow_start:
+            step = 1.0
+        elif self._refused < ADAPTIVE_START:  # too few slots for a plateau: one blip would pin it
+            step = 1.0 / self.limit
+        elif self.limit < self._refused - 1:  # regain the room below the last refused level quickly
+            step = REGAIN / self.limit
+        elif self.limit < self._refused + 1:  # probe the level that was refused slowly
+            step = 1.0 / (PROBE * self.limit)
+        else:  # above it: the provider's limit has grown, congestion avoidance as usual
+            step = 1.0 / self.limit
+        self.limit = min(self.cap, self.limit + step)
 
     def _decrease(self, started: float, retry_after: float | None, level: int) -> None:
         self.overloads += 1
@@ -167,6 +186,7 @@ class Scheduler:
         if retry_after and after_cut and self.limit < self._after_decrease + 1:  # the cut did not help
             self._pause_until = max(self._pause_until, now + float(retry_after))
         if after_cut:  # one decrease per round trip, not one per failed request
+            self._refused = min(self.limit, level)
             # leaving slow start (up to 2x overshoot): from what was refused, at least half the limit
             base = max(min(self.limit, level), self.limit / 2) if self._slow_start else self.limit
             self.limit = max(1.0, math.floor(base * BACKOFF))
