@@ -35,6 +35,7 @@ from urllib.parse import quote, urlencode, urlparse
 
 import urllib3
 from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ReadTimeoutError
+from urllib3.util import Retry
 
 from trials.llm.base import (Completion, LLMError, LLMTimeout, MalformedResponse, PermanentLLMError, RateLimited,
                              Request, TransientLLMError)
@@ -44,6 +45,8 @@ from trials.llm.scheduler import ADAPTIVE_MAX
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "0.0.0.0", "::1", "host.docker.internal"}
 _KEYLIKE = re.compile(r"(sk-|Bearer\s+)[A-Za-z0-9_\-\.]{6,}")
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+#: No retries and no redirects in the transport (one object: urllib3 would build one per request).
+_NO_RETRY = Retry(total=False, redirect=False)
 
 
 def is_local_url(url: str | None) -> bool:
@@ -194,7 +197,7 @@ def _transport(url: str, maxsize: int, timeout: urllib3.Timeout) -> tuple[Any, A
     to `maxsize` kept-alive connections (never blocks: beyond it a connection is made and closed),
     through the environment's proxy for that URL when there is one."""
     parts = urlparse(url)
-    kw: dict[str, Any] = dict(maxsize=maxsize, block=False, retries=False, timeout=timeout)
+    kw: dict[str, Any] = dict(maxsize=maxsize, block=False, retries=_NO_RETRY, timeout=timeout)
     if parts.scheme == "https":
         kw["ca_certs"] = os.environ.get("SSL_CERT_FILE") or _certifi()
     proxy = None if urllib.request.proxy_bypass(parts.hostname or "") else urllib.request.getproxies().get(parts.scheme)
@@ -210,7 +213,7 @@ def _transport(url: str, maxsize: int, timeout: urllib3.Timeout) -> tuple[Any, A
             manager = urllib3.ProxyManager(proxy, **kw)
 
         def send(body: bytes, headers: dict[str, str]) -> Any:
-            return manager.urlopen("POST", url, body=body, headers=headers, retries=False, redirect=False)
+            return manager.urlopen("POST", url, body=body, headers=headers, retries=_NO_RETRY, redirect=False)
 
         return manager, send
     manager = urllib3.PoolManager(num_pools=1, **kw)
@@ -218,7 +221,7 @@ def _transport(url: str, maxsize: int, timeout: urllib3.Timeout) -> tuple[Any, A
     target = parts.path + (f"?{parts.query}" if parts.query else "")
 
     def send(body: bytes, headers: dict[str, str]) -> Any:
-        return pool.urlopen("POST", target, body=body, headers=headers, retries=False, redirect=False,
+        return pool.urlopen("POST", target, body=body, headers=headers, retries=_NO_RETRY, redirect=False,
                             assert_same_host=False)
 
     return manager, send
