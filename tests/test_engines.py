@@ -125,6 +125,7 @@ def test_dask_killed_worker_rerun_elsewhere_same_metrics(tmp_path):
 
         # the reference: threads (tested equal to sequential above), quicker at 0.3 s per call
         assert run_experiment(config(*over, url, "run.backend=threading", "run.n_jobs=8"), tmp_path / "seq") == 0
+        seq_requests = srv.requests
         killed, before = [], {p.pid for p in psutil.Process().children(recursive=True)}
 
         def kill_one_worker():  # a LocalCluster's worker processes are spawned children of the driver
@@ -147,6 +148,43 @@ def test_dask_killed_worker_rerun_elsewhere_same_metrics(tmp_path):
         if code != 0:  # the cluster gave up on a job: resume finishes it
             assert run_experiment(config(*over, url, "run.backend=dask", "run.cluster=local", "run.n_jobs=2",
                                          f"run.resume_dir={tmp_path / 'dask'}"), tmp_path / "dask") == 0
+        sent_to_server = srv.requests - seq_requests
     pd.testing.assert_frame_equal(metrics(tmp_path / "seq"), metrics(tmp_path / "dask"))
     manifest = json.loads((tmp_path / "dask" / "manifest.json").read_text())
     assert manifest["status"] == "complete"
+    # the killed worker's attempts streamed their calls: they are recorded (as failed-job calls)
+    # although that worker never returned a result. Only requests still in flight at the kill
+    # (at most llm.max_concurrency=8 per worker) or recorded in its last ms can be missing.
+    calls = pd.read_parquet(tmp_path / "dask" / "llm_calls.parquet")
+    assert (calls["job_status"] == "failed").sum() > 0
+    recorded = manifest["totals"]["requests_sent"]
+    assert recorded <= sent_to_server <= recorded + 8, (recorded, sent_to_server)
+
+
+def test_dask_worker_log_lines_reach_the_driver(tmp_path, caplog):
+    """A `trials` log record made on a worker process is logged again by the driver (-> cli.log)."""
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    from trials.run import engines
+
+    token = "t" * 8
+
+    def on_worker():
+        engines._forward_logs(engines._current_worker(), token)
+        logging.getLogger("trials.judging.answers").info("unparseable reply from the judge: 'xyz'")
+        return os.getpid()
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client, caplog.at_level(logging.INFO):
+        client.subscribe_topic(engines._log_topic(token), engines._relay_log)
+        pid = client.submit(on_worker, pure=False).result()
+        deadline = time.time() + 10
+        while time.time() < deadline and "unparseable reply" not in caplog.text:
+            time.sleep(0.05)
+        client.run(engines._tidy_worker, token)
+    assert pid != os.getpid()
+    line = next(r for r in caplog.records if "unparseable reply" in r.getMessage())
+    assert line.name == "trials.judging.answers" and line.levelno == logging.INFO
+    assert f"pid {pid}" in line.getMessage()

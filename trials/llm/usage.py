@@ -76,11 +76,14 @@ def add_call_listener(fn: Callable[[dict[str, Any]], None]) -> Callable[[], None
 
 
 class CallRecorder:
-    """Thread-safe list of per-request rows (see COLUMNS); the runner writes it to llm_calls.parquet."""
+    """Thread-safe list of per-request rows (see COLUMNS); the runner writes it to llm_calls.parquet.
+    `listener(row)`, if given, is called after each row is recorded (a Dask worker streams the
+    rows to the driver with it, so a worker that dies mid-session does not take its calls along)."""
 
-    def __init__(self) -> None:
+    def __init__(self, listener: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.rows: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self._listener = listener
 
     def __getstate__(self) -> dict[str, Any]:
         with self._lock:
@@ -89,6 +92,7 @@ class CallRecorder:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.rows = state["rows"]
         self._lock = threading.Lock()
+        self._listener = None
 
     def record(self, usage: Usage, error: str = "") -> None:
         row = {"purpose": usage.purpose, "backend": usage.backend, "model": usage.model,
@@ -97,6 +101,8 @@ class CallRecorder:
                "prompt_chars": usage.prompt_chars, "error": error}
         with self._lock:
             self.rows.append(row)
+        if self._listener is not None:
+            self._listener(row)
         for fn in list(_LISTENERS):
             fn(row)
 

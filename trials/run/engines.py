@@ -25,10 +25,13 @@ import tempfile
 import threading
 import time
 import uuid
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from trials.run.jobs import Job, execute_job, run_job, write_result
 from trials.run.rundir import RunDir
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -145,22 +148,93 @@ def _joblib(jobs: list[Job], n_jobs: int, backend: str, may_start: Callable[[], 
 
 
 # ---------------------------------------------------------------------------------- dask
+# Workers stream two things to the driver as Dask events (`Worker.log_event`; they travel on the
+# worker's ordered stream to the scheduler, ahead of the task's own result):
+# - every LLM call row, under one topic per session: if the worker dies mid-session, the driver
+#   still records the calls that session made (and paid for); retried attempts are told apart by
+#   an attempt id. Only a call recorded in the last few ms before a SIGKILL can be lost.
+# - the `trials` loggers' records (INFO and up), so worker log lines reach the driver's cli.log.
+def _calls_topic(token: str, session: str) -> str:
+    return f"persona-trials-calls-{token}-{session}"
+
+
+def _log_topic(token: str) -> str:
+    return f"persona-trials-log-{token}"
+
+
 def _worker_cache_path(token: str) -> str:
     return os.path.join(tempfile.gettempdir(), "persona-trials-worker", f"cache-{token}.sqlite")
 
 
-def _drop_worker_cache(token: str) -> None:
+#: token -> the log handler forwarding this worker process's `trials` records to the driver
+_FORWARDERS: dict[str, logging.Handler] = {}
+_FORWARDERS_LOCK = threading.Lock()
+
+
+class _EventLogHandler(logging.Handler):
+    """Forwards log records as Dask events (msgpack-safe dicts) to the run's driver."""
+
+    def __init__(self, worker: Any, topic: str):
+        super().__init__(logging.INFO)
+        self.worker, self.topic = worker, topic
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.worker.log_event(self.topic, {"name": record.name, "levelno": record.levelno,
+                                               "message": record.getMessage(), "worker": str(self.worker.address),
+                                               "process": record.process})
+        except Exception:  # noqa: BLE001 - logging must never break a session
+            self.handleError(record)
+
+
+def _forward_logs(worker: Any, token: str) -> None:
+    with _FORWARDERS_LOCK:
+        if token in _FORWARDERS:
+            return
+        handler = _FORWARDERS[token] = _EventLogHandler(worker, _log_topic(token))
+        logger = logging.getLogger("trials")
+        logger.addHandler(handler)
+        if logger.level == logging.NOTSET or logger.level > logging.INFO:
+            logger.setLevel(logging.INFO)
+
+
+def _tidy_worker(token: str) -> None:
+    """Run on every worker at the end of a run: drop its cache copy and its log forwarder."""
     for suffix in ("", "-wal", "-shm"):
         try:
             os.unlink(_worker_cache_path(token) + suffix)
         except FileNotFoundError:
             pass
+    with _FORWARDERS_LOCK:
+        handler = _FORWARDERS.pop(token, None)
+    if handler is not None:
+        logging.getLogger("trials").removeHandler(handler)
+
+
+def _current_worker() -> Any:
+    try:
+        from distributed import get_worker
+
+        return get_worker()
+    except (ImportError, ValueError):  # not inside a Dask worker
+        return None
+
+
+def _call_streamer(worker: Any, topic: str, attempt: str) -> Callable[[dict[str, Any]], None]:
+    def publish(row: dict[str, Any]) -> None:
+        msg = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}  # numpy -> msgpack-safe
+        try:
+            worker.log_event(topic, {**msg, "attempt": attempt})
+        except Exception as exc:  # noqa: BLE001 - the row is still in the job's own result
+            log.warning("could not stream an LLM call record to the driver: %s", exc)
+    return publish
 
 
 def _dask_task(job: Job, image: bytes | None, token: str = "") -> dict[str, Any]:
     """Runs on a Dask worker: the session, with the driver's cache snapshot as a worker-local
-    cache (one per run: `token`); returns the result plus the cache entries this job added.
-    Never writes `job.root`."""
+    cache (one per run: `token`); returns the result plus the cache entries this job added and
+    this attempt's id. Streams each call row and log record to the driver (see above). Never
+    writes `job.root`."""
     from dataclasses import replace
 
     from trials.llm.cache import ResponseCache
@@ -169,10 +243,35 @@ def _dask_task(job: Job, image: bytes | None, token: str = "") -> dict[str, Any]
     if image is not None and job.cache:
         cache = ResponseCache.from_snapshot(image, job.cache.get("mode", "read_write"), _worker_cache_path(token))
         job = replace(job, cache={"path": str(cache.path), "mode": cache.mode})
+    attempt, worker, on_call = uuid.uuid4().hex, _current_worker(), None
+    if worker is not None and token:
+        _forward_logs(worker, token)
+        on_call = _call_streamer(worker, _calls_topic(token, job.session), attempt)
     started = time.time()
-    result = run_job(job)
+    result = run_job(job, on_call=on_call)
     result["cache_entries"] = cache.entries_since(started) if cache is not None else []
+    result["attempt"] = attempt
     return result
+
+
+def _relay_log(event: tuple[float, dict[str, Any]]) -> None:
+    """A worker's log record, logged again in the driver (so it reaches cli.log)."""
+    msg = event[1]
+    logging.getLogger(str(msg.get("name", "trials"))).log(
+        int(msg.get("levelno", logging.INFO)), "[worker %s pid %s] %s", msg.get("worker"), msg.get("process"),
+        msg.get("message"))
+
+
+def _streamed_calls(client: Any, token: str, job: Job) -> "pd.DataFrame":
+    """The call rows this job's attempts streamed (with their `attempt` id), in call order."""
+    import pandas as pd
+
+    rows = [msg for _, msg in client.get_events(_calls_topic(token, job.session))]
+    calls = pd.DataFrame(rows)
+    if len(calls):
+        for i, (k, v) in enumerate({"arm": job.arm, "replicate": job.replicate, "session": job.session}.items()):
+            calls.insert(i, k, v)
+    return calls
 
 
 def _dask(jobs: list[Job], run: dict[str, Any], may_start: Callable[[], bool]) -> Iterator[dict[str, Any]]:
@@ -190,6 +289,7 @@ def _dask(jobs: list[Job], run: dict[str, Any], may_start: Callable[[], bool]) -
                                processes=True, dashboard_address=None)
     client = Client(cluster if cluster is not None else address)
     image, token = None, uuid.uuid4().hex
+    client.subscribe_topic(_log_topic(token), _relay_log)
     try:
         driver_cache = build_cache(jobs[0].cache) if jobs else None
         image = client.scatter(driver_cache.snapshot(), broadcast=True) if driver_cache else None
@@ -213,32 +313,43 @@ def _dask(jobs: list[Job], run: dict[str, Any], may_start: Callable[[], bool]) -
                 break
         for fut in ac:
             job = by_key.pop(fut.key)
+            streamed = _streamed_calls(client, token, job)
             try:
                 result = fut.result()
             except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker after repeated worker deaths
-                result = _lost(job, exc)
+                result = _lost(job, exc, streamed)
+            else:  # attempts that died on a worker before this one finished: their calls were sent
+                earlier = streamed.loc[streamed["attempt"] != result["attempt"]] if len(streamed) else streamed
+                if len(earlier):
+                    RunDir(job.root).write_failed_calls(job.arm, job.replicate, earlier.drop(columns="attempt"))
             if driver_cache is not None:
                 driver_cache.merge(result.pop("cache_entries", []))
             write_result(RunDir(job.root), job, result)
             yield result["summary"]
             submit()
     finally:
-        if image is not None:
-            try:  # tidy the workers' cache copies; never let that hide the run's own outcome
-                client.run(_drop_worker_cache, token)
-            except Exception as exc:  # noqa: BLE001
-                log.info("could not remove the workers' cache copies: %s", exc)
+        try:  # tidy the workers (cache copies, log forwarders); never hide the run's own outcome
+            client.unsubscribe_topic(_log_topic(token))
+            client.run(_tidy_worker, token)
+        except Exception as exc:  # noqa: BLE001
+            log.info("could not tidy the Dask workers: %s", exc)
         client.close()
         if cluster is not None:
             cluster.close()
 
 
-def _lost(job: Job, exc: BaseException) -> dict[str, Any]:
+def _lost(job: Job, exc: BaseException, streamed: "pd.DataFrame") -> dict[str, Any]:
     """A job whose task the cluster could not finish (its workers died): a failed job, rerun on
-    resume. Its LLM calls are unknown (they were on the lost worker): recorded as NaN, not 0."""
+    resume. Its calls are the rows its attempts streamed before dying (recorded as failed-job
+    calls); with none streamed, its cost is unknown: NaN, not 0."""
     error = f"{type(exc).__name__}: {exc}"
+    calls = streamed.drop(columns="attempt") if len(streamed) else streamed
+    cost = float(calls["cost_usd"].sum(min_count=1)) if len(calls) else math.nan
     return {"summary": {"arm": job.arm, "replicate": job.replicate, "session": job.session,
                         "seed": job.seed, "status": "failed", "error": error, "duration_s": math.nan,
-                        "calls": 0, "requests": 0, "tokens_in": 0, "tokens_out": 0, "cost_usd": math.nan,
-                        "worker": "lost"},
-            "traceback": error, "cache_entries": []}
+                        "calls": int(len(calls)),
+                        "requests": int((~calls["cached"].astype(bool)).sum()) if len(calls) else 0,
+                        "tokens_in": int(calls["tokens_in"].sum()) if len(calls) else 0,
+                        "tokens_out": int(calls["tokens_out"].sum()) if len(calls) else 0,
+                        "cost_usd": cost, "worker": "lost"},
+            "traceback": error, "cache_entries": [], "calls": calls}

@@ -92,15 +92,16 @@ def write_result(rundir: RunDir, job: Job, result: dict[str, Any]) -> None:
     rundir.log_execution(job.arm, job.replicate, result["summary"]["status"])
 
 
-def run_job(job: Job) -> dict[str, Any]:
+def run_job(job: Job, on_call: Any = None) -> dict[str, Any]:
     """Run one session; returns {summary, events, metrics, calls, meta, traceback}. Never writes
-    into the run directory (`job.root` is not used)."""
+    into the run directory (`job.root` is not used). `on_call(row)` is called after each LLM call
+    is recorded (see `CallRecorder`)."""
     from trials.llm import CallRecorder
     from trials.persona import Persona
     from trials.scenarios.base import SessionContext
 
     started = time.time()
-    recorder = CallRecorder()
+    recorder = CallRecorder(listener=on_call)
     context = {"arm": job.arm, "replicate": job.replicate, "session": job.session}
     try:
         scenario = load_scenario(job.scenario)
