@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from reports import factorial, figures, fmt, market, quality
+from reports.armmeans import arm_means
 from reports.caveats import caveats, judge_note
 from reports.document import Bullets, Callout, Document, Figure, Para, Table
 from reports.excerpts import excerpts
@@ -43,6 +44,18 @@ def _headline(doc: Document, data: RunData, infos: dict[str, MetricInfo]) -> Non
     eff = data.tables.effects
     if eff.empty:
         sec.blocks.append(Para("The analysis produced no comparisons (a single arm, or no metric values)."))
+        means = arm_means(data.metrics) if data.metrics is not None and {"arm", "metric", "value"} <= set(
+            data.metrics.columns) else pd.DataFrame()
+        if len(means):
+            sec.blocks.append(Table(
+                ["Arm", "Metric", "n", "Sessions", "Mean [95% CI]", "Unit of the CI", "Note"],
+                [[r.arm, fmt.metric(r.metric), fmt.integer(r.n), fmt.integer(r.n_sessions),
+                  fmt.num(r.mean) + ("" if r.note else f" [{fmt.num(r.ci_low)}, {fmt.num(r.ci_high)}]"),
+                  f"{r.n_units} {r.unit if r.n_units != 1 else r.unit[:-1]}", r.note] for r in means.itertuples()],
+                "Each arm's mean per metric with its 95% t interval (Student's t on the independent units: "
+                "the session means when a session holds several values, so agents of one session are not "
+                "counted as independent; reports/armmeans.py). A missing interval says why in Note.",
+                numeric={2, 3, 4}))
         return
     sec.blocks.append(headline(eff, infos))
     family = data.tables.summary.get("family")

@@ -7,7 +7,7 @@ import re
 import pandas as pd
 
 from reports.load import RunData
-from reports.runinfo import models
+from reports.runinfo import delivery, models
 
 TINY = re.compile(r"(\d+(?:\.\d+)?)\s*([mb])\b", re.IGNORECASE)
 
@@ -49,14 +49,19 @@ def caveats(data: RunData) -> list[str]:
     if isinstance(reps, int) and reps < 10:
         items.append(f"Only {reps} session(s) per arm: confidence intervals are wide and a real effect of "
                      "moderate size can easily be missed (see the power table).")
-    arms = man.get("arms")
-    if isinstance(arms, dict):  # the manipulation check (trials.run.delivery)
-        for arm, check in arms.items():
-            if isinstance(check, dict) and check.get("delivered") is False:
-                why = str(check.get("note", "")).removeprefix("treatment not delivered: ")
-                items.insert(0, f"Arm {arm!r}: treatment not delivered ({why}). Its sessions "
-                             "ran without the mechanism under test, so its comparison with control measures "
-                             "nothing about that mechanism; the tables mark it 'treatment not delivered'.")
+    for arm, role, delivered, why in delivery(data):  # the manipulation check (trials.run.delivery)
+        if delivered is not False:
+            continue
+        if role == "baseline":
+            items.insert(0, f"Arm {arm!r}, the control of these comparisons, did not get its own mechanism "
+                         f"({why}): its sessions ran like the run's control {data.run_control!r}, so every "
+                         "difference here is measured against an arm without that mechanism.")
+        else:
+            items.insert(0, f"Arm {arm!r}: treatment not delivered ({why}). Its sessions "
+                         f"ran without the mechanism under test, so its comparison with {data.control or 'control'} "
+                         "measures nothing about that mechanism"
+                         + ("; the tables mark it 'treatment not delivered'." if data.control == data.run_control
+                            else "."))
     miss = data.tables.missing
     if "differential" in miss.columns:
         flagged = miss[miss["differential"].astype(str).str.lower() == "true"][["arm", "metric"]].drop_duplicates()

@@ -48,10 +48,31 @@ class RunData:
 
     @property
     def control(self) -> str | None:
+        """The control of the comparisons this report shows: the analysis tables' (which
+        `trials report --control X` recomputes), else the run's."""
+        if self.tables.summary.get("control"):
+            return str(self.tables.summary["control"])
+        eff = self.tables.effects
+        if len(eff) and "control" in eff:
+            return str(eff["control"].iloc[0])
+        return self.run_control
+
+    @property
+    def run_control(self) -> str | None:
+        """The run's own control arm (manifest): the reference of its manipulation check."""
         if self.manifest and self.manifest.get("control"):
             return str(self.manifest["control"])
-        eff = self.tables.effects
-        return str(eff["control"].iloc[0]) if len(eff) and "control" in eff else None
+        return None
+
+    @property
+    def paired(self) -> bool | None:
+        """Whether the analysis shown paired replicate r across arms (summary.json), else the
+        run's design (manifest); None when neither says."""
+        value = self.tables.summary.get("paired")
+        if isinstance(value, bool):
+            return value
+        value = (self.manifest or {}).get("paired")
+        return value if isinstance(value, bool) else None
 
 
 def is_run_dir(path: Path) -> bool:

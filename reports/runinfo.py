@@ -22,6 +22,26 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def delivery(data: RunData) -> list[tuple[str, str, bool | None, str]]:
+    """The run's manipulation check (manifest `arms.<arm>.delivered`, trials.run.delivery) seen from
+    the comparisons this report shows: (arm, role, delivered, why) for every arm with a mechanism of
+    its own, role "treatment" (compared with `data.control`) or "baseline" (it is the control of
+    these comparisons, chosen with `trials report --control`; its mechanism was checked against the
+    run's control). The run's own control has no mechanism to deliver and is left out."""
+    arms = (data.manifest or {}).get("arms")
+    if not isinstance(arms, dict):
+        return []
+    out = []
+    for arm, info in arms.items():
+        if not isinstance(info, dict) or "delivered" not in info or str(arm) == (data.run_control or data.control):
+            continue
+        why = str(info.get("note") or "")
+        why = why.split(": ", 1)[1] if why.lower().startswith("treatment not delivered: ") else why
+        role = "baseline" if str(arm) == data.control else "treatment"
+        out.append((str(arm), role, info.get("delivered"), why))
+    return out
+
+
 def models(data: RunData) -> tuple[dict[str, Any], dict[str, Any]]:
     """(llm, judge) settings: the manifest's, else config.yaml's, else empty."""
     man, cfg = data.manifest or {}, data.config or {}
@@ -82,7 +102,10 @@ def seeds(data: RunData) -> str:
         per = jobs.drop_duplicates("replicate").sort_values("replicate")
         listed = ", ".join(f"r{int(r)}={s}" for r, s in zip(per["replicate"], per["seed"]))
         paired = jobs.groupby("replicate")["seed"].nunique().max() == 1
-        base = f"{base}; per replicate {listed}" + (" (shared by all arms: paired)" if paired else "")
+        if paired:
+            listed += " (shared by all arms: paired)" if data.paired is not False else \
+                " (shared by all arms; this analysis treats the arms as unpaired)"
+        base = f"{base}; per replicate {listed}"
     return base.strip("; ") or "not recorded"
 
 
@@ -115,9 +138,11 @@ def header_facts(data: RunData, usage: pd.DataFrame | None = None) -> list[tuple
     exp = man.get("experiment") or (cfg.get("experiment") or {}).get("name") or data.source.stem
     llm, judge = models(data)
     arms = ", ".join(arm_names(data)) + (f" (control: {data.control})" if data.control else "")
+    if data.run_control and data.control and data.run_control != data.control:
+        arms += f"; the run's own control is {data.run_control} (this report compares with {data.control})"
     facts = [("Experiment", str(exp)), ("Arms", arms)]
     if man:
-        paired = ", paired" if man.get("paired") else ""
+        paired = {True: ", paired", False: ", analysed unpaired" if man.get("paired") else ""}.get(data.paired, "")
         facts.append(("Replicates", f"{man.get('replicates', '?')} per arm{paired}"))
         facts.append(("Jobs", f"{man.get('n_jobs_total', '?')} total, {man.get('n_failed', 0)} failed, "
                               f"status {man.get('status', '?')}"))

@@ -16,7 +16,7 @@ from reports import fmt
 from reports.caveats import params_billions
 from reports.load import RunData
 from reports.metricinfo import MetricInfo, relative_change, verdict
-from reports.runinfo import arm_configs, models
+from reports.runinfo import arm_configs, delivery, models
 from reports.tradeoff import tradeoff_pair
 
 ALPHA = 0.05
@@ -101,31 +101,50 @@ def treatment_sentence(treatment: str, rows: pd.DataFrame, infos: dict[str, Metr
 
 
 def not_delivered(data: RunData) -> list[str]:
-    """Treatments the manipulation check (manifest `arms.<arm>.delivered`, issue #11) found not
-    delivered or could not check."""
-    arms = (data.manifest or {}).get("arms")
+    """Arms whose mechanism the manipulation check (manifest `arms.<arm>.delivered`, issue #11)
+    found not delivered or could not check, named by their role in the comparisons shown
+    (runinfo.delivery: a treatment, or the baseline chosen with `trials report --control`)."""
     out = []
-    if isinstance(arms, dict):
-        for arm, info in arms.items():
-            if not isinstance(info, dict) or arm == data.control:
-                continue
-            text = str(info.get("note") or "")
-            text = text.split(": ", 1)[1] if text.lower().startswith("treatment not delivered: ") else text
-            note = f" ({text})" if text else ""
-            if info.get("delivered") is False:
-                out.append(f"Treatment {arm} was NOT delivered{note}: its differences are not effects of the "
-                           "mechanism (see the measurement check).")
-            elif "delivered" in info and info.get("delivered") is None:
-                out.append(f"Treatment {arm}: delivery could not be checked{note}.")
-        treated = [v for a, v in arms.items() if a != data.control and isinstance(v, dict)]
-        if not out and treated and all(v.get("delivered") is True for v in treated):
-            out.append("Manipulation check: every treatment was delivered (see the measurement check).")
+    checks = delivery(data)
+    for arm, role, delivered, why in checks:
+        note = f" ({why})" if why else ""
+        if role == "baseline":
+            if delivered is False:
+                out.append(f"The control of these comparisons, {arm!r}, did not get its own mechanism{note}: it ran "
+                           f"like the run's control {data.run_control!r}, so each difference is measured against "
+                           "an arm without that mechanism.")
+            elif delivered is None:
+                out.append(f"The control of these comparisons, {arm!r}: delivery of its own mechanism could not be "
+                           f"checked{note}.")
+        elif delivered is False:
+            out.append(f"Treatment {arm} was NOT delivered{note}: its differences are not effects of the "
+                       "mechanism (see the measurement check).")
+        elif delivered is None:
+            out.append(f"Treatment {arm}: delivery could not be checked{note}.")
+    if not out and checks and all(d is True for _, _, d, _ in checks):
+        out.append("Manipulation check: every treatment was delivered (see the measurement check)."
+                   if all(role == "treatment" for _, role, _, _ in checks) else
+                   "Manipulation check: every arm's own mechanism was delivered (see the measurement check).")
     eff = data.tables.effects
-    if not out and "treatment_delivered" in eff.columns:
+    if not out and not checks and "treatment_delivered" in eff.columns:
         bad = eff.loc[eff["treatment_delivered"].astype(str).str.lower().isin(["false", "0"]), "treatment"]
         out += [f"Treatment {t} was NOT delivered (effects.csv treatment_delivered): its differences are "
                 "not effects of the mechanism." for t in dict.fromkeys(bad.astype(str))]
     return out
+
+
+def comparison_basis(data: RunData) -> list[str]:
+    """When `trials report --control/--unpaired` recomputed the analysis: what is compared with
+    what, and how, against the run's own design."""
+    items = []
+    if data.run_control and data.control and data.run_control != data.control:
+        items.append(f"Every comparison here is against {data.control!r} (chosen with `trials report --control`), "
+                     f"not the run's own control {data.run_control!r}.")
+    design = (data.manifest or {}).get("paired")
+    if design is True and data.paired is False:
+        items.append("The arms were run paired (replicate r of every arm shares its seed and people) but this "
+                     "analysis treats them as unpaired (`--unpaired`).")
+    return items
 
 
 def unequal_missingness(data: RunData, infos: dict[str, MetricInfo]) -> list[str]:
@@ -209,7 +228,8 @@ def summary_items(data: RunData, infos: dict[str, MetricInfo]) -> list[str]:
     eff = data.tables.effects
     items: list[str] = []
     if eff.empty:
-        items.append("The analysis produced no comparisons (a single arm, or no metric values).")
+        items.append("The analysis produced no comparisons (a single arm, or no metric values); each arm's "
+                     "mean per metric with its 95% CI is under Headline results.")
     else:
         for treatment, rows in eff.groupby("treatment", sort=False):
             control = str(rows["control"].iloc[0]) if "control" in rows else ""
@@ -219,7 +239,7 @@ def summary_items(data: RunData, infos: dict[str, MetricInfo]) -> list[str]:
             items.append(treatment_sentence(name, rows, infos))
         pair, how = tradeoff_pair(data.config, eff)
         items.append(tradeoff_sentence(pair, how, eff, infos))
-    items += not_delivered(data)
+    items += comparison_basis(data) + not_delivered(data)
     factors = (data.manifest or {}).get("factors")
     if not factors and data.metrics is not None:  # the metrics table's factor_<name> columns (issue #13)
         factors = {c[len("factor_"):]: sorted(data.metrics[c].dropna().astype(str).unique())

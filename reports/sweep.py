@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
 
@@ -102,6 +103,12 @@ def _point_report(data: RunData) -> Path | None:
     return html if html.exists() else None
 
 
+def href(relative: Path) -> str:
+    """A relative path as a URL path: spaces, `?`, `#`, `%`, `:` ... percent-escaped (a sweep
+    point's folder is named after its values, e.g. `llm.model=gpt 4o?`), `/` kept."""
+    return quote(relative.as_posix(), safe="/=,")
+
+
 def render_sweep(root: Path, out_dir: str | Path | None = None) -> ReportPaths:
     root = root.resolve()
     points = [load(d) for d in run_dirs(root)]
@@ -120,7 +127,7 @@ def render_sweep(root: Path, out_dir: str | Path | None = None) -> ReportPaths:
                      f"{man.get('n_failed', 0)} / {man.get('n_jobs_total', '?')}", str(len(eff)),
                      "report.html" if html else "not rendered"])
         if html:
-            links[(i, 5)] = Path(os.path.relpath(html, out)).as_posix()
+            links[(i, 5)] = href(Path(os.path.relpath(html, out)))
     allfx = pd.concat(effects, ignore_index=True)
     if not pd.api.types.is_numeric_dtype(allfx["param"]):  # strings, lists, booleans: a categorical axis
         allfx["param"] = allfx["param"].astype(str).astype(object)

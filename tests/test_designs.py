@@ -34,6 +34,7 @@ propositions:
     scale: 0-9
     higher_is_better: true
 metrics: [vote, wants_to_buy]
+tradeoff: [vote, wants_to_buy]   # the inherited pair names persona_adherence, which metrics leaves out
 """
 
 
@@ -139,7 +140,7 @@ def test_own_proposition_as_correction_check_and_intervention_precondition(tmp_p
     own = "{stale:{claim:'{agent} repeats earlier ideas.',level:agent,scale:0-9,higher_is_better:false}}"
     assert run(tmp_path, "experiment=brainstorm_variety", "run.replicates=1", "experiment.steps=2",
                "run.report=false", "run.analyze=false", f"+experiment.propositions={own}",
-               "experiment.metrics=[stale,ideas]",
+               "experiment.metrics=[stale,ideas]", "experiment.tradeoff=[ideas,stale]",
                "+experiment.intervention_options.variety.precondition=stale",
                "+experiment.arms.treatment.correction={propositions:[stale],threshold:5,max_attempts:1}") == 0
     events = _events(tmp_path)

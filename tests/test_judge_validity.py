@@ -145,7 +145,7 @@ def test_judge_check_cli_on_scripted(tmp_path, capsys):
     calls = pd.read_parquet(out / "llm_calls.parquet")
     assert len(calls) >= len(table) and set(calls["purpose"]) == {"judge"}
     assert trials_main(["judge-check", "llm=nope"]) == 2
-    assert "Could not find 'llm/nope'" in capsys.readouterr().err
+    assert "llm=nope: no llm/nope.yaml" in capsys.readouterr().err  # one line (trials/run/compose.py)
     assert trials_main(["judge-check", "llm=scripted", "--threshold", "12"]) == 2
 
 

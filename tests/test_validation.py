@@ -14,7 +14,7 @@ from scipy import stats
 from statsmodels.stats.weightstats import ttost_ind
 
 from analysis.validation import ValidationInputError, compare_answers, read_human, validate_answers
-from analysis.validation_run import main as validate_main
+from trials.run.validation import main as validate_main  # `trials validate`
 from runner_support import run
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -166,10 +166,12 @@ def test_trials_validate_cli(tmp_path, capsys):
     assert set(table["group"]) == {"all", "Democrat", "Independent / other", "Republican"}
     assert (table["margin"] == 0.3).all()
     # bad input: exit 2 with a message naming the file / column, no traceback
-    assert validate_main([str(root), "--human", str(GAZPACHO), "--column", "Score", "--metric", "vote"]) == 2
+    # (--force: the first call wrote validation.csv, which `trials validate` replaces only when asked)
+    assert validate_main([str(root), "--human", str(GAZPACHO), "--column", "Score", "--metric", "vote", "--force"]) == 2
     assert "no column 'Score'" in capsys.readouterr().err
-    assert validate_main([str(root), "--human", str(GAZPACHO), "--column", "Vote", "--metric", "ideas"]) == 2
+    assert validate_main([str(root), "--human", str(GAZPACHO), "--column", "Vote", "--metric", "ideas", "--force"]) == 2
     assert "no metric 'ideas'" in capsys.readouterr().err
+    assert (pd.read_csv(root / "analysis" / "validation.csv")["margin"] == 0.3).all()  # a failed call replaced nothing
     assert validate_main([str(tmp_path), "--human", str(GAZPACHO), "--column", "Vote", "--metric", "vote"]) == 2
     assert "no metrics.parquet" in capsys.readouterr().err
 

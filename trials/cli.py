@@ -25,7 +25,8 @@ commands:
   population [hydra overrides]   sample a population of personas into a folder
   sweep-summary <multirun_dir>   one table over the run directories of a sweep
   validate <run_dir> --human FILE --column C --metric M [--scale 1 5] [--margin 0.5] [--by COL]
-                                 simulated answers vs real people's -> <run_dir>/analysis/validation.csv
+           [--out DIR] [--force] simulated answers vs real people's -> <run_dir>/analysis/validation.csv
+                                 (an existing one is replaced only with --force)
   validate-persona PERSONA_FILE --expectations TEXT [--questions N] [hydra overrides]
                                  interview a persona, score it 0-9 against the expectations
   judge-check [hydra overrides]  the judge on a labelled persona-fit set: AUC, accuracy, CIs
@@ -62,10 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     if command == "run":
-        from trials.run.command import preflight_cli
+        from trials.run.command import preflight_cli, resume_hydra_overrides
 
         code = preflight_cli(rest, CONF_DIR)  # checks (and a dry run) before Hydra writes anything
-        return code if code is not None else _hydra(_run_app, argv)
+        return code if code is not None else _hydra(_run_app, [*argv, *resume_hydra_overrides(rest)])
     if command == "init":
         from trials.run.starter import main as init_main
 
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     if command == "population":
         from trials.run.command import secrets_check_cli
 
-        code = secrets_check_cli(rest)  # an API key on the command line would land in .hydra/
+        code = secrets_check_cli(rest, CONF_DIR, "population_app")  # before Hydra writes .hydra/
         return code if code is not None else _hydra(_population_app, argv)
     if command == "analyze":
         from analysis.cli import main as analyze_main
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return sweep_main(rest)
     if command == "validate":
-        from analysis.validation_run import main as validate_main
+        from trials.run.validation import main as validate_main
 
         return validate_main(rest)
     if command in ("validate-persona", "judge-check"):

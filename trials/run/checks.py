@@ -28,21 +28,24 @@ class CheckError(ValueError):
 
 
 def compose_config(overrides: list[str]) -> dict[str, Any]:
-    """The resolved `trials run` config with Hydra-style overrides (no run directory)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
+    """The resolved `trials run` config with Hydra-style overrides (no run directory); a bad
+    override is one line naming the key or group, the value and the choices (trials.run.compose)."""
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
+
+    from trials.run.compose import compose
+    from trials.run.errors import ConfigError
 
     bad = [o for o in overrides if "=" not in o]
     if bad:
         raise CheckError(f"unexpected argument(s) {bad}; overrides look like key=value (e.g. llm=scripted)")
     try:
-        with initialize_config_dir(config_dir=str(trials.CONF_DIR), version_base="1.3"):
-            cfg = compose("config", overrides=overrides)
+        cfg = compose(overrides, None, str(trials.CONF_DIR))
         return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-    except (HydraException, OmegaConfBaseException) as exc:
-        raise CheckError(f"config override: {exc}") from None
+    except ConfigError as exc:
+        raise CheckError(f"config error: {exc}") from None
+    except OmegaConfBaseException as exc:
+        raise CheckError("config error: " + " ".join(str(exc).split())[:400]) from None
 
 
 def build_llms(cfg: dict[str, Any], recorder: Any) -> tuple[Any, Any]:

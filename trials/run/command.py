@@ -4,12 +4,11 @@ without writing anything (Hydra would create its output folder and `.hydra/` fir
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from trials.run.design import did_you_mean
+from trials.run.compose import compose, experiment_file
 from trials.run.errors import ConfigError
 from trials.run.experiment import run_experiment
 from trials.run.plan import build_plan
@@ -40,11 +39,20 @@ def _split(args: Sequence[str]) -> tuple[list[str], str | None, bool, bool]:
         elif a in ("--config-name", "-cn", "--config-path", "-cp"):
             next(it, None)
             info = True  # another primary config: leave it to Hydra
+        elif a in ("--cfg", "-c", "--package", "-p"):
+            next(it, None)  # their value (job|hydra|all, a package), not an override
+            info = True
         elif a.split("=", 1)[0] in _INFO_FLAGS or a.startswith("-"):
             info = True
         else:
             overrides.append(a)
     return overrides, config_dir, multirun, info
+
+
+def _prints_config(args: Sequence[str]) -> bool:
+    """`trials run ... --cfg job` (print the composed config) with the shipped primary config."""
+    return (any(a in ("--cfg", "-c") or a.startswith("--cfg=") for a in args)
+            and not any(a in ("--config-name", "-cn", "--config-path", "-cp") for a in args))
 
 
 def _sweep_points(overrides: list[str], limit: int = 64) -> list[list[str]]:
@@ -71,62 +79,6 @@ def _sweep_points(overrides: list[str], limit: int = 64) -> list[list[str]]:
     return points
 
 
-def compose(overrides: list[str], config_dir: str | None, conf_dir: str) -> Any:
-    """The config `trials run` would see (Hydra's compose API) for one point (no sweeps), or a
-    ConfigError naming the key, the missing config or the grammar error."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.errors import HydraException, MissingConfigException
-
-    overrides = [o for o in overrides if not o.startswith(("hydra.", "hydra/"))]
-    if config_dir:
-        folder = Path(config_dir).expanduser().resolve()
-        if not folder.is_dir():
-            raise ConfigError(f"--config-dir {config_dir}: no such folder; fix: create it with "
-                              f"`trials init {config_dir}` or give the folder that holds experiment/<name>.yaml")
-        overrides = [*overrides, f"hydra.searchpath=[file://{folder}]"]
-    try:
-        with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
-            return hydra_compose("config", overrides=overrides)
-    except MissingConfigException as exc:
-        missing = str(exc.missing_cfg_file or "")
-        group, _, name = missing.rpartition("/")
-        options = list(exc.options or [])
-        where = f" or {config_dir}/{group}/" if config_dir else ""
-        raise ConfigError(f"{group or 'config'}={name}: no {missing}.yaml{did_you_mean(name, options)}; "
-                          f"available: {', '.join(options) or 'none'} (in trials/conf/{group}/{where})"
-                          ) from None
-    except HydraException as exc:
-        text = " ".join(str(exc).split())
-        bad = re.search(r"Could not override '([^']+)'", text)
-        if bad:
-            key = bad.group(1)
-            hint = _key_hint(key, [o for o in overrides if not o.lstrip("+~").startswith(key + "=")], conf_dir)
-            raise ConfigError(f"unknown key {key}{hint}; fix: correct the key, or add a new key with "
-                              f"+{key}=<value>") from None
-        raise ConfigError(text[:400]) from None
-    except Exception as exc:  # noqa: BLE001 - Hydra's override grammar errors etc.
-        raise ConfigError(" ".join(str(exc).split())[:400]) from None
-
-
-def _key_hint(key: str, others: list[str], conf_dir: str) -> str:
-    """' (did you mean experiment.steps?)' for a mistyped key, from the config without it."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from omegaconf import OmegaConf
-
-    parent, _, leaf = key.rpartition(".")
-    try:
-        with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
-            node = OmegaConf.select(hydra_compose("config", overrides=others), parent) if parent else None
-    except Exception:  # noqa: BLE001 - only a hint
-        return ""
-    if node is None or not hasattr(node, "keys"):
-        return ""
-    hint = did_you_mean(leaf, list(node.keys()))
-    return hint.replace("'", "'" + parent + ".", 1) if hint else ""
-
-
 def preflight_cli(args: Sequence[str], conf_dir: str) -> int | None:
     """Check `trials run <args>` before Hydra writes anything. Returns an exit status to stop
     with (2 config error, 0 dry run done: the plan was printed and nothing written), or None to
@@ -135,6 +87,8 @@ def preflight_cli(args: Sequence[str], conf_dir: str) -> int | None:
     try:
         check_secrets(overrides)
         if info:
+            if _prints_config(args) and not multirun:  # `--cfg job`: a bad choice is one line here too
+                compose(overrides, config_dir, conf_dir)
             return None
         try:
             points = _sweep_points(overrides) if multirun else [overrides]
@@ -161,14 +115,43 @@ def preflight_cli(args: Sequence[str], conf_dir: str) -> int | None:
     return None
 
 
-def secrets_check_cli(args: Sequence[str]) -> int | None:
-    """For other Hydra commands (`trials population`): refuse an API key on the command line
-    before Hydra saves the overrides; 2 or None."""
+def resume_hydra_overrides(args: Sequence[str]) -> list[str]:
+    """For a resume (`run.resume_dir=DIR`, single run): Hydra's output folder is DIR itself and no
+    `.hydra/` is written there, so a resume leaves no empty folder (`.hydra/` + `cli.log`) beside the
+    run and keeps the run's own `.hydra/`; its log lines are appended to DIR/cli.log. [] otherwise."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    overrides, _, multirun, info = _split(args)
+    if multirun or info:
+        return []
     try:
-        check_secrets(_split(args)[0])
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception:  # noqa: BLE001 - a grammar error is reported by Hydra itself
+        return []
+    resume = next((ov.value() for ov in reversed(parsed) if ov.get_key_element().lstrip("+~") == "run.resume_dir"),
+                  None)
+    if not resume or not isinstance(resume, str):
+        return []
+    folder = str(Path(resume).expanduser().resolve()).replace("\\", "\\\\").replace("'", "\\'")
+    return [f"hydra.run.dir='{folder}'", "hydra.output_subdir=null"]
+
+
+def secrets_check_cli(args: Sequence[str], conf_dir: str | None = None, config_name: str = "config") -> int | None:
+    """For other Hydra commands (`trials population`): refuse an API key on the command line
+    before Hydra saves the overrides, and (with `conf_dir`) a bad override or config choice, in one
+    line (trials.run.compose) instead of Hydra's multi-line error; 2 or None."""
+    overrides, config_dir, multirun, info = _split(args)
+    try:
+        check_secrets(overrides)
+        if conf_dir and not info:
+            points = _sweep_points(overrides) if multirun else [overrides]
+            for point in points:
+                compose(point, config_dir, conf_dir, config_name)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
+    except Exception:  # noqa: BLE001 - a sweep the check cannot expand: Hydra reports it
+        return None
     return None
 
 
@@ -188,5 +171,5 @@ def _checked(overrides: list[str], config_dir: str | None, conf_dir: str) -> dic
         return {}
     plain = {k: v for k, v in plain.items() if k != "hydra"}
     if not (plain.get("run") or {}).get("dry_run"):
-        check(plain, build_plan(plain, Path.cwd() / "runs"))
+        check(plain, build_plan(plain, Path.cwd() / "runs", experiment_file(overrides, config_dir, conf_dir)))
     return plain

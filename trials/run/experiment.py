@@ -23,7 +23,7 @@ from trials.run import preflight
 from trials.run.budget import Budget, check_priced
 from trials.run.delivery import undelivered_metrics, write_delivery
 from trials.run.engines import choose, dispatch
-from trials.run.plan import ConfigError, Job, Plan, build_plan, divide_threads, resolve_n_jobs
+from trials.run.plan import ConfigError, Job, Plan, build_plan, divide_threads, plain_values, resolve_n_jobs
 from trials.run.remeasure import remeasure_run
 from trials.run.progress import Progress, estimate, format_estimate, format_plan
 from trials.run.resume import record_resume, resume_changes
@@ -101,7 +101,7 @@ def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path, overrides
     try:
         if isinstance(cfg, DictConfig):
             cfg = preflight.resolve(cfg)
-        cfg = {k: v for k, v in cfg.items() if k != "hydra"}
+        cfg = plain_values({k: v for k, v in cfg.items() if k != "hydra"})
         resumed: dict[str, Any] = {}
         cfg = _prepare(cfg, rundir.root, overrides, resumed)
         plan = build_plan(cfg, rundir.root)
@@ -331,6 +331,8 @@ def run_from_hydra(cfg: DictConfig) -> int:
     hc = HydraConfig.get()
     resume = OmegaConf.select(cfg, "run.resume_dir")
     root = Path(resume).expanduser() if resume else Path(hc.runtime.output_dir)
+    if hc.mode == RunMode.MULTIRUN:  # Hydra's own "#0 : overrides" line is INFO, not shown
+        print(f"sweep point #{hc.job.num}: {' '.join(hc.overrides.task)}", flush=True)
     code = run_experiment(cfg, root, overrides=list(hc.overrides.task))
     if code and hc.mode == RunMode.RUN:
         sys.exit(code)  # Hydra drops the task's return value in single-run mode

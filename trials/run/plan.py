@@ -50,10 +50,12 @@ class Job:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def check_report_keys(exp: dict[str, Any], metrics: list[str]) -> None:
-    """`experiment.tradeoff: [x, y]` (the report's trade-off chart) and `experiment.metric_info.<metric>:
-    {higher_is_better, unit}` must name metrics the scenario computes (a preset's pair may name a metric
-    a narrowed `experiment.metrics` leaves out: the report then says why there is no chart)."""
+def check_report_keys(exp: dict[str, Any], metrics: list[str], source: str | None = None) -> None:
+    """`experiment.tradeoff: [x, y]` (the report's trade-off chart) must name two metrics the
+    experiment measures (`experiment.metrics`, else every metric the scenario computes): a pair
+    inherited from a parent experiment that a narrowed `metrics` leaves out is refused too, naming
+    the experiment file (`source`, when known). `experiment.metric_info.<metric>: {higher_is_better,
+    unit}` must name metrics the scenario computes."""
     pair = exp.get("tradeoff")
     if pair is not None:
         if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(m, str) for m in pair)):
@@ -63,6 +65,14 @@ def check_report_keys(exp: dict[str, Any], metrics: list[str]) -> None:
         if unknown:
             raise ConfigError(f"experiment.tradeoff names {unknown}, which the scenario does not compute; "
                               f"use two of {metrics}")
+        measured = [str(m) for m in (exp.get("metrics") or metrics)]
+        left_out = [m for m in pair if m not in measured]
+        if left_out:
+            where = f" (set in {source} or a parent experiment it inherits)" if source else ""
+            raise ConfigError(f"experiment.tradeoff=[{', '.join(pair)}]{where}: {', '.join(left_out)} is not among "
+                              f"the experiment's metrics {measured}; fix: add {', '.join(left_out)} to "
+                              f"experiment.metrics, name two of {measured} in experiment.tradeoff, or set "
+                              "experiment.tradeoff=null (the report then picks a pair and says which)")
     info = exp.get("metric_info") or {}
     if not isinstance(info, dict):
         raise ConfigError("experiment.metric_info: a mapping metric -> {higher_is_better: true|false, unit: text}")
@@ -250,7 +260,26 @@ def _check_experiment(name: str, exp: dict[str, Any], scenario: ModuleType) -> N
         raise ConfigError(str(exc)) from None
 
 
-def build_plan(cfg: dict[str, Any], root: Path) -> Plan:
+def plain_values(tree: Any) -> Any:
+    """The config with numpy scalars and arrays as plain Python values (a config built in Python,
+    e.g. `run.replicates = np.int64(4)` from `np.arange`): every check then accepts a whole number
+    whatever its type, every message shows `4` rather than `np.int64(4)`, and config.yaml can be
+    written. Mappings and lists are copied; everything else is returned as is."""
+    if isinstance(tree, dict):
+        return {k: plain_values(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return [plain_values(v) for v in tree]
+    if isinstance(tree, np.ndarray):
+        return tree.tolist()
+    if isinstance(tree, np.generic):
+        return tree.item()
+    return tree
+
+
+def build_plan(cfg: dict[str, Any], root: Path, source: str | None = None) -> Plan:
+    """The jobs of an experiment after every config check (ConfigError naming the key and the fix).
+    `source`: the experiment file, named in messages about keys it may have set."""
+    cfg = plain_values(cfg)
     exp = dict(cfg.get("experiment") or {})
     run = dict(cfg.get("run") or {})
     _check_keys("run", run, RUN_KEYS)
@@ -283,7 +312,7 @@ def build_plan(cfg: dict[str, Any], root: Path) -> Plan:
     from trials.scenarios.base import metrics_of
 
     check_validation(exp, metrics_of(scenario.METRICS, exp))  # raises ConfigError
-    check_report_keys(exp, list(metrics_of(scenario.METRICS, exp)))
+    check_report_keys(exp, list(metrics_of(scenario.METRICS, exp)), source)
     llm_configs = check_llm_configs(cfg, arms)
     from trials.scenarios.steer import validate
 

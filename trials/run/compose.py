@@ -1,0 +1,113 @@
+"""Hydra's compose API for every `trials` command that takes config overrides (`run`, `population`,
+`judge-check`, `validate-persona`), with Hydra's multi-line errors turned into one line that names
+the key or config group, the bad value, the choices and the closest match (ConfigError)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from trials.run.design import did_you_mean
+from trials.run.errors import ConfigError
+
+
+def compose(overrides: list[str], config_dir: str | None, conf_dir: str, config_name: str = "config") -> Any:
+    """The config `trials <command>` would see (Hydra's compose API) for one point (no sweeps), or
+    a ConfigError naming the key, the missing config or the grammar error. `config_dir`: the user's
+    `--config-dir` (searched before the shipped `conf_dir`)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException, MissingConfigException
+
+    overrides = [o for o in overrides if not o.startswith(("hydra.", "hydra/"))]
+    if config_dir:
+        folder = Path(config_dir).expanduser().resolve()
+        if not folder.is_dir():
+            raise ConfigError(f"--config-dir {config_dir}: no such folder; fix: create it with "
+                              f"`trials init {config_dir}` or give the folder that holds experiment/<name>.yaml")
+        overrides = [*overrides, f"hydra.searchpath=[file://{folder}]"]
+    try:
+        with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
+            return hydra_compose(config_name, overrides=overrides)
+    except MissingConfigException as exc:
+        raise ConfigError(missing_config(exc, config_dir, conf_dir)) from None
+    except HydraException as exc:
+        text = " ".join(str(exc).split())
+        bad = re.search(r"Could not override '([^']+)'", text)
+        if bad:
+            key = bad.group(1)
+            hint = _key_hint(key, [o for o in overrides if not o.lstrip("+~").startswith(key + "=")], conf_dir,
+                             config_name)
+            raise ConfigError(f"unknown key {key}{hint}; fix: correct the key, or add a new key with "
+                              f"+{key}=<value>") from None
+        raise ConfigError(text[:400]) from None
+    except Exception as exc:  # noqa: BLE001 - Hydra's override grammar errors etc.
+        raise ConfigError(" ".join(str(exc).split())[:400]) from None
+
+
+def experiment_file(overrides: list[str], config_dir: str | None, conf_dir: str) -> str | None:
+    """The file of the experiment `trials run <overrides>` selects (`experiment=<name>`, else
+    config.yaml's default): the user's folder first, then the shipped one; None if not found."""
+    import yaml
+
+    name = next((o.split("=", 1)[1] for o in reversed(overrides) if o.lstrip("+").startswith("experiment=")), None)
+    if name is None:
+        try:
+            defaults = yaml.safe_load((Path(conf_dir) / "config.yaml").read_text()).get("defaults") or []
+        except (OSError, yaml.YAMLError, AttributeError):
+            return None
+        name = next((d["experiment"] for d in defaults if isinstance(d, dict) and "experiment" in d), None)
+    for root in filter(None, (config_dir, conf_dir)):
+        path = Path(root).expanduser() / "experiment" / f"{name}.yaml"
+        if path.is_file():
+            return str(path) if root == config_dir else f"trials/conf/experiment/{name}.yaml"
+    return None
+
+
+def group_options(group: str, config_dir: str | None, conf_dir: str) -> list[str]:
+    """The configs of `group` (e.g. experiment): the user's folder's and the shipped ones."""
+    names: set[str] = set()
+    for root in filter(None, (conf_dir, config_dir)):
+        folder = Path(root).expanduser() / group
+        if folder.is_dir():
+            names |= {p.stem for p in folder.glob("*.yaml")} | {p.stem for p in folder.glob("*.yml")}
+    return sorted(names)
+
+
+def missing_config(exc: Any, config_dir: str | None, conf_dir: str) -> str:
+    """One line for Hydra's MissingConfigException: a bad choice on the command line
+    (`llm=scriptd`), or a bad name in a config file's `defaults:` list (e.g. a typo in the parent
+    experiment that a user experiment inherits)."""
+    missing = str(getattr(exc, "missing_cfg_file", "") or "")
+    group, _, name = missing.rpartition("/")
+    parent = re.match(r"In '([^']+)'", str(exc))
+    owner = parent.group(1) if parent and parent.group(1) not in ("config", "population_app") else None
+    options = sorted({*(getattr(exc, "options", None) or []), *group_options(group, config_dir, conf_dir)}
+                     - {owner.rpartition("/")[2] if owner and owner.rpartition("/")[0] == group else ""})
+    where = f"trials/conf/{group}/" + (f" or {config_dir}/{group}/" if config_dir else "")
+    found = f"{did_you_mean(name, options)}; available: {', '.join(options) or 'none'} (in {where})"
+    if owner:  # a defaults list inside a file (it cannot inherit from itself: not offered)
+        files = [Path(r).expanduser() / f"{owner}.yaml" for r in filter(None, (config_dir, conf_dir))]
+        path = next((str(f) for f in files if f.is_file()), f"{owner}.yaml")
+        return (f"{path}: defaults: {name!r} is not a config in {group or 'the config folder'}/{found}; "
+                f"fix: correct the name in the defaults list of {path}")
+    return f"{group or 'config'}={name}: no {missing}.yaml{found}"
+
+
+def _key_hint(key: str, others: list[str], conf_dir: str, config_name: str = "config") -> str:
+    """' (did you mean experiment.steps?)' for a mistyped key, from the config without it."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from omegaconf import OmegaConf
+
+    parent, _, leaf = key.rpartition(".")
+    try:
+        with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
+            node = OmegaConf.select(hydra_compose(config_name, overrides=others), parent) if parent else None
+    except Exception:  # noqa: BLE001 - only a hint
+        return ""
+    if node is None or not hasattr(node, "keys"):
+        return ""
+    hint = did_you_mean(leaf, list(node.keys()))
+    return hint.replace("'", "'" + parent + ".", 1) if hint else ""
