@@ -124,24 +124,32 @@ def mixed_model(rows: pd.DataFrame, control: str, treatment: str) -> dict[str, f
 
 
 OPTIMIZERS = ("lbfgs", "bfgs", "powell", "nm", "cg")
+# a fit is a stationary point of the profile REML log-likelihood when its gradient (in statsmodels'
+# packed, square-root parametrisation, summed over observations) is below this, per observation
+GRAD_TOL = 1e-4
 
 
 def best_fit(model, param: str | None = "treat"):
-    """(fit, reason): the finite, converged REML fit with the largest log-likelihood over OPTIMIZERS.
+    """(fit, reason): the first acceptable REML fit over OPTIMIZERS (statsmodels MixedLM).
 
-    A fit is rejected when its llf or the SE of `param` (every fixed effect when None) is not
-    finite or not positive, or the optimizer did not converge (statsmodels' `converged`).
-    Returns (None, reasons) if none passes.
+    A fit is acceptable when its llf and the SE of `param` (every fixed effect when None) are
+    finite and positive, the optimizer converged (statsmodels' `converged`), and it is a proper
+    maximum: the gradient of the profile REML log-likelihood at the solution is ~0 (max |grad| <=
+    GRAD_TOL x observations; a singular "optimum" at llf = +inf or a stalled optimizer fails
+    this). The first acceptable fit is kept (the other optimizers are only tried when one fails:
+    a stationary point of this likelihood found by two optimizers is the same point, see
+    tests/test_mixed_reml.py); returns (None, reasons) if none passes.
     """
-    best, reasons = None, []
+    reasons = []
     for method in OPTIMIZERS:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 fit = model.fit(reml=True, method=method)
-            k = len(fit.fe_params)
-            se = float(fit.bse[param]) if param else float(np.max(np.asarray(fit.bse)[:k]))
-            llf = float(fit.llf)
+                k = len(fit.fe_params)
+                se = float(fit.bse[param]) if param else float(np.max(np.asarray(fit.bse)[:k]))
+                llf = float(fit.llf)
+                grad = _profile_gradient(model, fit) if np.isfinite(llf) else np.inf
         except Exception as exc:  # statsmodels raises many types on singular problems
             reasons.append(f"{method}: {type(exc).__name__}")
             continue
@@ -151,10 +159,19 @@ def best_fit(model, param: str | None = "treat"):
         if not getattr(fit, "converged", True):
             reasons.append(f"{method}: not converged")
             continue
+        if not grad <= GRAD_TOL * max(1, int(model.nobs)):
+            reasons.append(f"{method}: not a maximum (|gradient| {grad:.2g})")
+            continue
         fit.optimizer_used = method
-        if best is None or llf > best.llf + 1e-9:
-            best = fit
-    return best, "; ".join(reasons)
+        return fit, "; ".join(reasons)
+    return None, "; ".join(reasons)
+
+
+def _profile_gradient(model, fit) -> float:
+    """max |gradient| of statsmodels' profile REML log-likelihood at the fit, in the packed
+    parametrisation its optimizers use (fixed effects and scale profiled out)."""
+    packed = fit.params_object.get_packed(use_sqrt=model.use_sqrt, has_fe=False)
+    return float(np.max(np.abs(model.score(packed, profile_fe=True))))
 
 
 def group_codes(sessions: pd.Series) -> np.ndarray:

@@ -39,19 +39,78 @@ def test_ordinal_odds_ratio_matches_ordered_model_directly():
 
 def test_ordinal_cluster_se_equals_logit_cluster_se_for_two_categories():
     # with two categories the proportional-odds model is logistic regression; statsmodels' Logit
-    # with cov_type='cluster' (CR1) is an independent implementation of the same sandwich
+    # with cov_type='cluster' is an independent implementation of the same sandwich (without its
+    # least-squares (N-1)/(N-K) factor; G/(G-1) applied here, as for ML models in Stata)
     gc, gt = np.repeat(np.arange(10), 4), np.repeat(np.arange(10), 4)
     c = (RNG.random(40) < 0.4 + 0.2 * (gc % 2)).astype(float)
     t = (RNG.random(40) < 0.6 + 0.2 * (gt % 2)).astype(float)
     got = ordinal.proportional_odds(c, t, gc, gt)
     y, treat = np.r_[c, t], np.r_[np.zeros(40), np.ones(40)]
     groups = np.r_[gc, gt + 10]
-    ref = sm.Logit(y, sm.add_constant(treat)).fit(disp=False, cov_type="cluster", cov_kwds={"groups": groups})
-    b, se = ref.params[1], ref.bse[1]
+    ref = sm.Logit(y, sm.add_constant(treat)).fit(disp=False, cov_type="cluster",
+                                                  cov_kwds={"groups": groups, "use_correction": False})
+    b, se = ref.params[1], ref.bse[1] * math.sqrt(20 / 19)
     assert got["odds_ratio"] == pytest.approx(math.exp(b), rel=1e-4)
     assert got["p_ordinal"] == pytest.approx(2 * stats.t.sf(abs(b / se), 18), rel=1e-3)
     q = stats.t.ppf(0.975, 18)
     assert got["or_ci_high"] == pytest.approx(math.exp(b + q * se), rel=1e-3)
+
+
+def _ordered_model_reference(c, t, groups=None):
+    """statsmodels' OrderedModel fitted by BFGS; (beta, model-based SE, clustered SE with G/(G-1))
+    from its own score_obs and numerical Hessian."""
+    y = np.r_[c, t]
+    codes = np.searchsorted(np.unique(y), y)
+    model = OrderedModel(codes, np.r_[np.zeros(len(c)), np.ones(len(t))][:, None], distr="logit")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = model.fit(method="bfgs", disp=False, maxiter=5000, gtol=1e-10)
+    if groups is None:
+        return fit.params[0], fit.bse[0], math.nan
+    bread = np.linalg.inv(-model.hessian(fit.params))
+    sums = pd.DataFrame(model.score_obs(fit.params)).groupby(groups).sum().to_numpy()
+    g = len(sums)
+    return fit.params[0], fit.bse[0], math.sqrt((bread @ sums.T @ sums @ bread)[0, 0] * g / (g - 1))
+
+
+@pytest.mark.parametrize("kind", ["integer 0-9", "continuous 0-9 (many categories)"])
+def test_ordinal_newton_fit_matches_ordered_model_with_clustered_se(kind):
+    # the analytic Newton fit against statsmodels' OrderedModel (BFGS + numerical derivatives),
+    # also with ~60 categories (continuous judge scores: one threshold per distinct value)
+    rng = np.random.default_rng(5)
+    if kind.startswith("integer"):
+        c, t = rng.integers(0, 10, 60).astype(float), np.clip(rng.integers(0, 10, 60) + 1, 0, 9).astype(float)
+    else:
+        c, t = np.round(rng.normal(4, 2, 60), 1), np.round(rng.normal(4.6, 2, 60), 1)
+    gc = gt = np.repeat(np.arange(15), 4)
+    b, se_model, se_cl = _ordered_model_reference(c, t, np.r_[gc, gt + 15])
+    got = ordinal.proportional_odds(c, t, gc, gt)
+    q = stats.t.ppf(0.975, 28)
+    assert got["odds_ratio"] == pytest.approx(math.exp(b), rel=1e-6)
+    assert got["or_ci_high"] == pytest.approx(math.exp(b + q * se_cl), rel=1e-5)
+    assert got["p_ordinal"] == pytest.approx(2 * stats.t.sf(abs(b / se_cl), 28), rel=1e-5)
+    plain = ordinal.proportional_odds(c, t)
+    assert plain["p_ordinal"] == pytest.approx(2 * stats.norm.sf(abs(b / se_model)), rel=1e-5)
+
+
+def test_ordinal_fit_on_thousands_of_distinct_scores_is_exact_and_fast_enough_to_run():
+    # 3,000 values per arm, nearly all distinct (the 2,000-session scripted run): statsmodels'
+    # numerical Hessian would take minutes; the Newton fit must reach the score equations' root
+    rng = np.random.default_rng(8)
+    c, t = rng.normal(4.5, 2, 3000), rng.normal(4.6, 2, 3000)
+    y = np.r_[c, t]
+    cats = np.unique(y)
+    fit = ordinal.fit_cumulative_logit(np.searchsorted(cats, y), np.r_[np.zeros(3000), np.ones(3000)], len(cats))
+    assert len(fit.a) == len(cats) - 1 > 5000
+    # score of beta at the MLE: sum over values of x (F(u) + F(l) - 1) for the logistic model is 0
+    codes = np.searchsorted(cats, y)
+    ext = np.r_[-np.inf, fit.a, np.inf]
+    x = np.r_[np.zeros(3000), np.ones(3000)]
+    from scipy.special import expit
+    u, lo = ext[codes + 1] - fit.beta * x, ext[codes] - fit.beta * x
+    assert abs(float((x * (expit(u) + expit(lo) - 1)).sum())) < 1e-6
+    got = ordinal.proportional_odds(c, t, np.arange(3000) // 3, np.arange(3000) // 3)
+    assert 0 < got["p_ordinal"] < 1 and "t on 1998 df" in got["ordinal_model"]
 
 
 def test_effects_table_has_ordinal_columns_for_judge_scores():
