@@ -2,7 +2,8 @@
 
 1. per-call overhead of `LLM.chat` over calling the scripted backend directly (target < 1 ms);
 2. against tests/fake_openai.py with a fixed latency: our wall time / ideal (calls x latency), and
-   our per-call overhead over the raw `openai` SDK client (connections reused: count printed);
+   our per-call overhead over the bare transport (one urllib3 POST; the `openai` SDK's call is
+   printed too when it is installed; connections reused: count printed);
 3. local tokens/s through our layer vs calling llama-cpp-python directly on the same model,
    prompt and max_tokens (target >= 90%). Runs are interleaved and medians taken, because the
    machine is shared.
@@ -50,34 +51,59 @@ def bench_scripted(n: int) -> None:
 
 
 def bench_http(n: int, latency: float) -> None:
-    import openai
+    """Ours (`LLM.chat` on the openai backend) against the bare transport it uses: one `urllib3`
+    POST of the same body with the JSON parsed (and the `openai` SDK's call, when installed, for
+    reference)."""
+    import json
 
+    import urllib3
+
+    try:
+        import openai
+    except ImportError:
+        openai = None
     with FakeOpenAI(latency=latency) as srv:
-        raw = openai.OpenAI(base_url=srv.base_url, api_key="sk-bench", max_retries=0)
+        pool = urllib3.PoolManager(maxsize=4, retries=False)
+        url = srv.base_url + "/chat/completions"
+
+        def raw(i: int) -> str:
+            body = {"model": "fake", "messages": MSG, "seed": i, "temperature": 0.7, "max_tokens": 256}
+            r = pool.request("POST", url, body=json.dumps(body).encode(), headers={
+                "Content-Type": "application/json", "Authorization": "Bearer sk-bench"})
+            return json.loads(r.data)["choices"][0]["message"]["content"]
+
+        sdk = openai.OpenAI(base_url=srv.base_url, api_key="sk-bench", max_retries=0) if openai else None
         llm = build_llm({"backend": "openai", "base_url": srv.base_url, "model": "fake", "max_retries": 0},
                         prices={}).bind(seed=0, recorder=CallRecorder())
-        for _ in range(3):  # warm both connection pools
-            raw.chat.completions.create(model="fake", messages=MSG)
+        for i in range(3):  # warm every connection pool
+            raw(i)
             llm.chat(MSG)
+            if sdk:
+                sdk.chat.completions.create(model="fake", messages=MSG)
         conns_before = srv.connections
-        raws, ours = [], []
-        for i in range(n):  # interleaved so that machine noise hits both alike
+        raws, ours, sdks = [], [], []
+        for i in range(n):  # interleaved so that machine noise hits all alike
             t0 = time.perf_counter()
-            raw.chat.completions.create(model="fake", messages=MSG, seed=i, temperature=0.7, max_tokens=256)
+            raw(i)
             raws.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             llm.chat(MSG, seed=i)
             ours.append(time.perf_counter() - t0)
+            if sdk:
+                t0 = time.perf_counter()
+                sdk.chat.completions.create(model="fake", messages=MSG, seed=i, temperature=0.7, max_tokens=256)
+                sdks.append(time.perf_counter() - t0)
         new_conns = srv.connections - conns_before
     ideal = n * latency
     if ideal > 0:
         print(f"[fake server, {latency * 1000:.0f} ms latency] {n} sequential calls: our wall {sum(ours):.3f} s, "
-              f"ideal {ideal:.3f} s -> wall/ideal {sum(ours) / ideal:.3f}; raw SDK wall/ideal {sum(raws) / ideal:.3f}")
+              f"ideal {ideal:.3f} s -> wall/ideal {sum(ours) / ideal:.3f}; bare urllib3 wall/ideal {sum(raws) / ideal:.3f}")
     over = statistics.median(ours) - statistics.median(raws)
     verdict = f" (target < 1 ms: {'OK' if over < 1e-3 else 'MISSED'})" if latency == 0 else " (noisy at this latency)"
-    print(f"[fake server, {latency * 1000:.0f} ms] median per call: raw SDK {statistics.median(raws) * 1000:.2f} ms, ours "
-          f"{statistics.median(ours) * 1000:.2f} ms -> layer overhead {over * 1000:.3f} ms/call{verdict}; "
-          f"new TCP connections during the run: {new_conns}")
+    sdk_note = f"; the openai SDK's call {statistics.median(sdks) * 1000:.2f} ms" if sdks else ""
+    print(f"[fake server, {latency * 1000:.0f} ms] median per call: bare urllib3 POST {statistics.median(raws) * 1000:.2f} ms, "
+          f"ours {statistics.median(ours) * 1000:.2f} ms -> layer overhead {over * 1000:.3f} ms/call{verdict}{sdk_note}; "
+          f"new TCP connections during the run (ours + bare{' + SDK' if sdks else ''}): {new_conns}")
 
 
 LOCAL_MSG = [{"role": "system", "content": "You are Ana, a pragmatic engineer from Porto."},

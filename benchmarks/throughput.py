@@ -9,13 +9,14 @@
 3. CPU ms per request (this process's CPU time / requests) at 0 ms latency, on the openai
    backend (server in its own process) and on the scripted backend (target <= 1.5 ms).
 
-    python benchmarks/throughput.py [--latency 0.3] [--capacity 64] [--size paper] [--skip-limit]
+    python benchmarks/throughput.py [--latency 0.3] [--capacity 64] [--size paper] [--skip-limit] [--cpu-only]
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import os
 import json
 import sys
 import tempfile
@@ -77,22 +78,31 @@ def main() -> int:
     p.add_argument("--capacity", type=int, default=64)
     p.add_argument("--size", default="paper")
     p.add_argument("--skip-limit", action="store_true", help="only the no-limit and CPU cases")
+    p.add_argument("--cpu-only", action="store_true", help="only the CPU-per-request cases (3.)")
     a = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="throughput-"))
-    print(f"brainstorm_correction size={a.size}, server latency {a.latency * 1000:.0f} ms; results in {tmp}")
+    print(f"brainstorm_correction size={a.size}, server latency {a.latency * 1000:.0f} ms; results in {tmp}; "
+          f"load average (1, 5, 15 min) at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
     # warm-up: imports and the first client, not part of any figure
     proc, url = serve_fake.start(0.0)
     timed_run(experiment("small", url), tmp / "warmup")
     serve_fake.stop(proc)
 
+    if not a.cpu_only:
+        run_latency_cases(a, tmp)
+    cpu_cases(a, tmp)
+    print(f"load average (1, 5, 15 min) at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    return 0
+
+
+def run_latency_cases(a: argparse.Namespace, tmp: Path) -> None:
     # 2. no limit (first: it names the longest session)
     proc, url = serve_fake.start(a.latency)
     wall2, cpu2, man2 = timed_run(experiment(a.size, url), tmp / "nolimit")
     longest = max(man2["jobs"], key=lambda j: j["duration_s"] or 0)
     alone = one_session(experiment(a.size, url), tmp / "alone", longest["arm"], longest["replicate"])
     srv2 = serve_fake.stop(proc)
-    requests = srv2["requests"]
     print(f"one session alone ({longest['session']}): {alone:.1f} s; requests per run: {man2['totals']['requests']}")
     print(f"no limit:  wall {wall2:.1f} s, peak in flight {srv2['max_in_flight']}; "
           f"wall / one session alone = {wall2 / alone:.2f} (target <= 1.3); "
@@ -110,18 +120,24 @@ def main() -> int:
               f"{a.capacity} = {n * a.latency / a.capacity:.1f}) = {bound:.1f} s; wall / bound = {wall1 / bound:.2f} "
               f"(target <= 1.3)")
 
+
+def cpu_cases(a: argparse.Namespace, tmp: Path) -> None:
     # 3. CPU per request at 0 ms latency
+    import resource
+
     proc, url = serve_fake.start(0.0)
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
     wall3, cpu3, man3 = timed_run(experiment(a.size, url), tmp / "cpu-openai")
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
     serve_fake.stop(proc)
     n3 = man3["totals"]["requests"]
     print(f"CPU per request, openai backend, 0 ms: {1000 * cpu3 / n3:.2f} ms ({n3} requests, "
-          f"{cpu3:.1f} s CPU in {wall3:.1f} s; target <= 1.5)")
+          f"{cpu3:.1f} s CPU in {wall3:.1f} s: user {1000 * (r1.ru_utime - r0.ru_utime) / n3:.2f} + system "
+          f"{1000 * (r1.ru_stime - r0.ru_stime) / n3:.2f} ms, {(r1.ru_nvcsw - r0.ru_nvcsw) / n3:.1f} context "
+          f"switches per request; target <= 1.5)")
     wall4, cpu4, man4 = timed_run(experiment(a.size, None), tmp / "cpu-scripted")
     n4 = man4["totals"]["requests"]
     print(f"CPU per request, scripted backend: {1000 * cpu4 / n4:.2f} ms ({n4} requests, {cpu4:.1f} s CPU)")
-    _ = requests
-    return 0
 
 
 if __name__ == "__main__":

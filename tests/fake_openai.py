@@ -5,6 +5,7 @@
         srv.requests        # number of POST /v1/chat/completions handled
         srv.bodies          # their JSON bodies (in arrival order)
         srv.connections     # TCP connections accepted (connection reuse = fewer than requests)
+        srv.headers         # every request's headers, names lower-cased
         srv.max_in_flight   # most requests being handled at the same time
 
 Modes (`mode=` for every request, or `srv.queue("429", "500")` for the next requests only):
@@ -80,6 +81,7 @@ class FakeOpenAI:
         self.max_in_flight = 0
         self.bodies: list[dict[str, Any]] = []
         self.auth_headers: list[str] = []
+        self.headers: list[dict[str, str]] = []  # every request's headers (names lower-cased)
         self.paths: list[str] = []
         self._plan: deque[str] = deque()
         self._lock = threading.Lock()
@@ -156,6 +158,7 @@ class FakeOpenAI:
                 mode = "429"
                 self.rejected += 1
             self.auth_headers.append(h.headers.get("Authorization", "") or h.headers.get("api-key", ""))
+            self.headers.append({k.lower(): v for k, v in h.headers.items()})
             self.paths.append(h.path)
         try:
             if not h.path.split("?")[0].rstrip("/").endswith("/chat/completions"):

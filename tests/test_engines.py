@@ -188,3 +188,28 @@ def test_dask_worker_log_lines_reach_the_driver(tmp_path, caplog):
     line = next(r for r in caplog.records if "unparseable reply" in r.getMessage())
     assert line.name == "trials.judging.answers" and line.levelno == logging.INFO
     assert f"pid {pid}" in line.getMessage()
+
+
+def test_sessions_starting_at_once_in_a_fresh_process_all_run(tmp_path):
+    """Many sessions' first imports in threads of a new process (a Dask worker, the threading
+    engine) raced: CPython's concurrent first import of trials.judging failed at random
+    ("partially initialized module", KeyError). Fresh interpreters, 8 sessions started at once."""
+    import pickle
+    import subprocess
+    import sys
+
+    jobs = build_plan(config("experiment=hello", "llm=scripted", "judge=same", "run.replicates=4",
+                             "cache.mode=off"), tmp_path).jobs
+    code = ("import sys, pickle, threading\n"
+            "jobs = pickle.loads(sys.stdin.buffer.read())\n"
+            "from trials.run.jobs import run_job\n"
+            "out = []\n"
+            "ts = [threading.Thread(target=lambda j=j: out.append(run_job(j)['summary'])) for j in jobs]\n"
+            "[t.start() for t in ts]; [t.join() for t in ts]\n"
+            "print([s['error'] for s in out if s['status'] != 'done'], len(out))\n")
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    for _ in range(6):  # the race hit ~1 process in 6 before the fix (a probabilistic check)
+        p = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(jobs), capture_output=True,
+                           env=env, timeout=120)
+        assert p.stdout.decode().strip().splitlines()[-1] == f"[] {len(jobs)}", p.stdout.decode() + p.stderr.decode()[-2000:]

@@ -171,3 +171,114 @@ def test_api_key_never_reaches_cache_logs_or_errors(tmp_path, caplog):
         assert SECRET not in t and "SECRET-4f9a" not in t  # ... but redacted
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
     assert len(raw) > 0 and SECRET.encode() not in raw and b"SECRET" not in raw
+
+
+def test_azure_sends_the_key_in_api_key_and_no_bearer_token(monkeypatch):
+    monkeypatch.setenv("AZURE_KEY", SECRET)
+    with FakeOpenAI() as srv:
+        llm = build_llm({"backend": "openai", "model": "my deploy/1", "api_key_env": "AZURE_KEY",
+                         "base_url": srv.base_url.removesuffix("/v1") + "/", "api_version": "2024-10-21"})
+        assert llm.chat(MSG).text.startswith("echo")
+        assert srv.paths == ["/openai/deployments/my%20deploy%2F1/chat/completions?api-version=2024-10-21"]
+        headers = srv.headers[0]
+        assert headers["api-key"] == SECRET and "authorization" not in headers
+        assert headers["content-type"] == "application/json"
+        assert srv.bodies[0]["model"] == "my deploy/1"
+
+
+def test_openai_headers_and_base_url_from_the_environment(monkeypatch):
+    with FakeOpenAI() as srv:
+        monkeypatch.setenv("OPENAI_BASE_URL", srv.base_url)
+        monkeypatch.setenv("OPENAI_ORG_ID", "org-123")
+        monkeypatch.setenv("OPENAI_PROJECT_ID", "proj-9")
+        llm = build_llm({"backend": "openai", "model": "fake-model"})  # no llm.base_url: $OPENAI_BASE_URL
+        assert llm.chat(MSG).text.startswith("echo")
+        h = srv.headers[0]
+        assert srv.paths == ["/v1/chat/completions"]
+        assert h["authorization"] == f"Bearer {SECRET}" and "api-key" not in h
+        assert (h["openai-organization"], h["openai-project"]) == ("org-123", "proj-9")
+
+
+def test_proxy_from_the_environment_is_used(monkeypatch):
+    """HTTP(S)_PROXY is honoured as the SDK (httpx) did: the request reaches the proxy (here the
+    fake server) with the absolute URL of the endpoint, which is never contacted itself."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "no_proxy", "all_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with FakeOpenAI() as proxy:
+        monkeypatch.setenv("http_proxy", proxy.base_url.removesuffix("/v1"))
+        llm = build_llm({"backend": "openai", "model": "fake-model", "base_url": "http://api.example.invalid/v1",
+                         "timeout": 2, "max_retries": 0})
+        assert llm.chat(MSG).text.startswith("echo")
+        assert proxy.paths == ["http://api.example.invalid/v1/chat/completions"]
+        assert proxy.headers[0]["authorization"] == f"Bearer {SECRET}"
+
+
+def test_connection_refused_is_transient_and_never_shows_the_key():
+    with FakeOpenAI() as srv:
+        url = srv.base_url
+    llm = build_llm({"backend": "openai", "base_url": url, "model": "m", "timeout": 1, "max_retries": 1,
+                     "retry_base_s": 0.01, "retry_max_s": 0.02})  # the server is gone: nothing listens
+    with pytest.raises(RetriesExhausted) as ei:
+        llm.chat(MSG)
+    last = ei.value.last
+    assert type(last) is TransientLLMError and "connection failed" in str(last)
+    assert last.__cause__ is None and last.__context__ is None  # the transport error is not chained
+    for text in (str(ei.value), repr(last), "".join(traceback.format_exception(last))):
+        assert SECRET not in text
+
+
+def test_http_errors_map_to_typed_errors():
+    from trials.llm.config import LLMConfig
+    from trials.llm.openai_backend import OpenAIBackend
+
+    backend = OpenAIBackend(LLMConfig(backend="openai", model="m", base_url="http://127.0.0.1:9/v1"))
+
+    class Resp:
+        def __init__(self, status, data=b"", headers=None):
+            self.status, self.data, self.headers, self.reason = status, data, headers or {}, "Reason"
+
+    cases = {429: RateLimited, 503: RateLimited, 500: TransientLLMError, 502: TransientLLMError,
+             408: TransientLLMError, 409: TransientLLMError, 401: PermanentLLMError, 403: PermanentLLMError,
+             400: PermanentLLMError, 404: PermanentLLMError, 307: PermanentLLMError}
+    for status, kind in cases.items():
+        err = backend._status_error(Resp(status, b'{"error": {"message": "nope ' + SECRET.encode() + b'"}}'))
+        assert type(err) is kind and f"HTTP {status}: nope ***" in str(err) and SECRET not in str(err)
+    assert "redirect to http://x/v2" in str(backend._status_error(Resp(301, b"", {"location": "http://x/v2"})))
+    assert "Bad gateway page" in str(backend._status_error(Resp(502, b"<html>Bad gateway page</html>")))
+    assert str(backend._status_error(Resp(500))).endswith("HTTP 500: Reason")
+
+
+def test_retry_after_parsing():
+    from email.utils import format_datetime
+    from datetime import datetime, timezone
+
+    from trials.llm.openai_backend import retry_after
+
+    now = 1_700_000_000.0
+    date = format_datetime(datetime.fromtimestamp(now + 30, tz=timezone.utc), usegmt=True)
+    assert retry_after({"retry-after": "2"}) == 2.0
+    assert retry_after({"retry-after": "0.25"}) == 0.25  # not RFC 9110, but providers send it
+    assert retry_after({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5  # OpenAI's header first
+    assert retry_after({"retry-after": date}, now=now) == pytest.approx(30.0)
+    assert retry_after({"retry-after": date}, now=now + 60) == 0.0  # a date in the past: go now
+    for bad in ("soon", "-3", "nan", "inf", ""):
+        assert retry_after({"retry-after": bad}) is None
+    assert retry_after({}) is None
+    assert retry_after({"retry-after-ms": "x", "retry-after": "3"}) == 3.0
+
+
+def test_digit_probs_pool_spellings_of_a_digit():
+    import math
+
+    from trials.llm.openai_backend import digit_probs
+
+    lp = {"content": [{"token": "Score", "logprob": -0.1, "top_logprobs": []},
+                      {"token": " 7", "logprob": math.log(0.5),
+                       "top_logprobs": [{"token": " 7", "logprob": math.log(0.5)},
+                                        {"token": "7", "logprob": math.log(0.2)},
+                                        {"token": "8", "logprob": math.log(0.1)},
+                                        {"token": " the", "logprob": math.log(0.1)}]}]}
+    probs = digit_probs(lp)
+    assert probs == pytest.approx({7: 0.7, 8: 0.1})
+    assert digit_probs({"content": [{"token": "no", "logprob": 0.0}]}) is None
+    assert digit_probs(None) is None

@@ -31,16 +31,22 @@ def test_adaptive_limit_grows_while_full_shrinks_once_per_round_trip_and_recover
     _round(s, ADAPTIVE_START, "ok")  # a full window of successes: slow start adds one per success
     grown = s.limit
     assert grown > ADAPTIVE_START
-    _round(s, int(grown), "overload")  # a storm: every request of one round trip gets 429
-    once = math.floor(grown * 0.5)  # the first overload ends slow start: halved
+    _round(s, 20, "overload")  # a storm: every request of one round trip (20 in flight) gets 429
+    # the first overload ends slow start: BACKOFF x the refused level (20), not x the limit (32)
+    once = math.floor(20 * BACKOFF)
     assert s.limit == once, "a storm of one round trip shrinks the limit once, not once per 429"
-    assert s.snapshot().overloads == int(grown)
-    _round(s, int(s.limit), "overload")  # the next round trip still overloaded: shrinks again, gently
+    assert s.snapshot().overloads == 20
+    refused = int(s.limit)
+    _round(s, refused, "overload")  # the next round trip still overloaded: shrinks again, gently
     assert s.limit == math.floor(once * BACKOFF)
-    low = s.limit
-    for _ in range(20):  # recovery: congestion avoidance, about +1 per full round trip
+    _round(s, int(s.limit), "ok")  # recovery: up to one below the refused level within a round trip
+    assert refused - 1 <= s.limit < refused
+    for _ in range(8):  # around the refused level: one slot per PROBE round trips
         _round(s, int(s.limit), "ok")
-    assert low + 10 <= s.limit <= low + 20
+    assert refused - 0.5 < s.limit < refused + 0.5
+    for _ in range(40):  # then above it: congestion avoidance again (the provider may have grown)
+        _round(s, int(s.limit), "ok")
+    assert refused + 6 <= s.limit <= refused + 20
 
 
 def test_no_growth_without_evidence_and_cap_respected():
@@ -53,7 +59,24 @@ def test_no_growth_without_evidence_and_cap_respected():
         _round(fixed, 4, "ok")
     assert fixed.limit == 4, "llm.max_concurrency is a hard cap"
     _round(fixed, 4, "overload")
-    assert fixed.limit == 2, "even a fixed cap backs off on 429 (halved: the first overload)"
+    assert fixed.limit == 3, "even a fixed cap backs off on 429"
+
+
+def test_leaving_slow_start_cuts_from_the_refused_level_but_at_most_halves():
+    def grown() -> Scheduler:
+        s = Scheduler()
+        while s.limit < 64:
+            _round(s, int(s.limit), "ok")  # slow start
+        assert 64 <= s.limit < 120
+        return s
+
+    s = grown()
+    _round(s, 60, "overload")  # refused at 60 in flight: the provider's cap is below 60
+    assert s.limit == math.floor(60 * BACKOFF)
+    s = grown()
+    before = s.limit
+    _round(s, 5, "overload")  # refused at 5 in flight: at most halved all the same (TCP's cut)
+    assert s.limit == math.floor(before / 2 * BACKOFF)
 
 
 def test_in_flight_never_exceeds_limit():
@@ -75,13 +98,36 @@ def test_in_flight_never_exceeds_limit():
     assert max(seen) == 3 and s.snapshot().peak_in_flight == 3
 
 
-def test_retry_after_pauses_the_whole_endpoint():
+def test_retry_after_pauses_the_whole_endpoint_when_the_overload_persists():
     s = Scheduler(max_concurrency=8)
-    _round(s, 1, "overload", retry_after=0.3)
+    _round(s, 1, "overload", retry_after=0.3)  # a probe above the provider's cap: the limit shrinks ...
+    assert s.limit == 3
+    t0 = time.monotonic()
+    with s.slot() as slot:  # ... but the other requests go on (the 429'd one waits in its retry)
+        slot.ok()
+    assert time.monotonic() - t0 < 0.25
+    _round(s, 1, "ok")  # a success that does not fill the window: no growth
+    assert s.limit == 3
+    _round(s, 1, "overload", retry_after=0.3)  # admitted after the cut, limit not grown: it persists
+    assert s.limit == 2
     t0 = time.monotonic()
     with s.slot() as slot:  # another request, not the one that got the 429
         slot.ok()
     assert time.monotonic() - t0 >= 0.29
+
+
+def test_an_overload_after_the_limit_grew_again_is_a_new_episode_without_pause():
+    s = Scheduler(max_concurrency=64)
+    _round(s, 64, "overload", retry_after=5.0)  # -> 32, no pause
+    for _ in range(3):
+        _round(s, int(s.limit), "ok")  # +1 per full round trip
+    assert s.limit >= 33
+    _round(s, 1, "overload", retry_after=5.0)  # a later probe: shrinks, still no pause
+    assert s.snapshot().overloads == 65
+    t0 = time.monotonic()
+    with s.slot() as slot:
+        slot.ok()
+    assert time.monotonic() - t0 < 1.0
 
 
 def test_token_buckets_hold_the_long_run_rate():
@@ -129,7 +175,7 @@ def test_429_storm_against_a_provider_limit_shrinks_then_every_call_succeeds():
         snap = sched.snapshot()
         assert len(texts) == 200 and all(t.startswith("echo: hi") for t in texts)
         assert srv.rejected > 0 and snap.overloads == srv.rejected
-        assert snap.limit < snap.peak_in_flight, "the limit shrank from its overshoot towards the provider's"
+        assert snap.limit < ADAPTIVE_START, "the limit shrank from its start towards the provider's"
         assert llm.recorder.to_frame()["retries"].sum() == srv.rejected
         # after the storm, most requests were admitted without a 429
         assert srv.rejected < 0.5 * srv.requests
@@ -140,8 +186,9 @@ def test_503_is_an_overload_too():
         llm = _openai(srv, max_concurrency=4)
         srv.queue("503")
         assert llm.chat([{"role": "user", "content": "x"}]).text == "echo: x"
-        # 4 -> 2 by the 503 (the first overload halves); the retry then fills half the window: +1/2
-        assert llm._core.limit.snapshot().overloads == 1 and llm._core.limit.limit == 2.5
+        # 4 -> 1 by the 503 refused at 1 in flight (0.9 x max(1, 4 / 2), floored); the retry
+        # then fills the window: +1/limit
+        assert llm._core.limit.snapshot().overloads == 1 and llm._core.limit.limit == 2.0
 
 
 def test_one_scheduler_per_endpoint_shared_by_agents_and_judges():

@@ -40,6 +40,7 @@ def _persona_folder(tmp_path: Path, files: dict[str, bytes]) -> Path:
     (["llm=openai", "llm.api_key_env=TRIALS_TEST_NO_SUCH_KEY"],
      "environment variable TRIALS_TEST_NO_SUCH_KEY is not set"),
     (["llm.model=gpt-4o-mini"], "llm.model='gpt-4o-mini' has no effect with llm=local"),
+    (["llm=ollama", "llm.base_url=localhost:11434/v1"], "llm.base_url='localhost:11434/v1' is not an http(s) URL"),
     (["llm=scripted", "judge=openai", "judge.api_key_env=TRIALS_TEST_NO_SUCH_KEY"],
      "environment variable TRIALS_TEST_NO_SUCH_KEY is not set"),
     (["llm=scripted", "run.seed=abc"], "run.seed='abc': need a whole number >= 0"),

@@ -1,36 +1,66 @@
-"""The `openai` backend: the official SDK against any OpenAI-compatible endpoint (OpenAI, Azure
-OpenAI, Ollama, vLLM, llama.cpp server, LM Studio).
+"""The `openai` backend: the chat-completions call against any OpenAI-compatible endpoint (OpenAI,
+Azure OpenAI, Ollama, vLLM, llama.cpp server, LM Studio), over `urllib3`.
 
-One SDK client per backend object, reused for every call (connections are pooled and kept alive).
-The SDK's own retries are off: `trials.llm.retry` wraps every call. SDK errors are mapped to our
-typed errors with messages that never contain the API key, and the SDK exception (which holds the
-request and its headers) is not chained onto ours.
+Why not the `openai` SDK: we make one kind of call (POST .../chat/completions, JSON in, JSON out),
+and the SDK's request/response machinery (httpx, option models, typed response construction)
+cost ~1.4 ms of CPU per request against ~0.4 ms for a `urllib3` connection pool doing the same
+POST (benchmarks/throughput.py; issue #14: with hundreds of requests in flight the driver was
+CPU-bound). What the SDK did for us is kept here, explicitly:
+- URL and auth: `{base_url}/chat/completions` with `Authorization: Bearer <key>` (base_url
+  default: $OPENAI_BASE_URL, else https://api.openai.com/v1; $OPENAI_ORG_ID / $OPENAI_PROJECT_ID
+  sent as OpenAI-Organization / OpenAI-Project); Azure (`llm.api_version` set):
+  `{base_url}/openai/deployments/{model}/chat/completions?api-version=...` with an `api-key` header.
+- one connection pool per backend, connections kept alive and reused; thread-safe; no retries in
+  the transport (`trials.llm.retry` wraps every call); proxies from the environment
+  (HTTPS_PROXY/HTTP_PROXY/NO_PROXY), certificates from `certifi` (or $SSL_CERT_FILE).
+- timeouts: connect and read (each socket read) from `llm.timeout`.
+- typed errors: 429/503 -> RateLimited (with Retry-After / retry-after-ms), other 5xx/408/409 and
+  connection failures -> TransientLLMError, timeouts -> LLMTimeout, 401/403/other 4xx ->
+  PermanentLLMError, a 2xx whose body is not a completion -> MalformedResponse. Messages never
+  contain the API key, and no transport exception is chained onto ours (it may hold headers).
 """
 
 from __future__ import annotations
 
-import itertools
+import datetime
+import email.utils
+import json
 import math
 import os
 import re
-import threading
+import time
+import urllib.request
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import quote, urlencode, urlparse
 
-import openai
+import urllib3
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ReadTimeoutError
+from urllib3.util import Retry
 
 from trials.llm.base import (Completion, LLMError, LLMTimeout, MalformedResponse, PermanentLLMError, RateLimited,
                              Request, TransientLLMError)
 from trials.llm.config import LLMConfig, LLMConfigError
+from trials.llm.scheduler import ADAPTIVE_MAX
 
-#: SDK clients (connection pools) per backend, shared round-robin by the threads that call it.
-CLIENT_SHARDS = 4
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "0.0.0.0", "::1", "host.docker.internal"}
 _KEYLIKE = re.compile(r"(sk-|Bearer\s+)[A-Za-z0-9_\-\.]{6,}")
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+#: No retries and no redirects in the transport (one object: urllib3 would build one per request).
+_NO_RETRY = Retry(total=False, redirect=False)
 
 
 def is_local_url(url: str | None) -> bool:
     return bool(url) and (urlparse(url).hostname or "") in _LOCAL_HOSTS
+
+
+def _user_agent() -> str:
+    try:
+        from importlib.metadata import version
+
+        ours = version("persona-trials")
+    except Exception:  # noqa: BLE001 - not installed (a source checkout): the agent string is cosmetic
+        ours = "dev"
+    return f"persona-trials/{ours} urllib3/{urllib3.__version__}"
 
 
 class OpenAIBackend:
@@ -55,89 +85,103 @@ class OpenAIBackend:
                     f"llm.api_key_env at the variable that holds it")
             key = "not-needed-for-local-servers"
         self._secret = key
-        self._endpoint = self._redact(cfg.base_url or "https://api.openai.com/v1")
-        common = dict(api_key=key, timeout=cfg.timeout, max_retries=0)
-        if cfg.api_version:
+        headers = {"Content-Type": "application/json", "Accept": "application/json",
+                   "Accept-Encoding": "gzip, deflate", "User-Agent": _user_agent()}
+        if cfg.api_version:  # Azure OpenAI: the deployment is in the path, the key in `api-key`
             if not cfg.base_url:
                 raise LLMConfigError("llm.base_url is required with llm.api_version (Azure): set it to "
                                      "https://<resource>.openai.azure.com")
-            self._make = lambda: openai.AzureOpenAI(azure_endpoint=cfg.base_url, api_version=cfg.api_version, **common)
+            base = cfg.base_url.rstrip("/")
+            url = (f"{base}/openai/deployments/{quote(cfg.model, safe='')}/chat/completions?"
+                   + urlencode({"api-version": cfg.api_version}))
+            headers["api-key"] = key
         else:
-            self._make = lambda: openai.OpenAI(base_url=cfg.base_url, **common)
-        self._client = self._make()
-        # Many sessions' threads share this backend; one SDK client (one httpx pool, one pool lock)
-        # for all of them made that lock the top CPU item (py-spy --gil: 18% of the GIL time).
-        # Each thread uses one of CLIENT_SHARDS clients (made on first use), assigned round-robin.
-        self._shards = [self._client]
-        self._shards_lock = threading.Lock()
-        self._local = threading.local()
-        self._next_shard = itertools.count()
-
-    def _shard(self) -> Any:
-        i = getattr(self._local, "shard", None)
-        if i is None:
-            i = self._local.shard = next(self._next_shard) % CLIENT_SHARDS
-        if i >= len(self._shards):
-            with self._shards_lock:
-                while i >= len(self._shards):
-                    self._shards.append(self._make())
-        return self._shards[i]
+            base = (cfg.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+            url = f"{base}/chat/completions"
+            headers["Authorization"] = f"Bearer {key}"
+            for env, header in (("OPENAI_ORG_ID", "OpenAI-Organization"), ("OPENAI_PROJECT_ID", "OpenAI-Project")):
+                if os.environ.get(env):
+                    headers[header] = os.environ[env]
+        parts = urlparse(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise LLMConfigError(f"llm.base_url must be an http(s) URL such as https://api.openai.com/v1, "
+                                 f"got {self._redact(base)!r}")
+        self._endpoint = self._redact(base)
+        self._url = url
+        self._headers = headers
+        self._timeout = urllib3.Timeout(connect=cfg.timeout, read=cfg.timeout)
+        self._read_timeout = cfg.timeout
+        self._http, self._send = _transport(url, max(cfg.max_concurrency or 0, ADAPTIVE_MAX), self._timeout)
 
     def complete(self, request: Request) -> Completion:
-        kwargs: dict[str, Any] = dict(model=self.model, messages=[m.as_dict() for m in request.messages],
-                                      temperature=request.temperature, max_tokens=request.max_tokens)
+        body: dict[str, Any] = {"model": self.model, "messages": [m.as_dict() for m in request.messages],
+                                "temperature": request.temperature, "max_tokens": request.max_tokens}
         if request.seed is not None:
-            kwargs["seed"] = request.seed
+            body["seed"] = request.seed
         if request.stop:
-            kwargs["stop"] = list(request.stop)
+            body["stop"] = list(request.stop)
         if request.schema is not None and self.supports_json_schema:
             name = re.sub(r"[^A-Za-z0-9_-]", "_", str(request.schema.get("title", "reply")))[:64] or "reply"
-            kwargs["response_format"] = {"type": "json_schema",
-                                         "json_schema": {"name": name, "schema": request.schema, "strict": False}}
+            body["response_format"] = {"type": "json_schema",
+                                       "json_schema": {"name": name, "schema": request.schema, "strict": False}}
         if request.score_digits:
-            kwargs["logprobs"] = True
-            kwargs["top_logprobs"] = 10
+            body["logprobs"] = True
+            body["top_logprobs"] = 10
+        payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        error: LLMError | None = None
         try:
-            # the body goes in `extra_body` (sent as is): the SDK's per-call type transform of
-            # `messages` costs ~1 ms of CPU per request (benchmarks/throughput.py), more than all our code
-            model = kwargs.pop("model")
-            resp = self._shard().chat.completions.create(model=model, messages=[], extra_body=kwargs)
-            choice = resp.choices[0]
-            text = choice.message.content or ""
-        except Exception as e:  # noqa: BLE001 - every SDK failure becomes one of our typed errors
-            error = self._map_error(e)
-        else:
-            error = None
-        if error is not None:  # raised outside the handler: not even __context__ holds the SDK error
+            resp = self._send(payload, self._headers)
+        except (HTTPError, OSError) as e:
+            error = self._transport_error(e)
+        if error is not None:  # raised outside the handler: not even __context__ holds the transport error
             raise error
-        usage = resp.usage
-        t_in = usage.prompt_tokens if usage else request.prompt_chars() // 4
-        t_out = usage.completion_tokens if usage else len(text) // 4
-        probs = digit_probs(choice.logprobs) if request.score_digits else None
+        if not 200 <= resp.status < 300:
+            raise self._status_error(resp)
+        try:
+            obj = json.loads(resp.data)
+            choice = obj["choices"][0]
+            text = choice["message"]["content"] or ""
+            if not isinstance(text, str):
+                raise TypeError(f"message content is {type(text).__name__}, not a string")
+            probs = digit_probs(choice.get("logprobs")) if request.score_digits else None
+            usage = obj.get("usage") or {}
+            t_in, t_out = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        except Exception as e:  # noqa: BLE001 - a 2xx whose body is not a completion: retried
+            error = MalformedResponse(f"{self._where()}: malformed response ({type(e).__name__}: "
+                                      f"{self._redact(str(e))[:200]})")
+        if error is not None:
+            raise error
+        # endpoints that report no usage: estimated from characters (as before the SDK was dropped)
+        t_in = t_in if isinstance(t_in, int) else request.prompt_chars() // 4
+        t_out = t_out if isinstance(t_out, int) else len(text) // 4
         return Completion(text=text, tokens_in=t_in, tokens_out=t_out, digit_probs=probs)
 
-    def _map_error(self, e: Exception) -> LLMError:
-        where = f"{self._endpoint} model {self.model}"
-        if isinstance(e, LLMError):
-            return e
-        if isinstance(e, openai.APITimeoutError):
-            return LLMTimeout(f"{where}: request timed out")
-        if isinstance(e, openai.APIConnectionError):
-            return TransientLLMError(f"{where}: connection failed ({self._redact(str(e))})")
-        if isinstance(e, openai.APIStatusError):
-            msg = f"{where}: HTTP {e.status_code}: {self._redact(_error_text(e))}"
-            if e.status_code in (429, 503):  # rate limit / overload: the scheduler backs off
-                err = RateLimited(msg)
-                err.retry_after = _retry_after(e)
-                return err
-            if e.status_code >= 500 or e.status_code in (408, 409):
-                return TransientLLMError(msg)
-            if e.status_code in (401, 403):
-                return PermanentLLMError(f"{msg} (check the key in the environment variable, and llm.base_url)")
-            return PermanentLLMError(msg)
-        # a 200 whose body is not a completion (invalid JSON, no choices, no message): retried
-        return MalformedResponse(f"{where}: malformed response ({type(e).__name__}: "
-                                 f"{self._redact(str(e))[:200]})")
+    # ------------------------------------------------------------------ errors
+    def _where(self) -> str:
+        return f"{self._endpoint} model {self.model}"
+
+    def _transport_error(self, e: BaseException) -> LLMError:
+        if isinstance(e, ReadTimeoutError) or (isinstance(e, ConnectTimeoutError)
+                                               and not isinstance(e, NewConnectionError)):
+            return LLMTimeout(f"{self._where()}: request timed out (llm.timeout={self._read_timeout:g} s)")
+        return TransientLLMError(f"{self._where()}: connection failed "
+                                 f"({type(e).__name__}: {self._redact(str(e))[:300]})")
+
+    def _status_error(self, resp: Any) -> LLMError:
+        status = resp.status
+        msg = f"{self._where()}: HTTP {status}: {self._redact(_error_text(resp))}"
+        if status in (429, 503):  # rate limit / overload: the scheduler backs off
+            err = RateLimited(msg)
+            err.retry_after = retry_after(resp.headers)
+            return err
+        if status >= 500 or status in (408, 409):
+            return TransientLLMError(msg)
+        if status in (401, 403):
+            return PermanentLLMError(f"{msg} (check the key in the environment variable, and llm.base_url)")
+        if 300 <= status < 400:
+            return PermanentLLMError(f"{msg} (a redirect to {self._redact(resp.headers.get('location', '?'))}: "
+                                     f"set llm.base_url to the URL it points to)")
+        return PermanentLLMError(msg)
 
     def _redact(self, text: str) -> str:
         if self._secret:
@@ -145,37 +189,111 @@ class OpenAIBackend:
         return _KEYLIKE.sub(r"\1***", text)
 
     def close(self) -> None:
-        for client in self._shards:
-            client.close()
+        self._http.clear()
 
 
-def _error_text(e: Any) -> str:
-    body = getattr(e, "body", None)
+def _transport(url: str, maxsize: int, timeout: urllib3.Timeout) -> tuple[Any, Any]:
+    """(the manager, send(body, headers) -> response) for `url`: a urllib3 connection pool of up
+    to `maxsize` kept-alive connections (never blocks: beyond it a connection is made and closed),
+    through the environment's proxy for that URL when there is one."""
+    parts = urlparse(url)
+    kw: dict[str, Any] = dict(maxsize=maxsize, block=False, retries=_NO_RETRY, timeout=timeout)
+    if parts.scheme == "https":
+        kw["ca_certs"] = os.environ.get("SSL_CERT_FILE") or _certifi()
+    proxy = None if urllib.request.proxy_bypass(parts.hostname or "") else urllib.request.getproxies().get(parts.scheme)
+    if proxy:
+        if proxy.startswith("socks"):
+            try:
+                from urllib3.contrib.socks import SOCKSProxyManager
+            except ImportError:
+                raise LLMConfigError(f"the {parts.scheme}_proxy environment variable names a SOCKS proxy: "
+                                     f"pip install 'urllib3[socks]', or unset it") from None
+            manager: Any = SOCKSProxyManager(proxy, **kw)
+        else:
+            manager = urllib3.ProxyManager(proxy, **kw)
+
+        def send(body: bytes, headers: dict[str, str]) -> Any:
+            return manager.urlopen("POST", url, body=body, headers=headers, retries=_NO_RETRY, redirect=False)
+
+        return manager, send
+    manager = urllib3.PoolManager(num_pools=1, **kw)
+    pool = manager.connection_from_url(url)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+
+    def send(body: bytes, headers: dict[str, str]) -> Any:
+        return pool.urlopen("POST", target, body=body, headers=headers, retries=_NO_RETRY, redirect=False,
+                            assert_same_host=False)
+
+    return manager, send
+
+
+def _certifi() -> str | None:
+    try:
+        import certifi
+
+        return certifi.where()
+    except ImportError:  # the system's default certificates
+        return None
+
+
+def _error_text(resp: Any) -> str:
+    """The server's error message: `error.message` of a JSON body, else the body's start."""
+    raw = resp.data or b""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
     if isinstance(body, dict):
         inner = body.get("error", body)
         if isinstance(inner, dict) and inner.get("message"):
             return str(inner["message"])[:300]
-    return str(getattr(e, "message", "") or type(e).__name__)[:300]
+        if isinstance(inner, str) and inner:
+            return inner[:300]
+    text = raw.decode("utf-8", "replace").strip()
+    return text[:300] or (getattr(resp, "reason", None) or "no body")
 
 
-def _retry_after(e: Any) -> float | None:
-    try:
-        value = e.response.headers.get("retry-after")
-        return float(value) if value is not None else None
-    except (AttributeError, ValueError):
+def retry_after(headers: Any, now: float | None = None) -> float | None:
+    """Seconds the server asked us to wait: `retry-after-ms` (OpenAI) or `Retry-After` as seconds
+    (RFC 9110 allows only integers; decimals are accepted) or an HTTP-date; None when absent or
+    unreadable. Never negative."""
+    ms = headers.get("retry-after-ms")
+    if ms is not None:
+        try:
+            value = float(ms) / 1000.0
+            if math.isfinite(value) and value >= 0:
+                return value
+        except ValueError:
+            pass
+    value_s = headers.get("retry-after")
+    if value_s is None:
         return None
+    try:
+        value = float(value_s)
+        return value if math.isfinite(value) and value >= 0 else None
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value_s)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC without a claim about the local zone
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def digit_probs(logprobs: Any) -> dict[int, float] | None:
-    """Probabilities of 0-9 at the first reply token that is a digit, from its top_logprobs.
-    Tokens like ' 7' and '7' are pooled. None when the reply has no digit or no logprobs."""
-    content = getattr(logprobs, "content", None) or []
+    """Probabilities of 0-9 at the first reply token that is a digit, from its top_logprobs
+    (the chat-completions `choice.logprobs` object). Tokens like ' 7' and '7' are pooled. None
+    when the reply has no digit or no logprobs."""
+    content = (logprobs.get("content") if isinstance(logprobs, dict) else None) or []
     for tok in content:
-        if tok.token.strip().isdigit() and len(tok.token.strip()) == 1:
+        token = str(tok["token"]).strip()
+        if len(token) == 1 and token.isdigit():
             probs: dict[int, float] = {}
-            for alt in tok.top_logprobs or []:
-                s = alt.token.strip()
+            for alt in tok.get("top_logprobs") or []:
+                s = str(alt["token"]).strip()
                 if len(s) == 1 and s.isdigit():
-                    probs[int(s)] = probs.get(int(s), 0.0) + math.exp(alt.logprob)
-            return probs or {int(tok.token.strip()): math.exp(tok.logprob)}
+                    probs[int(s)] = probs.get(int(s), 0.0) + math.exp(alt["logprob"])
+            return probs or {int(token): math.exp(tok["logprob"])}
     return None

@@ -57,7 +57,7 @@ def call_with_retries(fn: Callable[[], T], *, max_retries: int, limit: Any = Non
                       sleep: Callable[[float], None] = time.sleep, tokens: int = 0) -> tuple[T, int]:
     """`limit`: a `Scheduler` (its slot is held per attempt), a semaphore, or None.
     `tokens`: the request's estimated tokens, for the scheduler's tpm bucket."""
-    rng = random.Random()
+    rng: random.Random | None = None  # made on the first failure (seeding one costs a syscall)
     attempt = overloads = 0
     while True:
         try:
@@ -79,6 +79,7 @@ def call_with_retries(fn: Callable[[], T], *, max_retries: int, limit: Any = Non
             if (overloads >= OVERLOAD_ATTEMPTS) if paced else (tries - overloads > max_retries):
                 raise RetriesExhausted(f"{what} failed after {tries} attempts: {e}",
                                        attempts=tries, last=e) from None
+            rng = rng or random.Random()
             delay = backoff_delay(min(attempt, 6), base_s, max_s, getattr(e, "retry_after", None), rng)
             # a 429/503 under an adaptive scheduler is the expected probe of the endpoint's limit
             log.log(logging.INFO if paced else logging.WARNING,

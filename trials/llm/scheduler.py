@@ -4,14 +4,25 @@ A request needs a slot before it goes out. `Scheduler` admits it when all of the
 - fewer than `limit` requests are in flight. `limit` is adaptive (AIMD, as TCP congestion control
   and Netflix's concurrency-limits `AIMDLimit`): it starts at `llm.max_concurrency` (or
   `ADAPTIVE_START` when that is not set), grows while requests succeed and the limit is what
-  holds requests back, and is multiplied by `BACKOFF` on 429/503 (0.5 on the first one, which
-  ends slow start and its up-to-2x overshoot; at most once per round trip:
+  holds requests back, and is multiplied by `BACKOFF` on 429/503 (at most once per round trip:
   only a request started after the last decrease can cause another one). It never exceeds
   `llm.max_concurrency` (or `ADAPTIVE_MAX`) and never drops below 1. Growth is slow start (+1 per
   success, doubling per round trip) until the first overload, then congestion avoidance (+1/limit
-  per success, about +1 per round trip).
-- the server's Retry-After (from a 429/503) has passed: the whole endpoint pauses, not just the
-  request that got it.
+  per success, about +1 per round trip; a plateau, as in TCP CUBIC: up to one below the in-flight
+  level of the last refused request it regains `REGAIN` slots per round trip, and around that
+  level it probes at one slot per `PROBE` round trips, so a provider's fixed cap stays nearly full
+  with a 429 every ~10 round trips rather than every ~5; not below `ADAPTIVE_START` slots, where
+  a single 503 would hold the limit low for long). Slow start can overshoot the provider's limit by up to
+  2x, so the first overload cuts from the number of requests in flight when the refused request
+  was admitted (what the provider refused), not from the limit: BACKOFF x that level, but not
+  below half the limit (TCP's cut on leaving slow start). Against a cap of 64 this lands at 58
+  instead of anywhere in 32-64, which then took up to ~30 round trips to regain.
+- the endpoint is not paused. A 429/503's Retry-After always delays the retry of the request that
+  got it (`trials.llm.retry`); it pauses the whole endpoint when the overload persists: the
+  request was admitted after the last decrease and the limit has not grown since (the cut did not
+  help: e.g. an exhausted quota). The first 429 of an episode only shrinks the limit: against a
+  provider's concurrency cap, pausing every request for each probe above the cap idled the
+  endpoint for a round trip each time (issue #14: ~6 s of a 44 s run).
 - the `llm.rpm` / `llm.tpm` token buckets (optional; requests and tokens per minute) hold a
   positive balance. A request takes 1 from the rpm bucket and its estimated tokens (prompt chars
   / 4 + max_tokens) from the tpm bucket, corrected to the real count when it finishes; the balance
@@ -39,6 +50,10 @@ ADAPTIVE_MAX = 1024
 #: Multiplicative decrease on overload: Netflix concurrency-limits AIMDLimit's default backoffRatio
 #: (0.9). A gentler cut than TCP's 0.5 keeps a provider's fixed concurrency cap nearly full.
 BACKOFF = 0.9
+#: After a cut, growth up to one below the refused level: about REGAIN slots per round trip.
+REGAIN = 4.0
+#: Around the refused level, growth slows to one slot per PROBE round trips (fewer 429s).
+PROBE = 8.0
 #: Token buckets hold this many seconds of their rate.
 BURST_S = 5.0
 
@@ -98,7 +113,9 @@ class Scheduler:
         self.admitted = 0
         self._pause_until = 0.0
         self._last_decrease = -math.inf
+        self._after_decrease = -math.inf  # the limit right after the last decrease
         self._slow_start = True
+        self._refused = math.inf  # the in-flight level of the last refused request (the last cut)
 
     # ------------------------------------------------------------------ admission
     def _wait_s(self) -> float | None:
@@ -131,7 +148,8 @@ class Scheduler:
             # the limit binds when the window is at least half used (Linux's tcp_is_cwnd_limited in
             # slow start: cwnd < 2 * packets_out); only then does a success justify growth
             limited = 2 * self.in_flight >= int(self.limit)
-        s = _Slot(self._clock(), tokens, limited)
+            level = self.in_flight
+        s = _Slot(self._clock(), tokens, limited, level)
         try:
             yield s
         finally:
@@ -142,24 +160,38 @@ class Scheduler:
                 if s.outcome == "ok":
                     self._increase(s.limited)
                 elif s.outcome == "overload":
-                    self._decrease(s.started, s.retry_after)
+                    self._decrease(s.started, s.retry_after, s.level)
                 self._cond.notify(max(1, int(self.limit) - self.in_flight))
 
     def _increase(self, limited: bool) -> None:
         # grow only when the limit was what held requests back (a full window, or a queue)
         if not (limited or self.waiting) or self.limit >= self.cap:
             return
-        self.limit = min(self.cap, self.limit + (1.0 if self._slow_start else 1.0 / self.limit))
+        if self._slow_start:
+            step = 1.0
+        elif self._refused < ADAPTIVE_START:  # too few slots for a plateau: one blip would pin it
+            step = 1.0 / self.limit
+        elif self.limit < self._refused - 1:  # regain the room below the last refused level quickly
+            step = REGAIN / self.limit
+        elif self.limit < self._refused + 1:  # probe the level that was refused slowly
+            step = 1.0 / (PROBE * self.limit)
+        else:  # above it: the provider's limit has grown, congestion avoidance as usual
+            step = 1.0 / self.limit
+        self.limit = min(self.cap, self.limit + step)
 
-    def _decrease(self, started: float, retry_after: float | None) -> None:
+    def _decrease(self, started: float, retry_after: float | None, level: int) -> None:
         self.overloads += 1
         now = self._clock()
-        if retry_after:
+        after_cut = started >= self._last_decrease  # admitted after the last decrease (or none yet)
+        if retry_after and after_cut and self.limit < self._after_decrease + 1:  # the cut did not help
             self._pause_until = max(self._pause_until, now + float(retry_after))
-        if started >= self._last_decrease:  # one decrease per round trip, not one per failed request
-            # leaving slow start halves (it overshoots by up to 2x, as in TCP); later cuts are gentle
-            self.limit = max(1.0, math.floor(self.limit * (0.5 if self._slow_start else BACKOFF)))
+        if after_cut:  # one decrease per round trip, not one per failed request
+            self._refused = min(self.limit, level)
+            # leaving slow start (up to 2x overshoot): from what was refused, at least half the limit
+            base = max(min(self.limit, level), self.limit / 2) if self._slow_start else self.limit
+            self.limit = max(1.0, math.floor(base * BACKOFF))
             self._last_decrease = now
+            self._after_decrease = self.limit
             self._slow_start = False
 
     def snapshot(self) -> Snapshot:
@@ -180,6 +212,7 @@ class _Slot:
     started: float
     tokens: int
     limited: bool
+    level: int = 0  # requests in flight when this one was admitted (itself included)
     outcome: str = "error"  # ok | overload | error (other failures leave the limit alone)
     retry_after: float | None = None
     actual_tokens: int | None = None

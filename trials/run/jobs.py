@@ -43,6 +43,22 @@ def _client(llm_cfg: dict[str, Any], cache: dict[str, Any] | None, prices: Any) 
         return _CLIENTS[key]
 
 
+_IMPORTS_LOCK = threading.Lock()
+
+
+def _scenario(name: str) -> Any:
+    """The scenario module, with the packages scenarios import lazily (judging, steering) loaded
+    first, under one lock: sessions start in many threads of a fresh process at once (the
+    threading engine, a Dask worker's threads), and CPython's concurrent first import of a package
+    whose modules import each other fails at random ("partially initialized module",
+    KeyError: 'trials.judging')."""
+    with _IMPORTS_LOCK:
+        import trials.judging  # noqa: F401
+        import trials.steering  # noqa: F401
+
+        return load_scenario(name)
+
+
 def _model_name(cfg: dict[str, Any]) -> str:
     return str(cfg.get("model") or cfg.get("model_path") or cfg.get("backend") or "")
 
@@ -104,7 +120,7 @@ def run_job(job: Job, on_call: Any = None) -> dict[str, Any]:
     recorder = CallRecorder(listener=on_call)
     context = {"arm": job.arm, "replicate": job.replicate, "session": job.session}
     try:
-        scenario = load_scenario(job.scenario)
+        scenario = _scenario(job.scenario)
         llm = _client(job.llm, job.cache, job.prices).bind(seed=job.seed, recorder=recorder)
         judge_base = llm if job.judge == job.llm else _client(job.judge, job.cache, job.prices)
         judge = judge_base.bind(seed=derive_seed(job.seed, "judge"), recorder=recorder)

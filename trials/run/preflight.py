@@ -104,6 +104,11 @@ def _check_model(conf: dict[str, Any], where: str) -> None:
                           f"{where}.api_key_env=OPENAI_API_KEY")
     from trials.llm.openai_backend import is_local_url
 
+    url = conf.get("base_url")
+    if url and not re.match(r"https?://[^/\s]", str(url)):
+        shown = re.sub(r"(sk-)[A-Za-z0-9_\-.]{6,}", r"\1***", str(url)[:80])  # never echo a key
+        raise ConfigError(f"{where}.base_url={shown!r} is not an http(s) URL; fix: e.g. "
+                          f"{where}.base_url=https://api.openai.com/v1 or http://127.0.0.1:8000/v1")
     if not os.environ.get(env) and not is_local_url(conf.get("base_url")):
         raise ConfigError(f"environment variable {env} is not set, and {where}={backend} "
                           f"(model {conf.get('model')!r}) needs it; fix: export {env}=<your key> (read from "

@@ -8,10 +8,10 @@ never a skipped row.
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
 
 from trials.session.events import Event
+from trials.session.threads import map_all
 from trials.scenarios.base import SessionContext, SessionOutput
 
 AGENT_METRICS = ("persona_adherence", "self_consistency", "fluency")
@@ -70,8 +70,7 @@ def judge_metrics(ctx: SessionContext, out: SessionOutput, world: Any, metrics: 
             return None
         return judge(prop, ctx.judge, world=world, agent=agent or None, k=k, salt=i, on_error="missing")
 
-    with ThreadPoolExecutor(max_workers=max(1, ctx.threads)) as pool:
-        results = list(pool.map(one, enumerate(tasks)))
+    results = map_all(one, list(enumerate(tasks)), max(1, ctx.threads))
     for (metric, agent, _), result in zip(tasks, results):
         if result is None:
             out.add_metric(metric, None, agent=agent, level="agent" if agent else "session", scale="0-9",

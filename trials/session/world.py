@@ -25,7 +25,8 @@ Semantics (what scenarios rely on):
 - `broadcast(text, source)` reaches every agent; `tell(name, text, type=...)` one agent (a
   CONVERSATION, THOUGHT or OBSERVATION stimulus). Both record an `Event` in `world.events`.
 - `run(steps)`: per step, `before_step` hooks (interventions, story) run, then all agents act
-  concurrently (threads; LLM calls are I/O bound). Their events are then appended and delivered in
+  concurrently (at most `max_workers` at once: the session's thread and helper threads
+  of one process-wide pool, `trials.session.threads`; LLM calls are I/O bound). Their events are then appended and delivered in
   a seeded order -- agents shuffled by (seed, step), then each agent's actions in order -- so the
   transcript is identical for a given seed whatever the thread timing. A TALK reaches everyone else,
   a "TALK to X" only X, a REACH_OUT only its target; THINK and DONE reach no one. Messages sent
@@ -39,12 +40,12 @@ from __future__ import annotations
 
 import logging
 import random
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol, Sequence
 
 from trials.session.agent import Agent, AgentConfig, derive_seed
 from trials.session.events import Event
 from trials.session.memory import describe
+from trials.session.threads import run_all
 
 if TYPE_CHECKING:  # pragma: no cover
     from trials.persona import Persona
@@ -157,14 +158,12 @@ class World:
         for hook in self.before_step:
             hook(self, step)
         order = self.order(step)
-        with ThreadPoolExecutor(max_workers=max(1, min(len(order), self.max_workers))) as pool:
-            futures = [(a, pool.submit(a.act, step)) for a in order]
+        # at most max_workers agents at once: this thread and helpers from the process's shared pool
+        outcomes = run_all(lambda a: a.act(step), order, self.max_workers)
         failures = []
-        for agent, future in futures:
-            try:
-                produced = future.result()
-            except Exception as exc:  # noqa: BLE001 -- re-raised below, after keeping the others' work
-                failures.append((agent, exc))
+        for agent, (ok, produced) in zip(order, outcomes):
+            if not ok:  # re-raised below, after keeping the others' work
+                failures.append((agent, produced))
                 continue
             self.record(*produced)
             for event in produced:
