@@ -13,6 +13,10 @@ from analysis.result import AnalysisResult, analyze
 from analysis.validate import TableError
 
 
+#: fewest bootstrap resamples `trials analyze` accepts (see --n-boot's help)
+MIN_N_BOOT = 1000
+
+
 def default_out(table: Table) -> Path:
     """<run_dir>/analysis/ for a run directory, else <stem>_analysis/ beside the table."""
     src = Path(table.source)
@@ -55,7 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--control", help="control arm (default: the run's control, else 'control')")
     parser.add_argument("--all-pairs", action="store_true", help="compare every pair of arms")
     parser.add_argument("--alpha", type=float, default=0.05)
-    parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    parser.add_argument("--n-boot", type=int, default=2000,
+                        help=f"bootstrap resamples (default 2000, at least {MIN_N_BOOT}: the cluster bootstrap's "
+                             "p-value cannot go below 1/(n_boot+1) and its 95%% interval rests on the 2.5%% tails, "
+                             "which Efron & Tibshirani (1993, ch. 13 & 19) put at >= 1000 resamples)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--equivalence-margin", type=float, default=None, metavar="M",
                         help="equivalence margin in the metric's units: adds p_tost (two one-sided tests of "
@@ -67,8 +74,15 @@ def main(argv: list[str] | None = None) -> int:
                          help="treat replicate r of every arm as a pair (same personas and seed)")
     pairing.add_argument("--unpaired", dest="paired", action="store_const", const=False)
     args = parser.parse_args(argv)
-    if args.equivalence_margin is not None and not args.equivalence_margin > 0:
-        print("error: --equivalence-margin must be positive (in the metric's units)", file=sys.stderr)
+    if args.equivalence_margin is not None and not (math.isfinite(args.equivalence_margin)
+                                                    and args.equivalence_margin > 0):
+        print(f"error: --equivalence-margin must be a finite number > 0 in the metric's units "
+              f"(got {args.equivalence_margin:g})", file=sys.stderr)
+        return 2
+    if args.n_boot < MIN_N_BOOT:
+        print(f"error: --n-boot must be at least {MIN_N_BOOT} (got {args.n_boot}): fewer resamples give a "
+              f"bootstrap p-value floor of 1/(n_boot+1) and a 95% interval from a handful of tail draws. "
+              f"Fix: leave the default 2000 or pass --n-boot {MIN_N_BOOT} or more.", file=sys.stderr)
         return 2
     if not 0 < args.alpha < 1:
         print("error: --alpha must be between 0 and 1", file=sys.stderr)

@@ -75,6 +75,15 @@ def validate_table(df: pd.DataFrame, source: str | Path = "<table>") -> tuple[pd
             f"{src}: column 'value' has {len(idx)} non-numeric value(s) ({examples}). "
             "Fix: values must be numbers; leave a missing value empty and explain it in 'missing_reason'."
         )
+    nonfinite = np.isinf(value.astype(float))
+    if nonfinite.any():
+        idx = np.flatnonzero(nonfinite.to_numpy())
+        examples = ", ".join(f"row {i + 2}: {float(value.iloc[i])} ({df['arm'].iloc[i]}/{df['metric'].iloc[i]})"
+                             for i in idx[:3])
+        raise TableError(
+            f"{src}: column 'value' has {len(idx)} infinite value(s) ({examples}). "
+            "Fix: values must be finite numbers; leave a missing value empty and explain it in 'missing_reason'."
+        )
     df["value"] = value.astype(float)
     rep = pd.to_numeric(df["replicate"], errors="coerce")
     if (rep.isna() & _text(df["replicate"]).ne("")).any():

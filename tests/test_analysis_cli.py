@@ -103,7 +103,7 @@ def test_all_pairs_family_and_holm(tmp_path):
 
 def test_cli_run_dir_writes_into_analysis_and_prints_table(tmp_path, capsys):
     run = three_arm_run(tmp_path)
-    assert main([str(run), "--n-boot", "100"]) == 0
+    assert main([str(run), "--n-boot", "1000"]) == 0
     assert OUT_FILES <= {p.name for p in (run / "analysis").iterdir()}
     out = capsys.readouterr().out
     assert out.splitlines()[0].split() == ["metric", "treatment", "diff", "[95%", "CI]", "g", "p", "p_holm", "method"]
@@ -115,7 +115,7 @@ def test_cli_run_dir_writes_into_analysis_and_prints_table(tmp_path, capsys):
 def test_cli_csv_default_out_and_control_flag(tmp_path, capsys):
     csv = tmp_path / "my_metrics.csv"
     clustered_table(np.random.default_rng(1)).to_csv(csv, index=False)
-    assert main([str(csv), "--control", "treatment", "--n-boot", "50"]) == 0
+    assert main([str(csv), "--control", "treatment", "--n-boot", "1000"]) == 0
     effects = pd.read_csv(tmp_path / "my_metrics_analysis" / "effects.csv")
     assert effects.loc[0, "control"] == "treatment" and effects.loc[0, "treatment"] == "control"
 
@@ -139,3 +139,21 @@ def test_single_arm_gives_descriptives_and_no_comparisons(tmp_path, capsys):
     assert pd.read_csv(tmp_path / "out" / "descriptives.csv")["n"].tolist() == [15]
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert any("only one arm" in n for n in summary["notes"])
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--n-boot", "0"], ["--n-boot", "at least 1000", "got 0"]),
+    (["--n-boot", "1"], ["--n-boot", "at least 1000", "got 1"]),
+    (["--n-boot", "999"], ["--n-boot", "at least 1000"]),
+    (["--equivalence-margin", "inf"], ["--equivalence-margin", "finite"]),
+    (["--equivalence-margin=-inf"], ["--equivalence-margin", "finite"]),
+    (["--equivalence-margin", "nan"], ["--equivalence-margin", "finite"]),
+    (["--equivalence-margin", "0"], ["--equivalence-margin", "> 0"]),
+])
+def test_cli_rejects_bad_n_boot_and_margin_with_exit_2(tmp_path, capsys, args, words):
+    csv = tmp_path / "m.csv"
+    clustered_table(np.random.default_rng(1)).to_csv(csv, index=False)
+    assert main([str(csv), "--out", str(tmp_path / "out"), *args]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and all(w in err for w in words), err
+    assert not (tmp_path / "out").exists()

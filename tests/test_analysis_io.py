@@ -83,6 +83,8 @@ def test_csv_round_trip_keeps_extra_columns_and_infers_level(tmp_path):
 @pytest.mark.parametrize("change, words", [
     (lambda df: df.drop(columns=["metric"]), ["missing column", "metric"]),
     (lambda df: df.assign(value=["1", "2", "x", "4", "5", "6"]), ["non-numeric", "'x'", "row 4"]),
+    (lambda df: df.assign(value=["1", "2", "3", "inf", "5", "6"]), ["infinite", "row 5: inf", "finite"]),
+    (lambda df: df.assign(value=[1.0, 2, 3, 4, 5, -np.inf]), ["infinite", "row 7: -inf", "treatment/m"]),
     (lambda df: pd.concat([df, df.iloc[[1]]]), ["share an (arm, session, agent, metric) key",
                                                  "arm='control' session='c1' agent='' metric='m'"]),
 ])

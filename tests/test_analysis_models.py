@@ -207,7 +207,7 @@ def test_factorial_agent_level_uses_mixed_model_and_cli_writes_factorial_csv(tmp
     assert len(terms) == 3 and terms["model"].str.startswith("MixedLM").all() and terms["p"].between(0, 1).all()
     path = tmp_path / "metrics.csv"
     df.to_csv(path, index=False)
-    assert analyze_main([str(path), "--control", "off-no", "--out", str(tmp_path / "out"), "--n-boot", "100",
+    assert analyze_main([str(path), "--control", "off-no", "--out", str(tmp_path / "out"), "--n-boot", "1000",
                          "--equivalence-margin", "0.5"]) == 0
     written = pd.read_csv(tmp_path / "out" / "factorial.csv")
     assert set(written.columns) >= {"term", "estimate", "ci_low", "ci_high", "p"} and len(written) == 3

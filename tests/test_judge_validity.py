@@ -71,7 +71,7 @@ def test_run_with_judge_k_writes_judge_reliability_and_the_report_warns(tmp_path
     (root / "analysis" / "judge_reliability.csv").unlink()
     from analysis.cli import main as analyze_main
 
-    assert analyze_main([str(root), "--n-boot", "50"]) == 0
+    assert analyze_main([str(root), "--n-boot", "1000"]) == 0
     assert pd.read_csv(root / "analysis" / "judge_reliability.csv").equals(rel)
 
 
