@@ -14,7 +14,8 @@ import math
 import numpy as np
 from scipy import optimize, stats
 
-MAX_N = 1_000_000
+MAX_N = 1_000_000  # replicates_needed's search limit (replicates or pairs per arm)
+DESIGN_MAX_N = 5000  # design_n_needed's default search limit (sessions per arm)
 
 
 def unit_sd(sd: float, icc: float = 0.0, cluster_size: float = 1.0) -> float:
@@ -40,10 +41,11 @@ def power_at(n: float | np.ndarray, effect: float, sd: float, icc: float = 0.0, 
 
 def replicates_needed(effect: float, sd: float, icc: float = 0.0, cluster_size: float = 1.0,
                       alpha: float = 0.05, power: float = 0.8, sd_diff: float | None = None) -> float:
-    """Smallest replicates per arm (pairs when sd_diff given) reaching `power`; inf if > MAX_N or effect 0."""
+    """Smallest replicates per arm (pairs when sd_diff given) reaching `power`; NaN (never inf) when no
+    n up to MAX_N reaches it, the effect is 0 or not finite, or the SD is unknown (see `n_needed_note`)."""
     spread = sd if sd_diff is None else sd_diff
     if not (np.isfinite(effect) and np.isfinite(spread)) or effect == 0:
-        return math.inf
+        return math.nan
     if spread == 0:
         return 2.0
 
@@ -51,14 +53,14 @@ def replicates_needed(effect: float, sd: float, icc: float = 0.0, cluster_size: 
 
 
 def smallest_n(pw, target: float, max_n: int) -> float:
-    """Smallest n >= 2 with pw(n) >= target (pw increasing in n): doubling, then bisection; inf above max_n."""
+    """Smallest n >= 2 with pw(n) >= target (pw increasing in n): doubling, then bisection; NaN above max_n."""
     lo, hi = 2, 4
     if pw(lo) >= target:
         return float(lo)
     while pw(hi) < target:
         lo, hi = hi, hi * 2
         if hi > max_n:
-            return math.inf
+            return math.nan
     while hi - lo > 1:  # pw(lo) < target <= pw(hi)
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if pw(mid) >= target else (mid, hi)
@@ -143,13 +145,12 @@ def design_mde(sizes_c: np.ndarray, sizes_t: np.ndarray, sd: float, icc: float =
 
 
 def design_n_needed(effect: float, cluster_size: float, sd: float, icc: float = 0.0, alpha: float = 0.05,
-                    target: float = 0.8, n_sims: int = 2000, seed: int = 0, max_n: int = 5000) -> float:
+                    target: float = 0.8, n_sims: int = 2000, seed: int = 0, max_n: int = DESIGN_MAX_N) -> float:
     """Sessions per arm (each of `cluster_size` agents, rounded) for `target` simulated power of the
-    Welch test on session means; inf above max_n or for effect 0; NaN when sd or icc is unknown."""
-    if not (np.isfinite(sd) and np.isfinite(icc) and np.isfinite(effect)):
+    Welch test on session means; NaN (never inf) above max_n, for effect 0, or when sd or icc is
+    unknown (see `n_needed_note`)."""
+    if not (np.isfinite(sd) and np.isfinite(icc) and np.isfinite(effect)) or effect == 0:
         return math.nan
-    if effect == 0:
-        return math.inf
     if sd == 0:
         return 2.0
     m = max(1, int(round(cluster_size)))
@@ -159,3 +160,37 @@ def design_n_needed(effect: float, cluster_size: float, sd: float, icc: float = 
         return float(simulated_power(sizes, sizes, abs(effect), sd, icc, alpha, n_sims, seed))
 
     return smallest_n(pw, target, max_n)
+
+
+def n_needed_note(n_needed: float, effect: float, spread: float, icc: float, target: float, max_n: int,
+                  unit: str) -> str:
+    """Why `n_needed` is NaN ('' when it is a number): effect not estimable, effect 0, SD/ICC unknown,
+    or an effect too small for any n up to `max_n` (`unit`: what n counts)."""
+    if np.isfinite(n_needed):
+        return ""
+    if not np.isfinite(effect):
+        return "n_needed NaN: the observed effect is not estimable"
+    if not (np.isfinite(spread) and np.isfinite(icc)):
+        return "n_needed NaN: the SD (or ICC) of this comparison is not estimable"
+    if effect == 0:
+        return f"n_needed NaN: observed effect 0, which no n reaches {target:.0%} power to detect"
+    return (f"n_needed NaN: observed effect {effect:.3g} too small: no n up to {max_n:,} {unit} reaches "
+            f"{target:.0%} power")
+
+
+def mde_note(mde_value: float, n: float, spread: float, icc: float, target: float, spread_name: str = "SD") -> str:
+    """Why a minimum detectable effect is NaN ('' when it is a number): fewer than 2 units per arm (or
+    pairs), an unknown or zero SD (a t-test has no finite MDE without spread), an unknown ICC, or no
+    effect up to 1e6 SD reaching `target` power."""
+    if np.isfinite(mde_value):
+        return ""
+    if not n >= 2:
+        return "mde NaN: fewer than 2 units (sessions or pairs) per arm"
+    if not np.isfinite(spread):
+        return f"mde NaN: the {spread_name} is not estimable"
+    if spread <= 0:
+        return (f"mde NaN: no spread ({spread_name} 0) in the units compared, so the t-test's minimum detectable "
+                "effect is not defined")
+    if not np.isfinite(icc):
+        return "mde NaN: the ICC is not estimable"
+    return f"mde NaN: no effect up to 1e6 x {spread_name} reaches {target:.0%} power with this design"

@@ -155,8 +155,23 @@ def power_table(effects: pd.DataFrame, df: pd.DataFrame | None = None, alpha: fl
             if min(len(sizes_c), len(sizes_t)) < 2:
                 base["note"] = ("one session in an arm: the arm effect is confounded with the session; "
                                 "no power without replicates")
+        base["note"] = "; ".join(n for n in [base["note"], *_power_notes(base, effect, is_paired, target)] if n)
         rows.append(base)
     return pd.DataFrame(rows, columns=POWER_COLUMNS)
+
+
+def _power_notes(row: dict, effect: float, is_paired: bool, target: float) -> list[str]:
+    """The reasons for NaN in n_needed and mde_this_run (never inf: a NaN always says why)."""
+    if is_paired:
+        spread, name, max_n, unit = row["sd_diff"], "SD of the per-replicate differences", pw.MAX_N, "pairs"
+    else:
+        spread, name, max_n, unit = row["sd"], "SD", pw.DESIGN_MAX_N, row["unit"]
+    n = row["n_this_run"] if is_paired else min(row["sessions_control"], row["sessions_treatment"])
+    notes = [pw.n_needed_note(row["n_needed"], effect, spread, row["icc"], target, max_n, unit)]
+    if not (not is_paired and n < 2):  # one session in an arm already has its note
+        notes.append(pw.mde_note(row["mde_this_run"], n, spread, row["icc"], target, name).replace(
+            "mde NaN", "mde_this_run NaN", 1))
+    return notes
 
 
 def _sizes(df: pd.DataFrame | None, r, clustered: bool, m: float) -> tuple[np.ndarray, np.ndarray]:
