@@ -16,8 +16,11 @@ import numpy as np
 from scipy import optimize, stats
 
 NAN = float("nan")
-# Relative tolerance on spread: an SD below RTOL x the largest |value| is float noise (e.g. 3/5 v 6/10).
-RTOL = 1e-9
+# Float-noise floor: an SD (or difference) below RTOL x the largest |value| is rounding noise (e.g. 3/5 v
+# 6/10, SD ~1e-17). RTOL is 1024 units of double precision (2.3e-13): a value of magnitude M is only
+# resolved to ~eps x M, and sums/means of a few thousand values add at most ~1000 such roundings. Values
+# around 1e12 with an SD of 1 (1e-12 relative) are real variation, well above it.
+RTOL = 1024 * float(np.finfo(float).eps)
 EXACT_MAX = 20000  # enumerate every split when C(n, n_t) is at most this
 PERM_MAX_UNITS = 2000  # above this many units in total, permutation tests are not run (Welch is used)
 
@@ -158,6 +161,7 @@ def permutation_test(control: np.ndarray, treatment: np.ndarray, n_perm: int = 1
     if idx is None:
         idx, exact = split_indices(nc, nt, n_perm, rng)
     pooled = np.concatenate([c, t])
+    pooled = pooled - pooled.mean()  # centred: the sums of squares in _stat stay exact for values ~1e12
     obs_idx = np.arange(nc, nc + nt)[None, :]
     tol = 1e-9 * max(1.0, float(np.abs(pooled).max()))
     obs = _stat(pooled, obs_idx, nc, nt, studentized)[0]

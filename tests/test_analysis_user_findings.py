@@ -70,3 +70,36 @@ def test_power_functions_return_nan_not_inf():
 def _write(path, frame: pd.DataFrame):
     frame.to_csv(path, index=False)
     return path
+
+
+@pytest.mark.parametrize("offset", [1e12, 1.7e9])
+def test_large_offset_small_spread_is_real_variation(tmp_path, offset):
+    """Values ~1e12 (or 1.7e9) with SD 1 and a +1000 (+5) effect: not 'no variation'; diff, CI, p and g
+    equal scipy's on the centred values (x - offset is exact for values this close to offset)."""
+    rng = np.random.default_rng(7)
+    shift = 1000.0 if offset == 1e12 else 5.0
+    c = offset + rng.normal(0, 1, 12)
+    t = offset + shift + rng.normal(0, 1, 12)
+    eff = analyze(load_table(_write(tmp_path / "big.csv", _session_table(list(c), list(t)))), n_boot=200,
+                  n_perm=200).effects.iloc[0]
+    cc, tc = c - offset, t - offset  # exact
+    ref = stats.ttest_ind(tc, cc, equal_var=False)
+    ci = ref.confidence_interval(0.95)
+    assert "no variation" not in str(eff["notes"]) and eff["p_method"].startswith("Welch")
+    assert eff["diff"] == pytest.approx(tc.mean() - cc.mean(), abs=1e-9 * offset)
+    assert eff["ci_low"] == pytest.approx(ci.low, abs=1e-9 * offset)
+    assert eff["ci_high"] == pytest.approx(ci.high, abs=1e-9 * offset)
+    assert eff["p_value"] == pytest.approx(ref.pvalue, rel=1e-6)
+    n1, n2 = len(cc), len(tc)
+    sp = np.sqrt(((n1 - 1) * cc.var(ddof=1) + (n2 - 1) * tc.var(ddof=1)) / (n1 + n2 - 2))
+    g = (tc.mean() - cc.mean()) / sp * (1 - 3 / (4 * (n1 + n2) - 9))
+    assert eff["hedges_g"] == pytest.approx(g, rel=1e-4)
+    assert np.isfinite(eff["g_ci_low"]) and eff["sd_control"] == pytest.approx(cc.std(ddof=1), rel=1e-4)
+
+
+def test_float_noise_of_equal_shares_is_still_no_variation():
+    """The audit's case: 3/5 and 6/10 in every session (SD ~1e-17) stays 'no variation', p = 1."""
+    vals = [3 / 5 if s % 2 else 0.1 * 6 for s in range(12)]
+    frame = _session_table(vals, vals[::-1], metric="positive_share")
+    eff = analyze(frame, n_boot=200, n_perm=200).effects.iloc[0]
+    assert eff["diff"] == 0.0 and eff["p_value"] == 1.0 and "no variation" in eff["notes"]
