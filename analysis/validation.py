@@ -80,14 +80,14 @@ def read_human(path: str | Path, column: str, *, by: str | None = None, answer: 
         bad = num[num.isna()]
         if len(bad):
             i = bad.index[0]
-            raise ValidationInputError(f"{p}: column {column!r} row {i + 2} holds {raw[i]!r}, not a number; "
+            raise ValidationInputError(f"{p}: column {column!r} row {i + 2} holds {_plain(raw[i])!r}, not a number; "
                                        "fix the file, or use answer=top_choice / category for text answers")
         if scale is not None:
             lo, hi = float(scale[0]), float(scale[1])
             off = num[(num < lo) | (num > hi)]
             if len(off):
                 i = off.index[0]
-                raise ValidationInputError(f"{p}: column {column!r} row {i + 2} holds {raw[i]!r}, outside the "
+                raise ValidationInputError(f"{p}: column {column!r} row {i + 2} holds {_plain(raw[i])!r}, outside the "
                                            f"scale {lo:g}-{hi:g}; fix the file or the scale (--scale / validation.scale)")
         out["answer"] = num.astype(float)
     else:
@@ -96,6 +96,11 @@ def read_human(path: str | Path, column: str, *, by: str | None = None, answer: 
     if by is not None:
         out["group"] = df.loc[keep, by].astype(str).str.strip()
     return out.reset_index(drop=True)
+
+
+def _plain(value):
+    """A numpy scalar as the plain Python value (messages show 4, not np.int64(4))."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 # ----------------------------------------------------------------------------- one comparison
@@ -120,6 +125,10 @@ def _chi2(x: Sequence, y: Sequence, categories: Sequence, n_perm: int, seed: int
     if len(cats) < 2:
         return {**out, "_note": "chi-square needs >= 2 answer categories in use"}
     table = np.array([[sum(v == c for v in x) for c in cats], [sum(v == c for v in y) for c in cats]])
+    if (table.sum(axis=1) == 0).any():  # a side with no answer in the categories: expected counts 0
+        side = "simulated" if table[0].sum() == 0 else "human"
+        return {**out, "_note": f"chi-square undefined: no {side} answer falls in the categories "
+                                f"{', '.join(map(str, categories))}"}
     res = stats.chi2_contingency(table, correction=False)
     out.update(chi2=float(res.statistic), chi2_df=float(res.dof), chi2_p=float(res.pvalue),
                chi2_min_expected=float(res.expected_freq.min()))
@@ -145,6 +154,11 @@ def compare_answers(sim: Sequence, human: Sequence, *, scale: Sequence[float] | 
         xs, ys = [str(v) for v in sim if pd.notna(v)], [str(v) for v in human if pd.notna(v)]
         row.update(n_sim=len(xs), n_human=len(ys))
         notes.append("categorical answers: means, CI, KS, Wasserstein and TOST do not apply")
+        cats = set(map(str, categories))
+        for side, vals in (("simulated", xs), ("human", ys)):
+            if outside := [v for v in vals if v not in cats]:
+                notes.append(f"{len(outside)} {side} answer(s) outside the categories (e.g. {outside[0]!r}) "
+                             "are left out of the chi-square")
         if xs and ys:
             chi = _chi2(xs, ys, list(categories), n_perm, seed)
             if "_note" in chi:
@@ -152,7 +166,8 @@ def compare_answers(sim: Sequence, human: Sequence, *, scale: Sequence[float] | 
             row.update(chi)
         else:
             notes.append("no answers on one side")
-        row["verdict"] = ("different" if row["chi2_p_perm"] < alpha else "not shown different")
+        row["verdict"] = ("not compared" if math.isnan(row["chi2_p_perm"]) else
+                          "different" if row["chi2_p_perm"] < alpha else "not shown different")
         row["notes"] = "; ".join(notes)
         return row
     x = np.asarray([v for v in sim if pd.notna(v)], float)

@@ -193,3 +193,23 @@ def test_storytelling_file_through_trials_validate(tmp_path, capsys):
     answers = pd.read_csv(root / "analysis" / "validation_answers.csv")
     sim = answers.query("side == 'sim'").set_index("answer")["count"].to_dict()
     assert sim == {"A": 3, "B": 2, "C": 3, "D": 1, "E": 1}
+
+
+def test_categorical_side_without_answers_in_categories_is_nan_with_reason_not_a_traceback():
+    # every simulated answer is outside A,B: the chi-square table has an empty row (was: scipy ValueError)
+    row = compare_answers(["C", "C", "C"], ["A", "B", "A"], categories=["A", "B"], n_perm=99)
+    assert math.isnan(row["chi2"]) and math.isnan(row["chi2_p_perm"]) and row["verdict"] == "not compared"
+    assert "no simulated answer falls in the categories A, B" in row["notes"]
+    assert "3 simulated answer(s) outside the categories (e.g. 'C')" in row["notes"]
+    # a category unused on both sides is dropped: the statistic equals scipy's on the used ones
+    row = compare_answers(["A", "A", "B", "C"], ["A", "B", "B"], categories=["A", "B", "D"], n_perm=99)
+    ref = stats.chi2_contingency(np.array([[2, 1], [1, 2]]), correction=False)
+    assert row["chi2"] == pytest.approx(ref.statistic) and row["chi2_df"] == 1
+
+
+def test_out_of_scale_message_shows_plain_numbers(tmp_path):
+    path = tmp_path / "h.csv"
+    pd.DataFrame({"Vote": [1, 2, 4]}).to_csv(path, index=False)
+    with pytest.raises(ValidationInputError) as err:
+        read_human(path, "Vote", scale=(1, 3))
+    assert "holds 4, outside the scale 1-3" in str(err.value) and "np." not in str(err.value)
