@@ -124,8 +124,8 @@ def compare_one(sub: pd.DataFrame, metric: str, c: str, t: str, is_paired: bool,
                  "sd_control": _sd(xc), "sd_treatment": _sd(xt),
                  "equivalence_margin": margin if margin else NAN}
     if len(xc) == 0 or len(xt) == 0:
-        empty = [name for name, x in (("control", xc), ("treatment", xt)) if len(x) == 0]
-        row["notes"] = f"not estimable: no non-missing values in {' and '.join(empty)}"
+        empty = [f"arm {name!r}" for name, x in ((c, xc), (t, xt)) if len(x) == 0]
+        row["notes"] = f"not estimable: no non-missing values in {' and '.join(dict.fromkeys(empty))}"
         return row
     row["estimable"] = True
 

@@ -103,3 +103,15 @@ def test_float_noise_of_equal_shares_is_still_no_variation():
     frame = _session_table(vals, vals[::-1], metric="positive_share")
     eff = analyze(frame, n_boot=200, n_perm=200).effects.iloc[0]
     assert eff["diff"] == 0.0 and eff["p_value"] == 1.0 and "no variation" in eff["notes"]
+
+
+def test_all_pairs_empty_baseline_names_the_actual_arm():
+    """--all-pairs: a pair whose baseline is the arm 'treatment' (no values) names 'treatment', not 'control'."""
+    rows = [dict(arm=arm, replicate=i, session=f"{arm}-{i}", metric="m", level="session",
+                 value=(np.nan if arm == "treatment" else float(i + k)))
+            for k, arm in enumerate(("control", "treatment", "warm")) for i in range(4)]
+    eff = analyze(pd.DataFrame(rows), comparisons="all_pairs", n_boot=200, n_perm=200).effects
+    row = eff[(eff["control"] == "treatment") & (eff["treatment"] == "warm")].iloc[0]
+    assert row["notes"] == "not estimable: no non-missing values in arm 'treatment'"
+    row = eff[(eff["control"] == "control") & (eff["treatment"] == "treatment")].iloc[0]
+    assert row["notes"] == "not estimable: no non-missing values in arm 'treatment'"
