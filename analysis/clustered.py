@@ -91,8 +91,6 @@ def mixed_model(rows: pd.DataFrame, control: str, treatment: str) -> dict[str, f
     if no_spread(data["value"].to_numpy(float), scale_of(data["value"].to_numpy(float))):
         out["note"] = "MixedLM not fitted: no variation"
         return out
-    # centred (the treatment coefficient, SEs and variances do not change): values ~1e12 stay well conditioned
-    data["value"] = data["value"] - data["value"].mean()
     if crossed and len(data) > CROSSED_MAX_N:
         spec = "MixedLM: random intercept for session, persona as fixed effects"
         model = smf.mixedlm("value ~ treat + C(agent)", data, groups="session")
