@@ -64,7 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     if command == "run":
         from trials.run.command import preflight_cli, resume_hydra_overrides
+        from trials.run.resume import transport_args
 
+        rest = transport_args(rest)  # a resume may add the saved model group's transport keys
+        argv = [command, *rest]
         code = preflight_cli(rest, CONF_DIR)  # checks (and a dry run) before Hydra writes anything
         return code if code is not None else _hydra(_run_app, [*argv, *resume_hydra_overrides(rest)])
     if command == "init":

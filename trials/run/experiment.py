@@ -26,7 +26,7 @@ from trials.run.engines import choose, dispatch
 from trials.run.plan import ConfigError, Job, Plan, build_plan, divide_threads, plain_values, resolve_n_jobs
 from trials.run.remeasure import remeasure_run
 from trials.run.progress import Progress, estimate, format_estimate, format_plan
-from trials.run.resume import record_resume, resume_changes
+from trials.run.resume import apply_transport, record_resume, resume_changes
 from trials.run.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,7 @@ def _prepare(cfg: dict[str, Any], root: Path, overrides: list[str] | None = None
         old["run"].update({k: run[k] for k in RESUME_FROM_COMMAND
                            if k in run and not (k == "budget_usd" and run[k] is None)})
         old["run"]["resume_dir"] = str(root)
+        apply_transport(old, changed)  # a fixed URL, port, key variable, timeout or rate limit
         if cfg.get("cache"):
             old["cache"] = cfg["cache"]
         cfg = old
