@@ -152,16 +152,24 @@ def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path, overrides
     progress = Progress(total=len(pending), budget_usd=run.get("budget_usd"), budget=budget)
     stop_ticker = _local_model_console(cfg, run, pending)
     interrupted = False
+    engine_error: ConfigError | None = None
     try:
         for summary in _dispatch(pending, run, progress):
             progress.update(summary)
     except KeyboardInterrupt:  # keep what finished; the manifest says partial
         interrupted = True
         print("interrupted: collecting the finished jobs", file=sys.stderr)
+    except ConfigError as exc:  # e.g. no Dask scheduler at run.cluster: the run stays resumable
+        engine_error = exc
     finally:
         stop_ticker()
         progress.close()
     code = _finish(cfg, plan, rundir, manifest, progress)
+    if engine_error is not None:
+        print(f"config error: {engine_error}; the run directory {rundir.root} is kept as a resumable "
+              f"record (manifest status partial): finish it with run.resume_dir={rundir.root} "
+              "and a working run.cluster, or delete it", file=sys.stderr)
+        return 2
     return 130 if interrupted else code
 
 
