@@ -144,6 +144,10 @@ def load_population(spec: dict[str, Any], seed: int) -> list[Any]:
                               f"{did_you_mean(name, library_sets())}; use one of "
                               f"{', '.join('library:' + s for s in library_sets())} or a folder of persona files")
     folder = library_path(raw.split(":", 1)[1]) if raw.startswith("library:") else Path(raw).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"experiment.population.path={raw!r}: {folder} is a file, but a folder of persona "
+                          f".json files is expected; fix: give the folder that holds it (e.g. "
+                          f"experiment.population.path={folder.parent})")
     if not folder.is_dir():
         raise ConfigError(f"experiment.population.path={raw!r}: folder {folder} does not exist")
     try:
