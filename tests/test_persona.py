@@ -85,6 +85,8 @@ def test_plain_and_own_format_and_occupation_string():
     ({"name": "X", "behaviors": {"routines": {"morning": "coffee"}}}, "behaviors.routines.morning",
      "expected a list of strings"),
     ({"name": "X", "behaviors": ["fine", 5]}, "behaviors[1]", "expected a string"),
+    ({"name": "X", "age": -5}, "age", "greater than or equal to 0 (got -5)"),
+    ({"name": "X", "age": 200}, "age", "less than or equal to 150 (got 200)"),
     ({"age": 30}, "name", "is missing"),
     ({"name": "   "}, "name", "non-empty"),
 ])

@@ -56,6 +56,20 @@ def _hydra(app, argv: list[str]) -> int:
     return 0
 
 
+def _out_folder_check(command: str, args: list[str]) -> int | None:
+    """`--out DIR` of analyze/report: a folder that cannot be made is exit 2 with why (not a
+    traceback from deep inside the writer); None = go on."""
+    from trials.folders import out_folder_message
+
+    for i, a in enumerate(args):
+        value = args[i + 1] if a == "--out" and i + 1 < len(args) else a[6:] if a.startswith("--out=") else None
+        message = out_folder_message("--out", value) if value else None
+        if message:
+            print(f"trials {command}: {message}", file=sys.stderr)
+            return 2
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -64,7 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     if command == "run":
         from trials.run.command import preflight_cli, resume_hydra_overrides
+        from trials.run.resume import transport_args
 
+        rest = transport_args(rest)  # a resume may add the saved model group's transport keys
+        argv = [command, *rest]
         code = preflight_cli(rest, CONF_DIR)  # checks (and a dry run) before Hydra writes anything
         return code if code is not None else _hydra(_run_app, [*argv, *resume_hydra_overrides(rest)])
     if command == "init":
@@ -80,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
 
         code = secrets_check_cli(rest, CONF_DIR, "population_app")  # before Hydra writes .hydra/
         return code if code is not None else _hydra(_population_app, argv)
+    if command in ("analyze", "report"):
+        code = _out_folder_check(command, rest)
+        if code is not None:
+            return code
     if command == "analyze":
         from analysis.cli import main as analyze_main
 

@@ -116,6 +116,9 @@ def read_json(path: str | Path) -> Any:
         text = path.read_text(encoding="utf-8-sig")  # a UTF-8 byte-order mark (Windows editors) is fine
     except FileNotFoundError:
         raise PersonaError(f"{path}: file not found; fix: check the path", source=str(path)) from None
+    except IsADirectoryError:
+        raise PersonaError(f"{path}: is a folder, not a persona file; fix: give one persona .json file "
+                           "(e.g. {path}/<name>.json)".replace("{path}", str(path)), source=str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PersonaError(f"{path}: cannot read the file ({exc}); fix: save it as UTF-8 JSON",
                            source=str(path)) from None

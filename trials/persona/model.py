@@ -87,7 +87,7 @@ class PersonaFields(_Open):
     """All persona fields, none required: the shape shared by personas and fragments."""
 
     name: str | None = None
-    age: int | None = None
+    age: int | None = Field(default=None, ge=0, le=150)  # years; outside 0-150 is a typo, not a person
     gender: str | None = None
     nationality: str | None = None
     residence: str | None = None

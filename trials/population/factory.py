@@ -223,10 +223,10 @@ def population_from_hydra(cfg: Any) -> int:
     except ValueError:  # not running under Hydra (tests call this directly)
         choice = "population"
     data = OmegaConf.to_container(cfg.population, resolve=True)
-    seed = int(cfg.run.seed)
     try:
+        seed = _whole_number("run.seed", cfg.run.seed, 0)
         spec = load_spec(data, source=f"conf/population/{choice}.yaml")
-        size = int(cfg.n) if cfg.get("n") is not None else None
+        size = _whole_number("n", cfg.n, 1) if cfg.get("n") is not None else None
         out = Path(cfg.out or f"populations/{spec.name}-n{size or spec.n}-s{seed}")
         recorder = CallRecorder()
         llm = build_llm(OmegaConf.to_container(cfg.llm, resolve=True), _plain(cfg.get("cache")),
@@ -240,6 +240,18 @@ def population_from_hydra(cfg: Any) -> int:
     print(f"population folder: {out}")
     print(f"personas: {out / 'personas'}")
     return 0
+
+
+def _whole_number(key: str, value: Any, low: int) -> int:
+    """A command-line number (`n=abc` arrives as the string 'abc'): an int >= low, else a
+    FactoryError naming the key and the expected type."""
+    try:
+        number = int(value) if not isinstance(value, (bool, float)) else None
+    except (TypeError, ValueError):
+        number = None
+    if number is None or number < low:
+        raise FactoryError(f"{key}={value!r}: expected a whole number >= {low} (e.g. {key}={max(low, 1) * 20})")
+    return number
 
 
 def _plain(node: Any) -> Any:

@@ -107,12 +107,38 @@ def preflight_cli(args: Sequence[str], conf_dir: str) -> int | None:
                 if code:
                     return code
             return 0
+        _check_output_dir(overrides, multirun)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
     except _Unchecked:
         return None
     return None
+
+
+def _check_output_dir(overrides: list[str], multirun: bool) -> None:
+    """The folder Hydra will create (`hydra.run.dir`, with -m `hydra.sweep.dir`; default under
+    ./runs or ./multirun): a ConfigError naming it and why it cannot be made (Hydra would stop with
+    a traceback)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from trials.folders import out_folder_message
+
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception:  # noqa: BLE001 - grammar errors are reported elsewhere
+        return
+    value = next((ov.value() for ov in reversed(parsed) if ov.get_key_element().lstrip("+~") == key), None)
+    if value is None:
+        option, value = f"{key} (default)", "multirun" if multirun else "runs"
+    elif not isinstance(value, str) or "${" in value:
+        return  # an interpolation: Hydra resolves it
+    else:
+        option = f"{key}="
+    message = out_folder_message(option, value)
+    if message:
+        raise ConfigError(message.replace("= ", "=", 1))
 
 
 def resume_hydra_overrides(args: Sequence[str]) -> list[str]:

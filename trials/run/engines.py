@@ -27,6 +27,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from trials.run.errors import ConfigError
 from trials.run.jobs import Job, execute_job, run_job, write_result
 from trials.run.rundir import RunDir
 
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 ENGINES = ("auto", "sequential", "threading", "loky", "multiprocessing", "dask", "ray")
 #: Most sessions the adaptive threading engine runs at once (threads of the driver).
 MAX_SESSIONS = 256
+#: How long run.backend=dask waits for the scheduler at run.cluster (seconds; Dask's default is 30).
+CONNECT_TIMEOUT_S = 10
 #: How often the adaptive engine looks at the schedulers' spare capacity (seconds).
 TICK_S = 0.02
 
@@ -287,7 +290,15 @@ def _dask(jobs: list[Job], run: dict[str, Any], may_start: Callable[[], bool]) -
         n = int(run.get("n_jobs") or 2)
         cluster = LocalCluster(n_workers=n, threads_per_worker=4,
                                processes=True, dashboard_address=None)
-    client = Client(cluster if cluster is not None else address)
+    try:
+        client = Client(cluster if cluster is not None else address, timeout=CONNECT_TIMEOUT_S)
+    except (OSError, TimeoutError, ValueError) as exc:  # refused, unreachable, a malformed address
+        if cluster is not None:
+            cluster.close()
+        raise ConfigError(f"run.cluster={address}: could not connect to a Dask scheduler within "
+                          f"{CONNECT_TIMEOUT_S:g} s ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); "
+                          "fix: start one (`dask scheduler`) and give its address as tcp://host:port, or use "
+                          "run.cluster=local (a LocalCluster on this machine)") from None
     image, token = None, uuid.uuid4().hex
     client.subscribe_topic(_log_topic(token), _relay_log)
     try:

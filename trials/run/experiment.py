@@ -26,7 +26,7 @@ from trials.run.engines import choose, dispatch
 from trials.run.plan import ConfigError, Job, Plan, build_plan, divide_threads, plain_values, resolve_n_jobs
 from trials.run.remeasure import remeasure_run
 from trials.run.progress import Progress, estimate, format_estimate, format_plan
-from trials.run.resume import record_resume, resume_changes
+from trials.run.resume import apply_transport, record_resume, resume_changes
 from trials.run.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,7 @@ def _prepare(cfg: dict[str, Any], root: Path, overrides: list[str] | None = None
         old["run"].update({k: run[k] for k in RESUME_FROM_COMMAND
                            if k in run and not (k == "budget_usd" and run[k] is None)})
         old["run"]["resume_dir"] = str(root)
+        apply_transport(old, changed)  # a fixed URL, port, key variable, timeout or rate limit
         if cfg.get("cache"):
             old["cache"] = cfg["cache"]
         cfg = old
@@ -151,16 +152,24 @@ def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path, overrides
     progress = Progress(total=len(pending), budget_usd=run.get("budget_usd"), budget=budget)
     stop_ticker = _local_model_console(cfg, run, pending)
     interrupted = False
+    engine_error: ConfigError | None = None
     try:
         for summary in _dispatch(pending, run, progress):
             progress.update(summary)
     except KeyboardInterrupt:  # keep what finished; the manifest says partial
         interrupted = True
         print("interrupted: collecting the finished jobs", file=sys.stderr)
+    except ConfigError as exc:  # e.g. no Dask scheduler at run.cluster: the run stays resumable
+        engine_error = exc
     finally:
         stop_ticker()
         progress.close()
     code = _finish(cfg, plan, rundir, manifest, progress)
+    if engine_error is not None:
+        print(f"config error: {engine_error}; the run directory {rundir.root} is kept as a resumable "
+              f"record (manifest status partial): finish it with run.resume_dir={rundir.root} "
+              "and a working run.cluster, or delete it", file=sys.stderr)
+        return 2
     return 130 if interrupted else code
 
 

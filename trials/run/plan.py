@@ -144,6 +144,10 @@ def load_population(spec: dict[str, Any], seed: int) -> list[Any]:
                               f"{did_you_mean(name, library_sets())}; use one of "
                               f"{', '.join('library:' + s for s in library_sets())} or a folder of persona files")
     folder = library_path(raw.split(":", 1)[1]) if raw.startswith("library:") else Path(raw).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"experiment.population.path={raw!r}: {folder} is a file, but a folder of persona "
+                          f".json files is expected; fix: give the folder that holds it (e.g. "
+                          f"experiment.population.path={folder.parent})")
     if not folder.is_dir():
         raise ConfigError(f"experiment.population.path={raw!r}: folder {folder} does not exist")
     try:
@@ -276,6 +280,30 @@ def plain_values(tree: Any) -> Any:
     return tree
 
 
+def check_cluster(run: dict[str, Any]) -> None:
+    """`run.cluster`: null, `local`, or a scheduler address scheme://host:port, and only with
+    run.backend=dask (any other engine would silently ignore it)."""
+    cluster = run.get("cluster")
+    if cluster is None:
+        return
+    if run.get("backend", "auto") != "dask":
+        raise ConfigError(f"run.cluster={cluster} is only used with run.backend=dask (run.backend="
+                          f"{run.get('backend', 'auto')} ignores it); fix: add run.backend=dask, or drop run.cluster")
+    if cluster == "local":
+        return
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(str(cluster))
+        ok = bool(parts.scheme and parts.hostname and parts.port is not None and parts.path in ("", "/"))
+    except ValueError:  # e.g. a port that is not a number
+        ok = False
+    if not ok:
+        raise ConfigError(f"run.cluster={cluster!r}: give `local` (a LocalCluster on this machine) or the "
+                          "address of a running Dask scheduler as scheme://host:port, e.g. "
+                          "run.cluster=tcp://10.0.0.5:8786")
+
+
 def build_plan(cfg: dict[str, Any], root: Path, source: str | None = None) -> Plan:
     """The jobs of an experiment after every config check (ConfigError naming the key and the fix).
     `source`: the experiment file, named in messages about keys it may have set."""
@@ -303,6 +331,7 @@ def build_plan(cfg: dict[str, Any], root: Path, source: str | None = None) -> Pl
             raise ConfigError(f"run.{key}={run[key]!r}: use true or false")
     if run.get("backend", "auto") not in BACKENDS:
         raise ConfigError(f"run.backend={run.get('backend')!r}: use one of {', '.join(BACKENDS)}")
+    check_cluster(run)
 
     design: Design = resolve_design(exp, known_keys)
     arms, control = design.arms, design.control

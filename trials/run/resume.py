@@ -12,9 +12,15 @@ from typing import Any, Iterable
 from trials.run.design import flat_diff
 from trials.run.errors import ConfigError
 
+#: the model settings a resume may change (for `llm` and `judge`): where and how fast the calls go,
+#: not what they return (model, backend, temperature, max_tokens, json_schema, ... stay the design),
+#: so a mistyped URL, port, key variable, timeout or rate limit can be fixed and the run finished
+TRANSPORT_KEYS = ("base_url", "api_key_env", "api_version", "timeout", "max_retries", "max_concurrency",
+                  "rpm", "tpm")
 #: keys a resume may change: how and how fast jobs run, not what they are
-SAFE_ON_RESUME = ("run.n_jobs", "run.backend", "run.budget_usd", "run.dry_run", "run.threads_per_session",
-                  "run.analyze", "run.report", "run.resume_dir", "cache.mode", "cache.path")
+SAFE_ON_RESUME = ("run.n_jobs", "run.backend", "run.cluster", "run.budget_usd", "run.dry_run",
+                  "run.threads_per_session", "run.analyze", "run.report", "run.resume_dir", "cache.mode",
+                  "cache.path", *(f"{role}.{k}" for role in ("llm", "judge") for k in TRANSPORT_KEYS))
 
 
 def _safe(key: str) -> bool:
@@ -51,6 +57,32 @@ def resume_changes(new: dict[str, Any], old: dict[str, Any],
                           "config.yaml is used), or start a new run without run.resume_dir. Safe to change "
                           f"on resume: {', '.join(SAFE_ON_RESUME)}")
     return {k: [flat_old.get(k), v] for k, v in diff.items() if k != "run.resume_dir"}
+
+
+def transport_args(args: Iterable[str]) -> list[str]:
+    """For a resume: `llm.rpm=60` -> `++llm.rpm=60` (and every TRANSPORT_KEYS key of `llm`/`judge`),
+    so a transport key the default config group lacks (the saved run's group may have it, e.g.
+    `rpm` of llm=openai; `judge=same` is empty) is added instead of refused as unknown. Other
+    arguments unchanged; without `run.resume_dir=` the arguments are returned as they are."""
+    args = list(args)
+    if not any(str(a).lstrip("+~").startswith("run.resume_dir=") for a in args):
+        return args
+    out = []
+    for a in args:
+        key = str(a).split("=", 1)[0]
+        role, _, leaf = key.lstrip("+").partition(".")
+        if "=" in str(a) and role in ("llm", "judge") and leaf in TRANSPORT_KEYS and not key.startswith("~"):
+            a = "++" + str(a).lstrip("+")
+        out.append(a)
+    return out
+
+
+def apply_transport(old: dict[str, Any], changed: dict[str, list[Any]]) -> None:
+    """Put the `llm.*`/`judge.*` transport changes of a resume into the saved config `old`."""
+    for key, (_, new) in changed.items():
+        role, _, leaf = key.partition(".")
+        if role in ("llm", "judge") and leaf in TRANSPORT_KEYS:
+            old[role] = {**(old.get(role) or {}), leaf: new}
 
 
 def record_resume(previous: Path, manifest: dict[str, Any], changed: dict[str, list[Any]], now: str) -> None:

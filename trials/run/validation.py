@@ -89,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     an existing validation.csv there without `--force` (it may be the run's own comparison, which
     the report shows: `--out DIR` writes elsewhere, `--force` replaces it)."""
     from analysis.validation import ANSWER_KINDS, ValidationInputError
+
+    from trials.folders import out_folder_message
     from analysis.validation_run import format_table, validate_run
 
     ap = argparse.ArgumentParser(prog="trials validate", description="Compare a run's answers with real people's.")
@@ -111,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
                  "units, that still counts as equivalent; e.g. --margin 0.5 on a 1-5 scale)")
     elif a.answer == "number" and not (all(map(math.isfinite, a.scale)) and a.scale[0] < a.scale[1]):
         error = f"--scale {a.scale[0]:g} {a.scale[1]:g}: give LOW HIGH with LOW < HIGH (e.g. --scale 1 5)"
+    elif out_folder_message("--out", out):
+        error = out_folder_message("--out", out)
     elif (out / "validation.csv").exists() and not a.force:
         error = (f"{out / 'validation.csv'} already exists (the run's own comparison or an earlier `trials validate`; "
                  "the report shows it); fix: --out DIR to write a new comparison elsewhere, or --force to replace it")
