@@ -205,6 +205,6 @@ def build_llm(llm_cfg: Any, cache: Mapping[str, Any] | ResponseCache | None = No
     else:
         table = check_prices(_plain(prices))
     endpoint = f"{be.name}|{cfg.base_url or ''}|{be.model}"
-    limit = endpoint_scheduler(endpoint, cfg.max_concurrency, cfg.rpm, cfg.tpm)
+    limit = endpoint_scheduler(endpoint, cfg.max_concurrency, cfg.rpm, cfg.tpm, cfg.retry_max_s)
     return LLM(_Core(backend=be, config=cfg, cache=the_cache, prices=table, limit=limit,
                      injected=backend is not None))

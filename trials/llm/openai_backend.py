@@ -53,6 +53,46 @@ def is_local_url(url: str | None) -> bool:
     return bool(url) and (urlparse(url).hostname or "") in _LOCAL_HOSTS
 
 
+#: Placeholders shipped in conf/llm/*.yaml (e.g. azure.yaml's https://YOUR-RESOURCE.openai.azure.com).
+_PLACEHOLDER = re.compile(r"your[-_]resource|<[^>]*>", re.IGNORECASE)
+
+
+def key_problem(key: str, env: str = "OPENAI_API_KEY") -> str | None:
+    """Why the key in `env` cannot be sent (it would break the header and be echoed in the
+    error), or None. Never contains the key."""
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in key):
+        return (f"{env} contains a newline or carriage return (or other control/whitespace characters): "
+                f"remove it (e.g. export {env}=\"$(printf %s \"${env}\" | tr -d '[:space:]')\")")
+    return None
+
+
+def name_looks_like_key(name: str) -> bool:
+    """An api_key_env value that is a valid variable name but looks like a key itself (a 32-hex
+    Azure key, a long mixed string without underscores): never echoed."""
+    if len(name) >= 16 and re.fullmatch(r"[0-9a-fA-F]+", name) and any(c.isdigit() for c in name):
+        return True
+    return len(name) >= 20 and "_" not in name and any(c.isdigit() for c in name)
+
+
+def url_problem(url: str | None, where: str = "llm.base_url") -> str | None:
+    """Why `url` cannot be used as the endpoint (`where` names the setting it came from), or None.
+    Never echoes a password or key."""
+    if not url:
+        return None
+    parts = urlparse(str(url))
+    shown = _KEYLIKE.sub(r"\1***", str(url)[:80])
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        return (f"{where} contains credentials (user:password@); remove them and put the key in the "
+                f"environment variable llm.api_key_env names (it is never written anywhere)")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return (f"{where}={shown!r} is not an http(s) URL; fix: e.g. https://api.openai.com/v1 "
+                f"or http://127.0.0.1:8000/v1")
+    if _PLACEHOLDER.search(str(url)):
+        return (f"{where}={shown!r} is the placeholder of the shipped config; set it to your endpoint, e.g. "
+                f"{where}=https://<your resource name>.openai.azure.com for Azure")
+    return None
+
+
 def _user_agent() -> str:
     try:
         from importlib.metadata import version
@@ -76,11 +116,18 @@ class OpenAIBackend:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", cfg.api_key_env):  # never echo it: it may be the key
             raise LLMConfigError("llm.api_key_env must be the NAME of an environment variable (e.g. "
                                  "OPENAI_API_KEY), not the key itself; export the key in that variable")
+        env_url = None if cfg.api_version else os.environ.get("OPENAI_BASE_URL")
+        problem = url_problem(cfg.base_url or env_url, "llm.base_url" if cfg.base_url else "$OPENAI_BASE_URL")
+        if problem:
+            raise LLMConfigError(problem)
         key = os.environ.get(cfg.api_key_env)
+        if key and key_problem(key):
+            raise LLMConfigError(key_problem(key, cfg.api_key_env))
         if not key:
-            if not is_local_url(cfg.base_url):
+            if not is_local_url(cfg.base_url or env_url):
+                shown = "<hidden>" if name_looks_like_key(cfg.api_key_env) else cfg.api_key_env
                 raise LLMConfigError(
-                    f"environment variable {cfg.api_key_env} is not set: export your API key there "
+                    f"environment variable {shown} is not set: export your API key there "
                     f"(it is read from the environment and never written anywhere) or point "
                     f"llm.api_key_env at the variable that holds it")
             key = "not-needed-for-local-servers"
@@ -131,7 +178,7 @@ class OpenAIBackend:
         error: LLMError | None = None
         try:
             resp = self._send(payload, self._headers)
-        except (HTTPError, OSError) as e:
+        except Exception as e:  # noqa: BLE001 - any transport failure (ValueError of a bad header too), redacted
             error = self._transport_error(e)
         if error is not None:  # raised outside the handler: not even __context__ holds the transport error
             raise error
@@ -164,6 +211,9 @@ class OpenAIBackend:
         if isinstance(e, ReadTimeoutError) or (isinstance(e, ConnectTimeoutError)
                                                and not isinstance(e, NewConnectionError)):
             return LLMTimeout(f"{self._where()}: request timed out (llm.timeout={self._read_timeout:g} s)")
+        if not isinstance(e, (HTTPError, OSError)):  # not a connection problem: retrying will not help
+            return PermanentLLMError(f"{self._where()}: the request could not be sent "
+                                     f"({type(e).__name__}: {self._redact(str(e))[:300]})")
         return TransientLLMError(f"{self._where()}: connection failed "
                                  f"({type(e).__name__}: {self._redact(str(e))[:300]})")
 
@@ -185,7 +235,12 @@ class OpenAIBackend:
 
     def _redact(self, text: str) -> str:
         if self._secret:
-            text = text.replace(self._secret, "***")
+            # the key as sent, as repr() shows it (b'...\\r'), and its whitespace-separated parts
+            forms = {self._secret, repr(self._secret)[1:-1], repr(self._secret.encode("utf-8", "replace"))[2:-1]}
+            forms.update(p for p in re.split(r"[\s\x00-\x1f\x7f]+", self._secret) if len(p) >= 6)
+            for form in sorted(forms, key=len, reverse=True):
+                if form:
+                    text = text.replace(form, "***")
         return _KEYLIKE.sub(r"\1***", text)
 
     def close(self) -> None:
@@ -282,18 +337,38 @@ def retry_after(headers: Any, now: float | None = None) -> float | None:
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+def _logprob(value: Any) -> float | None:
+    """A valid log-probability (a finite number <= 0, with float rounding slack), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) and value <= 1e-6 else None
+
+
 def digit_probs(logprobs: Any) -> dict[int, float] | None:
     """Probabilities of 0-9 at the first reply token that is a digit, from its top_logprobs
     (the chat-completions `choice.logprobs` object). Tokens like ' 7' and '7' are pooled. None
-    when the reply has no digit or no logprobs."""
+    when the reply has no digit or no logprobs, or when the distribution is invalid (a logprob
+    that is not a finite number <= 0, i.e. a probability above 1 or NaN, or alternatives summing
+    to more than 1): the reply text is then parsed as usual rather than trusting broken numbers."""
     content = (logprobs.get("content") if isinstance(logprobs, dict) else None) or []
     for tok in content:
         token = str(tok["token"]).strip()
         if len(token) == 1 and token.isdigit():
             probs: dict[int, float] = {}
+            total = 0.0
             for alt in tok.get("top_logprobs") or []:
+                lp = _logprob(alt.get("logprob")) if isinstance(alt, dict) else None
+                if lp is None:
+                    return None
+                total += math.exp(lp)
                 s = str(alt["token"]).strip()
                 if len(s) == 1 and s.isdigit():
-                    probs[int(s)] = probs.get(int(s), 0.0) + math.exp(alt["logprob"])
-            return probs or {int(token): math.exp(tok["logprob"])}
+                    probs[int(s)] = probs.get(int(s), 0.0) + math.exp(lp)
+            if total > 1.0 + 1e-3:  # the alternatives of one position cannot exceed probability 1
+                return None
+            if probs:
+                return probs
+            lp = _logprob(tok.get("logprob"))
+            return None if lp is None else {int(token): math.exp(lp)}
     return None

@@ -45,18 +45,28 @@ def backoff_delay(attempt: int, base_s: float, max_s: float, retry_after: float 
     return delay
 
 
-#: Attempts a request gets for 429/503 when an adaptive scheduler paces the endpoint: there such
-#: answers are the expected probe of the provider's limit, not a failure of this request, so they
-#: do not use up `max_retries` (kept for other transient errors); bounded all the same, since a
-#: 429 can also mean an exhausted quota.
+#: Attempts a request gets for 429/503 when an adaptive scheduler paces the endpoint and the server
+#: sent a Retry-After no longer than `max_s`: there such answers are the expected probe of the
+#: provider's limit, not a failure of this request, so they do not use up `max_retries` (kept for
+#: other transient errors); bounded all the same, since a 429 can also mean an exhausted quota.
+#: A 429/503 without a valid Retry-After, or asking for more than `max_s`, counts against
+#: `max_retries` like any other transient error.
 OVERLOAD_ATTEMPTS = 20
+
+
+def _too_long(e: BaseException, max_s: float) -> float | None:
+    """The Retry-After of `e` when it asks for longer than `max_s` (we do not wait that long)."""
+    ra = getattr(e, "retry_after", None)
+    return float(ra) if isinstance(e, RateLimited) and ra is not None and float(ra) > max_s else None
 
 
 def call_with_retries(fn: Callable[[], T], *, max_retries: int, limit: Any = None,
                       base_s: float = 0.5, max_s: float = 20.0, what: str = "LLM call",
                       sleep: Callable[[float], None] = time.sleep, tokens: int = 0) -> tuple[T, int]:
     """`limit`: a `Scheduler` (its slot is held per attempt), a semaphore, or None.
-    `tokens`: the request's estimated tokens, for the scheduler's tpm bucket."""
+    `tokens`: the request's estimated tokens, for the scheduler's tpm bucket.
+    A Retry-After longer than `max_s` is not waited for: the call retries after at most `max_s`
+    and, after `max_retries` retries, fails with a message saying how long the endpoint asked to wait."""
     rng: random.Random | None = None  # made on the first failure (seeding one costs a syscall)
     attempt = overloads = 0
     while True:
@@ -73,11 +83,16 @@ def call_with_retries(fn: Callable[[], T], *, max_retries: int, limit: Any = Non
             with limit if limit is not None else contextlib.nullcontext():
                 return fn(), attempt
         except TransientLLMError as e:
-            paced = isinstance(e, RateLimited) and isinstance(limit, Scheduler)
+            too_long = _too_long(e, max_s)
+            paced = (isinstance(e, RateLimited) and isinstance(limit, Scheduler)
+                     and getattr(e, "retry_after", None) is not None and too_long is None)
             overloads += paced
             tries = attempt + 1
             if (overloads >= OVERLOAD_ATTEMPTS) if paced else (tries - overloads > max_retries):
-                raise RetriesExhausted(f"{what} failed after {tries} attempts: {e}",
+                why = (f"the endpoint asks to wait {too_long:.0f} s (Retry-After), longer than "
+                       f"llm.retry_max_s={max_s:g} s; wait and resume the run, lower llm.max_concurrency / "
+                       f"llm.rpm, or raise llm.retry_max_s; " if too_long is not None else "")
+                raise RetriesExhausted(f"{what} failed after {tries} attempts: {why}{e}",
                                        attempts=tries, last=e) from None
             rng = rng or random.Random()
             delay = backoff_delay(min(attempt, 6), base_s, max_s, getattr(e, "retry_after", None), rng)

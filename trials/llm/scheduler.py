@@ -22,7 +22,9 @@ A request needs a slot before it goes out. `Scheduler` admits it when all of the
   request was admitted after the last decrease and the limit has not grown since (the cut did not
   help: e.g. an exhausted quota). The first 429 of an episode only shrinks the limit: against a
   provider's concurrency cap, pausing every request for each probe above the cap idled the
-  endpoint for a round trip each time (issue #14: ~6 s of a 44 s run).
+  endpoint for a round trip each time (issue #14: ~6 s of a 44 s run). The pause is capped at
+  `max_pause_s` (`llm.retry_max_s`, default 20 s) and a pause of `PAUSE_WARN_S` or more is logged
+  as a warning: a Retry-After of hours must not freeze the run silently.
 - the `llm.rpm` / `llm.tpm` token buckets (optional; requests and tokens per minute) hold a
   positive balance. A request takes 1 from the rpm bucket and its estimated tokens (prompt chars
   / 4 + max_tokens) from the tpm bucket, corrected to the real count when it finishes; the balance
@@ -37,6 +39,7 @@ runner (which starts another session while the scheduler has spare capacity).
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import threading
 import time
@@ -56,6 +59,14 @@ REGAIN = 4.0
 PROBE = 8.0
 #: Token buckets hold this many seconds of their rate.
 BURST_S = 5.0
+#: Longest pause of the whole endpoint on a Retry-After (default; the client passes
+#: `llm.retry_max_s`, the same cap as a retry's delay). A longer Retry-After is not honoured by
+#: pausing: the request that got it fails after its retries (trials.llm.retry).
+MAX_PAUSE_S = 20.0
+#: An endpoint pause at least this long is logged as a warning (console and cli.log).
+PAUSE_WARN_S = 5.0
+
+log = logging.getLogger(__name__)
 
 
 class TokenBucket:
@@ -99,7 +110,8 @@ class Scheduler:
     """Admission control for one endpoint (see the module docstring). Thread-safe."""
 
     def __init__(self, max_concurrency: int | None = None, rpm: float | None = None, tpm: float | None = None,
-                 *, clock: Callable[[], float] = time.monotonic):
+                 *, clock: Callable[[], float] = time.monotonic, max_pause_s: float = MAX_PAUSE_S):
+        self.max_pause_s = float(max_pause_s)
         self.cap = int(max_concurrency) if max_concurrency else ADAPTIVE_MAX
         self.limit = float(max_concurrency) if max_concurrency else float(min(ADAPTIVE_START, self.cap))
         self.rpm = TokenBucket(rpm, clock) if rpm else None
@@ -184,7 +196,13 @@ class Scheduler:
         now = self._clock()
         after_cut = started >= self._last_decrease  # admitted after the last decrease (or none yet)
         if retry_after and after_cut and self.limit < self._after_decrease + 1:  # the cut did not help
-            self._pause_until = max(self._pause_until, now + float(retry_after))
+            # capped: a Retry-After of hours must not freeze every session of the run silently (the
+            # request that got it fails after its retries instead: trials.llm.retry)
+            pause = min(float(retry_after), self.max_pause_s)
+            if pause < float(retry_after) or pause >= PAUSE_WARN_S:
+                log.warning("endpoint overloaded: the server asks to wait %.0f s (Retry-After); every request "
+                            "to it is paused for %.0f s (llm.retry_max_s)", float(retry_after), pause)
+            self._pause_until = max(self._pause_until, now + pause)
         if after_cut:  # one decrease per round trip, not one per failed request
             self._refused = min(self.limit, level)
             # leaving slow start (up to 2x overshoot): from what was refused, at least half the limit
@@ -229,14 +247,14 @@ _REGISTRY_LOCK = threading.Lock()
 
 
 def endpoint_scheduler(endpoint: str, max_concurrency: int | None, rpm: float | None = None,
-                       tpm: float | None = None) -> Scheduler:
+                       tpm: float | None = None, max_pause_s: float = MAX_PAUSE_S) -> Scheduler:
     """The process-wide scheduler of one endpoint (backend + base_url + model) and its settings:
     every LLM object of every session that talks to it shares it, agents and judges together."""
-    key = (endpoint, max_concurrency, rpm, tpm)
+    key = (endpoint, max_concurrency, rpm, tpm, max_pause_s)
     with _REGISTRY_LOCK:
         sched = _REGISTRY.get(key)
         if sched is None:
-            sched = _REGISTRY[key] = Scheduler(max_concurrency, rpm, tpm)
+            sched = _REGISTRY[key] = Scheduler(max_concurrency, rpm, tpm, max_pause_s=max_pause_s)
         return sched
 
 

@@ -8,7 +8,11 @@ traceback. What is checked here beyond `build_plan`:
 
 - an API key passed where the *name* of its environment variable belongs (refused without
   echoing it), and any override value that looks like a key;
-- a missing API key environment variable for every remote model an arm uses;
+- a missing API key environment variable for every remote model an arm uses (a variable name that
+  looks like a key is shown as <hidden>), and a key with a newline, carriage return or other
+  whitespace/control character (it would break the request header and be echoed in its error);
+- the endpoint URL (`base_url`, else $OPENAI_BASE_URL): an http(s) URL, without credentials
+  (user:password@), not the placeholder of conf/llm/azure.yaml;
 - `llm.model=<name>` on the local backend (it would silently run the embedded model);
 - `run.seed`, `run.budget_usd`, `experiment.size` (with "did you mean"), experiment names;
 - an unwritable `cache.path`.
@@ -102,15 +106,28 @@ def _check_model(conf: dict[str, Any], where: str) -> None:
         raise ConfigError(f"{where}.api_key_env=<hidden>: it takes the NAME of an environment variable, "
                           "not the key itself; fix: export the key in e.g. OPENAI_API_KEY and set "
                           f"{where}.api_key_env=OPENAI_API_KEY")
-    from trials.llm.openai_backend import is_local_url
+    from trials.llm.openai_backend import is_local_url, key_problem, name_looks_like_key, url_problem
 
+    # the URL the backend will use: base_url, else (not Azure) $OPENAI_BASE_URL
     url = conf.get("base_url")
-    if url and not re.match(r"https?://[^/\s]", str(url)):
-        shown = re.sub(r"(sk-)[A-Za-z0-9_\-.]{6,}", r"\1***", str(url)[:80])  # never echo a key
-        raise ConfigError(f"{where}.base_url={shown!r} is not an http(s) URL; fix: e.g. "
-                          f"{where}.base_url=https://api.openai.com/v1 or http://127.0.0.1:8000/v1")
-    if not os.environ.get(env) and not is_local_url(conf.get("base_url")):
-        raise ConfigError(f"environment variable {env} is not set, and {where}={backend} "
+    source = f"{where}.base_url"
+    if not url and not conf.get("api_version") and os.environ.get("OPENAI_BASE_URL"):
+        url, source = os.environ["OPENAI_BASE_URL"], "$OPENAI_BASE_URL"
+    problem = url_problem(str(url) if url else None, source)
+    if problem:
+        raise ConfigError(problem)
+    # the name of the config group option the user chose (conf/<where>/azure.yaml sets api_version)
+    named = f"{where}=azure" if conf.get("api_version") else f"{where}={backend}"
+    key = os.environ.get(env)
+    if key and key_problem(key, env):
+        raise ConfigError(f"{key_problem(key, env)} ({named}, {where}.api_key_env)")
+    if not key and not is_local_url(str(url) if url else None):
+        if name_looks_like_key(env):
+            raise ConfigError(f"{where}.api_key_env=<hidden> names an environment variable that is not set, "
+                              f"and the name looks like an API key itself; {where}.api_key_env takes the NAME "
+                              f"of the variable: export the key (e.g. export AZURE_OPENAI_API_KEY=<your key>) "
+                              f"and set {where}.api_key_env=AZURE_OPENAI_API_KEY (or OPENAI_API_KEY)")
+        raise ConfigError(f"environment variable {env} is not set, and {named} "
                           f"(model {conf.get('model')!r}) needs it; fix: export {env}=<your key> (read from "
                           f"the environment, never written anywhere), or set {where}.api_key_env to the "
                           "variable that holds it")
