@@ -97,7 +97,15 @@ def test_unwritable_cache_path_is_refused(tmp_path, monkeypatch, capsys):
     code, out, err = _trials_run(tmp_path, monkeypatch, capsys, "llm=scripted", "cache.mode=read_write",
                                  f"cache.path={tmp_path / 'a_file' / 'llm.sqlite'}")
     assert code == 2 and "cache.path=" in err and "cannot write there" in err and "Traceback" not in err
+    assert "a_file is a file, not a folder" in err  # the real obstacle, not the cwd
     assert _files(tmp_path) == [tmp_path / "a_file"]
+
+
+def test_cache_path_naming_a_folder_says_it_must_name_a_file(tmp_path, monkeypatch, capsys):
+    (tmp_path / "cachedir").mkdir()
+    code, out, err = _trials_run(tmp_path, monkeypatch, capsys, "llm=scripted", "cache.mode=read_write",
+                                 f"cache.path={tmp_path / 'cachedir'}")
+    assert code == 2 and "cachedir is a folder" in err and "llm_cache.sqlite" in err
 
 
 def test_duplicate_persona_names_name_both_files(tmp_path, monkeypatch, capsys):

@@ -28,6 +28,7 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
+from trials.folders import folder_problem
 from trials.run.design import did_you_mean
 from trials.run.errors import ConfigError
 
@@ -142,13 +143,16 @@ def _check_cache(cache: dict[str, Any]) -> None:
                           f"use one of {', '.join(CACHE_MODES)}")
     if not cache or cache.get("mode", "read_write") == "off" or not cache.get("path"):
         return
-    path = Path(str(cache["path"])).expanduser().resolve()
-    existing = path if path.exists() else next((p for p in path.parents if p.exists()), Path("/"))
-    target = existing if existing.is_dir() else existing.parent
-    writable = os.access(target, os.W_OK | os.X_OK) and (not path.exists() or os.access(path, os.W_OK))
-    if not writable or (existing != path and not existing.is_dir()):
-        raise ConfigError(f"cache.path={cache['path']!r}: cannot write there ({target} is not a writable "
-                          "folder); fix: cache.path=<a writable file path>, or cache.mode=off")
+    path = Path(str(cache["path"])).expanduser().absolute()
+    if path.is_dir():
+        problem = f"{path} is a folder; cache.path names the cache file in it, e.g. {path / 'llm_cache.sqlite'}"
+    elif path.exists() and not os.access(path, os.W_OK):
+        problem = f"{path} is not writable"
+    else:
+        problem = folder_problem(path.parent)
+    if problem:
+        raise ConfigError(f"cache.path={cache['path']!r}: cannot write there ({problem}); "
+                          "fix: cache.path=<a writable file path>, or cache.mode=off")
 
 
 def check(cfg: dict[str, Any], plan: Any) -> None:
