@@ -1,5 +1,5 @@
-"""`trials validate <run dir> --human FILE --column C --metric M`: a run's simulated answers vs real
-people's (analysis.validation), written to `<run dir>/analysis/`:
+"""A run's simulated answers vs real people's (analysis.validation), for `trials validate <run dir>
+--human FILE --column C --metric M` (its command line: trials.run.validation), written to `<run dir>/analysis/`:
 
 - `validation.csv`: one row per arm x group (group "all", then each subgroup of `--by`), the
   columns of `analysis.validation.COLUMNS` after `arm, metric, human_file, human_column`;
@@ -14,16 +14,14 @@ persona fields come from each job's `job.json` (`persona_records`).
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 import pandas as pd
 
-from analysis.validation import ANSWER_KINDS, ValidationInputError, read_human, validate_answers
+from analysis.validation import ValidationInputError, read_human, validate_answers
 
 
 def parse_by(by: str | None) -> tuple[str | None, str | None]:
@@ -132,27 +130,3 @@ def format_table(table: pd.DataFrame) -> str:
                      f"p_tost={r.p_tost:.3f} -> {r.verdict}")
     return "\n".join(lines)
 
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="trials validate", description="Compare a run's answers with real people's.")
-    ap.add_argument("run_dir")
-    ap.add_argument("--human", required=True, help="CSV or parquet file, one row per respondent")
-    ap.add_argument("--column", required=True, help="the answer column of the human file")
-    ap.add_argument("--metric", required=True, help="the run's metric holding the same answer (e.g. vote)")
-    ap.add_argument("--scale", nargs=2, type=float, default=[1, 5], metavar=("LOW", "HIGH"))
-    ap.add_argument("--margin", type=float, default=0.5, help="equivalence margin for TOST, scale units")
-    ap.add_argument("--by", default=None, help="subgroup column ('Human Column=persona_field' if spelled differently)")
-    ap.add_argument("--answer", default="number", choices=ANSWER_KINDS)
-    ap.add_argument("--categories", default=None, help="comma-separated labels for categorical answers (A,B,C)")
-    ap.add_argument("--out", default=None, help="output folder (default <run_dir>/analysis)")
-    a = ap.parse_args(argv)
-    try:
-        table = validate_run(a.run_dir, a.human, a.column, a.metric, scale=a.scale, margin=a.margin, by=a.by,
-                             answer=a.answer, categories=a.categories.split(",") if a.categories else None,
-                             out_dir=a.out)
-    except ValidationInputError as exc:
-        print(f"trials validate: {exc}", file=sys.stderr)
-        return 2
-    print(format_table(table))
-    print(f"wrote {Path(a.out) if a.out else Path(a.run_dir) / 'analysis'}/validation.csv")
-    return 0
