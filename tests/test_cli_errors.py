@@ -38,13 +38,19 @@ def test_folder_problem_names_the_real_obstacle_and_leaves_nothing(tmp_path, afi
                                  ["validate", "RUN", "--human", "h.csv", "--column", "a", "--metric", "m",
                                   "--out", "afile/x"]])
 def test_out_folder_that_cannot_be_made_is_exit_2(afile, capsys, cmd):
-    _no_traceback(main(cmd), capsys.readouterr().err, "--out afile/x", "is a file, so no folder can be made")
+    code = main(cmd)
+    err = capsys.readouterr().err
+    assert code == 2 and "is a file, so no folder can be made" in err
+    _no_traceback(code, err, "--out afile/x")
+    assert sorted(p.name for p in afile.parent.iterdir()) == ["afile"]  # nothing written
 
 
 def test_validate_out_under_proc_is_exit_2(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     code = main(["validate", "RUN", "--human", "h.csv", "--column", "a", "--metric", "m", "--out", "/proc/x"])
-    _no_traceback(code, capsys.readouterr().err, "--out /proc/x", "/proc does not accept new folders")
+    err = capsys.readouterr().err
+    assert code == 2 and "/proc does not accept new folders" in err
+    _no_traceback(code, err, "--out /proc/x")
 
 
 def test_hydra_run_dir_that_cannot_be_made_is_exit_2_and_writes_nothing(afile, capsys):
@@ -101,4 +107,7 @@ def test_validate_persona_on_a_folder_says_it_is_a_folder(tmp_path, monkeypatch,
                                          (["run.seed=x"], ["run.seed='x'", "whole number"])])
 def test_population_number_keys_name_key_and_type(tmp_path, monkeypatch, capsys, over, words):
     monkeypatch.chdir(tmp_path)
-    _no_traceback(main(["population", "llm=scripted", *over]), capsys.readouterr().err, *words)
+    code = main(["population", "llm=scripted", *over])
+    err = capsys.readouterr().err
+    assert code == 2 and all(w in err for w in words), err[-2000:]
+    _no_traceback(code, err)
