@@ -16,7 +16,7 @@ __all__ = ["AnalysisResult", "Table", "TableError", "analyze", "balance", "compa
            "marginal_means"]
 # validity (human data, the judge): imported lazily too
 _LAZY = {"validate_answers": "validation", "compare_answers": "validation", "read_human": "validation",
-         "validate_run": "validation_run", "judge_reliability": "judge_reliability",
+         "validate_run": "validation_run", "judge_reliability": "judge_reliability", "arm_means": "arm_means",
          "judge_agreement": "judge_reliability"}
 __all__ += sorted(_LAZY)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from reports import factorial, figures, fmt, market, quality
-from reports.armmeans import arm_means
+from analysis.arm_means import arm_means
 from reports.caveats import caveats, judge_note
 from reports.document import Bullets, Callout, Document, Figure, Para, Table
 from reports.excerpts import excerpts
@@ -54,7 +54,7 @@ def _headline(doc: Document, data: RunData, infos: dict[str, MetricInfo]) -> Non
                   f"{r.n_units} {r.unit if r.n_units != 1 else r.unit[:-1]}", r.note] for r in means.itertuples()],
                 "Each arm's mean per metric with its 95% t interval (Student's t on the independent units: "
                 "the session means when a session holds several values, so agents of one session are not "
-                "counted as independent; reports/armmeans.py). A missing interval says why in Note.",
+                "counted as independent; analysis/arm_means.py). A missing interval says why in Note.",
                 numeric={2, 3, 4}))
         return
     sec.blocks.append(headline(eff, infos))

@@ -182,7 +182,7 @@ def test_arm_means_use_session_means_for_nested_values_and_say_why_a_ci_is_missi
     import numpy as np
     from statsmodels.stats.weightstats import DescrStatsW
 
-    from reports.armmeans import arm_means
+    from analysis.arm_means import arm_means
 
     rng = np.random.default_rng(3)
     rows = [{"arm": "only", "session": f"s{s}", "replicate": s, "agent": f"a{a}", "metric": "score",

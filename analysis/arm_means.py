@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from analysis.tests_basic import no_spread, scale_of
+
 COLUMNS = ["arm", "metric", "n", "n_sessions", "unit", "n_units", "mean", "ci_low", "ci_high", "note"]
 
 
@@ -27,9 +29,9 @@ def t_interval(units: np.ndarray, alpha: float = 0.05) -> tuple[float, float, fl
     mean = float(np.mean(units))
     if k < 2:
         return mean, math.nan, math.nan, "a CI needs >= 2 independent units (have 1)"
-    sd = float(np.std(units, ddof=1))
-    if not sd > 1e-12 * max(1.0, abs(mean)):
+    if no_spread(units, scale_of(units)):  # the project's one float-noise rule (analysis.tests_basic)
         return mean, math.nan, math.nan, f"no variation between the {k} units: CI undefined"
+    sd = float(np.std(units, ddof=1))
     half = float(stats.t.ppf(1 - alpha / 2, k - 1)) * sd / math.sqrt(k)
     return mean, mean - half, mean + half, ""
 
