@@ -172,7 +172,7 @@ def test_dask_worker_log_lines_reach_the_driver(tmp_path, caplog):
     token = "t" * 8
 
     def on_worker():
-        engines._forward_logs(engines._current_worker(), token)
+        engines._forward_logs(engines.current_dask_worker(), token)
         logging.getLogger("trials.judging.answers").info("unparseable reply from the judge: 'xyz'")
         return os.getpid()
 

@@ -28,7 +28,7 @@ import uuid
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from trials.run.errors import ConfigError
-from trials.run.jobs import Job, execute_job, run_job, write_result
+from trials.run.jobs import Job, current_dask_worker, execute_job, run_job, write_result
 from trials.run.rundir import RunDir
 
 if TYPE_CHECKING:
@@ -214,15 +214,6 @@ def _tidy_worker(token: str) -> None:
         logging.getLogger("trials").removeHandler(handler)
 
 
-def _current_worker() -> Any:
-    try:
-        from distributed import get_worker
-
-        return get_worker()
-    except (ImportError, ValueError):  # not inside a Dask worker
-        return None
-
-
 def _call_streamer(worker: Any, topic: str, attempt: str) -> Callable[[dict[str, Any]], None]:
     def publish(row: dict[str, Any]) -> None:
         msg = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}  # numpy -> msgpack-safe
@@ -246,7 +237,7 @@ def _dask_task(job: Job, image: bytes | None, token: str = "") -> dict[str, Any]
     if image is not None and job.cache:
         cache = ResponseCache.from_snapshot(image, job.cache.get("mode", "read_write"), _worker_cache_path(token))
         job = replace(job, cache={"path": str(cache.path), "mode": cache.mode})
-    attempt, worker, on_call = uuid.uuid4().hex, _current_worker(), None
+    attempt, worker, on_call = uuid.uuid4().hex, current_dask_worker(), None
     if worker is not None and token:
         _forward_logs(worker, token)
         on_call = _call_streamer(worker, _calls_topic(token, job.session), attempt)

@@ -73,16 +73,23 @@ def _summary(job: Job, status: str, calls: pd.DataFrame, started: float, error: 
             "worker": worker_name()}
 
 
+def current_dask_worker() -> Any:
+    """The Dask worker running this code, or None (not inside a Dask worker; Dask never imported
+    just to ask)."""
+    if "distributed" not in sys.modules:
+        return None
+    from distributed import get_worker
+
+    try:
+        return get_worker()
+    except ValueError:  # not inside a Dask worker
+        return None
+
+
 def worker_name() -> str:
     """Where a job ran: the Dask worker's address inside a Dask worker, else host:pid."""
-    if "distributed" in sys.modules:  # never import Dask just to ask
-        from distributed import get_worker
-
-        try:
-            return str(get_worker().address)
-        except ValueError:  # not inside a Dask worker
-            pass
-    return f"{socket.gethostname()}:{os.getpid()}"
+    worker = current_dask_worker()
+    return str(worker.address) if worker is not None else f"{socket.gethostname()}:{os.getpid()}"
 
 
 def execute_job(job: Job) -> dict[str, Any]:
