@@ -144,14 +144,15 @@ def nct_ci(t: float, df: float, alpha: float = 0.05) -> tuple[float, float]:
     """(low, high) CI of the noncentrality lambda of a noncentral t (df) observed at t: the lambda with
     P(T <= t; df, lambda) = 1 - alpha/2 and = alpha/2 (Steiger & Fouladi 1997; scipy.stats.nct, brentq).
 
-    When scipy's nct cannot resolve the tails (|t| in the hundreds, or df above 1e5), the large-sample
-    normal interval t -/+ z sqrt(1 + t^2 / (2 df)) (Hedges & Olkin 1985, eq. 5.14) is returned.
+    Where scipy's nct cannot resolve the tails (|t| > LARGE_T, or df > LARGE_DF) the large-sample
+    normal interval t -/+ z sqrt(1 + t^2 / (2 df)) (Hedges & Olkin 1985, eq. 5.14) is returned (the
+    caller says so). If the root cannot be bracketed otherwise, (NaN, NaN): no interval is guessed.
     """
     if not (np.isfinite(t) and df >= 1):
         return NAN, NAN
     z = float(stats.norm.ppf(1 - alpha / 2))
     half = z * math.sqrt(1 + t * t / (2 * df))
-    if abs(t) > 200 or df > 1e5:
+    if abs(t) > LARGE_T or df > LARGE_DF:
         return t - half, t + half
 
     def bound(p: float) -> float:
@@ -169,8 +170,12 @@ def nct_ci(t: float, df: float, alpha: float = 0.05) -> tuple[float, float]:
 
     low, high = bound(1 - alpha / 2), bound(alpha / 2)
     if not (np.isfinite(low) and np.isfinite(high)):
-        return t - half, t + half
+        return NAN, NAN
     return low, high
+
+
+#: Beyond these, `nct_ci` uses the large-sample normal interval (scipy's nct loses its tails).
+LARGE_T, LARGE_DF = 200.0, 1e5
 
 
 def headline_g(uc: Units, ut: Units, paired: bool, diff: float, sd: float, alpha: float = 0.05,
@@ -208,5 +213,10 @@ def headline_g(uc: Units, ut: Units, paired: bool, diff: float, sd: float, alpha
         se = math.sqrt(ss_units / t_df * (1 / kc + 1 / kt))
     if not se > RTOL * scale:
         return g, NAN, NAN, f"g CI undefined: the {what} have no spread (t statistic undefined)"
-    low, high = nct_ci(diff / se, t_df, alpha)
-    return g, low * se / sd, high * se / sd, ""
+    t = diff / se
+    low, high = nct_ci(t, t_df, alpha)
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return g, NAN, NAN, f"g CI undefined: the noncentral t could not be inverted at t = {t:.4g}, df = {t_df}"
+    note = (f"g CI: large-sample normal interval (Hedges & Olkin 1985, eq. 5.14), |t| = {abs(t):.4g}, df = {t_df}"
+            if abs(t) > LARGE_T or t_df > LARGE_DF else "")
+    return g, low * se / sd, high * se / sd, note
