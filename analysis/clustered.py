@@ -91,6 +91,11 @@ def mixed_model(rows: pd.DataFrame, control: str, treatment: str) -> dict[str, f
     if len(data) < 4 or data["session"].nunique() < 3:
         out["note"] = "MixedLM not fitted: fewer than 4 values or 3 sessions"
         return out
+    if data.groupby("arm")["session"].nunique().min() < 2:
+        # the arm's mean is one session's: its session effect is not separable from the arm effect,
+        # and the SE would rest on the other arm's session variance alone (an unverifiable assumption)
+        out["note"] = "MixedLM not fitted: one session in an arm"
+        return out
     if no_spread(data["value"].to_numpy(float), scale_of(data["value"].to_numpy(float))):
         out["note"] = "MixedLM not fitted: no variation"
         return out
