@@ -11,12 +11,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
+import statsmodels.formula.api as smf
 from scipy import stats
 from statsmodels.miscmodels.ordinal_model import OrderedModel
 
 from analysis import analyze, compare
 from analysis.cli import main
+from analysis.factorial_model import factorial, marginal_means
 from analysis.validate import TableError, validate_table
+from test_analysis_models import factorial_table
 
 ORDINAL_COLS = ("odds_ratio", "or_ci_low", "or_ci_high", "p_ordinal")
 
@@ -138,3 +141,20 @@ def test_power_row_of_a_comparison_with_an_empty_arm_gives_that_reason():
     p = res.power.iloc[0]
     assert np.isnan(p["n_needed"]) and np.isnan(p["mde_this_run"])
     assert p["note"] == "not estimable: no non-missing values in arm 'treatment'"
+
+
+@pytest.mark.parametrize("agent_level", [False, True])
+def test_factorial_model_is_the_same_for_a_table_and_the_table_plus_1e12(agent_level):
+    df = factorial_table(agent_level)
+    df["value"] = np.round(df["value"] * 64) / 64  # + 1e12 holds the same numbers exactly
+    big = df.assign(value=df["value"] + 1e12)
+    factors = ["factor_correction", "factor_variety"]
+    t0, t1 = factorial(df, factors), factorial(big, factors)
+    for col in ("estimate", "se", "p"):
+        assert t1[col].to_numpy() == pytest.approx(t0[col].to_numpy(), rel=1e-6), col
+    m0, m1 = marginal_means(df, factors), marginal_means(big, factors)
+    assert (m1["emm"] - 1e12).to_numpy() == pytest.approx(m0["emm"].to_numpy(), abs=1e-3)  # 1e12's spacing 1.2e-4
+    if not agent_level:  # and the base table's fit is statsmodels' OLS with HC3
+        ref = smf.ols("value ~ C(factor_correction) * C(factor_variety)", df).fit(cov_type="HC3")
+        assert t1["estimate"].to_numpy() == pytest.approx(ref.params.to_numpy()[1:], rel=1e-9)
+        assert t1["se"].to_numpy() == pytest.approx(ref.bse.to_numpy()[1:], rel=1e-9)
