@@ -89,8 +89,12 @@ def proportional_odds(control: np.ndarray, treatment: np.ndarray, groups_c: np.n
     if len(cats) < 2:
         out["ordinal_note"] = "proportional odds: fewer than 2 distinct scores"
         return out
-    if max(control) < min(treatment) or max(treatment) < min(control):
-        out["ordinal_note"] = "proportional odds: arms completely separated (odds ratio infinite)"
+    # no finite maximum when the arms share at most one score (every control value <= every
+    # treatment value, or >=): letting beta -> +-inf fits each arm's own distribution, the upper
+    # bound of the likelihood (quasi-complete separation, Albert & Anderson 1984)
+    if max(control) <= min(treatment) or max(treatment) <= min(control):
+        out["ordinal_note"] = ("proportional odds: arms separated (every value of one arm <= every value of "
+                               "the other; odds ratio 0 or infinite)")
         return out
     codes = np.searchsorted(cats, y)
     try:

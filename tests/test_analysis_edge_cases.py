@@ -158,3 +158,22 @@ def test_factorial_model_is_the_same_for_a_table_and_the_table_plus_1e12(agent_l
         ref = smf.ols("value ~ C(factor_correction) * C(factor_variety)", df).fit(cov_type="HC3")
         assert t1["estimate"].to_numpy() == pytest.approx(ref.params.to_numpy()[1:], rel=1e-9)
         assert t1["se"].to_numpy() == pytest.approx(ref.bse.to_numpy()[1:], rel=1e-9)
+
+
+def test_binary_metric_with_one_arm_all_ones_has_no_odds_ratio():
+    # quasi-complete separation: the arms share one score, the likelihood rises as beta -> -inf
+    # (was: odds_ratio 2.6e-17, p_ordinal 1.000 from a Newton fit that stopped on a flat tail)
+    df = pd.DataFrame(dict(arm=["control"] * 5 + ["treatment"] * 5, session=[f"s{i}" for i in range(10)],
+                           metric="m", level="session", value=[1.0] * 5 + [0, 1, 1, 0, 1]))
+    e = compare(df, n_boot=100, n_perm=100).iloc[0]
+    assert all(np.isnan(e[c]) for c in ORDINAL_COLS) and "arms separated" in e["notes"]
+    x = sm.add_constant((df["arm"] == "treatment").to_numpy(float))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logit = sm.Logit(df["value"].to_numpy(), x).fit(disp=False, maxiter=500)
+    assert logit.params[1] < -15  # statsmodels' logistic fit runs off to -inf as well
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scipy warns on the constant arm
+        perm = stats.permutation_test(([0, 1, 1, 0, 1], [1.0] * 5), lambda a, b, axis: stats.ttest_ind(
+            a, b, equal_var=False, axis=axis).statistic, n_resamples=np.inf).pvalue
+    assert e["diff"] == pytest.approx(-0.4) and e["p_value"] == pytest.approx(perm)
