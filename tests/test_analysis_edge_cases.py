@@ -177,3 +177,30 @@ def test_binary_metric_with_one_arm_all_ones_has_no_odds_ratio():
         perm = stats.permutation_test(([0, 1, 1, 0, 1], [1.0] * 5), lambda a, b, axis: stats.ttest_ind(
             a, b, equal_var=False, axis=axis).statistic, n_resamples=np.inf).pvalue
     assert e["diff"] == pytest.approx(-0.4) and e["p_value"] == pytest.approx(perm)
+
+
+def test_permutation_ci_contains_zero_whenever_the_test_at_zero_does_not_reject():
+    """Tied integer scores make the permutation p jump at a shift of exactly 0: the CI used to be
+    [1.4e-7, 1.5] beside p 0.197 (bisection landed on a dip). The CI is the hull of the shifts not
+    rejected, with 0 checked, so it contains 0 (p equals scipy's exact studentized permutation p)."""
+    from itertools import combinations
+
+    from scipy import stats
+
+    c, t = [-1, 0, -1, -2, 0, -1], [-1, 0, 0, 0, 0, 0]
+    rows = [{"arm": a, "session": f"{a}{i}", "agent": 0, "metric": "m", "value": v}
+            for a, vals in (("control", c), ("treatment", t)) for i, v in enumerate(vals)]
+    e = compare(pd.DataFrame(rows), "control").iloc[0]
+    pooled = np.array(c + t, float)
+    obs = stats.ttest_ind(t, c, equal_var=False).statistic
+    ts = [stats.ttest_ind(pooled[list(s)], np.delete(pooled, list(s)), equal_var=False).statistic
+          for s in combinations(range(12), 6)]
+    p_exact = np.mean(np.abs(np.nan_to_num(ts)) >= abs(obs) - 1e-9)
+    assert e["p_value"] == pytest.approx(p_exact) and e["p_value"] == pytest.approx(0.19697, abs=1e-4)
+    assert e["ci_low"] <= 0 <= e["ci_high"]
+    assert e["ci_low"] == 0.0 and e["ci_high"] == pytest.approx(1.5, abs=1e-5)
+    # and where the test at 0 rejects, the CI excludes 0
+    t2 = [1, 2, 2, 1, 2, 2]
+    rows2 = [{**r, "value": t2[int(r["session"][-1])]} if r["arm"] == "treatment" else r for r in rows]
+    e2 = compare(pd.DataFrame(rows2), "control").iloc[0]
+    assert e2["p_value"] < 0.05 and e2["ci_low"] > 0
