@@ -74,19 +74,21 @@ def _ncp_bounds(t: float, df: float) -> tuple[float, float]:
     return root(0.025), root(0.975)
 
 
-def test_g_ci_is_the_noncentral_t_interval_steiger_fouladi():
+def test_g_ci_is_the_noncentral_t_interval_of_welchs_t():
     units = effect_sizes.Units.of_values
     nc, nt = len(CTRL), len(TRT)
     sd = float(np.sqrt(((nc - 1) * CTRL.var(ddof=1) + (nt - 1) * TRT.var(ddof=1)) / (nc + nt - 2)))
     diff = TRT.mean() - CTRL.mean()
     g, lo, hi, note = effect_sizes.headline_g(units(CTRL), units(TRT), False, diff, sd)
     assert g == pytest.approx(effect_sizes.hedges_g(CTRL, TRT)) and note == ""
-    # two-sample: t = d / sqrt(1/nc + 1/nt) on nc + nt - 2 df; CI of delta = CI of lambda * sqrt(1/nc + 1/nt)
-    f = math.sqrt(1 / nc + 1 / nt)
-    lam_lo, lam_hi = _ncp_bounds(diff / sd / f, nc + nt - 2)
-    assert (lo, hi) == pytest.approx((lam_lo * f, lam_hi * f), rel=1e-7)
+    # the CI of lambda = diff / SE for scipy's Welch t (its df too), rescaled by SE / SD
+    welch = stats.ttest_ind(TRT, CTRL, equal_var=False)
+    se = diff / welch.statistic
+    lam_lo, lam_hi = _ncp_bounds(welch.statistic, welch.df)
+    assert (lo, hi) == pytest.approx((lam_lo * se / sd, lam_hi * se / sd), rel=1e-7)
     assert lo < g < hi
-    # the same interval from the t statistic scipy's two-sample t-test reports
+    # with equal spread per arm and equal sizes this is the Steiger-Fouladi interval of the pooled t
+    # up to the df: check nct_ci itself on scipy's pooled two-sample t
     t_scipy = stats.ttest_ind(TRT, CTRL).statistic
     assert effect_sizes.nct_ci(t_scipy, nc + nt - 2) == pytest.approx(_ncp_bounds(t_scipy, nc + nt - 2), rel=1e-7)
 
