@@ -16,13 +16,11 @@ import numpy as np
 
 from trials.run.design import Design, deep_merge, did_you_mean, effective_config, resolve_design
 from trials.run.errors import ConfigError
+from trials.run.settings import CACHE_KEYS, RUN_KEYS, TOP_KEYS, check_keys
 from trials.session.actions import derive_seed
 
 log = logging.getLogger(__name__)
 
-RUN_KEYS = {"replicates", "n_jobs", "backend", "seed", "resume_dir", "budget_usd", "dry_run",
-            "threads_per_session", "paired", "estimate", "analyze", "report", "cluster"}
-CACHE_KEYS = {"mode", "path"}
 EXPERIMENT_KEYS = {"name", "scenario", "description", "size", "sizes", "group_size", "steps",
                    "population", "metrics", "control", "arms", "arm_defaults", "replicates",
                    "max_tokens", "paper", "agent", "propositions", "factors", "validation", "tradeoff",
@@ -100,14 +98,6 @@ def load_scenario(name: str) -> ModuleType:
         raise ConfigError(f"experiment.scenario={name!r}: trials.scenarios.{name} is a helper module, "
                           "not a scenario (it needs run(ctx) and METRICS)")
     return module
-
-
-def _check_keys(section: str, got: dict[str, Any], known: set[str]) -> None:
-    unknown = sorted(set(got) - known)
-    if unknown:
-        hint = "".join(did_you_mean(k, known) for k in unknown[:1])
-        raise ConfigError(f"unknown key(s) {', '.join(f'{section}.{k}' for k in unknown)}{hint}; "
-                          f"known keys of {section}: {', '.join(sorted(known))}")
 
 
 def load_population(spec: dict[str, Any], seed: int) -> list[Any]:
@@ -310,14 +300,15 @@ def build_plan(cfg: dict[str, Any], root: Path, source: str | None = None) -> Pl
     cfg = plain_values(cfg)
     exp = dict(cfg.get("experiment") or {})
     run = dict(cfg.get("run") or {})
-    _check_keys("run", run, RUN_KEYS)
-    _check_keys("cache", dict(cfg.get("cache") or {}), CACHE_KEYS)
+    check_keys("", cfg, TOP_KEYS["config"])
+    check_keys("run", run, RUN_KEYS)
+    check_keys("cache", dict(cfg.get("cache") or {}), CACHE_KEYS)
     if not exp.get("scenario"):
         raise ConfigError("no experiment selected; add experiment=<name> (see conf/experiment/)")
     scenario = load_scenario(str(exp["scenario"]))
     material_key = getattr(scenario, "MATERIAL_KEY", None)
     known_keys = EXPERIMENT_KEYS | set(getattr(scenario, "OPTIONS", ())) | ({material_key} if material_key else set())
-    _check_keys("experiment", exp, known_keys)
+    check_keys("experiment", exp, known_keys)
 
     replicates = run.get("replicates")
     if isinstance(replicates, bool) or not isinstance(replicates, int) or replicates < 1:
