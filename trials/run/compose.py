@@ -10,7 +10,7 @@ from typing import Any
 
 from trials.run.design import did_you_mean
 from trials.run.errors import ConfigError
-from trials.run.settings import check_settings
+from trials.run.settings import check_settings, settings_of
 
 
 def compose(overrides: list[str], config_dir: str | None, conf_dir: str, config_name: str = "config") -> Any:
@@ -37,6 +37,10 @@ def compose(overrides: list[str], config_dir: str | None, conf_dir: str, config_
     except HydraException as exc:
         text = " ".join(str(exc).split())
         bad = re.search(r"Could not override '([^']+)'", text)
+        if bad and bad.group(1).rpartition(".")[2] in settings_of(bad.group(1).rpartition(".")[0], config_name):
+            key = bad.group(1)  # a setting this config does not list yet (e.g. judge=same is empty)
+            raise ConfigError(f"{key} is a setting, but this config does not list it yet; fix: add it with "
+                              f"+{key}=<value>") from None
         if bad:
             key = bad.group(1)
             hint = _key_hint(key, [o for o in overrides if not o.lstrip("+~").startswith(key + "=")], conf_dir,

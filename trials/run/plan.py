@@ -105,8 +105,17 @@ def load_population(spec: dict[str, Any], seed: int) -> list[Any]:
     from trials.persona import library_path, load_folder
 
     spec = dict(spec or {})
-    if spec.get("source", "folder") not in ("folder", "factory"):
+    source = spec.get("source", "folder")
+    if source not in ("folder", "factory"):
         raise ConfigError(f"experiment.population.source={spec.get('source')!r}: use folder or factory")
+    check_keys("experiment.population", spec, ("source", "path", "spec", "n"), "")
+    # spec/n set on a folder population would change nothing (a leftover `path` of the experiment
+    # file is fine with source=factory: that is how the README switches a shipped experiment)
+    for key in ("spec", "n") if source == "folder" else ():
+        if spec.get(key) is not None:
+            raise ConfigError(f"experiment.population.{key}={spec[key]!r} is only read with "
+                              "experiment.population.source=factory, and this population is source=folder "
+                              f"({spec.get('path')}); fix: remove it, or add experiment.population.source=factory")
     if spec.get("source") == "factory":
         # sampled from explicit distributions with the run seed, narratives from templates (no LLM
         # call before the run); for LLM-written narratives run `trials population` and use its folder

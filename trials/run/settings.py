@@ -82,3 +82,25 @@ def _number(key: str, value: Any) -> None:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
         raise ConfigError(f"{key}={value!r}: need a number >= 0 (e.g. {key}=1)")
+
+
+def settings_of(section: str, config_name: str = "config") -> frozenset[str]:
+    """The known keys of a closed dotted `section` ('' = top level) of `config_name`; empty when
+    the section is open-ended, scenario-dependent (experiment) or unknown."""
+    from trials.llm.config import LLMConfig
+
+    if section == "":
+        return TOP_KEYS.get(config_name, frozenset())
+    if section in SECTION_KEYS.get(config_name, {}):
+        return SECTION_KEYS[config_name][section]
+    if section == "cache":
+        return CACHE_KEYS
+    if section in ("llm", "judge") and section in TOP_KEYS.get(config_name, ()):
+        return frozenset(LLMConfig.model_fields)
+    if section.startswith("prices.") and section.count(".") == 1:
+        return PRICE_KEYS
+    if config_name == "config" and section in ("run.estimate", "run.estimate.latency_s"):
+        from trials.run.progress import ESTIMATE_DEFAULTS
+
+        return frozenset(ESTIMATE_DEFAULTS if section == "run.estimate" else ESTIMATE_DEFAULTS["latency_s"])
+    return frozenset()
