@@ -75,7 +75,10 @@ def mixed_model(rows: pd.DataFrame, control: str, treatment: str) -> dict[str, f
     (statsmodels' z), var_session, var_persona, var_resid, spec (the model and optimizer) and
     note. Several optimizers are tried; a fit is kept only if its REML log-likelihood and the
     treatment SE are finite (a singular fit "converging" to llf = +inf is rejected) and it
-    converged; the best such fit (largest llf) wins. Otherwise every number is NaN and note says why.
+    converged; the first acceptable fit (`best_fit`) is kept. Otherwise every number is NaN and note
+    says why.
+    The model is fitted on standardised values (`standardise`) and its numbers transformed back, so
+    a table and the same table + 1e12 give the same diff, se, p and variances.
     """
     import statsmodels.formula.api as smf  # heavy import, only when needed
 
@@ -88,9 +91,16 @@ def mixed_model(rows: pd.DataFrame, control: str, treatment: str) -> dict[str, f
     if len(data) < 4 or data["session"].nunique() < 3:
         out["note"] = "MixedLM not fitted: fewer than 4 values or 3 sessions"
         return out
+    if data.groupby("arm")["session"].nunique().min() < 2:
+        # the arm's mean is one session's: its session effect is not separable from the arm effect,
+        # and the SE would rest on the other arm's session variance alone (an unverifiable assumption)
+        out["note"] = "MixedLM not fitted: one session in an arm"
+        return out
     if no_spread(data["value"].to_numpy(float), scale_of(data["value"].to_numpy(float))):
         out["note"] = "MixedLM not fitted: no variation"
         return out
+    centre, unit = standardise(data["value"].to_numpy(float))
+    data["value"] = (data["value"] - centre) / unit
     if crossed and len(data) > CROSSED_MAX_N:
         spec = "MixedLM: random intercept for session, persona as fixed effects"
         model = smf.mixedlm("value ~ treat + C(agent)", data, groups="session")
@@ -111,16 +121,44 @@ def mixed_model(rows: pd.DataFrame, control: str, treatment: str) -> dict[str, f
     # Wald statistic referred to t with (sessions - 2) df, the between-session df: statsmodels'
     # normal reference is anti-conservative with few sessions (see benchmarks/calibration.py).
     df_between = max(1, data["session"].nunique() - 2)
-    est, se = float(fit.params["treat"]), float(fit.bse["treat"])
+    # back from the standardised values: slopes and SEs scale by `unit`, variances by unit^2
+    est, se = float(fit.params["treat"]) * unit, float(fit.bse["treat"]) * unit
     out.update(diff=est, se=se, p=float(2 * stats.t.sf(abs(est / se), df_between)), df=float(df_between),
-               p_normal=float(fit.pvalues["treat"]), var_resid=float(fit.scale),
+               p_normal=float(fit.pvalues["treat"]), var_resid=float(fit.scale) * unit**2,
                spec=f"{spec}; REML ({fit.optimizer_used}); Wald t, df = sessions - 2 = {df_between}")
     if crossed:
         vc = dict(zip(fit.model.exog_vc.names, fit.vcomp))
-        out.update(var_session=float(vc.get("session", NAN)), var_persona=float(vc.get("persona", NAN)))
+        out.update(var_session=float(vc.get("session", NAN)) * unit**2,
+                   var_persona=float(vc.get("persona", NAN)) * unit**2)
     else:
-        out["var_session"] = float(fit.cov_re.iloc[0, 0])
+        out["var_session"] = float(fit.cov_re.iloc[0, 0]) * unit**2
     return out
+
+
+def standardise(values: np.ndarray) -> tuple[float, float]:
+    """(centre, unit) to fit a location-scale model (MixedLM) on (values - centre) / unit; (0, 1),
+    no change, unless the values need it.
+
+    The model is equivariant: fitting (y - c) / u and multiplying slopes and SEs by u (variances
+    by u^2) gives the fit of y. Values far from 0 relative to their spread (|median| > OFFSET_RATIO
+    SD: around 1e12 with an SD of 1) leave statsmodels' optimizers ~1e-4 of resolution (the
+    intercept carries the offset): they stop "converged" away from the maximum or fail. The centre
+    is the median (a data value or the mean of two: y - centre is exact for y within a factor 2 of
+    it, Sterbenz); the unit a power of 2 (exact division), only for an SD outside [2^-10, 2^10].
+    """
+    y = np.asarray(values, float)
+    if len(y) < 2:
+        return 0.0, 1.0
+    median = float(np.median(y))
+    sd = float(np.std(y - median))
+    if not (np.isfinite(sd) and sd > 0):
+        return 0.0, 1.0
+    centre = median if abs(median) > OFFSET_RATIO * sd else 0.0
+    unit = 1.0 if 2.0**-10 <= sd <= 2.0**10 else float(2.0 ** round(np.log2(sd)))
+    return centre, unit
+
+
+OFFSET_RATIO = 1000.0
 
 
 OPTIMIZERS = ("lbfgs", "bfgs", "powell", "nm", "cg")
@@ -136,8 +174,8 @@ def best_fit(model, param: str | None = "treat"):
     finite and positive, the optimizer converged (statsmodels' `converged`), and it is a proper
     maximum: the gradient of the profile REML log-likelihood at the solution is ~0 (max |grad| <=
     GRAD_TOL x observations; a singular "optimum" at llf = +inf or a stalled optimizer fails
-    this). The first acceptable fit is kept (the other optimizers are only tried when one fails:
-    a stationary point of this likelihood found by two optimizers is the same point, see
+    this) and it does not rise from a variance at 0 (`_boundary_rise`). The first acceptable fit
+    is kept (the other optimizers are only tried when one fails: a stationary point of this likelihood found by two optimizers is the same point, see
     tests/test_mixed_reml.py); returns (None, reasons) if none passes.
     """
     reasons = []
@@ -150,6 +188,7 @@ def best_fit(model, param: str | None = "treat"):
                 se = float(fit.bse[param]) if param else float(np.max(np.asarray(fit.bse)[:k]))
                 llf = float(fit.llf)
                 grad = _profile_gradient(model, fit) if np.isfinite(llf) else np.inf
+                rise = _boundary_rise(model, fit) if np.isfinite(llf) else np.inf
         except Exception as exc:  # statsmodels raises many types on singular problems
             reasons.append(f"{method}: {type(exc).__name__}")
             continue
@@ -162,6 +201,9 @@ def best_fit(model, param: str | None = "treat"):
         if not grad <= GRAD_TOL * max(1, int(model.nobs)):
             reasons.append(f"{method}: not a maximum (|gradient| {grad:.2g})")
             continue
+        if not rise <= GRAD_TOL * max(1, int(model.nobs)):
+            reasons.append(f"{method}: a variance at 0 that is not a maximum (slope {rise:.2g})")
+            continue
         fit.optimizer_used = method
         return fit, "; ".join(reasons)
     return None, "; ".join(reasons)
@@ -172,6 +214,28 @@ def _profile_gradient(model, fit) -> float:
     parametrisation its optimizers use (fixed effects and scale profiled out)."""
     packed = fit.params_object.get_packed(use_sqrt=model.use_sqrt, has_fe=False)
     return float(np.max(np.abs(model.score(packed, profile_fe=True))))
+
+
+def _boundary_rise(model, fit) -> float:
+    """Largest derivative of the profile REML log-likelihood in a variance parameter (statsmodels'
+    unsquared parametrisation: random-effect variances relative to the residual one).
+
+    In the square-root parametrisation the optimizers use, a variance at 0 is always a stationary
+    point (d/dL of L^2 is 0 at L = 0), so a fit stopped there passes the gradient test even where
+    the likelihood rises into the interior (seen: L-BFGS at a session variance of 0 with llf 1.8
+    below the maximum). At a maximum on that boundary the one-sided derivative is <= 0 (the
+    Karush-Kuhn-Tucker condition); in the interior it is ~0 like the gradient.
+    """
+    old = model.use_sqrt
+    try:
+        model.use_sqrt = False
+        packed = fit.params_object.get_packed(use_sqrt=False, has_fe=False)
+        grad = np.asarray(model.score(packed, profile_fe=True), float)
+    finally:
+        model.use_sqrt = old
+    rows, cols = np.tril_indices(model.k_re)
+    variances = np.r_[np.flatnonzero(rows == cols), model.k_re2 + np.arange(model.k_vc)]
+    return float(np.max(grad[variances])) if len(variances) else -np.inf
 
 
 def group_codes(sessions: pd.Series) -> np.ndarray:

@@ -195,7 +195,9 @@ def compare_one(sub: pd.DataFrame, metric: str, c: str, t: str, is_paired: bool,
                          else "individual values"))
     if dnote:
         notes.append(dnote)
-    _secondary_models(row, notes, scale, metric, xc, xt, vc, vt, gc, gt, alpha)
+    judge_k = (pd.to_numeric(pd.concat([oc["judge_k"], ot["judge_k"]]), errors="coerce").to_numpy(float)
+               if "judge_k" in oc.columns else None)  # judgements averaged per value (run tables)
+    _secondary_models(row, notes, scale, metric, xc, xt, vc, vt, gc, gt, alpha, judge_k)
     if is_clustered:
         _clustered_columns(row, notes, oc, ot, sizes, vc, vt, c, t, n_boot, alpha, rng, mixed)
     if row["missing_control"] or row["missing_treatment"]:
@@ -219,10 +221,15 @@ def _paired_units(pairs: pd.DataFrame, oc: pd.DataFrame, ot: pd.DataFrame) -> tu
 
 
 def _secondary_models(row: dict, notes: list[str], scale: str, metric: str, xc, xt, vc, vt, gc, gt,
-                      alpha: float) -> None:
-    """Ordinal (proportional odds) for rating scales, rate ratio for counts; NaN columns otherwise."""
+                      alpha: float, judge_k: np.ndarray | None = None) -> None:
+    """Ordinal (proportional odds) for integer scores on rating scales, rate ratio for counts; NaN
+    columns otherwise (with the reason in notes for rating-scale values that are not scores)."""
     values = np.concatenate([xc, xt])
     if ordinal.is_ordinal(scale, values):
+        why = ordinal.not_scores(scale, values, judge_k)
+        if why:
+            notes.append(why)
+            return
         fit = ordinal.proportional_odds(xc, xt, gc, gt, alpha)
         row.update({k: fit[k] for k in ("odds_ratio", "or_ci_low", "or_ci_high", "p_ordinal", "ordinal_model")})
         if fit["ordinal_note"]:

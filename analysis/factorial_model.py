@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.clustered import best_fit
+from analysis.clustered import best_fit, standardise
 from analysis.validate import TableError
 
 NAN = float("nan")
@@ -80,8 +80,12 @@ def _fit_metric(metric: str, sub: pd.DataFrame, factors: list[str], alpha: float
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            # both models are fitted on standardised values (values ~1e12 with SD 1 lose ~1e-3 of
+            # the estimates otherwise, see clustered.standardise) and transformed back below
+            centre, unit = standardise(sub["value"].to_numpy(float))
+            std = sub.assign(value=(sub["value"] - centre) / unit)
             if clustered:
-                model = smf.mixedlm(f"value ~ {rhs}", sub, groups="sid")
+                model = smf.mixedlm(f"value ~ {rhs}", std, groups="sid")
                 fit, why = best_fit(model, param=None)
                 if fit is None:
                     raise ValueError(why)
@@ -91,7 +95,7 @@ def _fit_metric(metric: str, sub: pd.DataFrame, factors: list[str], alpha: float
                 spec = f"MixedLM (random intercept per session), Wald t on sessions - cells = {df_t} df"
                 exog, bnames = np.asarray(model.exog), list(fit.fe_params.index)
             else:
-                fit = smf.ols(f"value ~ {rhs}", sub).fit(cov_type="HC3")
+                fit = smf.ols(f"value ~ {rhs}", std).fit(cov_type="HC3")
                 b, cov, df_t = fit.params.to_numpy(), np.asarray(fit.cov_params()), float(fit.df_resid)
                 spec = f"OLS on session values, HC3 robust SE, t on {int(df_t)} df"
                 exog, bnames = np.asarray(fit.model.exog), list(fit.params.index)
@@ -99,6 +103,8 @@ def _fit_metric(metric: str, sub: pd.DataFrame, factors: list[str], alpha: float
         note = f"factorial model failed ({type(exc).__name__}: {exc})"
         return [dict(metric=metric, term="", estimate=NAN, se=NAN, ci_low=NAN, ci_high=NAN, df=NAN, p=NAN,
                      model="", note=note)], []
+    b, cov = b * unit, cov * unit**2  # coefficients and SEs scale by unit; the centre goes to the intercept
+    b[bnames.index("Intercept")] += centre
     se = np.sqrt(np.diag(cov))
     q = stats.t.ppf(1 - alpha / 2, df_t)
     back = {v: k for k, v in names.items()}

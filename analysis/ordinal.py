@@ -22,11 +22,47 @@ ORDINAL_SCALES = ("0-9", "1-5", "1-7", "0-10", "ordinal", "likert")
 
 def is_ordinal(scale: str, values: np.ndarray) -> bool:
     """Ordinal when the table's scale says so (0-9, 1-5, ...), or, with no scale given, when every
-    value is an integer in 0..10."""
+    value is an integer in 0..10. Whether the values are the scale's scores is `not_scores`."""
     if scale:
         return scale in ORDINAL_SCALES
     v = np.asarray(values, float)
     return bool(len(v) and np.all(v == np.round(v)) and v.min() >= 0 and v.max() <= 10)
+
+
+def not_scores(scale: str, values: np.ndarray, judge_k: np.ndarray | None = None) -> str:
+    """Why values on an ordinal scale are not its categories ("" when they are).
+
+    The proportional-odds model (McCullagh 1980) is a model for ordered categories: here the
+    integer scores of the declared scale. A non-integer value (the mean of judge_k >= 2 repeated
+    judgements, a probability-weighted judge score) is not a category of that scale, and one
+    outside the declared range (e.g. 1e12 + score) is not a score of it: giving every distinct
+    value its own category would answer a different question (the odds of a higher value on a
+    continuous outcome: a cumulative probability model, Liu et al. 2017, Stat Med 36:4316) and is
+    not what `odds_ratio` is documented to be. judge_k (per value, the
+    number of judgements averaged) only names the cause in the note.
+    """
+    v = np.asarray(values, float)
+    frac = v != np.round(v)
+    if frac.any():
+        k = np.asarray(judge_k, float)[frac] if judge_k is not None else np.array([])
+        k = k[np.isfinite(k)]
+        cause = (f"averages over judge_k={int(k.max())} judgements" if len(k) and k.max() >= 2
+                 else "e.g. probability-weighted judge scores")
+        return (f"ordinal model not fitted: values are not integer scores ({int(frac.sum())} of {len(v)}, "
+                f"e.g. {v[frac][0]:.4g}: {cause})")
+    low_high = _scale_range(scale)
+    if low_high and len(v) and (v.min() < low_high[0] or v.max() > low_high[1]):
+        return (f"ordinal model not fitted: values outside the declared {scale} scale "
+                f"(min {v.min():.15g}, max {v.max():.15g})")
+    return ""
+
+
+def _scale_range(scale: str) -> tuple[float, float] | None:
+    """(low, high) of a declared 'low-high' scale such as 0-9; None for 'ordinal', 'likert', ''."""
+    low, sep, high = scale.partition("-")
+    if sep and low.isdigit() and high.isdigit():
+        return float(low), float(high)
+    return None
 
 
 def proportional_odds(control: np.ndarray, treatment: np.ndarray, groups_c: np.ndarray | None = None,
@@ -41,8 +77,9 @@ def proportional_odds(control: np.ndarray, treatment: np.ndarray, groups_c: np.n
     distinct score a category - maximised by Newton's method with the analytic score and Hessian
     (`fit_cumulative_logit`): the log-likelihood is concave (Pratt 1981) and the Hessian is
     tridiagonal in the thresholds plus one border row, so a fit costs O(categories) per step even
-    for continuous judge scores with thousands of distinct values (statsmodels' BFGS and numerical
-    Hessian cost minutes there). tests/test_analysis_models.py checks it against OrderedModel.
+    with thousands of distinct values (statsmodels' BFGS and numerical Hessian cost minutes there).
+    tests/test_analysis_models.py checks it against OrderedModel. The effects table calls it only
+    for integer scores on the scale (`not_scores`).
     """
     out: dict[str, float | str] = {"odds_ratio": NAN, "or_ci_low": NAN, "or_ci_high": NAN, "p_ordinal": NAN,
                                    "ordinal_model": "", "ordinal_note": ""}
@@ -52,8 +89,12 @@ def proportional_odds(control: np.ndarray, treatment: np.ndarray, groups_c: np.n
     if len(cats) < 2:
         out["ordinal_note"] = "proportional odds: fewer than 2 distinct scores"
         return out
-    if max(control) < min(treatment) or max(treatment) < min(control):
-        out["ordinal_note"] = "proportional odds: arms completely separated (odds ratio infinite)"
+    # no finite maximum when the arms share at most one score (every control value <= every
+    # treatment value, or >=): letting beta -> +-inf fits each arm's own distribution, the upper
+    # bound of the likelihood (quasi-complete separation, Albert & Anderson 1984)
+    if max(control) <= min(treatment) or max(treatment) <= min(control):
+        out["ordinal_note"] = ("proportional odds: arms separated (every value of one arm <= every value of "
+                               "the other; odds ratio 0 or infinite)")
         return out
     codes = np.searchsorted(cats, y)
     try:

@@ -156,6 +156,8 @@ def power_table(effects: pd.DataFrame, df: pd.DataFrame | None = None, alpha: fl
                 base["note"] = ("one session in an arm: the arm effect is confounded with the session; "
                                 "no power without replicates")
         base["note"] = "; ".join(n for n in [base["note"], *_power_notes(base, effect, is_paired, target)] if n)
+        if not r.estimable:  # an arm without values: the reason is the effects row's, not "one session"
+            base.update(n_needed=math.nan, mde_this_run=math.nan, mde_icc_high=math.nan, note=str(r.notes))
         rows.append(base)
     return pd.DataFrame(rows, columns=POWER_COLUMNS)
 
@@ -227,7 +229,8 @@ def _summary(table: Table, res: AnalysisResult, ctrl: str, comparisons: str, alp
                          "(REML, best finite converged fit over several optimizers) with random intercepts "
                          "for session (+ persona when agents recur across sessions; Wald t with sessions-2 "
                          "df), symmetric studentized cluster bootstrap: p and CI from the same t*",
-            "ordinal": "proportional-odds model (statsmodels OrderedModel, logit), session-clustered sandwich SE",
+            "ordinal": "proportional-odds model (statsmodels OrderedModel, logit), session-clustered sandwich SE; "
+                       "only for integer scores on the declared scale",
             "counts": "rate ratio from a quasi-Poisson GLM on the headline units (Pearson dispersion, t on n-2 df)",
             "balance": "chi-square tests that completed sessions and non-missing values are balanced across arms",
             "power": "Monte Carlo power of the headline Welch test on session means with this run's session "

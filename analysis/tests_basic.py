@@ -184,29 +184,44 @@ def permutation_ci(control: np.ndarray, treatment: np.ndarray, alpha: float, idx
                    exact: bool, studentized: bool = True, start: tuple[float, float] | None = None) -> tuple[float, float]:
     """(1-alpha) CI for the shift treatment - control: the shifts the permutation test does not reject.
 
-    Test inversion with the same splits for every shift (Ernst 2004); each bound is the crossing of
-    p(shift) = alpha found by bisection between the estimate and a bracket widened until rejected.
+    Test inversion with the same splits for every shift (Ernst 2004). With tied values p(shift)
+    jumps and the shifts not rejected need not form an interval, so each bound is the outermost
+    crossing of p(shift) = alpha: a grid from the estimate out to a bracket widened until rejected
+    (shift 0 always on it, so a CI excluding 0 means the test at 0 rejects), then bisection between
+    the outermost grid shift not rejected and the next one out. The CI is the hull of the shifts
+    not rejected (to the grid's resolution); it can contain 0 while p(0) < alpha only when the
+    p function dips below alpha at 0 and rises again beyond it.
     """
     c, t = np.asarray(control, float), np.asarray(treatment, float)
     diff = float(t.mean() - c.mean())
     width = (max(abs(start[0] - diff), abs(start[1] - diff)) if start and all(map(np.isfinite, start))
              else float(np.std(np.concatenate([c, t]))) + 1e-12)
 
-    def p_at(s: float) -> float:
-        return permutation_test(c, t, studentized=studentized, shift=s, idx=idx, exact=exact)
+    def accepted(s: float) -> bool:
+        return permutation_test(c, t, studentized=studentized, shift=s, idx=idx, exact=exact) >= alpha
 
     bounds = []
     for sign in (-1.0, 1.0):
         far = diff + sign * width
         for _ in range(40):
-            if p_at(far) < alpha:
+            if not accepted(far):
                 break
             far = diff + 2 * (far - diff)
         else:
             bounds.append(NAN)
             continue
-        bounds.append(float(optimize.bisect(lambda s: p_at(s) - alpha + 1e-12, diff, far, xtol=1e-6 * width)))
+        grid = list(np.linspace(diff, far, _CI_GRID + 1)[1:-1])
+        if sign * (0.0 - diff) > 0 and sign * (far - 0.0) > 0:  # 0 lies between the estimate and `far`
+            grid.append(0.0)
+        inner = max((g for g in grid if accepted(g)), key=lambda g: sign * (g - diff), default=diff)
+        outer = min((g for g in [*grid, far] if sign * (g - inner) > 0), key=lambda g: sign * (g - inner))
+        xtol = 1e-6 * width
+        bound = float(optimize.bisect(lambda s: (1.0 if accepted(s) else -1.0), inner, outer, xtol=xtol))
+        bounds.append(inner if abs(bound - inner) <= xtol else bound)  # e.g. exactly 0, not -6e-07
     return bounds[0], bounds[1]
+
+
+_CI_GRID = 16  # grid steps between the estimate and the rejected bracket (permutation_ci)
 
 
 def tost_t(diff: float, se: float, df: float, margin: float) -> float:

@@ -98,6 +98,7 @@ def validate_table(df: pd.DataFrame, source: str | Path = "<table>") -> tuple[pd
         )
     _fill_levels(df, notes)
     df.loc[df["value"].isna() & (df["missing_reason"] == ""), "missing_reason"] = "unspecified"
+    _check_sessions(df, src)
     _check_duplicates(df, src)
     notes += _check_arms(df)
     return df, notes
@@ -122,6 +123,19 @@ def _check_duplicates(df: pd.DataFrame, src: str) -> None:
             f"{src}: {int(dup.sum())} rows share an (arm, session, agent, metric) key, e.g. {shown}. "
             "Fix: one row per observation; average repeated judgements before analysis or give each "
             "its own session/agent id.")
+
+
+def _check_sessions(df: pd.DataFrame, src: str) -> None:
+    """A metric whose session ids are given in some rows and empty in others is an error: the
+    cluster-aware methods need every value's session, and dropping the clustering for the whole
+    metric (or the rows without one) would change the answer without saying so."""
+    has = df["session"] != ""
+    partial = has.groupby(df["metric"]).transform(lambda h: h.any() and not h.all()) & ~has
+    if partial.any():
+        rows = (np.flatnonzero(partial.to_numpy()) + 2)[:5].tolist()
+        metric = df.loc[partial, "metric"].iat[0]
+        raise TableError(f"{src}: metric {metric!r} has an empty 'session' in row(s) {rows} (1 = header) but "
+                         "session ids in its other rows. Fix: give every row its session id (or none at all).")
 
 
 def _fill_levels(df: pd.DataFrame, notes: list[str]) -> None:

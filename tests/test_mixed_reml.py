@@ -156,3 +156,68 @@ def test_first_acceptable_fit_agrees_with_the_best_of_all_optimizers():
         assert first.llf == pytest.approx(best.llf, abs=1e-4)
         assert first.params["treat"] == pytest.approx(best.params["treat"], abs=1e-4 * first.bse["treat"])
         assert first.bse["treat"] == pytest.approx(best.bse["treat"], rel=1e-3)
+
+
+def offset_table(seed: int) -> pd.DataFrame:
+    """3-7 sessions per arm of 1-5 agents, session SD 0.3, residual SD 1, a +1000 effect; values on
+    a 1/64 grid so that the table + 1e12 holds the same numbers exactly (1e12's spacing is 2^-13)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for arm, shift in (("control", 0.0), ("treatment", 1000.0)):
+        for s in range(int(rng.integers(3, 8))):
+            u = rng.normal(0, 0.3)
+            for a in range(int(rng.integers(1, 6))):
+                rows.append(dict(arm=arm, replicate=s, session=f"s{s}", agent=f"{arm}{s}a{a}", metric="m",
+                                 level="agent", value=np.round((shift + u + rng.normal(0, 1)) * 64) / 64))
+    return pd.DataFrame(rows)
+
+
+OFFSET_TABLES = {
+    # statsmodels on the + 1e12 table: no acceptable fit (L-BFGS LinAlgError, Powell/NM off the maximum)
+    "+1000 effect, no fit at 1e12": lambda: offset_table(43),
+    # + 1e12: every optimizer off by up to 1e-3 of the estimate
+    "0-9 scores": lambda: unequal_table(21, 1.0, 0.7),
+}
+
+
+@pytest.mark.parametrize("case", list(OFFSET_TABLES))
+def test_mixed_model_is_the_same_for_a_table_and_the_table_plus_1e12(case):
+    base = OFFSET_TABLES[case]()
+    base["value"] -= base["value"].median()  # the data shifted to 0
+    big = base.assign(value=base["value"] + 1e12)
+    assert ((big["value"] - 1e12) == base["value"]).all()  # the same numbers, exactly
+    e0, e1 = (compare(t, n_boot=200, n_perm=200).iloc[0] for t in (base, big))
+    for col in ("mixed_diff", "mixed_se", "p_mixed", "icc"):
+        assert np.isfinite(e1[col]) and e1[col] == pytest.approx(e0[col], rel=1e-6), col
+    assert e1["mixed_df"] == e0["mixed_df"] and "no acceptable" not in e1["notes"]
+    ref = independent_reml(base)
+    assert e1["mixed_diff"] == pytest.approx(ref["diff"], rel=1e-4)
+    assert e1["mixed_se"] == pytest.approx(ref["se"], rel=1e-4)
+    assert e1["p_mixed"] == pytest.approx(ref["p"], rel=1e-3)
+
+
+@pytest.mark.parametrize("unit", [2.0**-30, 2.0**30])
+def test_mixed_model_on_tiny_and_huge_spreads_matches_the_independent_reml(unit):
+    base = unequal_table(21, 1.0, 0.7)
+    ref = independent_reml(base)
+    got = clustered.mixed_model(base.assign(value=base["value"] * unit), "control", "treatment")
+    assert got["diff"] == pytest.approx(ref["diff"] * unit, rel=1e-4)
+    assert got["se"] == pytest.approx(ref["se"] * unit, rel=1e-4)
+    assert got["p"] == pytest.approx(ref["p"], rel=1e-3)
+    assert got["var_session"] == pytest.approx(ref["var_session"] * unit**2, rel=1e-3)
+    assert got["var_resid"] == pytest.approx(ref["var_resid"] * unit**2, rel=1e-4)
+
+
+def test_a_fit_stopped_at_a_session_variance_of_0_below_the_maximum_is_rejected():
+    # the seed-21 table centred by its mean: L-BFGS stops at session variance 0 (in statsmodels'
+    # square-root parametrisation a stationary point whatever the data), llf 1.8 below the
+    # maximum, treatment 0.125 where the REML estimate is 0.680
+    df = unequal_table(21, 0.5, 0.5)
+    df["value"] -= df["value"].mean()
+    model, bad = lbfgs_fit(df)
+    ref = independent_reml(df)
+    assert bad.converged and bad.cov_re.iloc[0, 0] < 1e-20 and clustered._profile_gradient(model, bad) < 1e-10
+    assert abs(bad.params["treat"] - ref["diff"]) > 0.5  # the failure this table shows
+    got = clustered.mixed_model(df, "control", "treatment")
+    assert got["diff"] == pytest.approx(ref["diff"], rel=1e-4) and got["se"] == pytest.approx(ref["se"], rel=1e-4)
+    assert got["var_session"] == pytest.approx(ref["var_session"], rel=1e-3)

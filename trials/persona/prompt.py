@@ -186,12 +186,22 @@ def render_full(p: Persona, max_chars: int = FULL_MAX_CHARS) -> str:
     return _clip(text, max_chars)
 
 
+_RENDERED: dict[tuple[str, str], str] = {}  # (persona JSON, detail) -> text: every prompt of a session renders it
+_RENDERED_MAX = 4096
+
+
 def prompt_text(persona: Persona, detail: str = "brief") -> str:
     """The persona as plain prompt text: "brief" (< ~900 chars) or "full" (everything).
 
-    Raises ValueError for any other `detail`."""
-    if detail == "brief":
-        return render_brief(persona)
-    if detail == "full":
-        return render_full(persona)
-    raise ValueError(f"prompt_text: detail must be 'brief' or 'full', got {detail!r}")
+    Raises ValueError for any other `detail`. Memoized on the persona's content, so a persona
+    edited in place is rendered afresh."""
+    if detail not in ("brief", "full"):
+        raise ValueError(f"prompt_text: detail must be 'brief' or 'full', got {detail!r}")
+    key = (persona.model_dump_json(), detail)
+    text = _RENDERED.get(key)
+    if text is None:
+        text = render_brief(persona) if detail == "brief" else render_full(persona)
+        if len(_RENDERED) >= _RENDERED_MAX:
+            _RENDERED.clear()
+        _RENDERED[key] = text
+    return text

@@ -36,9 +36,21 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
 
 
+def shown(event: Event) -> bool:
+    """Whether `describe` renders `event` (for anyone): False for bookkeeping (DONE, correction
+    attempts, intervention records, judge scores, an empty story beat). Cheap: no text is built."""
+    if event.kind == "action":
+        return event.type in ("TALK", "THINK", "REACH_OUT")
+    if event.kind == "story":
+        return bool(event.content.strip())
+    return event.kind == "stimulus"
+
+
 def describe(event: Event, viewer: str | None = None, max_chars: int = 300) -> str | None:
     """One line for `event` as `viewer` would remember it (None = a neutral observer), or None when
-    the event is bookkeeping that neither agents nor judges should see."""
+    the event is bookkeeping that neither agents nor judges should see (`shown` is False)."""
+    if not shown(event):
+        return None
     text = _clip(event.content, max_chars)
 
     def who(name: str | None, default: str = "Someone") -> str:
@@ -72,26 +84,27 @@ def describe(event: Event, viewer: str | None = None, max_chars: int = 300) -> s
             return f"{event.agent + ' notices' if event.agent else 'Observation'}: {text}"
         return f"{event.type.capitalize()}: {text}"
     if event.kind == "story":
-        return f"Story: {text}" if text else None
+        return f"Story: {text}"
     return None
 
 
 def window(events: Sequence[T], first_n: int, last_n: int,
            visible: Callable[[T], bool] = lambda e: True) -> tuple[list[T], int]:
     """The first `first_n` and last `last_n` visible events (no overlap) and how many were omitted."""
-    shown = [e for e in events if visible(e)]
-    if len(shown) <= first_n + last_n:
-        return shown, 0
-    tail = shown[len(shown) - last_n:] if last_n else []
-    return shown[:first_n] + tail, len(shown) - first_n - last_n
+    candidates = [e for e in events if visible(e)]
+    if len(candidates) <= first_n + last_n:
+        return candidates, 0
+    tail = candidates[len(candidates) - last_n:] if last_n else []
+    return candidates[:first_n] + tail, len(candidates) - first_n - last_n
 
 
 def render(events: Iterable[Event], viewer: str | None = None, *, first_n: int = 2, last_n: int = 8,
            max_chars: int = 300) -> str:
-    """The windowed events as '- ...' lines, with an '(N earlier events omitted)' marker."""
-    described = [d for d in (describe(e, viewer, max_chars) for e in events) if d is not None]
-    kept, omitted = window(described, first_n, last_n)  # each event described once
-    lines = [f"- {d}" for d in kept]
+    """The windowed events as '- ...' lines, with an '(N earlier events omitted)' marker.
+
+    Only the events kept are described (a session's memory grows with every step; the window does not)."""
+    kept, omitted = window(events if isinstance(events, Sequence) else list(events), first_n, last_n, shown)
+    lines = [f"- {describe(e, viewer, max_chars)}" for e in kept]
     if omitted:
         lines.insert(min(first_n, len(lines)), f"- ({omitted} earlier events omitted)")
     return "\n".join(lines)
@@ -116,8 +129,7 @@ class EpisodicMemory:
 
     def window(self) -> tuple[list[Event], int]:
         c = self.config
-        return window(self.events, c.first_n, c.last_n,
-                      lambda e: describe(e, self.owner, c.max_chars_per_event) is not None)
+        return window(self.events, c.first_n, c.last_n, shown)
 
     def render(self) -> str:
         c = self.config
