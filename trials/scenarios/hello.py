@@ -8,7 +8,7 @@ from typing import Any
 from trials.persona import prompt_text
 from trials.session.events import Event
 from trials.scenarios.base import SessionContext, SessionOutput
-from trials.scenarios.fields import ExperimentFields, Material
+from trials.scenarios.fields import ExperimentFields, Material, options_of
 
 METRICS = {"persona_adherence": ("agent", "0-9"), "answer_chars": ("agent", "count")}
 MATERIAL_KEY = "questions"
@@ -18,6 +18,9 @@ class Fields(ExperimentFields):
     """hello's experiment keys (trials.scenarios.fields)."""
 
     questions: Material = None
+
+
+OPTIONS = options_of(Fields, MATERIAL_KEY)
 
 
 def actions_per_session(exp: dict[str, Any], group_size: int) -> int:
