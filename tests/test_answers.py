@@ -57,6 +57,8 @@ SCORES = [
     ("Score: \u20132", OUT_OF_RANGE),  # en dash attached to the digit: a minus
     ("I give it a -1.", OUT_OF_RANGE),
     ("Score: -0", 0),
+    ("Score: minus two", OUT_OF_RANGE),
+    ("Score: negative 1", OUT_OF_RANGE),
     ("Score: +3", 3),
     ("Score - 2", 2),  # a dash with spaces is a separator, not a sign
     # another scale than the asked 0-9 (or the 0-10 habit) is never read on 0-9
@@ -119,6 +121,7 @@ VOTES = [
     ("Vote: 4 (on 0-9)", OUT_OF_RANGE),
     ("Vote: \u22122", OUT_OF_RANGE),
     ("Vote: -0", OUT_OF_RANGE),
+    ("Vote: minus 1", OUT_OF_RANGE),
     ("Vote: +3", 3),
     ("Vote: 6-7", UNPARSEABLE),
     ("Vote: seven", OUT_OF_RANGE),

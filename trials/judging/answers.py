@@ -15,7 +15,7 @@ same labels (`LABELS`: score, vote, rating, grade, answer); only the scale diffe
    given on another scale ("Vote: 5/10", "On a scale of 1-10, I'd say 4" for a 1-5 vote) is
    `out of range`, never rescaled or read on the asked scale. Only the text before "Reason:" counts.
 3. **Numbers.** Digits with an optional sign attached ("-1", "+3", "−2" with the Unicode minus or
-   an en dash: read as negative, never as 1, 3, 2); a decimal ("7.5") is not a whole number
+   an en dash, "minus two": read as negative, never as 1, 3, 2); a decimal ("7.5") is not a whole number
    and "7,5" is two numbers, both `unparseable`; "-0" is 0.
 4. **Anchored on the label.** A number after the label word ("Score: 7", "**Vote:** four",
    "my rating is 3") is the answer; labels before "Reason:" are read first (a label word inside
@@ -173,6 +173,10 @@ def parse_number(text: str | None, *, labels: Sequence[str] = LABELS, lo: int, h
             return missing(UNPARSEABLE, f"JSON {labels[0]} is not a number: {value!r}")
         return _in_range(number, lo, hi, clamp, raw, reason)
     marked = re.sub(r"[*_`#]+", " ", raw)
+    # "minus two" / "negative 1" is a negative number, not 2 or 1 (rule 3)
+    marked = re.sub(r"\b(?:minus|negative)\s+(\d+(?:\.\d+)?|" + "|".join(_WORDS) + r")\b",
+                    lambda m: "-" + (m.group(1) if m.group(1)[0].isdigit() else str(_WORDS[m.group(1).lower()])),
+                    marked, flags=re.I)
     clean, _ = _strip_scales(marked, lo, hi, clamp)
     # restatements of another scale in the answer (before the reason) make its number foreign
     _, foreign = _strip_scales(marked[:_reason_start(marked)], lo, hi, clamp)
