@@ -51,6 +51,8 @@ def _yaml_experiment(tmp_path: Path, body: str, name: str = "mine") -> None:
     (["experiment=market_research", "experiment.question=[Would you buy it?,Why?]"],
      "experiment.question=['Would you buy it?', 'Why?'] must be one text, not a list"),
     (["experiment=brainstorm_variety", "experiment.steps=2.5"], "experiment.steps=2.5: need a whole number >= 1"),
+    (["experiment=brainstorm_variety", "+experiment.arms.treatment.story={every:2,requirements:[a,b]}"],
+     "story.requirements=['a', 'b'] must be one text"),
     # before: [] measured every metric
     (["experiment=hello", "experiment.metrics=[]"],
      "config error: experiment.metrics is empty: list at least one of ['answer_chars', 'persona_adherence']"),

@@ -55,8 +55,8 @@ class ExperimentFields(BaseModel):
     steps: whole(1) = None
     population: Mapping = None
     metrics: Names = None
-    control: Text = None
-    arms: dict[str, Mapping] | None = None
+    control: StrictStr | StrictInt | None = None  # an arm's name (YAML may read `1` as a number)
+    arms: dict[StrictStr | StrictInt, Mapping] | None = None
     arm_defaults: Mapping = None
     replicates: whole(1) = None
     max_tokens: whole(1) = None

@@ -98,6 +98,9 @@ def story_options(arm_config: dict[str, Any]) -> dict[str, Any] | None:
         raise ValueError(f"story.every={every!r}: need a whole number of steps >= 1")
     from trials.judging.judge import placeholder_problem
 
+    if not isinstance(spec.get("requirements") or "", str):
+        raise ValueError(f"story.requirements={spec['requirements']!r} must be one text, e.g. "
+                         "requirements: 'Something surprising happens.'")
     problem = placeholder_problem(str(spec.get("requirements") or ""), [], "story.requirements")
     if problem:  # the requirements go to the story writer as written
         raise ValueError(problem + " (this text is sent as written)")
