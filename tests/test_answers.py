@@ -50,6 +50,35 @@ SCORES = [
     ("As an AI, I am unable to score on a 0-9 scale.", NO_ANSWER),
     ("", NO_ANSWER),
     ("   \n ", NO_ANSWER),
+    # signs are read, never dropped (issue: "Score: -3" read 3); below the scale is never clamped
+    ("Score: -3", OUT_OF_RANGE),
+    ("Score: -1", OUT_OF_RANGE),
+    ("Score: \u22122", OUT_OF_RANGE),  # Unicode minus
+    ("Score: \u20132", OUT_OF_RANGE),  # en dash attached to the digit: a minus
+    ("I give it a -1.", OUT_OF_RANGE),
+    ("Score: -0", 0),
+    ("Score: minus two", OUT_OF_RANGE),
+    ("Score: negative 1", OUT_OF_RANGE),
+    ("Score: +3", 3),
+    ("Score - 2", 2),  # a dash with spaces is a separator, not a sign
+    # another scale than the asked 0-9 (or the 0-10 habit) is never read on 0-9
+    ("Score: 5/5", OUT_OF_RANGE),
+    ("Score: 4 out of 5", OUT_OF_RANGE),
+    ("Score: 3 (on 1-10)", OUT_OF_RANGE),
+    ("Score: 3 (on 0-9)", 3),
+    ("Score: 3 (0-10)", 3),
+    ("Score: 8 out of 10", 8),
+    ("Score: 70%", OUT_OF_RANGE),
+    # two answers in one reply: the same decision as parse_vote
+    ("Vote: 4 out of 5, maybe 3", UNPARSEABLE),
+    ("Score: 6 (perhaps 7)", UNPARSEABLE),
+    ("Score: 6-7", UNPARSEABLE),
+    ("Score: 7,5", UNPARSEABLE),
+    ("Seven.", UNPARSEABLE),  # a number word without a label is prose
+    # a label word inside the reason is prose; a number in the answer's sentence without a hedge is not an answer
+    ("Score: 6\nReason: the answer mentions 2 hobbies.", 6),
+    ("Score: 7 since 3 of her 4 answers fit", 7),
+    ("Reason: fits the persona well. Score: 7", 7),
 ]
 
 VOTES = [
@@ -79,6 +108,25 @@ VOTES = [
     ("Yes, I would buy it.", UNPARSEABLE),
     ("I cannot say how she would vote.", NO_ANSWER),
     ("", NO_ANSWER),
+    # the user tester's inputs: a sign is read (out of range), another scale is not rescaled,
+    # a hedge is two answers (was: 1, 5, 4)
+    ("Vote: -1", OUT_OF_RANGE),
+    ("Vote: 5/10", OUT_OF_RANGE),
+    ("Vote: 4 out of 5, maybe 3", UNPARSEABLE),
+    ("Vote: 4 (maybe 3)", UNPARSEABLE),
+    ("Vote: 3 or maybe 4", UNPARSEABLE),
+    ("Vote: 10/10", OUT_OF_RANGE),
+    ("On a scale of 1-10, I'd say 4.", OUT_OF_RANGE),
+    ("On a scale of 10 I would say 4.", OUT_OF_RANGE),
+    ("Vote: 4 (on 0-9)", OUT_OF_RANGE),
+    ("Vote: \u22122", OUT_OF_RANGE),
+    ("Vote: -0", OUT_OF_RANGE),
+    ("Vote: minus 1", OUT_OF_RANGE),
+    ("Vote: +3", 3),
+    ("Vote: 6-7", UNPARSEABLE),
+    ("Vote: seven", OUT_OF_RANGE),
+    ("Vote: 4 out of 5", 4),
+    ("Vote: 4\nReason: my answer is 2 words long", 4),
 ]
 
 OPTIONS = ["Night market", "Solar benches", "Community garden"]
@@ -130,6 +178,16 @@ def test_clamp_is_flagged_and_only_one_step():
     assert parse_score("Score: 7").flag == ""
     assert parse_score("Score: 11").missing_reason == OUT_OF_RANGE
     assert parse_vote("Vote: 6").flag == "" and parse_vote("Vote: 6").value is None  # votes never clamp
+
+
+@pytest.mark.parametrize("reply", [r for r, _ in SCORES + VOTES if "10" not in r])
+def test_score_and_vote_decide_alike(reply):
+    """One grammar and one set of labels for both (before: "Vote: 4 out of 5, maybe 3" was a vote
+    of 4 but an unparseable score): asked on the same 0-9 scale, a reply gets the same value or the
+    same missing reason from either parser. Replies with a 10 are left out: only the judge's score
+    has the 0-10 habit (10 clamped, x/10 accepted)."""
+    score, vote = parse_score(reply), parse_vote(reply, lo=0, hi=9)
+    assert (score.value, score.missing_reason) == (vote.value, vote.missing_reason), (score, vote)
 
 
 def test_missing_reason_vocabulary_is_enforced():

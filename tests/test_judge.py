@@ -139,5 +139,14 @@ def test_standard_library():
         judge(P.fluency(), None, events=[])
 
 
-def test_proposition_template_keeps_unknown_placeholders():
-    assert Proposition(name="x", claim="{agent} likes {thing}").text("Ana") == "Ana likes {thing}"
+def test_proposition_template_refuses_unknown_placeholders():
+    """A placeholder the claim cannot fill would reach the judge verbatim ("{agnt} clearly wants
+    to buy"): refused when the proposition is made, naming it and the known ones."""
+    with pytest.raises(ValueError, match=r"unknown placeholder \{thing\}; known placeholders here: \{agent\}"):
+        Proposition(name="x", claim="{agent} likes {thing}")
+    with pytest.raises(ValueError, match=r"\{agnt\} \(did you mean \{agent\}\?\)"):
+        Proposition(name="x", claim="{agnt} likes it")
+    with pytest.raises(ValueError, match=r"unknown placeholder \{agent\}"):  # no agent at session level
+        Proposition(name="x", claim="{agent} likes it", target="session")
+    p = Proposition(name="x", claim="{agent} likes {thing}", variables={"thing": "soup"})
+    assert p.text("Ana") == "Ana likes soup"

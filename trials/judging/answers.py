@@ -3,22 +3,32 @@
 extraction (`trials.judging.extract`). No value is ever guessed: a reply that does not state one
 answer unambiguously is missing, with a reason from `MISSING_REASONS`.
 
-Grammar (in this order; the first rule that applies decides):
+Grammar (in this order; the first rule that applies decides). Scores and votes share it, with the
+same labels (`LABELS`: score, vote, rating, grade, answer); only the scale differs:
 
-1. **JSON.** A JSON object in the reply (bare, or in a ```json fence) with the label as a key
+1. **JSON.** A JSON object in the reply (bare, or in a ```json fence) with a label as a key
    (`{"score": 7}`, `{"vote": "4"}`) gives the answer.
-2. **Scale restatements are never the answer.** A range whose ends are the scale's ends or a
-   common rating scale ("1-5", "0 to 9", "1–10", "between 1 and 5", "(0-9)") is removed; so are
-   the denominator of "x out of N" / "x/N" (the x stays: "8/10" reads 8), a lone "(out of 9)"
-   and "on a scale of 10".
-3. **Anchored on the label.** A number after the label word ("Score: 7", "**Vote:** four",
-   "my rating is 3") is the answer; every labelled number must agree, and a labelled range or pair
-   ("Score: 4-5", "Vote: 3 or 4") is ambiguous. Numbers elsewhere (in the reason) are ignored.
-4. **No label:** the reply's numbers (digits only; number words are prose here) after rule 2;
-   exactly one distinct number is the answer, two or more different ones are ambiguous.
-5. **Range.** A value inside [lo, hi] is kept; with `clamp=1` a value one step outside (the
-   common "10" on a 0-9 scale) is set to the nearest end and flagged `clamped`; anything further
-   is missing, reason `out of range`.
+2. **Scale restatements are never the answer.** A range whose ends are a scale's ends ("1-5",
+   "0 to 9", "1–10", "between 1 and 5", "(0-9)"), the denominator of "x out of N" / "x/N" (the x
+   stays: "8/10" reads 8), a lone "(out of 9)" and "on a scale of 10" are removed. The restated
+   scale must be the asked one (for the 0-9 score also the 0-10 habit, see rule 6): an answer
+   given on another scale ("Vote: 5/10", "On a scale of 1-10, I'd say 4" for a 1-5 vote) is
+   `out of range`, never rescaled or read on the asked scale. Only the text before "Reason:" counts.
+3. **Numbers.** Digits with an optional sign attached ("-1", "+3", "−2" with the Unicode minus or
+   an en dash, "minus two": read as negative, never as 1, 3, 2); a decimal ("7.5") is not a whole number
+   and "7,5" is two numbers, both `unparseable`; "-0" is 0.
+4. **Anchored on the label.** A number after the label word ("Score: 7", "**Vote:** four",
+   "my rating is 3") is the answer; labels before "Reason:" are read first (a label word inside
+   the reason is prose). Every labelled number must agree, and a labelled number followed by
+   another one as an alternative is two answers, `unparseable`: a range or pair ("Score: 4-5",
+   "Vote: 3 or 4", "Vote: 4, 5") or a hedge ("Vote: 4 out of 5, maybe 3", "Score: 6 (perhaps 7)").
+   Numbers elsewhere (in the reason) are ignored.
+5. **No label:** the reply's numbers (digits only; number words are prose here) after rule 2;
+   exactly one distinct number is the answer, two or more different ones are `unparseable`.
+6. **Range.** A value inside [lo, hi] is kept; with `clamp=1` (the 0-9 score only) a value one step
+   above the top (the common "10" on a 0-9 scale, also "10/10") is set to the top and flagged
+   `clamped`, and a restated 0-10 scale is accepted as that habit; anything further is missing,
+   reason `out of range` (so "Vote: -1", "Score: -1", "Vote: 0" are `out of range`).
 
 Missing reasons (`MISSING_REASONS`, the vocabulary of `metrics.csv`'s `missing_reason`):
 `no answer` (empty reply, a refusal, or nobody to ask), `unparseable` (a reply without one clear
@@ -43,7 +53,14 @@ CLAMPED = "clamped"
 
 _WORDS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
           "eight": 8, "nine": 9, "ten": 10}
-_NUM = r"(?<![\w.])(\d+(?:\.\d+)?|" + "|".join(_WORDS) + r")(?![\w]|\.\d)"
+#: a sign attached to the digits ("-1", "+3", "−2", "–2"); a dash after a digit is a range ("4-5")
+_SIGNED = r"(?:[+\-\u2212\u2013](?=\d))?\d+(?:\.\d+)?"
+_NUM = r"(?<![\w.])(" + _SIGNED + "|" + "|".join(_WORDS) + r")(?![\w]|\.\d)"
+#: one alternative after a labelled number: "4-5", "3 or 4", "4, 5", "4 out of 5, maybe 3", "6 (perhaps 7)"
+_HEDGE = r"(?:or|maybe|perhaps|possibly|probably|rather|actually|even|say|make\s+(?:it|that)|more\s+like)"
+_ALTERNATIVE = (r"([ \t]*(?:[-\u2013/,;(]|\bto\b)?[ \t]*(?:" + _HEDGE + r"\b[ \t,:]*)*" + _NUM + ")?")
+#: the labels of a numeric answer: the same for scores and votes, so both read a reply alike
+LABELS = ("score", "vote", "rating", "grade", "answer")
 _REFUSAL = re.compile(r"\b(i\s*(?:can(?:'|no)?t|cannot|won'?t|am unable|'m unable|am not able|'m not able)|"
                       r"as an ai|i'?m sorry|i apologi[sz]e|unable to (?:rate|score|answer|say)|"
                       r"not (?:possible|able) to (?:rate|score|say|tell))", re.I)
@@ -92,33 +109,56 @@ def _json_value(text: str, labels: Sequence[str]) -> tuple[bool, Any]:
 
 
 def _to_number(token: str) -> float:
-    token = token.lower()
+    token = token.lower().replace("\u2212", "-").replace("\u2013", "-")
     return float(_WORDS[token]) if token in _WORDS else float(token)
 
 
-def _strip_scales(text: str, lo: int, hi: int) -> str:
-    """Remove scale restatements (grammar rule 2); keep the numerator of "x out of N" / "x/N"."""
-    def is_scale(a: str, b: str) -> bool:
-        a_, b_ = int(_to_number(a)), int(_to_number(b))
-        return (a_, b_) == (lo, hi) or (a_, b_) in _COMMON_SCALES
+def _strip_scales(text: str, lo: int, hi: int, clamp: int = 0) -> tuple[str, list[tuple[float | None, str]]]:
+    """Remove scale restatements (grammar rule 2); keep the numerator of "x out of N" / "x/N".
+    Returns the text and the restatements of *another* scale than [lo, hi] (with `clamp`, also
+    [lo, hi + clamp]): (the numerator they belong to, or None for a whole scale; the text)."""
+    tops = set(range(hi, hi + clamp + 1))
+    foreign: list[tuple[float | None, str]] = []
+
+    def scale(a: str, b: str) -> bool:
+        return (int(_to_number(a)), int(_to_number(b))) in _COMMON_SCALES | {(lo, t) for t in tops}
+
+    def drop(m: re.Match, bound: float | None, top: str | None, keep: str = " ") -> str:
+        if top is not None and int(_to_number(top)) not in tops:
+            foreign.append((bound, " ".join(m.group(0).split())))
+        return keep
+
+    def drop_range(m: re.Match) -> str:
+        a, b = m.group(1), m.group(2)
+        if not scale(a, b):
+            return m.group(0)
+        if (int(_to_number(a)), int(_to_number(b))) not in {(lo, t) for t in tops}:
+            foreign.append((None, " ".join(m.group(0).split())))
+        return " "
 
     num = r"(\d+|" + "|".join(_WORDS) + r")"
     # "8/10", "4 out of 5", "four out of five": the numerator is the answer, the denominator goes
-    text = re.sub(rf"(?<![\w.]){num}\s*(?:/|\bout\s+of\b|\bof\b)\s*{num}(?!\w|\.\d)", r"\1 ", text, flags=re.I)
+    text = re.sub(rf"(?<![\w.]){num}\s*(?:/|\bout\s+of\b|\bof\b)\s*{num}(?!\w|\.\d)",
+                  lambda m: drop(m, _to_number(m.group(1)), m.group(2), m.group(1) + " "), text, flags=re.I)
     # a lone denominator or scale size: "(out of 9)", "on a scale of 10"
-    text = re.sub(rf"\b(?:out\s+of|scale\s+of)\s+{num}(?!\w|\.\d|\s*(?:-|–|—|to)\s*\d)", " ", text, flags=re.I)
-    text = re.sub(rf"\bbetween\s+{num}\s+and\s+{num}\b",
-                  lambda m: " " if is_scale(m.group(1), m.group(2)) else m.group(0), text, flags=re.I)
-    text = re.sub(rf"(?<![\w.]){num}\s*(?:-|–|—|to)\s*{num}(?!\w|\.\d)",
-                  lambda m: " " if is_scale(m.group(1), m.group(2)) else m.group(0), text, flags=re.I)
-    return text
+    text = re.sub(rf"\b(?:out\s+of|scale\s+of)\s+{num}(?!\w|\.\d|\s*(?:-|–|—|to)\s*\d)",
+                  lambda m: drop(m, None, m.group(1)), text, flags=re.I)
+    text = re.sub(rf"\bbetween\s+{num}\s+and\s+{num}\b", drop_range, text, flags=re.I)
+    text = re.sub(rf"(?<![\w.]){num}\s*(?:-|–|—|to)\s*{num}(?!\w|\.\d)", drop_range, text, flags=re.I)
+    return text, foreign
 
 
-def parse_number(text: str | None, *, labels: Sequence[str], lo: int, hi: int, clamp: int = 0) -> Answer:
+def _reason_start(text: str) -> int:
+    """Where the stated reason ("Reason: ...") begins in `text`, else its length."""
+    r = re.search(r"reason\w*\**\s*[:\-=]", text, re.I)
+    return r.start() if r else len(text)
+
+
+def parse_number(text: str | None, *, labels: Sequence[str] = LABELS, lo: int, hi: int, clamp: int = 0) -> Answer:
     """One whole number in [lo, hi] from a model reply (see the module docstring for the grammar).
 
-    `labels`: the label words, lower case (e.g. ("score", "rating")). `clamp`: how many steps
-    outside [lo, hi] are set to the nearest end with flag "clamped" (0 = none).
+    `labels`: the label words, lower case (default `LABELS`). `clamp`: how many steps above `hi`
+    are set to `hi` with flag "clamped" (0 = none; below `lo` is never clamped).
     Returns an `Answer`: value int, or None with missing_reason in MISSING_REASONS."""
     raw = text or ""
     reason = stated_reason(raw)
@@ -132,31 +172,50 @@ def parse_number(text: str | None, *, labels: Sequence[str], lo: int, hi: int, c
         except (ValueError, KeyError):
             return missing(UNPARSEABLE, f"JSON {labels[0]} is not a number: {value!r}")
         return _in_range(number, lo, hi, clamp, raw, reason)
-    clean = re.sub(r"[*_`#]+", " ", raw)
-    clean = _strip_scales(clean, lo, hi)
+    marked = re.sub(r"[*_`#]+", " ", raw)
+    # "minus two" / "negative 1" is a negative number, not 2 or 1 (rule 3)
+    marked = re.sub(r"\b(?:minus|negative)\s+(\d+(?:\.\d+)?|" + "|".join(_WORDS) + r")\b",
+                    lambda m: "-" + (m.group(1) if m.group(1)[0].isdigit() else str(_WORDS[m.group(1).lower()])),
+                    marked, flags=re.I)
+    clean, _ = _strip_scales(marked, lo, hi, clamp)
+    # restatements of another scale in the answer (before the reason) make its number foreign
+    _, foreign = _strip_scales(marked[:_reason_start(marked)], lo, hi, clamp)
     label = r"\b(?:" + "|".join(re.escape(lbl) for lbl in labels) + r")s?\b"
-    labelled = []
-    for m in re.finditer(label + r"[^\n\d]{0,25}?" + _NUM + r"(\s*(?:-|–|to|or|/|,)\s*" + _NUM + r")?", clean, re.I):
+    matches = []
+    for m in re.finditer(label + r"[^\n\d]{0,25}?" + _NUM + _ALTERNATIVE, clean, re.I):
         between = clean[m.start():m.start(1)]
-        if re.search(r"[.!?]\s", between):  # the number belongs to another sentence
-            continue
+        if not re.search(r"[.!?]\s", between):  # else the number belongs to another sentence
+            matches.append(m)
+    # a label word inside the reason is prose ("the answer mentions 2 hobbies"), unless only there
+    head = [m for m in matches if m.start() < _reason_start(clean)] or matches
+    for m in head:
         if m.group(2):
-            return missing(UNPARSEABLE, f"two answers after {labels[0]!r}: {m.group(0).strip()!r}")
-        labelled.append(_to_number(m.group(1)))
+            return missing(UNPARSEABLE, f"two answers: {m.group(0).strip()!r}")
+    labelled = [_to_number(m.group(1)) for m in head]
     if labelled:
         if len(set(labelled)) > 1:
             return missing(UNPARSEABLE, f"different labelled answers {sorted(set(labelled))} in {raw[:150]!r}")
-        return _in_range(labelled[0], lo, hi, clamp, raw, reason)
+        return _on_scale(labelled[0], foreign, lo, hi, clamp, raw, reason)
     body = clean if not reason else clean[: clean.lower().rfind("reason")] or clean
     # without a label only digits count: number words ("no one", "one of them") are prose
-    numbers = {float(t) for t in re.findall(r"(?<![\w.])(\d+(?:\.\d+)?)(?!\w|\.\d)", body)}
+    numbers = {_to_number(t) for t in re.findall(r"(?<![\w.])(" + _SIGNED + r")(?!\w|\.\d)", body)}
     if len(numbers) == 1:
-        return _in_range(numbers.pop(), lo, hi, clamp, raw, reason)
+        return _on_scale(numbers.pop(), foreign, lo, hi, clamp, raw, reason)
     if len(numbers) > 1:
         return missing(UNPARSEABLE, f"several numbers {sorted(numbers)} and no label in {raw[:150]!r}")
     if _REFUSAL.search(raw):
         return missing(NO_ANSWER, f"refused: {raw[:150]!r}")
     return missing(UNPARSEABLE, f"no number in {raw[:150]!r}")
+
+
+def _on_scale(number: float, foreign: list[tuple[float | None, str]], lo: int, hi: int, clamp: int,
+              raw: str, reason: str) -> Answer:
+    """`_in_range`, unless the answer was given on another scale (rule 2): never rescaled."""
+    other = [text for bound, text in foreign if bound is None or bound == number]
+    if other:
+        return missing(OUT_OF_RANGE, f"{number:g} is given on another scale ({other[0]!r}) than the asked "
+                                     f"{lo}-{hi}; not rescaled, in {raw[:150]!r}")
+    return _in_range(number, lo, hi, clamp, raw, reason)
 
 
 def _in_range(number: float, lo: int, hi: int, clamp: int, raw: str, reason: str) -> Answer:
@@ -165,7 +224,7 @@ def _in_range(number: float, lo: int, hi: int, clamp: int, raw: str, reason: str
     n = int(number)
     if lo <= n <= hi:
         return Answer(value=n, reason=reason)
-    if lo - clamp <= n <= hi + clamp:
+    if hi < n <= hi + clamp:  # only above the top: a negative answer is not a habit, never clamped
         return Answer(value=min(hi, max(lo, n)), flag=CLAMPED, reason=reason,
                       detail=f"{n} outside {lo}-{hi}, clamped to {min(hi, max(lo, n))}")
     return missing(OUT_OF_RANGE, f"{n} outside {lo}-{hi} in {raw[:150]!r}")
@@ -173,12 +232,12 @@ def _in_range(number: float, lo: int, hi: int, clamp: int, raw: str, reason: str
 
 def parse_score(text: str | None) -> Answer:
     """A 0-9 judge score ("Score: 7"); a 10 (a 0-10 habit) is clamped to 9 and flagged."""
-    return parse_number(text, labels=("score", "rating", "grade"), lo=0, hi=9, clamp=1)
+    return parse_number(text, lo=0, hi=9, clamp=1)
 
 
 def parse_vote(text: str | None, lo: int = 1, hi: int = 5) -> Answer:
     """A 1-5 vote ("Vote: 4"); out of range is missing (no clamp: a 6 or a 0 is not on this scale)."""
-    return parse_number(text, labels=("vote", "rating", "score", "answer"), lo=lo, hi=hi, clamp=0)
+    return parse_number(text, lo=lo, hi=hi, clamp=0)
 
 
 def parse_choice(text: str | None, options: Sequence[str]) -> Answer:

@@ -29,7 +29,7 @@ import re
 import statistics
 from typing import TYPE_CHECKING, Any, Literal, Sequence
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from trials.judging import answers
 from trials.llm.base import LLMError
@@ -51,6 +51,24 @@ RUBRIC = ("Score how true the claim is, using only the evidence shown.\n"
           "Reply in exactly two lines:\nScore: <one digit 0-9>\nReason: <one short sentence>")
 SYSTEM = "You are a careful, impartial judge of a role-play simulation.\n" + RUBRIC
 REMINDER = "Reply with two lines only: 'Score: <one digit 0-9>' then 'Reason: <one short sentence>'."
+
+
+#: a placeholder in a template: "{agent}", "{task}"
+PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def placeholder_problem(text: str, known: Sequence[str], where: str) -> str:
+    """'' when every {placeholder} of `text` is one of `known`, else one line naming the first
+    unknown one, the closest known one and all of them (a typo would reach the model verbatim)."""
+    import difflib
+
+    unknown = [p for p in PLACEHOLDER.findall(text or "") if p not in known]
+    if not unknown:
+        return ""
+    close = difflib.get_close_matches(unknown[0], list(known), n=1, cutoff=0.6)
+    hint = f" (did you mean {{{close[0]}}}?)" if close else ""
+    names = ", ".join("{" + k + "}" for k in known) or "none"
+    return f"{where}: unknown placeholder {{{unknown[0]}}}{hint}; known placeholders here: {names}"
 
 
 class Proposition(BaseModel):
@@ -75,9 +93,25 @@ class Proposition(BaseModel):
                 f"Score the claim from 0 to 9 using only the evidence shown.\n{self.rubric.strip()}\n"
                 "Reply in exactly two lines:\nScore: <one digit 0-9>\nReason: <one short sentence>")
 
+    def placeholders(self) -> list[str]:
+        """The names the claim may use: its `variables`, and {agent} for an agent-level claim."""
+        return [*(["agent"] if self.target == "agent" else []), *self.variables]
+
+    @model_validator(mode="after")
+    def _known_placeholders(self) -> "Proposition":
+        problem = placeholder_problem(self.claim, self.placeholders(), f"proposition {self.name!r} claim")
+        if problem:
+            raise ValueError(problem)
+        return self
+
     def text(self, agent: str | None = None) -> str:
         values = {**self.variables, **({"agent": agent} if agent else {})}
-        return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), self.claim)
+
+        def fill(m: re.Match) -> str:
+            if m.group(1) not in values:  # the validator makes this unreachable but for agent=None
+                raise ValueError(f"proposition {self.name!r}: no value for {{{m.group(1)}}}")
+            return values[m.group(1)]
+        return PLACEHOLDER.sub(fill, self.claim)
 
 
 class JudgeResult(BaseModel):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from trials.judging.judge import Proposition
+from trials.judging.judge import Proposition, placeholder_problem
 
 
 def persona_adherence(**kw: Any) -> Proposition:
@@ -68,16 +68,22 @@ STANDARD: dict[str, Callable[..., Proposition]] = {
 }
 
 
+#: the placeholders of an own proposition's claim besides {agent} (agent level only): every
+#: scenario fills both (`from_config(..., task=, material=)`)
+CLAIM_VARIABLES = {"task": "the session's task", "material": "its theme / product / motion / question"}
+
 #: keys of an own proposition in an experiment config (`experiment.propositions.<name>`)
 CONFIG_KEYS = ("claim", "rubric", "level", "scale", "higher_is_better", "first_n", "last_n",
                "include_persona", "threshold")
 
 
-def from_config(name: str, spec: Any, **variables: str) -> Proposition:
+def from_config(name: str, spec: Any, *, task: str, material: str) -> Proposition:
     """An own proposition from config: `{claim: "...{agent}...", rubric: optional text,
     level: agent|session, scale: 0-9, higher_is_better: true, first_n, last_n, include_persona,
-    threshold}`. `variables` fill `{task}`, `{material}` etc. in the claim. Raises ValueError naming
+    threshold}`. `task` and `material` fill `{task}` and `{material}` in the claim (CLAIM_VARIABLES);
+    any other placeholder, or {agent} at session level, is refused. Raises ValueError naming
     `experiment.propositions.<name>.<field>` and the fix."""
+    variables = {"task": task, "material": material}
     where = f"experiment.propositions.{name}"
     if name in STANDARD:
         raise ValueError(f"{where}: {name!r} is a standard proposition; give yours another name")
@@ -86,12 +92,20 @@ def from_config(name: str, spec: Any, **variables: str) -> Proposition:
     unknown = sorted(set(spec) - set(CONFIG_KEYS))
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {unknown}; known: {list(CONFIG_KEYS)}")
-    if not str(spec.get("claim") or "").strip():
+    if not isinstance(spec.get("claim"), str) or not spec["claim"].strip():
         raise ValueError(f"{where}.claim is missing; write the claim the judge scores, e.g. "
                          "\"{agent} would recommend the product to a friend.\"")
     level = spec.get("level", "agent")
     if level not in ("agent", "session"):
         raise ValueError(f"{where}.level={level!r}: use agent or session")
+    known = [*(["agent"] if level == "agent" else []), *CLAIM_VARIABLES]
+    problem = placeholder_problem(spec["claim"], known, f"{where}.claim")
+    if problem:
+        raise ValueError(problem + ("" if level == "agent" else " ({agent} only at level: agent)"))
+    if isinstance(spec.get("rubric"), str):
+        problem = placeholder_problem(spec["rubric"], [], f"{where}.rubric")
+        if problem:
+            raise ValueError(problem + " (the rubric is not filled in; placeholders go in the claim)")
     if str(spec.get("scale", "0-9")) != "0-9":
         raise ValueError(f"{where}.scale={spec.get('scale')!r}: judged propositions score 0-9; use scale: 0-9")
     if not isinstance(spec.get("higher_is_better", True), bool):

@@ -215,6 +215,8 @@ def _checked(overrides: list[str], config_dir: str | None, conf_dir: str) -> dic
         resume_changes(plain, yaml.safe_load(saved.read_text()), overrides)
         return {}
     plain = {k: v for k, v in plain.items() if k != "hydra"}
+    # a dry run builds its plan again (without writing); here the messages can name the file
+    plan = build_plan(plain, Path.cwd() / "runs", experiment_file(overrides, config_dir, conf_dir), overrides)
     if not (plain.get("run") or {}).get("dry_run"):
-        check(plain, build_plan(plain, Path.cwd() / "runs", experiment_file(overrides, config_dir, conf_dir)))
+        check(plain, plan)
     return plain

@@ -17,14 +17,13 @@ import numpy as np
 from trials.run.design import Design, deep_merge, did_you_mean, effective_config, resolve_design
 from trials.run.errors import ConfigError
 from trials.run.settings import CACHE_KEYS, RUN_KEYS, TOP_KEYS, check_keys
+from trials.scenarios.fields import ArmFields, ExperimentFields, type_problems
 from trials.session.actions import derive_seed
 
 log = logging.getLogger(__name__)
 
-EXPERIMENT_KEYS = {"name", "scenario", "description", "size", "sizes", "group_size", "steps",
-                   "population", "metrics", "control", "arms", "arm_defaults", "replicates",
-                   "max_tokens", "paper", "agent", "propositions", "factors", "validation", "tradeoff",
-                   "metric_info"}
+#: keys every experiment may set; their types: trials.scenarios.fields.ExperimentFields
+EXPERIMENT_KEYS = set(ExperimentFields.model_fields)
 BACKENDS = ("auto", "loky", "threading", "multiprocessing", "sequential", "dask", "ray")
 
 
@@ -233,25 +232,64 @@ def _whole(value: Any, key: str, low: int) -> int:
     return value
 
 
-def _check_experiment(name: str, exp: dict[str, Any], scenario: ModuleType) -> None:
-    """One arm's experiment config: numbers, metrics, own propositions, agent options."""
-    from trials.judging.propositions import from_config
+def origin(source: str | None, overrides: Any = ()) -> Any:
+    """`where(key) -> (text, yaml)` for messages about an experiment key: given on the command
+    line (`overrides`; text "", examples in override form), else set in the experiment file
+    `source` or a parent it inherits (examples in YAML form), else unknown ("", override form)."""
+    given = [o.split("=", 1)[0].lstrip("+~") for o in overrides or () if "=" in o]
+    given = [k for k in given if "." in k]  # `experiment=hello` is a choice of file, not a key
+
+    def where(key: str) -> tuple[str, bool]:
+        plain = key.split("[")[0]
+        if any(plain == k or plain.startswith(k + ".") or k.startswith(plain + ".") for k in given):
+            return "", False
+        if source:
+            return f" (set in {source} or a parent experiment it inherits)", True
+        return "", False
+    return where
+
+
+def check_types(exp: dict[str, Any], scenario: ModuleType, where: Any) -> None:
+    """The type of every experiment key, of every arm's, arm_defaults' and factor level's
+    overrides, against the scenario's schema (`<scenario>.Fields`, trials.scenarios.fields):
+    ConfigError naming the key, where it was set, and an example of the right form."""
+    fields = getattr(scenario, "Fields", ExperimentFields)
+    arm_fields = type(f"{fields.__name__}Arm", (fields, ArmFields), {})
+    parts = [("experiment", exp, fields)]
+    if isinstance(exp.get("arm_defaults"), dict):
+        parts.append(("experiment.arm_defaults", exp["arm_defaults"], arm_fields))
+    for arm, over in (exp.get("arms") or {}).items() if isinstance(exp.get("arms"), dict) else ():
+        if isinstance(over, dict):
+            parts.append((f"experiment.arms.{arm}", over, arm_fields))
+    for factor, levels in (exp.get("factors") or {}).items() if isinstance(exp.get("factors"), dict) else ():
+        for level, over in (levels or {}).items() if isinstance(levels, dict) else ():
+            if isinstance(over, dict):
+                parts.append((f"experiment.factors.{factor}.{level}", over, arm_fields))
+    for prefix, values, model in parts:
+        for problem in type_problems(values, model, prefix, where):
+            raise ConfigError(problem)
+
+
+def _check_experiment(name: str, exp: dict[str, Any], scenario: ModuleType, where_set: Any = None) -> None:
+    """One arm's experiment config: metrics, own propositions, agent options (types and numbers:
+    `check_types`)."""
+    from trials.judging.propositions import CLAIM_VARIABLES, from_config
     from trials.scenarios.base import check_agent_options, metrics_of
 
     where = "experiment" if name == "" else f"experiment (arm {name!r})"
-    for key, low in (("steps", 1), ("group_size", 1), ("max_actions", 1), ("judge_k", 1), ("max_tokens", 1),
-                     ("agent_max_tokens", 1), ("extract_max_tokens", 1), ("opening_steps", 0)):
-        if exp.get(key) is not None:
-            _whole(exp[key], f"experiment.{key}", low)
+    where_set = where_set or origin(None)
     for prop, spec in dict(exp.get("propositions") or {}).items():
         if prop in scenario.METRICS:
             raise ConfigError(f"experiment.propositions.{prop}: scenario {exp['scenario']!r} already measures "
                               f"a metric {prop!r}; give your proposition another name")
-        try:
-            from_config(str(prop), spec)
+        try:  # the values are the session's: here their names are checked
+            from_config(str(prop), spec, **dict.fromkeys(CLAIM_VARIABLES, ""))
         except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+            raise ConfigError(f"{exc}{where_set(f'experiment.propositions.{prop}')[0]}") from None
     known = metrics_of(scenario.METRICS, exp)
+    if exp.get("metrics") == []:
+        raise ConfigError(f"{where}.metrics is empty{where_set('experiment.metrics')[0]}: list at least one of "
+                          f"{sorted(known)} (or leave experiment.metrics out to measure all of them)")
     unknown_metrics = [m for m in (exp.get("metrics") or []) if m not in known]
     if unknown_metrics:
         raise ConfigError(f"{where}.metrics: {sorted(unknown_metrics)} not computed by scenario "
@@ -303,9 +341,10 @@ def check_cluster(run: dict[str, Any]) -> None:
                           "run.cluster=tcp://10.0.0.5:8786")
 
 
-def build_plan(cfg: dict[str, Any], root: Path, source: str | None = None) -> Plan:
+def build_plan(cfg: dict[str, Any], root: Path, source: str | None = None, overrides: Any = ()) -> Plan:
     """The jobs of an experiment after every config check (ConfigError naming the key and the fix).
-    `source`: the experiment file, named in messages about keys it may have set."""
+    `source`: the experiment file, named in messages about keys it may have set (unless
+    `overrides`, the command line's, set them)."""
     cfg = plain_values(cfg)
     exp = dict(cfg.get("experiment") or {})
     run = dict(cfg.get("run") or {})
@@ -333,10 +372,12 @@ def build_plan(cfg: dict[str, Any], root: Path, source: str | None = None) -> Pl
         raise ConfigError(f"run.backend={run.get('backend')!r}: use one of {', '.join(BACKENDS)}")
     check_cluster(run)
 
+    where_set = origin(source, overrides)
+    check_types(exp, scenario, where_set)
     design: Design = resolve_design(exp, known_keys)
     arms, control = design.arms, design.control
     for name, arm_exp in design.experiments.items():
-        _check_experiment(name if len(arms) > 1 else "", arm_exp, scenario)
+        _check_experiment(name if len(arms) > 1 else "", arm_exp, scenario, where_set)
     from trials.run.validation import check_validation
     from trials.scenarios.base import metrics_of
 

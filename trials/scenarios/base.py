@@ -1,6 +1,8 @@
 """What a scenario receives and returns. A scenario is a module in `trials.scenarios` with:
 
 - `METRICS: dict[str, tuple[level, scale]]` - the metrics it computes (level "agent"|"session").
+- `Fields` - the types of its experiment keys, a pydantic model (`trials.scenarios.fields`);
+  `OPTIONS = options_of(Fields, MATERIAL_KEY)` - its own keys.
 - `MATERIAL_KEY: str | None` - the experiment key listing its material (themes, motions, ...);
   the runner picks one item per replicate so that paired arms share it.
 - `run(ctx: SessionContext) -> SessionOutput` - drive one session.

@@ -10,6 +10,7 @@ import statistics
 from typing import Any
 
 from trials.scenarios.base import SessionContext, SessionOutput, derived_reason
+from trials.scenarios.fields import GroupFields, Material, options_of, whole
 from trials.scenarios.brainstorm import make_world
 from trials.scenarios.measures import judge_metrics
 
@@ -20,7 +21,16 @@ METRICS = {
     "opinion_spread": ("session", "real"),
 }
 MATERIAL_KEY = "motions"
-OPTIONS = ("max_actions", "agent_max_tokens", "judge_k", "intervention_options", "opening_steps")
+
+
+class Fields(GroupFields):
+    """debate's experiment keys (trials.scenarios.fields)."""
+
+    motions: Material = None
+    opening_steps: whole(0) = None
+
+
+OPTIONS = options_of(Fields, MATERIAL_KEY)
 TASK = "Debate the motion below. Argue for your own view and answer the others' arguments."
 
 
@@ -61,7 +71,8 @@ def run(ctx: SessionContext) -> SessionOutput:
     exp, motion = ctx.experiment, str(ctx.material)
     metrics = list(exp.get("metrics") or METRICS)
     out = SessionOutput()
-    world = make_world(ctx, "Take part in the debate and defend your own opinion honestly.")
+    task = f"{TASK} Motion: {motion}"
+    world = make_world(ctx, "Take part in the debate and defend your own opinion honestly.", task)
     world.broadcast(f"{TASK}\nMotion: {motion}\nFirst, state your position in one or two sentences.")
     world.run(int(exp.get("opening_steps", 1)))
     if "agreement_before" in metrics:
@@ -80,6 +91,6 @@ def run(ctx: SessionContext) -> SessionOutput:
             out.add_metric("opinion_spread", spread, level="session", scale="real",
                            missing_reason=reason or "no answer", missing_detail=detail or "fewer than 2 votes",
                            remeasure={"kind": "derived"} if reason == "call failed" else None)
-    judge_metrics(ctx, out, world, metrics, f"{TASK} Motion: {motion}", step=world.step)
+    judge_metrics(ctx, out, world, metrics, task, step=world.step)
     out.events = [*world.events, *out.events]
     return out

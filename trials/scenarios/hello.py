@@ -8,9 +8,19 @@ from typing import Any
 from trials.persona import prompt_text
 from trials.session.events import Event
 from trials.scenarios.base import SessionContext, SessionOutput
+from trials.scenarios.fields import ExperimentFields, Material, options_of
 
 METRICS = {"persona_adherence": ("agent", "0-9"), "answer_chars": ("agent", "count")}
 MATERIAL_KEY = "questions"
+
+
+class Fields(ExperimentFields):
+    """hello's experiment keys (trials.scenarios.fields)."""
+
+    questions: Material = None
+
+
+OPTIONS = options_of(Fields, MATERIAL_KEY)
 
 
 def actions_per_session(exp: dict[str, Any], group_size: int) -> int:
@@ -35,9 +45,9 @@ def run(ctx: SessionContext) -> SessionOutput:
                                 agent=persona.name, prompt_tokens=reply.usage.tokens_in))
         out.add_metric("answer_chars", len(answer), agent=persona.name, level="agent", scale="count")
         for name in _judged(ctx, "agent"):
-            _judge_one(ctx, out, name, events=out.events[-2:], persona=persona)
+            _judge_one(ctx, out, name, events=out.events[-2:], persona=persona, task=question)
     for name in _judged(ctx, "session"):
-        _judge_one(ctx, out, name, events=[e for e in out.events if e.kind != "judge"], persona=None)
+        _judge_one(ctx, out, name, events=[e for e in out.events if e.kind != "judge"], persona=None, task=question)
     return out
 
 
@@ -52,13 +62,14 @@ def _judged(ctx: SessionContext, level: str) -> list[str]:
 
 
 def _judge_one(ctx: SessionContext, out: SessionOutput, name: str, *, events: list[Event],
-               persona: Any) -> None:
+               persona: Any, task: str) -> None:
+    """Judge metric `name`; {task} in an own claim is the question asked, {material} the same."""
     from trials.judging.judge import judge
     from trials.judging.propositions import from_config, own_propositions, persona_adherence
 
     own = own_propositions(ctx.experiment)
     prop = (persona_adherence() if name == "persona_adherence"
-            else from_config(name, own[name], material=str(ctx.material or "")))
+            else from_config(name, own[name], task=task, material=task))
     agent = persona.name if persona is not None else None
     result = judge(prop, ctx.judge, events=events, agent=agent, persona=persona, on_error="missing")
     value = result.weighted_score if result.weighted_score is not None else result.mean

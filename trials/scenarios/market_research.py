@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from trials.session.events import Event
 from trials.scenarios.base import SessionContext, SessionOutput, derived_reason
+from trials.scenarios.fields import GroupFields, Material, Prompt, options_of
 from trials.scenarios.brainstorm import actions_per_session, make_world  # noqa: F401 (same estimate)
 from trials.scenarios.measures import judge_metrics
 
@@ -16,7 +17,17 @@ METRICS = {
     "positive_share": ("session", "real"),
 }
 MATERIAL_KEY = "products"
-OPTIONS = ("max_actions", "agent_max_tokens", "judge_k", "intervention_options", "question", "instruction")
+
+
+class Fields(GroupFields):
+    """market_research's experiment keys (trials.scenarios.fields)."""
+
+    products: Material = None
+    question: Prompt = None
+    instruction: Prompt = None
+
+
+OPTIONS = options_of(Fields, MATERIAL_KEY)
 QUESTION = "Would you buy this product?"
 INSTRUCTION = "Say yes or no and why, in one or two sentences."  # experiment.instruction overrides it
 
@@ -46,7 +57,7 @@ def run(ctx: SessionContext) -> SessionOutput:
     question = str(exp.get("question") or QUESTION)
     metrics = list(exp.get("metrics") or METRICS)
     out = SessionOutput()
-    world = make_world(ctx, "Give your honest opinion as a potential customer.")
+    world = make_world(ctx, "Give your honest opinion as a potential customer.", question)
     instruction = str(exp.get("instruction") or INSTRUCTION)
     world.broadcast(f"Here is a new product.\n{ctx.material}\n{question} {instruction}", source="Interviewer")
     steps = int(exp.get("steps") or 1)

@@ -8,7 +8,8 @@ Arm keys (plain config, any combination):
 
 `own` is the experiment's own propositions (`experiment.propositions`): a correction may list them
 next to the standard ones, and an intervention may use one as its precondition
-(`experiment.intervention_options.variety.precondition: <own proposition>`).
+(`experiment.intervention_options.variety.precondition: <own proposition>`); `claim_values` fill
+their `{task}` and `{material}` (`trials.judging.propositions.CLAIM_VARIABLES`).
 """
 
 from __future__ import annotations
@@ -20,16 +21,17 @@ class SteeringUnavailable(RuntimeError):
     """The arm asks for a mechanism whose module is not installed."""
 
 
-def _proposition(name: str, own: dict[str, Any] | None, **kw: Any) -> Any:
+def _proposition(name: str, own: dict[str, Any] | None, claim_values: dict[str, str], **kw: Any) -> Any:
     from trials.judging.propositions import from_config, standard
 
     if own and name in own:
-        prop = from_config(name, own[name])
+        prop = from_config(name, own[name], **claim_values)
         return prop.model_copy(update=kw) if kw else prop
     return standard(name, **kw)
 
 
-def correction_config(arm_config: dict[str, Any], own: dict[str, Any] | None = None) -> Any:
+def correction_config(arm_config: dict[str, Any], own: dict[str, Any] | None,
+                      claim_values: dict[str, str]) -> Any:
     spec = arm_config.get("correction")
     if not spec:
         return None
@@ -39,9 +41,11 @@ def correction_config(arm_config: dict[str, Any], own: dict[str, Any] | None = N
         raise SteeringUnavailable(f"arm asks for correction but trials.steering.correction is missing: {exc}") from None
     spec = dict(spec)
     names = spec.pop("propositions", None)
+    if names is not None and not isinstance(names, list):
+        raise ValueError(f"propositions={names!r} must be a list, e.g. propositions: [persona_adherence]")
     if names:  # names in config -> propositions judging the candidate against recent context
-        spec["propositions"] = [_proposition(n, own, first_n=1, last_n=4) if isinstance(n, str) else n
-                                for n in names]
+        spec["propositions"] = [_proposition(n, own, claim_values, first_n=1, last_n=4) if isinstance(n, str)
+                                else n for n in names]
     return CorrectionConfig.model_validate(spec)
 
 
@@ -54,24 +58,25 @@ def _builders() -> dict[str, Any]:
     return {"variety": variety_intervention}
 
 
-def _options(name: str, options: dict[str, Any], own: dict[str, Any] | None) -> dict[str, Any]:
+def _options(name: str, options: dict[str, Any], own: dict[str, Any] | None,
+             claim_values: dict[str, str]) -> dict[str, Any]:
     """Factory kwargs of intervention `name`; a precondition naming an own proposition becomes it."""
     opts = dict(options.get(name) or {})
     pre = opts.get("precondition")
     if isinstance(pre, str) and own and pre in own:
-        opts["precondition"] = _proposition(pre, own)
+        opts["precondition"] = _proposition(pre, own, claim_values)
     return opts
 
 
 def install_interventions(world: Any, arm_config: dict[str, Any], options: dict[str, Any],
-                          own: dict[str, Any] | None = None) -> list[Any]:
+                          own: dict[str, Any] | None, claim_values: dict[str, str]) -> list[Any]:
     """Add the arm's interventions as before-step hooks; `options[name]` are factory kwargs
     (e.g. experiment.intervention_options.variety.cooldown=1)."""
     names = list(arm_config.get("interventions") or [])
     builders = _builders() if names else {}
     installed = []
     for name in names:
-        iv = builders[name](**_options(name, options, own))
+        iv = builders[name](**_options(name, options, own, claim_values))
         world.add_hook(iv)
         installed.append(iv)
     return installed
@@ -91,6 +96,14 @@ def story_options(arm_config: dict[str, Any]) -> dict[str, Any] | None:
     every = spec.get("every", 2)
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise ValueError(f"story.every={every!r}: need a whole number of steps >= 1")
+    from trials.judging.judge import placeholder_problem
+
+    if not isinstance(spec.get("requirements") or "", str):
+        raise ValueError(f"story.requirements={spec['requirements']!r} must be one text, e.g. "
+                         "requirements: 'Something surprising happens.'")
+    problem = placeholder_problem(str(spec.get("requirements") or ""), [], "story.requirements")
+    if problem:  # the requirements go to the story writer as written
+        raise ValueError(problem + " (this text is sent as written)")
     return {"every": every, "requirements": str(spec.get("requirements") or ""),
             "max_tokens": int(spec.get("max_tokens", 120))}
 
@@ -117,8 +130,11 @@ def validate(arm: str, arm_config: dict[str, Any], own: dict[str, Any] | None = 
              options: dict[str, Any] | None = None) -> None:
     """Build the arm's correction config and interventions, before any LLM call.
     Raises ValueError naming the arm and the key."""
+    from trials.judging.propositions import CLAIM_VARIABLES
+
+    blank = dict.fromkeys(CLAIM_VARIABLES, "")  # the values are the session's; their names are checked
     try:
-        correction_config(arm_config, own)
+        correction_config(arm_config, own, blank)
     except (SteeringUnavailable, ValueError) as exc:
         raise ValueError(f"experiment.arms.{arm}.correction: {exc}") from None
     try:
@@ -137,6 +153,6 @@ def validate(arm: str, arm_config: dict[str, Any], own: dict[str, Any] | None = 
         raise ValueError(f"experiment.arms.{arm}.interventions: unknown {unknown}; known: {sorted(known)}")
     for name in names:
         try:
-            known[name](**_options(name, dict(options or {}), own))
+            known[name](**_options(name, dict(options or {}), own, blank))
         except (TypeError, ValueError) as exc:
             raise ValueError(f"experiment.intervention_options.{name} (arm {arm!r}): {exc}") from None

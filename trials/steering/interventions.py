@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Sequence, Union
 
 from trials.session.events import Event
-from trials.judging.judge import Proposition, judge
+from trials.judging.judge import Proposition, judge, placeholder_problem
 
 if TYPE_CHECKING:  # pragma: no cover
     from trials.session.agent import Agent
@@ -156,6 +156,9 @@ def variety_intervention(k: int = 3, *, precondition: "str | Proposition" = "sta
     `Proposition` (e.g. an experiment's own, from config) is judged and holds at >= its threshold."""
     from trials.steering.stagnation import StagnationDetector
 
+    problem = placeholder_problem(text, ["agent"], "text")  # _fill fills {agent} only
+    if problem:
+        raise ValueError(problem)
     if isinstance(precondition, Proposition):
         pre: Precondition = precondition
     elif precondition == "stagnation":
