@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from trials.llm.base import LLMError
+from trials.secrets import HIDDEN, looks_like_key, shown
 
 
 class LLMConfigError(LLMError, ValueError):
@@ -66,7 +67,9 @@ def parse_llm_config(cfg: Any, where: str = "llm") -> LLMConfig:
         problems = []
         for err in e.errors():
             field = ".".join(str(p) for p in err["loc"])
-            got = f" (got {err['input']!r})" if err["type"] != "missing" and "input" in err else ""
+            # the bad value, unless it (or the field's name) looks like a key: the message reaches the console
+            value = HIDDEN if looks_like_key(err.get("input"), field) else shown(err.get("input"))
+            got = f" (got {value})" if err["type"] != "missing" and "input" in err else ""
             problems.append(f"{where}.{field}: {err['msg']}{got}")
         raise LLMConfigError(
             "invalid LLM config: " + "; ".join(problems)

@@ -10,6 +10,7 @@ from typing import Any
 
 from trials.run.design import did_you_mean
 from trials.run.errors import ConfigError
+from trials.run.preflight import check_config_secrets
 
 
 def compose(overrides: list[str], config_dir: str | None, conf_dir: str, config_name: str = "config") -> Any:
@@ -29,7 +30,7 @@ def compose(overrides: list[str], config_dir: str | None, conf_dir: str, config_
         overrides = [*overrides, f"hydra.searchpath=[file://{folder}]"]
     try:
         with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
-            return hydra_compose(config_name, overrides=overrides)
+            cfg = hydra_compose(config_name, overrides=overrides)
     except MissingConfigException as exc:
         raise ConfigError(missing_config(exc, config_dir, conf_dir)) from None
     except HydraException as exc:
@@ -44,6 +45,9 @@ def compose(overrides: list[str], config_dir: str | None, conf_dir: str, config_
         raise ConfigError(text[:400]) from None
     except Exception as exc:  # noqa: BLE001 - Hydra's override grammar errors etc.
         raise ConfigError(" ".join(str(exc).split())[:400]) from None
+    # a key in a config file: refused before Hydra (or the run) writes it anywhere
+    check_config_secrets(cfg, [config_dir, conf_dir])
+    return cfg
 
 
 def experiment_file(overrides: list[str], config_dir: str | None, conf_dir: str) -> str | None:
