@@ -115,3 +115,23 @@ def test_all_pairs_empty_baseline_names_the_actual_arm():
     assert row["notes"] == "not estimable: no non-missing values in arm 'treatment'"
     row = eff[(eff["control"] == "control") & (eff["treatment"] == "treatment")].iloc[0]
     assert row["notes"] == "not estimable: no non-missing values in arm 'treatment'"
+
+
+@pytest.mark.parametrize("factor, words", [
+    ("arm", "'arm' is a column of the table's structure, not a factor"),
+    ("replicate", "'replicate' takes 8 values within arm 'off-no'"),
+    ("factor_variety,agent", "'agent' takes"),
+])
+def test_factors_that_are_not_factors_exit_2_naming_them(tmp_path, capsys, factor, words):
+    # was: --factors arm -> KeyError: 'arm' traceback; --factors replicate accepted silently
+    from analysis.cli import main
+    from test_analysis_models import factorial_table
+
+    df = factorial_table(agent_level=True)
+    csv = _write(tmp_path / "f.csv", df)
+    assert main([str(csv), "--control", "off-no", "--factors", factor, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "one value per arm" in err and "factor_correction,factor_variety" in err
+    assert "Traceback" not in err
+    assert main([str(csv), "--control", "off-no", "--factors", "factor_correction,factor_variety",
+                 "--out", str(tmp_path / "ok")]) == 0
