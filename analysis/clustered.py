@@ -150,7 +150,10 @@ def standardise(values: np.ndarray) -> tuple[float, float]:
     if len(y) < 2:
         return 0.0, 1.0
     median = float(np.median(y))
-    sd = float(np.std(y - median))
+    dev = y - median
+    big = float(np.max(np.abs(dev)))
+    with np.errstate(over="ignore", invalid="ignore"):  # the SD of values ~1e300 (squares overflow): scaled first
+        sd = big * float(np.std(dev / big)) if np.isfinite(big) and big > 0 else NAN
     if not (np.isfinite(sd) and sd > 0):
         return 0.0, 1.0
     centre = median if abs(median) > OFFSET_RATIO * sd else 0.0
