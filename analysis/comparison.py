@@ -125,15 +125,15 @@ def rescaling(values: np.ndarray) -> tuple[float, float]:
     """
     v = np.asarray(values, float)
     v = v[np.isfinite(v)]
-    if len(v) < 2:
+    if len(v) < 2 or not np.any(v):
         return 0.0, 1.0
-    centre, unit = clustered.standardise(v)
-    if centre and not float(np.std((v - centre) / unit)) * unit > tests_basic.RTOL * abs(centre):
-        centre = 0.0
-    big = float(np.max(np.abs(v - centre)))
-    if centre == 0.0 and big > 0 and not 2.0**-400 < big / unit < 2.0**400:  # float noise at 1e300
-        unit = float(2.0 ** round(np.log2(big)))
-    return centre, unit
+    top = float(np.max(np.abs(v)))
+    pre = clustered.power_of_two(top) if not 2.0**-400 < top < 2.0**400 else 1.0  # v - median stays finite
+    w = v / pre
+    centre, unit = clustered.standardise(w)
+    if centre and not float(np.std((w - centre) / unit)) * unit > tests_basic.RTOL * abs(centre):
+        centre, unit = 0.0, 1.0  # float noise: the tests see it at the values' own magnitude
+    return centre * pre, unit * pre
 
 
 def compare_one(sub: pd.DataFrame, metric: str, c: str, t: str, is_paired: bool, alpha: float,
@@ -147,11 +147,20 @@ def compare_one(sub: pd.DataFrame, metric: str, c: str, t: str, is_paired: bool,
     scaled = sub.assign(value=(sub["value"] - centre) / unit)
     row = _compare_one(scaled, sub, metric, c, t, is_paired, alpha, n_boot, n_perm, rng, mixed,
                        margin / unit if margin else margin)
-    for k in _MEANS:
-        row[k] = row[k] * unit + centre
-    for k in _SCALED:
-        if k in row:
-            row[k] = row[k] * unit
+    overflow = []
+    with np.errstate(over="ignore"):
+        for k in (*_MEANS, *_SCALED):
+            if k in row:
+                back = row[k] * unit + (centre if k in _MEANS else 0.0)
+                if np.isfinite(row[k]) and not np.isfinite(back):  # e.g. diff of -1e308 and +1e308
+                    overflow.append(k)
+                    back = NAN
+                row[k] = back
+    if overflow:
+        top = float(np.nanmax(np.abs(sub["value"].to_numpy(float))))
+        reason = (f"numeric overflow: values up to {top:.3g} give {', '.join(overflow)} beyond the float "
+                  "range (1.8e308): NaN")
+        row["notes"] = "; ".join(n for n in (str(row.get("notes") or ""), reason) if n)
     row["equivalence_margin"] = margin if margin else NAN
     return row
 
@@ -325,15 +334,6 @@ def _mean(x: np.ndarray) -> float:
 
 def _sd(x: np.ndarray) -> float:
     return float(x.std(ddof=1)) if len(x) > 1 else NAN
-
-
-def stable_sd(x: np.ndarray) -> float:
-    """The SD (ddof 1) of values rescaled by `rescaling` (no overflow for values ~1e300), NaN below 2."""
-    x = np.asarray(x, float)
-    if len(x) < 2:
-        return NAN
-    centre, unit = rescaling(x)
-    return float(((x - centre) / unit).std(ddof=1)) * unit
 
 
 def _pooled_sd(c: np.ndarray, t: np.ndarray) -> float:

@@ -14,6 +14,8 @@ import warnings
 import numpy as np
 from scipy import stats
 
+from analysis.clustered import power_of_two
+
 NAN = float("nan")
 
 
@@ -58,7 +60,7 @@ def rate_ratio(control: np.ndarray, treatment: np.ndarray, alpha: float = 0.05) 
     # quasi-Poisson is scale-invariant (y -> y / u: same coefficient and SE, dispersion / u), so
     # values beyond 2^52 (e.g. counts x 1e160, whose IRLS weights overflow) are fitted divided by a
     # power of 2 (exact)
-    unit = float(2.0 ** round(np.log2(y.max()))) if y.max() > 2.0**52 else 1.0
+    unit = power_of_two(y.max()) if y.max() > 2.0**52 else 1.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:

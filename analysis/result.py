@@ -14,7 +14,7 @@ import pandas as pd
 from analysis import clustered as cl
 from analysis import power as pw
 from analysis.balance import balance, warnings_of
-from analysis.comparison import as_table, compare, resolve_control, stable_sd
+from analysis.comparison import as_table, compare, rescaling, resolve_control
 from analysis.factorial_model import factor_columns, factorial, marginal_means
 from analysis.io import Table
 from analysis.missing import mark_delivery, missingness  # noqa: F401 (missingness: public here too)
@@ -111,11 +111,13 @@ def descriptives(df: pd.DataFrame) -> pd.DataFrame:
     for (arm, metric), sub in df.groupby(["arm", "metric"], sort=False):
         x = sub["value"].dropna().to_numpy(float)
         sessions = sub.loc[sub["value"].notna() & (sub["session"] != ""), "session"].nunique()
-        q = np.percentile(x, [25, 50, 75]) if len(x) else [math.nan] * 3
-        sd = stable_sd(x)
+        centre, unit = rescaling(x)  # values ~1e300: means, SDs and quartiles without overflow
+        z = (x - centre) / unit
+        q = np.percentile(z, [25, 50, 75]) * unit + centre if len(x) else [math.nan] * 3
+        sd = float(z.std(ddof=1)) * unit if len(x) > 1 else math.nan
         rows.append({"arm": arm, "metric": metric, "level": sub["level"].iat[0], "n": len(x),
                      "missing": int(sub["value"].isna().sum()), "n_sessions": sessions,
-                     "mean": float(x.mean()) if len(x) else math.nan, "sd": sd,
+                     "mean": float(z.mean()) * unit + centre if len(x) else math.nan, "sd": sd,
                      "se": sd / math.sqrt(len(x)) if len(x) > 1 else math.nan,
                      "median": q[1], "q25": q[0], "q75": q[2],
                      "min": float(x.min()) if len(x) else math.nan, "max": float(x.max()) if len(x) else math.nan})
@@ -151,7 +153,7 @@ def power_table(effects: pd.DataFrame, df: pd.DataFrame | None = None, alpha: fl
         effect = abs(float(r.diff)) if np.isfinite(r.diff) else math.nan
         # the power computations are scale-equivariant: run in units of a power of 2 near the SD
         # (exact) so values ~1e300 do not overflow in the simulated variances; mde x u after
-        u = float(2.0 ** round(math.log2(r.sd_pooled))) if np.isfinite(r.sd_pooled) and r.sd_pooled > 0 else 1.0
+        u = cl.power_of_two(r.sd_pooled) if np.isfinite(r.sd_pooled) and r.sd_pooled > 0 else 1.0
         sd_u, eff_u, sd_diff_u = r.sd_pooled / u, effect / u, float(r.sd_diff) / u
         base = {"metric": r.metric, "control": r.control, "treatment": r.treatment, "sd": r.sd_pooled,
                 "sessions_control": len(sizes_c), "sessions_treatment": len(sizes_t), "observed_effect": effect,

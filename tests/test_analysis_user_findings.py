@@ -242,3 +242,19 @@ def test_console_names_both_arms_and_says_not_estimable_and_counts_the_family(tm
     first = capsys.readouterr().out.splitlines()[1]
     assert "e+159" in first or "e+160" in first or "e+158" in first
     assert len(first) < 200  # not hundreds of digits
+
+
+def test_a_difference_beyond_the_float_range_is_nan_with_the_overflow_reason():
+    import warnings
+
+    rng = np.random.default_rng(0)
+    rows = [dict(arm=arm, replicate=i, session=f"{arm}{i}", agent="", metric="m", level="session",
+                 value=sign * (1.5e308 - rng.random() * 1e306))
+            for arm, sign in (("control", -1), ("treatment", 1)) for i in range(10)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        res = analyze(pd.DataFrame(rows), n_boot=1000, n_perm=1000)
+    row = res.effects.iloc[0]
+    assert np.isnan(row["diff"]) and np.isnan(row["ci_low"]) and "numeric overflow: values up to 1.5e+308" in row["notes"]
+    assert row["p_value"] < 1e-10 and row["mean_control"] < -1e308  # what is in range is still computed
+    assert np.isfinite(res.descriptives["mean"]).all()
