@@ -10,6 +10,7 @@ from pathlib import Path
 
 from analysis.io import Table, load_table
 from analysis.result import AnalysisResult, analyze
+from analysis.tradeoff import fmt_effect, signed
 from analysis.validate import TableError
 
 
@@ -30,13 +31,14 @@ def _p(x: float) -> str:
 
 
 def render(res: AnalysisResult) -> str:
-    """Compact text table (metric, treatment, diff [CI], g, p, method, p_holm) and trade-off lines."""
-    head = ("metric", "treatment", "diff [95% CI]", "g", "p", "p_holm", "method")
+    """Compact text table (metric, control, treatment, diff [CI], g, p, p_holm, method) and trade-off lines."""
+    head = ("metric", "control", "treatment", "diff [95% CI]", "g", "p", "p_holm", "method")
     body = []
     for r in res.effects.itertuples():
-        ci = f"{r.diff:+.2f} [{r.ci_low:+.2f}, {r.ci_high:+.2f}]" if math.isfinite(r.diff) else "n/a"
-        g = f"{r.hedges_g:+.2f}" if math.isfinite(r.hedges_g) else "n/a"
-        body.append((str(r.metric), str(r.treatment), ci, g, _p(r.p_value), _p(r.p_holm), str(r.p_method)))
+        ci = fmt_effect("", r.diff, r.ci_low, r.ci_high).strip()
+        g = signed(r.hedges_g) if math.isfinite(r.hedges_g) else "n/a"
+        method = str(r.p_method) if r.estimable and isinstance(r.p_method, str) and r.p_method else "not estimable"
+        body.append((str(r.metric), str(r.control), str(r.treatment), ci, g, _p(r.p_value), _p(r.p_holm), method))
     widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [head, *body]]
     if not body:

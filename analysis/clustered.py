@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 
 import numpy as np
@@ -150,12 +151,20 @@ def standardise(values: np.ndarray) -> tuple[float, float]:
     if len(y) < 2:
         return 0.0, 1.0
     median = float(np.median(y))
-    sd = float(np.std(y - median))
+    dev = y - median
+    big = float(np.max(np.abs(dev)))
+    with np.errstate(over="ignore", invalid="ignore"):  # the SD of values ~1e300 (squares overflow): scaled first
+        sd = big * float(np.std(dev / big)) if np.isfinite(big) and big > 0 else NAN
     if not (np.isfinite(sd) and sd > 0):
         return 0.0, 1.0
     centre = median if abs(median) > OFFSET_RATIO * sd else 0.0
-    unit = 1.0 if 2.0**-10 <= sd <= 2.0**10 else float(2.0 ** round(np.log2(sd)))
+    unit = 1.0 if 2.0**-10 <= sd <= 2.0**10 else power_of_two(sd)
     return centre, unit
+
+
+def power_of_two(x: float) -> float:
+    """The largest power of 2 <= |x| (x finite, not 0): dividing by it is exact and cannot overflow."""
+    return math.ldexp(1.0, math.frexp(abs(x))[1] - 1)
 
 
 OFFSET_RATIO = 1000.0

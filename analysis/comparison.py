@@ -107,10 +107,69 @@ def compare(table: Table | pd.DataFrame, control: str | None = "control", compar
     return out
 
 
+#: columns in the metric's units: transformed back from the rescaled values (x unit, means + centre)
+_MEANS = ("mean_control", "mean_treatment")
+_SCALED = ("sd_control", "sd_treatment", "diff", "ci_low", "ci_high", "sd_pooled", "sd_diff", "mixed_diff",
+           "mixed_se", "cluster_boot_ci_low", "cluster_boot_ci_high")
+
+
+def rescaling(values: np.ndarray) -> tuple[float, float]:
+    """(centre, unit): compare_one analyses (value - centre) / unit and transforms back; (0, 1) = as is.
+
+    Every headline number is location-scale equivariant (diff, CI, SDs scale by `unit`, means shift
+    by `centre`) or invariant (p, g and its CI, delta, ICC), so the transformation changes no result
+    but the rounding: values ~1e160 or ~1e300 overflow in their squares (SDs, sums of squares), and
+    values ~1e12 with an SD of 1 lose ~1e-4 of their means. `unit` is a power of 2 (exact) near the
+    SD, `centre` the median (clustered.standardise); the centre is not taken when the spread is float
+    noise at the values' magnitude (SD <= RTOL x |median|), which the tests must still see as none.
+    """
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    if len(v) < 2 or not np.any(v):
+        return 0.0, 1.0
+    top = float(np.max(np.abs(v)))
+    pre = clustered.power_of_two(top) if not 2.0**-400 < top < 2.0**400 else 1.0  # v - median stays finite
+    w = v / pre
+    centre, unit = clustered.standardise(w)
+    if centre and not float(np.std((w - centre) / unit)) * unit > tests_basic.RTOL * abs(centre):
+        centre, unit = 0.0, 1.0  # float noise: the tests see it at the values' own magnitude
+    return centre * pre, unit * pre
+
+
 def compare_one(sub: pd.DataFrame, metric: str, c: str, t: str, is_paired: bool, alpha: float,
                 n_boot: int, n_perm: int, rng: np.random.Generator, mixed: bool = True,
                 margin: float | None = None) -> dict:
-    """One effects-table row for `metric`, treatment arm `t` against control arm `c`."""
+    """One effects-table row for `metric`, treatment arm `t` against control arm `c`, computed on
+    the values rescaled by `rescaling` and transformed back."""
+    centre, unit = rescaling(sub["value"].to_numpy(float))
+    if (centre, unit) == (0.0, 1.0):
+        return _compare_one(sub, sub, metric, c, t, is_paired, alpha, n_boot, n_perm, rng, mixed, margin)
+    scaled = sub.assign(value=(sub["value"] - centre) / unit)
+    row = _compare_one(scaled, sub, metric, c, t, is_paired, alpha, n_boot, n_perm, rng, mixed,
+                       margin / unit if margin else margin)
+    overflow = []
+    with np.errstate(over="ignore"):
+        for k in (*_MEANS, *_SCALED):
+            if k in row:
+                back = row[k] * unit + (centre if k in _MEANS else 0.0)
+                if np.isfinite(row[k]) and not np.isfinite(back):  # e.g. diff of -1e308 and +1e308
+                    overflow.append(k)
+                    back = NAN
+                row[k] = back
+    if overflow:
+        top = float(np.nanmax(np.abs(sub["value"].to_numpy(float))))
+        reason = (f"numeric overflow: values up to {top:.3g} give {', '.join(overflow)} beyond the float "
+                  "range (1.8e308): NaN")
+        row["notes"] = "; ".join(n for n in (str(row.get("notes") or ""), reason) if n)
+    row["equivalence_margin"] = margin if margin else NAN
+    return row
+
+
+def _compare_one(sub: pd.DataFrame, raw: pd.DataFrame, metric: str, c: str, t: str, is_paired: bool,
+                 alpha: float, n_boot: int, n_perm: int, rng: np.random.Generator, mixed: bool = True,
+                 margin: float | None = None) -> dict:
+    """compare_one on the rescaled rows `sub`; `raw` (same index) holds the table's values for the
+    models whose input must be the values themselves (ordinal scores, counts)."""
     rc, rt = sub.loc[sub["arm"] == c], sub.loc[sub["arm"] == t]
     oc, ot = rc.dropna(subset=["value"]), rt.dropna(subset=["value"])
     xc, xt = oc["value"].to_numpy(float), ot["value"].to_numpy(float)
@@ -197,7 +256,11 @@ def compare_one(sub: pd.DataFrame, metric: str, c: str, t: str, is_paired: bool,
         notes.append(dnote)
     judge_k = (pd.to_numeric(pd.concat([oc["judge_k"], ot["judge_k"]]), errors="coerce").to_numpy(float)
                if "judge_k" in oc.columns else None)  # judgements averaged per value (run tables)
-    _secondary_models(row, notes, scale, metric, xc, xt, vc, vt, gc, gt, alpha, judge_k)
+    rxc, rxt = raw.loc[oc.index, "value"].to_numpy(float), raw.loc[ot.index, "value"].to_numpy(float)
+    rvc, rvt = ((clustered.session_means(raw.loc[oc.index])["value"].to_numpy(float),
+                 clustered.session_means(raw.loc[ot.index])["value"].to_numpy(float)) if is_clustered
+                else (rxc, rxt))
+    _secondary_models(row, notes, scale, metric, rxc, rxt, rvc, rvt, gc, gt, alpha, judge_k)
     if is_clustered:
         _clustered_columns(row, notes, oc, ot, sizes, vc, vt, c, t, n_boot, alpha, rng, mixed)
     if row["missing_control"] or row["missing_treatment"]:

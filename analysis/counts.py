@@ -14,16 +14,19 @@ import warnings
 import numpy as np
 from scipy import stats
 
+from analysis.clustered import power_of_two
+
 NAN = float("nan")
 
 
 def is_count(scale: str, metric: str, values: np.ndarray) -> bool:
-    """Counts when the table's scale is 'count', or (no scale) non-negative integers above 10 or a
-    metric named *_qty / *_count."""
+    """Counts when the table's scale is 'count', or (no scale) non-negative integers (up to 2^53)
+    above 10 or a metric named *_qty / *_count."""
     if scale:
         return scale == "count"
     v = np.asarray(values, float)
-    ints = bool(len(v) and np.all(v == np.round(v)) and v.min() >= 0)
+    # above 2^53 every float is a whole number: integrality says nothing there
+    ints = bool(len(v) and np.all(v == np.round(v)) and v.min() >= 0 and v.max() <= 2.0**53)
     return ints and (metric.endswith(("_qty", "_count")) or v.max() > 10)
 
 
@@ -32,7 +35,8 @@ def rate_ratio(control: np.ndarray, treatment: np.ndarray, alpha: float = 0.05) 
 
     Inputs: non-negative unit values (1-D) per arm. Returns rate_ratio, rr_ci_low, rr_ci_high,
     p_count, count_model, count_note (why NaN: an arm with no events, fewer than 3 units, no
-    variation, negative values).
+    variation, negative values). Values beyond 2^52 are fitted divided by a power of 2 (the
+    quasi-likelihood is scale-invariant: McCullagh & Nelder 1989, sec. 9.2).
     """
     import statsmodels.api as sm
 
@@ -53,10 +57,14 @@ def rate_ratio(control: np.ndarray, treatment: np.ndarray, alpha: float = 0.05) 
         out["count_note"] = "rate ratio: no variation (every unit has the same count)"
         return out
     x = sm.add_constant(np.concatenate([np.zeros(len(c)), np.ones(len(t))]))
+    # quasi-Poisson is scale-invariant (y -> y / u: same coefficient and SE, dispersion / u), so
+    # values beyond 2^52 (e.g. counts x 1e160, whose IRLS weights overflow) are fitted divided by a
+    # power of 2 (exact)
+    unit = power_of_two(y.max()) if y.max() > 2.0**52 else 1.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            fit = sm.GLM(y, x, family=sm.families.Poisson()).fit(scale="X2")
+            fit = sm.GLM(y / unit, x, family=sm.families.Poisson()).fit(scale="X2")
         except ValueError as exc:  # a boundary problem statsmodels cannot start from
             out["count_note"] = f"rate ratio: the GLM failed ({exc})"[:200]
             return out
@@ -68,5 +76,5 @@ def rate_ratio(control: np.ndarray, treatment: np.ndarray, alpha: float = 0.05) 
     q = stats.t.ppf(1 - alpha / 2, df)
     out.update(rate_ratio=float(np.exp(b)), rr_ci_low=float(np.exp(b - q * se)), rr_ci_high=float(np.exp(b + q * se)),
                p_count=float(2 * stats.t.sf(abs(b / se), df)),
-               count_model=f"quasi-Poisson GLM on units (dispersion {fit.scale:.2f}), t on {df} df")
+               count_model=f"quasi-Poisson GLM on units (dispersion {fit.scale * unit:.4g}), t on {df} df")
     return out

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, stats
 
-from analysis.tests_basic import RTOL, scale_of
+from analysis.tests_basic import RTOL, no_spread, scale_of
 
 NAN = float("nan")
 MIN_CI_UNITS = 8  # below this many resampling units per arm no interval is reported (coverage fails)
@@ -213,7 +213,10 @@ def headline_g(uc: Units, ut: Units, paired: bool, diff: float, sd: float, alpha
         vc, vt = float(uc.m.var(ddof=1)) / kc, float(ut.m.var(ddof=1)) / kt
         se = math.sqrt(vc + vt)
         t_df = (vc + vt) ** 2 / (vc * vc / (kc - 1) + vt * vt / (kt - 1)) if vc + vt > 0 else NAN
-    if not se > RTOL * scale:
+    # the units' spread (not the SE, which shrinks with their number) against float noise at the
+    # values' magnitude: the rule of the t-tests (tests_basic.no_spread)
+    spread = [ut.m - uc.m] if paired else [uc.m, ut.m]
+    if not se > 0 or all(no_spread(x, scale) for x in spread):
         return g, NAN, NAN, f"g CI undefined: the {what} have no spread (t statistic undefined)"
     t = diff / se
     low, high = nct_ci(t, t_df, alpha)

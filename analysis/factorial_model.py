@@ -36,7 +36,8 @@ def factorial(table, factors: list[str], alpha: float = 0.05) -> pd.DataFrame:
     """One row per metric x model term (intercept excluded): estimate, se, CI, df, p, model, note.
 
     Input: a Table or tidy DataFrame with the factor columns (constant within a session). Errors:
-    TableError naming a missing factor column or a factor that varies within a session.
+    TableError naming a missing factor column, a structural column (arm, session, metric, value) or a
+    factor that varies within an arm.
     """
     return _run(table, factors, alpha)[0]
 
@@ -54,12 +55,34 @@ def _run(table, factors: list[str], alpha: float) -> tuple[pd.DataFrame, pd.Data
     if missing:
         raise TableError(f"factor column(s) {missing} not in the table (columns: {list(df.columns)}). "
                          "Fix: add one column per factor, constant within each arm.")
+    _check_factors(df, factors)
     terms, cells = [], []
     for metric, sub in df.loc[df["value"].notna()].groupby("metric", sort=False):
         t, c = _fit_metric(metric, sub.copy(), factors, alpha)
         terms += t
         cells += c
     return pd.DataFrame(terms, columns=TERM_COLUMNS), pd.DataFrame(cells, columns=CELL_COLUMNS)
+
+
+#: the table's own structure: never a factor (the arms are what the factors describe)
+STRUCTURE = ("arm", "session", "metric", "value")
+WHAT_A_FACTOR_IS = ("a factor column describes the arms: one value per arm, the same for every session and row "
+                    "of the arm (e.g. the factor_* columns of a factorial run)")
+
+
+def _check_factors(df: pd.DataFrame, factors: list[str]) -> None:
+    """TableError naming a factor that is a structural column or varies within an arm."""
+    for f in factors:
+        if f in STRUCTURE:
+            raise TableError(f"--factors {f}: {f!r} is a column of the table's structure, not a factor; "
+                             f"{WHAT_A_FACTOR_IS}. Fix: name factor columns, e.g. --factors "
+                             f"{','.join(factor_columns(df)) or 'factor_a,factor_b'}")
+        levels = df.groupby("arm", sort=True)[f].nunique(dropna=False)
+        if (levels > 1).any():
+            arm = levels.index[levels.to_numpy() > 1][0]
+            raise TableError(f"--factors {f}: {f!r} takes {int(levels[arm])} values within arm {arm!r}; "
+                             f"{WHAT_A_FACTOR_IS}. Fix: name factor columns, e.g. --factors "
+                             f"{','.join(factor_columns(df)) or 'factor_a,factor_b'}")
 
 
 def _fit_metric(metric: str, sub: pd.DataFrame, factors: list[str], alpha: float) -> tuple[list, list]:
@@ -72,8 +95,6 @@ def _fit_metric(metric: str, sub: pd.DataFrame, factors: list[str], alpha: float
         sub[f] = sub[f].astype(str)
     sub["sid"] = sub["arm"] + "\x00" + sub["session"]
     has_sessions = bool((sub["session"] != "").all())
-    if has_sessions and (sub.groupby("sid")[short].nunique() > 1).any().any():
-        raise TableError(f"metric {metric!r}: a factor varies within a session. Fix: factors must describe arms.")
     clustered = has_sessions and bool((sub.groupby("sid").size() > 1).any())
     rhs = " * ".join(f"C({f})" for f in short)
     n_cells = sub[short].drop_duplicates().shape[0]

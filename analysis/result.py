@@ -14,7 +14,7 @@ import pandas as pd
 from analysis import clustered as cl
 from analysis import power as pw
 from analysis.balance import balance, warnings_of
-from analysis.comparison import as_table, compare, resolve_control
+from analysis.comparison import as_table, compare, rescaling, resolve_control
 from analysis.factorial_model import factor_columns, factorial, marginal_means
 from analysis.io import Table
 from analysis.missing import mark_delivery, missingness  # noqa: F401 (missingness: public here too)
@@ -69,7 +69,7 @@ def analyze(table: Table | pd.DataFrame, control: str | None = None, comparisons
     effects = mark_delivery(effects, table.delivery)  # the manipulation check (analysis.missing)
     n_metrics = effects["metric"].nunique()
     n_comp = len(effects) // max(1, n_metrics)
-    family = (f"{int(effects['p_value'].notna().sum())} tests = {n_metrics} metrics x {n_comp} comparison(s) "
+    family = (f"{_family_count(effects, n_metrics, n_comp)} "
               f"({'every pair of arms' if comparisons == 'all_pairs' else 'each treatment vs ' + ctrl}); "
               "Holm (family-wise) and Benjamini-Hochberg (false discovery rate) adjust p_value")
     notes = list(table.notes)
@@ -77,7 +77,8 @@ def analyze(table: Table | pd.DataFrame, control: str | None = None, comparisons
         notes.append(f"only one arm ({ctrl!r}): descriptives only, nothing to compare")
     bal = balance(table.df)
     notes += warnings_of(bal)
-    notes += [f"{r.metric} ({r.treatment}): {r.notes}" for r in effects.itertuples() if r.notes]
+    notes += [f"{r.metric} ({r.treatment if comparisons == 'vs_control' else f'{r.treatment} vs {r.control}'}): "
+              f"{r.notes}" for r in effects.itertuples() if r.notes]
     result = AnalysisResult(effects=effects, descriptives=descriptives(table.df), missing=missingness(table.df, ctrl),
                             power=power_table(effects, table.df, alpha, target_power, seed=seed),
                             tradeoffs=tradeoffs(effects, alpha), family=family, notes=notes, balance=bal)
@@ -89,17 +90,34 @@ def analyze(table: Table | pd.DataFrame, control: str | None = None, comparisons
     return result
 
 
+def _family_count(effects: pd.DataFrame, n_metrics: int, n_comp: int) -> str:
+    """'6 tests = 6 metrics x 1 comparison(s)', or, when rows have no p-value, '1 test = 2 metrics x
+    1 comparison(s) - 1 not estimable': the family Holm and BH adjust is the rows with a p-value."""
+    n_tests = int(effects["p_value"].notna().sum())
+    tests = f"{n_tests} test{'' if n_tests == 1 else 's'}"
+    grid = f"{n_metrics} metric{'' if n_metrics == 1 else 's'} x {n_comp} comparison(s)"
+    if n_tests == len(effects):
+        return f"{tests} = {grid}"
+    no_p = effects["p_value"].isna()
+    not_estimable = int((no_p & ~effects["estimable"].astype(bool)).sum())
+    other = int(no_p.sum()) - not_estimable
+    why = [f"{not_estimable} not estimable" if not_estimable else "", f"{other} without a p-value" if other else ""]
+    return f"{tests} = {grid} - {' - '.join(w for w in why if w)}"
+
+
 def descriptives(df: pd.DataFrame) -> pd.DataFrame:
     """Per arm x metric: n, missing, sessions, mean, sd, se, median, quartiles, min, max."""
     rows = []
     for (arm, metric), sub in df.groupby(["arm", "metric"], sort=False):
         x = sub["value"].dropna().to_numpy(float)
         sessions = sub.loc[sub["value"].notna() & (sub["session"] != ""), "session"].nunique()
-        q = np.percentile(x, [25, 50, 75]) if len(x) else [math.nan] * 3
-        sd = float(x.std(ddof=1)) if len(x) > 1 else math.nan
+        centre, unit = rescaling(x)  # values ~1e300: means, SDs and quartiles without overflow
+        z = (x - centre) / unit
+        q = np.percentile(z, [25, 50, 75]) * unit + centre if len(x) else [math.nan] * 3
+        sd = float(z.std(ddof=1)) * unit if len(x) > 1 else math.nan
         rows.append({"arm": arm, "metric": metric, "level": sub["level"].iat[0], "n": len(x),
                      "missing": int(sub["value"].isna().sum()), "n_sessions": sessions,
-                     "mean": float(x.mean()) if len(x) else math.nan, "sd": sd,
+                     "mean": float(z.mean()) * unit + centre if len(x) else math.nan, "sd": sd,
                      "se": sd / math.sqrt(len(x)) if len(x) > 1 else math.nan,
                      "median": q[1], "q25": q[0], "q75": q[2],
                      "min": float(x.min()) if len(x) else math.nan, "max": float(x.max()) if len(x) else math.nan})
@@ -133,6 +151,10 @@ def power_table(effects: pd.DataFrame, df: pd.DataFrame | None = None, alpha: fl
         m = float(r.cluster_size) if clustered else 1.0
         sizes_c, sizes_t = _sizes(df, r, clustered, m)
         effect = abs(float(r.diff)) if np.isfinite(r.diff) else math.nan
+        # the power computations are scale-equivariant: run in units of a power of 2 near the SD
+        # (exact) so values ~1e300 do not overflow in the simulated variances; mde x u after
+        u = cl.power_of_two(r.sd_pooled) if np.isfinite(r.sd_pooled) and r.sd_pooled > 0 else 1.0
+        sd_u, eff_u, sd_diff_u = r.sd_pooled / u, effect / u, float(r.sd_diff) / u
         base = {"metric": r.metric, "control": r.control, "treatment": r.treatment, "sd": r.sd_pooled,
                 "sessions_control": len(sizes_c), "sessions_treatment": len(sizes_t), "observed_effect": effect,
                 "icc": icc, "icc_ci_high": icc_hi, "cluster_size": m, "design_effect": cl.design_effect(icc, m),
@@ -140,16 +162,16 @@ def power_table(effects: pd.DataFrame, df: pd.DataFrame | None = None, alpha: fl
         if is_paired:
             n, sd_diff = float(r.n_pairs), float(r.sd_diff)
             base.update(unit="pairs of replicates", n_this_run=n, sd_diff=sd_diff,
-                        n_needed=pw.replicates_needed(effect, r.sd_pooled, icc, m, alpha, target, sd_diff),
-                        mde_this_run=pw.mde(n, r.sd_pooled, icc, m, alpha, target, sd_diff), mde_icc_high=math.nan,
+                        n_needed=pw.replicates_needed(eff_u, sd_u, icc, m, alpha, target, sd_diff_u),
+                        mde_this_run=pw.mde(n, sd_u, icc, m, alpha, target, sd_diff_u) * u, mde_icc_high=math.nan,
                         power_method="paired t, exact noncentral t on the per-replicate differences")
         else:
             unit = ("sessions per arm" if clustered or r.level == "session"
                     else "agent values per arm (no sessions)")
             base.update(unit=unit, n_this_run=float(min(len(sizes_c), len(sizes_t))), sd_diff=None,
-                        n_needed=pw.design_n_needed(effect, m, r.sd_pooled, icc, alpha, target, n_sims, seed),
-                        mde_this_run=pw.design_mde(sizes_c, sizes_t, r.sd_pooled, icc, alpha, target, n_sims, seed),
-                        mde_icc_high=(pw.design_mde(sizes_c, sizes_t, r.sd_pooled, icc_hi, alpha, target, n_sims, seed)
+                        n_needed=pw.design_n_needed(eff_u, m, sd_u, icc, alpha, target, n_sims, seed),
+                        mde_this_run=pw.design_mde(sizes_c, sizes_t, sd_u, icc, alpha, target, n_sims, seed) * u,
+                        mde_icc_high=(pw.design_mde(sizes_c, sizes_t, sd_u, icc_hi, alpha, target, n_sims, seed) * u
                                       if clustered and np.isfinite(icc_hi) else math.nan),
                         power_method=f"simulated Welch on session means, this run's session sizes ({n_sims} draws)")
             if min(len(sizes_c), len(sizes_t)) < 2:

@@ -7,13 +7,20 @@ import math
 import pandas as pd
 
 
+def signed(x: float, digits: int = 2) -> str:
+    """'+5.33'; '+1.22e+160' / '+3.1e-05' where fixed point would print hundreds of digits or 0.00."""
+    if math.isfinite(x) and x != 0 and not 10.0**-digits <= abs(x) < 1e6:
+        return f"{x:+.3g}"
+    return f"{x:+.{digits}f}"
+
+
 def fmt_effect(metric: str, diff: float, lo: float, hi: float, digits: int = 2) -> str:
     """'ideas_qty +5.33 [+3.67, +7.00]'."""
     if not math.isfinite(diff):
         return f"{metric} n/a"
     if not (math.isfinite(lo) and math.isfinite(hi)):
-        return f"{metric} {diff:+.{digits}f} [CI n/a]"
-    return f"{metric} {diff:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
+        return f"{metric} {signed(diff, digits)} [CI n/a]"
+    return f"{metric} {signed(diff, digits)} [{signed(lo, digits)}, {signed(hi, digits)}]"
 
 
 def tradeoffs(effects: pd.DataFrame, alpha: float = 0.05) -> dict[str, list[str]]:

@@ -106,7 +106,8 @@ def test_cli_run_dir_writes_into_analysis_and_prints_table(tmp_path, capsys):
     assert main([str(run), "--n-boot", "1000"]) == 0
     assert OUT_FILES <= {p.name for p in (run / "analysis").iterdir()}
     out = capsys.readouterr().out
-    assert out.splitlines()[0].split() == ["metric", "treatment", "diff", "[95%", "CI]", "g", "p", "p_holm", "method"]
+    assert out.splitlines()[0].split() == [
+        "metric", "control", "treatment", "diff", "[95%", "CI]", "g", "p", "p_holm", "method"]
     assert "trade-off warm:" in out and "paired t-test" in out
     effects = pd.read_csv(run / "analysis" / "effects.csv")
     assert {"p_value", "p_method", "p_holm", "p_bh", "hedges_g", "cliffs_delta", "diff"} <= set(effects.columns)

@@ -83,6 +83,55 @@ def test_a_key_passed_as_the_env_var_name_is_refused_and_never_written(tmp_path,
     assert "llm.api_key_env=<hidden>" in err and secret not in out + err and _files(tmp_path) == []
 
 
+SECRET = "sk-test-SECRET123456789"
+
+
+@pytest.mark.parametrize("file, text, override, named", [
+    ("llm/mykey.yaml", f"backend: scripted\nmodel: scripted\napi_key: {SECRET}\n", "llm=mykey", "llm.api_key"),
+    ("experiment/mine.yaml", f"# @package experiment\ndefaults:\n  - hello\n  - _self_\nname: mine\n"
+     f"description: token {SECRET}\n", "experiment=mine", "experiment.description"),
+])
+def test_a_key_in_a_config_file_is_refused_naming_the_file_and_never_written(tmp_path, monkeypatch, capsys, file,
+                                                                            text, override, named):
+    # was: "Extra inputs are not permitted (got 'sk-test-...')" on the console, and a key-like
+    # value in an experiment file copied into config.yaml, manifest.json, .hydra/ and report.html
+    (tmp_path / "yc" / file).parent.mkdir(parents=True)
+    (tmp_path / "yc" / file).write_text(text)
+    args = ["--config-dir", "yc", *(["experiment=hello", override] if override.startswith("llm=")
+                                    else [override, "llm=scripted"])]
+    code, out, err = _trials_run(tmp_path, monkeypatch, capsys, *args)
+    assert code == 2 and "Traceback" not in out + err
+    assert f"{Path('yc') / file}: {named}=<hidden>" in err and "llm.api_key_env" in err
+    assert SECRET not in out + err
+    leaked = [p for p in _files(tmp_path) if SECRET in p.read_text(errors="replace")]
+    assert leaked == [tmp_path / "yc" / file]  # only the user's own file: no run dir, no .hydra/
+    assert main(["run", "--config-dir", "yc", *args[2:], "--cfg", "job"]) == 2  # nor printed
+    out, err = capsys.readouterr()
+    assert SECRET not in out + err
+
+
+def test_llm_config_errors_never_echo_a_key_like_value():
+    from trials.llm.config import LLMConfigError, parse_llm_config
+
+    for bad in ({"api_key": SECRET}, {"temperature": SECRET}, {"model": ["x", SECRET]}):
+        with pytest.raises(LLMConfigError) as info:
+            parse_llm_config({"backend": "scripted", **bad})
+        assert SECRET not in str(info.value)
+        assert "<hidden>" in str(info.value) or "unknown key llm.api_key" in str(info.value)
+    with pytest.raises(LLMConfigError, match=r"got 'hot'"):  # an ordinary bad value is still shown
+        parse_llm_config({"backend": "scripted", "temperature": "hot"})
+
+
+def test_the_python_api_refuses_a_key_in_the_config_before_writing(tmp_path):
+    from trials.run.errors import ConfigError
+    from trials.run.preflight import check_config_secrets
+
+    with pytest.raises(ConfigError, match=r"experiment.notes=<hidden>") as info:
+        check_config_secrets({"experiment": {"notes": f"Bearer {SECRET}"}, "hydra": {}})
+    assert SECRET not in str(info.value)
+    check_config_secrets({"experiment": {"notes": "sk-short", "tokens": 3}})  # not a key: accepted
+
+
 @pytest.mark.parametrize("command", [["judge-check"], ["validate-persona", "p.json", "--expectations", "kind"]])
 @pytest.mark.parametrize("override", ["llm.api_key={secret}", "+llm.api_key={secret}", "llm.model={secret}"])
 def test_check_commands_refuse_a_key_without_echoing_or_writing_it(tmp_path, monkeypatch, capsys, command, override):

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 import yaml
 from runner_support import ROOT, config, metrics, run
 
@@ -205,3 +206,29 @@ def test_rerun_into_a_finished_dir_skips_done_jobs_and_refuses_another_config(tm
     assert run(tmp_path, *HELLO2) == 0 and len(RunDir(tmp_path).executions()) == n  # nothing reran
     assert run(tmp_path, *HELLO2, "run.seed=3") == 2
     assert "already holds a different run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("experiment", ["hello", "market_research", "brainstorm_variety"])
+def test_actual_calls_tokens_and_cost_fall_inside_the_printed_range(tmp_path, capsys, monkeypatch, experiment):
+    """Against the fake OpenAI server (tokens = characters / 4, protocol-shaped replies), priced as
+    gpt-4o-mini: the run's totals lie inside the estimate's low-high range (was: hello cost $0.00033
+    below the low end $0.00048 -- the low case kept the expected tokens per call, 600 per action
+    where hello's prompts have ~210)."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from runner_scaling import reply  # protocol-shaped replies (scores, JSON, actions)
+
+    from fake_openai import FakeOpenAI
+    from trials.run.experiment import run_experiment
+    from trials.run.plan import build_plan
+    from trials.run.progress import estimate
+
+    with FakeOpenAI(reply=reply) as srv:
+        cfg = config(f"experiment={experiment}", "llm=openai", f"llm.base_url={srv.base_url}", "llm.model=gpt-4o-mini",
+                     "llm.max_retries=0", "judge=same", "run.replicates=2")
+        e = estimate(build_plan(cfg, tmp_path / "plan"), cfg["run"], cfg["prices"])
+        assert run_experiment(cfg, tmp_path / "run") == 0
+    calls = pd.read_parquet(tmp_path / "run" / "llm_calls.parquet")
+    low, high = e["range"]["low"], e["range"]["high"]
+    assert low["calls"] <= len(calls) <= high["calls"]
+    assert low["tokens"] <= calls["tokens_in"].sum() + calls["tokens_out"].sum() <= high["tokens"]
+    assert low["cost_usd"] <= calls["cost_usd"].sum() <= high["cost_usd"]

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from trials.llm.base import LLMError
+from trials.secrets import HIDDEN, looks_like_key, shown
 
 
 class LLMConfigError(LLMError, ValueError):
@@ -72,7 +73,9 @@ def parse_llm_config(cfg: Any, where: str = "llm") -> LLMConfig:
                 hint = f" (did you mean '{where}.{close[0]}'?)" if close else ""
                 problems.append(f"unknown key {where}.{field}{hint}: not a setting, trials never reads it")
                 continue
-            got = f" (got {err['input']!r})" if err["type"] != "missing" and "input" in err else ""
+            # the bad value, unless it (or the field's name) looks like a key: the message reaches the console
+            value = HIDDEN if looks_like_key(err.get("input"), field) else shown(err.get("input"))
+            got = f" (got {value})" if err["type"] != "missing" and "input" in err else ""
             problems.append(f"{where}.{field}: {err['msg']}{got}")
         raise LLMConfigError(
             "invalid LLM config: " + "; ".join(problems)

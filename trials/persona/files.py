@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from trials.persona.model import UNION_TAGS, Fragment, Persona, PersonaError
+from trials.secrets import shown
 
 log = logging.getLogger(__name__)
 PERSONA_TYPES = ("Persona", "TinyPerson")
@@ -55,7 +56,7 @@ def _describe(err: dict[str, Any], source: str) -> tuple[str, str]:
     if err["type"] == "behaviors_shape":
         return path, (f"{source}: field '{path}': {err['msg']}; fix: write behaviors like "
                       '["...", "..."] or {"general": ["..."], "routines": {"morning": ["..."]}}')
-    got = repr(err.get("input"))[:60]
+    got = shown(err.get("input"), 60)
     if err["type"] in _EXPECTED:
         expected, example = _EXPECTED[err["type"]]
         return path, f"{source}: field '{path}': expected {expected}, got {got}; fix: give '{path}' as {expected}, e.g. {example}"

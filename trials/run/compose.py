@@ -10,6 +10,7 @@ from typing import Any
 
 from trials.run.design import did_you_mean
 from trials.run.errors import ConfigError
+from trials.run.preflight import check_config_secrets
 from trials.run.settings import check_settings, settings_of
 
 
@@ -52,6 +53,9 @@ def compose(overrides: list[str], config_dir: str | None, conf_dir: str, config_
         raise ConfigError(" ".join(str(exc).split())[:400]) from None
     from omegaconf import OmegaConf
 
+    # a key in a config file: refused before Hydra (or the run) writes it anywhere, before any other
+    # check could name the value
+    check_config_secrets(cfg, [config_dir, conf_dir])
     check_settings(OmegaConf.to_container(cfg, resolve=False), config_name)  # keys only: before resolving
     return cfg
 

@@ -32,9 +32,9 @@ from typing import Any, Sequence
 from trials.folders import folder_problem
 from trials.run.design import did_you_mean
 from trials.run.errors import ConfigError
+from trials.secrets import file_holding, key_paths, looks_like_key, value_at
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-KEYLIKE = re.compile(r"(?<![A-Za-z0-9])(sk-|sk_|AIza)[A-Za-z0-9_\-]{16,}|Bearer\s+\S{8,}")
 
 
 def _masked(key: str) -> str:
@@ -54,10 +54,36 @@ def check_secrets(overrides: Sequence[str]) -> None:
             raise ConfigError(f"{_masked(key)}: {key} takes the NAME of an environment variable, not the "
                               "key itself; fix: export OPENAI_API_KEY=<your key> and pass "
                               f"{key}=OPENAI_API_KEY (the key is never written anywhere)")
-        if KEYLIKE.search(value) or (key.rsplit(".", 1)[-1] in ("api_key", "key", "token") and value):
+        if looks_like_key(value, key):
             raise ConfigError(f"{_masked(key)}: this looks like an API key on the command line, where it "
                               "would be saved in the run's config and .hydra/; fix: export it in an "
                               "environment variable and name that variable with llm.api_key_env")
+
+
+def check_config_secrets(cfg: Any, folders: Sequence[str | None] = ()) -> None:
+    """Refuse a key-like value anywhere in a composed config (a config file, an interpolation),
+    before anything is written: the run would copy it into config.yaml, manifest.json, .hydra/ and
+    the report. Names the file (searched in `folders`) and the key, never the value."""
+    from omegaconf import DictConfig, OmegaConf
+
+    trees: list[Any] = []
+    if isinstance(cfg, DictConfig):
+        trees.append(OmegaConf.to_container(cfg, resolve=False))
+        try:  # also what interpolations (e.g. ${oc.env:...}) resolve to; a broken one is reported later
+            trees.append(OmegaConf.to_container(cfg, resolve=True))
+        except Exception:  # noqa: BLE001
+            pass
+    else:
+        trees.append(cfg)
+    for tree in trees:
+        tree = {k: v for k, v in dict(tree or {}).items() if k != "hydra"}  # its overrides: check_secrets
+        for path in key_paths(tree):
+            where = file_holding(str(value_at(tree, path)), path, [str(f) for f in folders if f])
+            raise ConfigError(f"{where + ': ' if where else ''}{_masked(path)}: this looks like an API key in "
+                              "the config, where it would be saved in the run's config.yaml, manifest.json, "
+                              ".hydra/ and report; fix: remove it from "
+                              f"{where or 'the config'}, export the key in an environment variable and name "
+                              "that variable with llm.api_key_env (e.g. llm.api_key_env=OPENAI_API_KEY)")
 
 
 def check_unresolved(cfg: Any) -> None:
@@ -167,6 +193,7 @@ def check_model_settings(conf: dict[str, Any], where: str, cache: dict[str, Any]
 
 def check(cfg: dict[str, Any], plan: Any) -> None:
     """Everything that would certainly fail, for a resolved config and its plan (see module doc)."""
+    check_config_secrets(cfg)
     run = dict(cfg.get("run") or {})
     if run.get("seed") is not None:
         _number(run["seed"], "run.seed", whole=True, low=0)

@@ -11,12 +11,17 @@ from typing import Any
 from tqdm import tqdm
 
 #: Per-call assumptions of the estimate (override any under run.estimate, e.g.
-#: run.estimate.latency_s.openai=3). Tokens are medians for the small sizes on the local model;
+#: run.estimate.latency_s.openai=3). Prompt tokens (tokens_in) are about the medians of the six
+#: shipped experiments at their small size, counted as characters / 4 (OpenAI's tokenizers on
+#: English; tests/fake_openai.py counts the same): actions 210-430, judge calls 400-810, correction
+#: checks 680-890, extraction 180-330; replies (tokens_out) what a chat model writes (the fake
+#: server's are shorter). Prompts grow with the transcript: longer runs sit nearer the high end.
 #: latency_s is seconds per call by backend (local: SmolLM2-135M on 2-4 cores).
 ESTIMATE_DEFAULTS: dict[str, Any] = {
-    "action_tokens_in": 600, "action_tokens_out": 50, "judge_tokens_in": 700, "judge_tokens_out": 25,
+    "action_tokens_in": 400, "action_tokens_out": 50, "judge_tokens_in": 600, "judge_tokens_out": 25,
     "regenerate_rate": 0.3,   # expected share of correction checks that fail (low 0, high 1)
     "reask_rate": 0.1,        # expected share of judge/extraction replies re-asked (low 0, high 1)
+    "low_tokens_factor": 0.5,   # low case: short prompts (one question, a small group) and short replies
     "high_tokens_factor": 1.5,  # high case: longer transcripts, longer prompts
     "latency_s": {"local": 2.0, "scripted": 0.01, "openai": 2.0},
 }
@@ -83,7 +88,7 @@ def estimate(plan: Any, run_cfg: dict[str, Any], prices: dict[str, Any] | None =
     notes: set[str] = set()
     backends = sorted({str(c.get("backend") or "") for j in plan.jobs for c in (j.llm, j.judge)})
     for case in CASES:
-        factor = float(a["high_tokens_factor"]) if case == "high" else 1.0
+        factor = {"low": float(a["low_tokens_factor"]), "expected": 1.0, "high": float(a["high_tokens_factor"])}[case]
         calls = tin = tout = cost = busy = 0.0
         for job in plan.jobs:
             by_purpose = _job_calls(job, plan.scenario, a, case)

@@ -1,0 +1,75 @@
+"""What looks like an API key, wherever a value comes from (the command line, a config file, a
+validation error), so that it is refused or shown as <hidden> and never reaches a file or the console.
+
+One rule for every place: a value matching KEYLIKE (sk-..., sk_..., AIza..., Bearer ...), or any
+non-empty value of a field named api_key / key / token."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Iterator
+
+KEYLIKE = re.compile(r"(?<![A-Za-z0-9])(sk-|sk_|AIza)[A-Za-z0-9_\-]{16,}|Bearer\s+\S{8,}")
+SECRET_FIELDS = ("api_key", "key", "token")
+HIDDEN = "<hidden>"
+
+
+def looks_like_key(value: Any, field: str | None = None) -> bool:
+    """True if `value` (of the config field `field`, a dotted name) must not be echoed or saved."""
+    if value is None or isinstance(value, bool):
+        return False
+    text = str(value).strip().strip("'\"")
+    if field is not None and str(field).rsplit(".", 1)[-1] in SECRET_FIELDS and text:
+        return True
+    return bool(KEYLIKE.search(text))
+
+
+def shown(value: Any, limit: int = 200) -> str:
+    """repr(value) for an error message, or <hidden> if anything in it looks like a key."""
+    if isinstance(value, (dict, list, tuple)) and any(True for _ in key_paths(value)):
+        return HIDDEN
+    return HIDDEN if looks_like_key(value) else repr(value)[:limit]
+
+
+def key_paths(tree: Any, prefix: str = "") -> Iterator[str]:
+    """The dotted paths of every key-like value in a nested dict/list (e.g. 'llm.api_key')."""
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            yield from key_paths(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(tree, (list, tuple)):
+        for i, v in enumerate(tree):
+            yield from key_paths(v, f"{prefix}[{i}]")
+    elif isinstance(tree, (str, bytes)) and looks_like_key(tree, prefix.rsplit("[", 1)[0] or None):
+        yield prefix
+
+
+def value_at(tree: Any, path: str) -> Any:
+    """The value at a dotted path from key_paths (None if absent)."""
+    node = tree
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+        if part.startswith("["):
+            node = node[int(part[1:-1])] if isinstance(node, (list, tuple)) else None
+        else:
+            node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def file_holding(value: str, path: str, folders: list[str]) -> str | None:
+    """The first YAML file under `folders` whose text holds `value` (else a line `<leaf>:`), to
+    name it in the refusal; None if none does (e.g. the value came from an interpolation)."""
+    leaf = re.sub(r"\[\d+\]$", "", path).rsplit(".", 1)[-1]
+    files = [f for root in folders if root and Path(root).expanduser().is_dir()
+             for f in sorted(Path(root).expanduser().rglob("*.y*ml"))]
+    texts = []
+    for f in files:
+        try:
+            texts.append((str(f), f.read_text(encoding="utf-8", errors="replace")))
+        except OSError:
+            continue
+    line = re.compile(rf"^\s*{re.escape(leaf)}\s*:", re.MULTILINE)
+    for match in (lambda t: str(value) in t and line.search(t), lambda t: str(value) in t, line.search):
+        found = next((name for name, text in texts if match(text)), None)
+        if found:
+            return found
+    return None
