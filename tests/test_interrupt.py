@@ -112,3 +112,35 @@ def test_journal_left_by_a_killed_session_is_recorded_on_resume(tmp_path, monkey
     calls = _calls(root)
     assert len(calls) == before + 3 and (calls["job_status"] == "interrupted").sum() == 3
     assert not journal.exists()
+
+
+def test_sigterm_on_the_openai_backend_requests_seen_equal_rows_recorded(tmp_path, monkeypatch):
+    """The tester's case: a threaded run on an OpenAI-compatible endpoint stopped midway; every
+    request the server saw is a row of llm_calls.parquet, priced, and counted as spent on resume."""
+    from fake_openai import FakeOpenAI
+
+    from trials.run.experiment import run_experiment
+    from runner_support import config
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    price = "+llm.price={input_per_1m:1000,output_per_1m:1000}"
+    hello = ["experiment=hello", "llm=openai", "llm.model=fake", "llm.max_retries=0", "judge=same", price,
+             "run.replicates=12", "run.backend=threading", "run.n_jobs=4"]
+    root = tmp_path / "r"
+    with FakeOpenAI(latency=0.05) as srv:
+        def watch():
+            while srv.requests < 10:
+                time.sleep(0.005)
+            os.kill(os.getpid(), signal.SIGTERM)
+        threading.Thread(target=watch, daemon=True).start()
+        code = run_experiment(config(*hello, f"llm.base_url={srv.base_url}"), root)
+        time.sleep(0.3)
+        seen = srv.requests
+    assert code == 128 + signal.SIGTERM
+    calls = _calls(root)
+    assert len(calls) == seen and calls["cost_usd"].notna().all()
+    assert (calls["job_status"] == "interrupted").any()
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert manifest["totals"]["calls"] == seen
+    assert abs(manifest["totals"]["cost_usd"] - calls["cost_usd"].sum()) < 1e-12
+    assert abs(RunDir(root).spent_usd() - calls["cost_usd"].sum()) < 1e-12  # a resume's budget counts them
