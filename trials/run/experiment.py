@@ -35,8 +35,8 @@ from trials.run.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
-#: Settings a resumed run takes from the new command line; everything else comes from the saved
-#: config.yaml so that the resumed jobs are the same experiment.
+#: Settings that do not change the experiment: a rerun into the same directory may differ in them
+#: (a resume takes them, like every SAFE_ON_RESUME key, only when its command line sets them).
 RESUME_FROM_COMMAND = ("n_jobs", "backend", "budget_usd", "dry_run", "threads_per_session", "analyze", "report",
                        "cluster")
 
@@ -66,15 +66,14 @@ def _prepare(cfg: dict[str, Any], root: Path, overrides: list[str] | None = None
                               "point it at the directory of an earlier `trials run`")
         old = yaml.safe_load(saved.read_text())
         changed = resume_changes(cfg, old, overrides)
+        # a budget survives resume unless the command sets another (trials.run.budget)
+        if run.get("budget_usd") is None:
+            changed.pop("run.budget_usd", None)
         if resumed is not None:
             resumed.update(changed)
-        # a budget survives resume unless the command sets another (trials.run.budget)
-        old["run"].update({k: run[k] for k in RESUME_FROM_COMMAND
-                           if k in run and not (k == "budget_usd" and run[k] is None)})
+        _apply_changes(old, changed)  # only what the command line changed; the rest as saved
         old["run"]["resume_dir"] = str(root)
         apply_transport(old, changed)  # a fixed URL, port, key variable, timeout or rate limit
-        if cfg.get("cache"):
-            old["cache"] = cfg["cache"]
         cfg = old
     elif saved.is_file() and _comparable(yaml.safe_load(saved.read_text())) != _comparable(cfg):
         raise ConfigError(f"{root} already holds a different run (its config.yaml differs); use a new "
@@ -84,6 +83,16 @@ def _prepare(cfg: dict[str, Any], root: Path, overrides: list[str] | None = None
         cache["path"] = str(Path(cache["path"]).expanduser().resolve())
         cfg = {**cfg, "cache": cache}
     return cfg
+
+
+def _apply_changes(saved: dict[str, Any], changed: dict[str, list[Any]]) -> None:
+    """Put a resume's `run.*` and `cache.*` changes ({dotted key: [old, new]}, all of them safe:
+    trials.run.resume) into the saved config; a key the command line did not change keeps its
+    saved value (a replay run stays a replay run)."""
+    for key, (_, new) in changed.items():
+        section, _, leaf = key.partition(".")
+        if section in ("run", "cache") and leaf:
+            saved[section] = {**(saved.get(section) or {}), leaf: new}
 
 
 def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
