@@ -144,3 +144,19 @@ def test_sigterm_on_the_openai_backend_requests_seen_equal_rows_recorded(tmp_pat
     assert manifest["totals"]["calls"] == seen
     assert abs(manifest["totals"]["cost_usd"] - calls["cost_usd"].sum()) < 1e-12
     assert abs(RunDir(root).spent_usd() - calls["cost_usd"].sum()) < 1e-12  # a resume's budget counts them
+
+
+def test_export_of_a_run_with_no_finished_job_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
+    from trials.cli import main
+
+    def ctrl_c(n):
+        if n == 2:
+            raise KeyboardInterrupt
+    Counting(monkeypatch, ctrl_c)
+    root = tmp_path / "r"
+    assert run(root, "experiment=hello") == 130
+    capsys.readouterr()
+    assert main(["export", str(root)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"trials export: no finished job to export in {root}; finish it with "
+                   f"trials run run.resume_dir={root}")
