@@ -179,11 +179,15 @@ def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path, overrides
             except KeyboardInterrupt:  # keep what finished and every call made; the manifest says partial
                 interrupted = signals.get("signal", signal.SIGINT)
                 print("interrupted: stopping the running sessions, then collecting the run", file=sys.stderr)
-                jobs.close()  # the engine stops its sessions (trials.run.engines) before this returns
+                try:
+                    jobs.close()  # the engine stops its sessions (trials.run.engines) before this returns
+                except KeyboardInterrupt:  # a second Ctrl-C: collect now (the calls journals keep the rows)
+                    print("interrupted again: collecting the run now", file=sys.stderr)
     except ConfigError as exc:  # e.g. no Dask scheduler at run.cluster: the run stays resumable
         engine_error = exc
     finally:
-        allow_calls()  # the engine may have stopped this process's calls (tests run many runs)
+        jobs.close()  # an engine left midway (any exception) stops its sessions here, not at garbage collection
+        allow_calls()  # the engine may have stopped this process's calls (a sweep runs many runs)
         stop_ticker()
         progress.close()
     if interrupted is not None:
