@@ -104,6 +104,8 @@ def main() -> None:
     ap.add_argument("--mixed-sims", type=int, default=200, help="tables for the MixedLM check (slow)")
     args = ap.parse_args()
     n, t0 = args.sims, time.perf_counter()
+    if n < 1 or args.cover_sims < 1:
+        ap.error("--sims and --cover-sims must be >= 1 (--power-sims 0 and --mixed-sims 0 skip those blocks)")
     se = math.sqrt(0.05 * 0.95 / n)
     print(f"== 1. null false-positive rate at alpha 0.05, analysis.compare on {n} tables per design (MC SE {se:.3f})")
     for k, (name, (make, kw, extra)) in enumerate(NULL.items()):
@@ -149,7 +151,7 @@ def main() -> None:
                "4 v 4 sessions x 5 agents, ICC 0.3": (np.full(4, 5), np.full(4, 5)),
                "6 v 14 sessions x 2-8 agents, ICC 0.3": (rng.integers(2, 9, 6), rng.integers(2, 9, 14))}
     for name, (sc, st) in designs.items():
-        if args.only and args.only not in name:
+        if (args.only and args.only not in name) or args.power_sims < 1:
             continue
         r = design_power_check(sc, st, 0.3, args.power_sims)
         print(f"{name:40s} MDE {r['effect']:.3f}  predicted {r['predicted']:.3f}  simulated {r['simulated']:.3f}"

@@ -111,3 +111,116 @@ def test_population_number_keys_name_key_and_type(tmp_path, monkeypatch, capsys,
     err = capsys.readouterr().err
     assert code == 2 and all(w in err for w in words), err[-2000:]
     _no_traceback(code, err)
+
+
+def _refused(tmp_path, capsys, argv: list[str], *words: str) -> str:
+    """exit 2, one line holding `words`, no traceback, nothing written in the working folder."""
+    code = main(argv)
+    err = capsys.readouterr().err
+    _no_traceback(code, err, *words)
+    assert len(err.strip().splitlines()) == 1, err
+    assert list(tmp_path.iterdir()) == [], list(tmp_path.iterdir())
+    return err
+
+
+POP = ["population", "llm=scripted", "cache.mode=off"]
+CHECK = ["judge-check", "llm=scripted", "cache.mode=off"]
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["run", *BASE, "+foo=bar"], ["unknown key foo: not a setting", "experiment.propositions.<name>"]),
+    (["run", *BASE, "+run.foo=1"], ["unknown key run.foo: not a setting", "the settings of run:"]),
+    (["run", *BASE, "+llm.tempreature=0.3"], ["unknown key llm.tempreature (did you mean 'llm.temperature'?)"]),
+    (["run", *BASE, "+judge.tempreature=0.3"], ["(did you mean 'judge.temperature'?)"]),
+    (["run", *BASE, "+run.estimate.reask_rat=0.3"], ["(did you mean 'run.estimate.reask_rate'?)"]),
+    (["run", *BASE, "+run.estimate.latency_s.opnai=3"], ["(did you mean 'run.estimate.latency_s.openai'?)"]),
+    (["run", *BASE, "+prices.gpt-4o.inptu_per_1m=1"], ["(did you mean 'prices.gpt-4o.input_per_1m'?)"]),
+    (["run", *BASE, "+experiment.questoins=[a]"], ["(did you mean 'experiment.questions'?)", "not a setting"]),
+    (["run", *BASE, "+experiment.arms.control.llm.tempreature=1"], ["(did you mean 'llm.temperature'?)"]),
+    (["run", *BASE, "run.estimate.reask_rate=0.3"], ["run.estimate.reask_rate is a setting", "+run.estimate.reask_rate="]),
+    ([*POP, "+foo=bar"], ["unknown key foo: not a setting"]),
+    ([*POP, "+run.foo=1"], ["unknown key run.foo: not a setting", "the settings of run: seed"]),
+    ([*POP, "+llm.tempreature=0.3"], ["(did you mean 'llm.temperature'?)"]),
+    ([*CHECK, "+foo=bar"], ["unknown key foo: not a setting"]),
+    ([*CHECK, "experiment=hello"], ["experiment: not a setting of this command"]),
+    ([*CHECK, "run.replicates=3"], ["run.replicates: not a setting of this command"]),
+])
+def test_a_key_nobody_reads_is_refused_naming_the_closest(tmp_path, monkeypatch, capsys, argv, words):
+    monkeypatch.chdir(tmp_path)
+    _refused(tmp_path, capsys, argv, *words)
+
+
+@pytest.mark.parametrize("extra", [
+    ["+prices.my-model={input_per_1m:1,output_per_1m:2}"],  # open: model names are yours
+    ["+experiment.propositions.calm={claim:'{agent} is calm.',rubric:'0 = no, 9 = yes',level:agent,"
+     "scale:0-9,higher_is_better:true}", "experiment.metrics=[calm]"],
+    ["+run.estimate.latency_s.openai=3", "+run.estimate.reask_rate=0.2"],  # documented, not in config.yaml
+    ["++judge.temperature=0"],
+])
+def test_open_sections_and_documented_additions_keep_working(tmp_path, monkeypatch, capsys, extra):
+    monkeypatch.chdir(tmp_path)
+    code = main(["run", *BASE, "run.dry_run=true", *extra])
+    assert code == 0, capsys.readouterr().err[-2000:]
+
+
+def test_an_arm_may_still_set_a_scenario_key_the_experiment_lacks(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code = main(["run", "experiment=market_research", "llm=scripted", "cache.mode=off", "run.dry_run=true",
+                 "+experiment.arms.treatment.instruction=Answer in one word."])
+    assert code == 0, capsys.readouterr().err[-2000:]
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["run", "experiment=hello", "cache.mode=off", "llm=scripted", "llm=local"],
+     ["llm is given twice", "llm=scripted and llm=local"]),
+    (["run", *BASE, "run.seed=1", "run.seed=2"], ["run.seed is given twice", "run.seed=1 and run.seed=2"]),
+    (["run", *BASE, "run.seed=1", "+run.seed=2"], ["run.seed is given twice"]),
+    (["run", *BASE, "-m", "run.seed=1", "run.seed=2,3"], ["run.seed is given twice"]),
+    ([*POP, "population=usa_adults", "population=gazpacho_respondents"], ["population is given twice"]),
+    ([*CHECK, "judge=scripted", "judge=local"], ["judge is given twice", "judge=scripted and judge=local"]),
+])
+def test_a_key_or_group_given_twice_is_refused_naming_both(tmp_path, monkeypatch, capsys, argv, words):
+    monkeypatch.chdir(tmp_path)
+    _refused(tmp_path, capsys, argv, *words)
+
+
+@pytest.mark.parametrize("over, words", [
+    (["n=abc"], ["n='abc'"]), (["run.seed=x"], ["run.seed='x'"]), (["llm.temperature=hot"], ["llm.temperature"]),
+    (["out="], ["out='' is empty"]), (["population.n=-1"], ["population"]),
+    (["llm=openai", "llm.api_key_env=TRIALS_TEST_NO_SUCH_KEY"], ["TRIALS_TEST_NO_SUCH_KEY is not set"]),
+])
+def test_population_bad_override_leaves_no_outputs_folder(tmp_path, monkeypatch, capsys, over, words):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TRIALS_TEST_NO_SUCH_KEY", raising=False)
+    _refused(tmp_path, capsys, ["population", "cache.mode=off", *([] if "llm=openai" in over else ["llm=scripted"]),
+                                *over], *words)
+
+
+@pytest.mark.parametrize("env, value", [("OPENAI_ORG_ID", "org-abc\r"), ("OPENAI_PROJECT_ID", "proj abc"),
+                                        ("OPENAI_ORG_ID", "org-abc\nX-Injected: 1")])
+def test_header_variables_with_whitespace_are_refused_before_anything_runs(tmp_path, monkeypatch, capsys, env, value):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789abcdefghij")
+    monkeypatch.setenv(env, value)
+    for argv in (["run", "experiment=hello", "llm=openai", "cache.mode=off"],
+                 ["population", "llm=openai", "cache.mode=off"],
+                 ["judge-check", "llm=openai", "cache.mode=off"]):
+        err = _refused(tmp_path, capsys, argv, env)
+        assert value.strip() not in err and "abc" not in err  # never echoed
+    from trials.llm import LLMConfigError, build_llm
+
+    with pytest.raises(LLMConfigError, match=env):  # the Python API refuses it before the first call too
+        build_llm({"backend": "openai", "model": "m", "base_url": "http://127.0.0.1:9/v1"})
+
+
+@pytest.mark.parametrize("over, words", [
+    (["+run.estimate.reask_rate=abc"], ["run.estimate.reask_rate='abc': need a number >= 0"]),
+    (["run.estimate=5"], ["run.estimate=5: give a mapping"]),
+    (["+run.estimate.latency_s=3"], ["run.estimate.latency_s=3"]),
+    (["++prices.gpt-4o.input_per_1m=abc"], ["prices.gpt-4o.input_per_1m='abc'"]),
+    (["experiment.population.n=12"], ["experiment.population.n=12 is only read with experiment.population.source=factory"]),
+    (["+experiment.population.pth=x"], ["(did you mean 'experiment.population.path'?)"]),
+])
+def test_malformed_run_values_are_one_line(tmp_path, monkeypatch, capsys, over, words):
+    monkeypatch.chdir(tmp_path)
+    _refused(tmp_path, capsys, ["run", *BASE, "run.dry_run=true", *over], *words)

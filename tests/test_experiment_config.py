@@ -16,8 +16,8 @@ SHARED = ROOT.parent / "shared"
 
 @pytest.mark.parametrize("overrides, needle", [
     (["run.replicates=0"], "run.replicates=0: need a whole number >= 1"),
-    (["+run.replicatse=2"], "unknown key(s) run.replicatse"),
-    (["+experiment.stpes=3"], "unknown key(s) experiment.stpes"),
+    (["+run.replicatse=2"], "unknown key run.replicatse"),
+    (["+experiment.stpes=3"], "unknown key experiment.stpes"),
     (["+experiment.arms.treatment.correctoin={threshold:5}"], "experiment.arms.treatment.correctoin"),
     (["experiment.group_size=50"], "experiment.group_size=50 but the population"),
     (["experiment.metrics=[persona_adherence,charisma]"], "['charisma'] not computed by scenario 'brainstorm'"),

@@ -19,7 +19,8 @@ PERSONA = {"name": "Ana Souza", "age": 34, "occupation": {"title": "Nurse"}}
 
 def _trials_run(tmp_path: Path, monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
     monkeypatch.chdir(tmp_path)
-    code = main(["run", "cache.mode=off", *args])
+    base = [] if any(a.startswith("cache.mode=") for a in args) else ["cache.mode=off"]  # a key given once
+    code = main(["run", *base, *args])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -50,7 +51,7 @@ def _persona_folder(tmp_path: Path, files: dict[str, bytes]) -> Path:
     (["llm=scripted", "experiment.population.path=library:nope"],
      "experiment.population.path='library:nope': no shipped persona set 'nope'"),
     (["llm=scripted", "experiment.population.path=library:genral"], "(did you mean 'general'?)"),
-    (["llm=scripted", "+experiment.stpes=3"], "unknown key(s) experiment.stpes (did you mean 'steps'?)"),
+    (["llm=scripted", "+experiment.stpes=3"], "unknown key experiment.stpes (did you mean 'experiment.steps'?)"),
     (["llm=scripted", "run.threads_per_session=many"], "run.threads_per_session='many': need a whole number"),
     (["llm=scripted", "run.paired=maybe"], "run.paired='maybe': use true or false"),
     (["llm=scripted", "experiment=hello", "experiment.max_tokens=lots"], "experiment.max_tokens='lots'"),
@@ -59,7 +60,7 @@ def _persona_folder(tmp_path: Path, files: dict[str, bytes]) -> Path:
     (["llm=scripted", "-m", "experiment.stpes=1,2"], "unknown key experiment.stpes (did you mean 'experiment.steps'?)"),
     (["llm=scripted", "experiment=helo"], "experiment=helo: no experiment/helo.yaml (did you mean 'hello'?)"),
     (["llm=scripted", "experiment=market_research", "+experiment.arms.treatment.prodcts=[x]"],
-     "unknown key experiment.arms.treatment.prodcts (did you mean 'products'?)"),
+     "unknown key experiment.arms.treatment.prodcts (did you mean 'experiment.arms.treatment.products'?)"),
 ])
 def test_refused_with_exit_2_naming_the_key_and_nothing_written(tmp_path, monkeypatch, capsys, args, needle):
     monkeypatch.delenv("TRIALS_TEST_NO_SUCH_KEY", raising=False)

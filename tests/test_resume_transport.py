@@ -34,3 +34,35 @@ def test_resume_takes_new_transport_settings_and_records_them(tmp_path, monkeypa
     saved = yaml.safe_load((first / "config.yaml").read_text())
     assert saved["llm"]["base_url"] == "http://127.0.0.1:8000/v1" and saved["llm"]["rpm"] == 60
     assert saved["llm"]["temperature"] == 0.7 and saved["judge"]["timeout"] == 7
+
+
+def test_transport_keys_set_inside_an_arm_are_transport_too(tmp_path, monkeypatch, capsys):
+    """An arm's own `llm.base_url` (a model comparison against another endpoint) may be fixed on
+    resume like the top-level one; the arm's temperature stays the design."""
+    monkeypatch.chdir(tmp_path)
+    first = tmp_path / "r1"
+    base = ["llm=scripted", "cache.mode=off", "run.report=false", "run.analyze=false"]
+    arm = "+experiment.arms.big={llm:{base_url:'http://127.0.0.1:1/v1',timeout:5,temperature:0.5}}"
+    assert main(["run", "experiment=hello", *base, arm, f"hydra.run.dir={first}"]) == 0
+    capsys.readouterr()
+    assert main(["run", *base, f"run.resume_dir={first}", "+experiment.arms.big.llm.temperature=0.9"]) == 2
+    assert "experiment.arms.big.llm.temperature: 0.5 -> 0.9" in capsys.readouterr().err
+    code = main(["run", *base, f"run.resume_dir={first}", "experiment.arms.big.llm.base_url=http://127.0.0.1:2/v1",
+                 "experiment.arms.big.llm.timeout=9", "experiment.arms.big.llm.rpm=30"])
+    assert code == 0, capsys.readouterr().err
+    changed = json.loads((first / "manifest.json").read_text())["resumes"][-1]["changed"]
+    assert changed == {"experiment.arms.big.llm.base_url": ["http://127.0.0.1:1/v1", "http://127.0.0.1:2/v1"],
+                       "experiment.arms.big.llm.timeout": [5, 9], "experiment.arms.big.llm.rpm": [None, 30]}
+    saved = yaml.safe_load((first / "config.yaml").read_text())["experiment"]["arms"]["big"]["llm"]
+    assert saved == {"base_url": "http://127.0.0.1:2/v1", "timeout": 9, "rpm": 30, "temperature": 0.5}
+
+
+def test_apply_transport_finds_an_arm_whose_name_holds_dots():
+    from trials.run.resume import apply_transport, is_transport
+
+    old = {"experiment": {"arms": {"v1.2": {"llm": {"model": "m", "timeout": 5}}}}, "llm": {"timeout": 1}}
+    apply_transport(old, {"experiment.arms.v1.2.llm.timeout": [5, 9], "llm.rpm": [None, 3],
+                          "experiment.arms.v1.2.llm.model": ["m", "x"]})  # not transport: not applied
+    assert old == {"experiment": {"arms": {"v1.2": {"llm": {"model": "m", "timeout": 9}}}},
+                   "llm": {"timeout": 1, "rpm": 3}}
+    assert is_transport("experiment.factors.model.big.judge.base_url") and not is_transport("llm.temperature")

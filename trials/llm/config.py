@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -66,6 +67,11 @@ def parse_llm_config(cfg: Any, where: str = "llm") -> LLMConfig:
         problems = []
         for err in e.errors():
             field = ".".join(str(p) for p in err["loc"])
+            if err["type"] == "extra_forbidden":  # a typo: name the closest setting
+                close = difflib.get_close_matches(field, list(LLMConfig.model_fields), n=1, cutoff=0.6)
+                hint = f" (did you mean '{where}.{close[0]}'?)" if close else ""
+                problems.append(f"unknown key {where}.{field}{hint}: not a setting, trials never reads it")
+                continue
             got = f" (got {err['input']!r})" if err["type"] != "missing" and "input" in err else ""
             problems.append(f"{where}.{field}: {err['msg']}{got}")
         raise LLMConfigError(

@@ -66,6 +66,20 @@ def key_problem(key: str, env: str = "OPENAI_API_KEY") -> str | None:
     return None
 
 
+#: environment variables sent as request headers (not with Azure): checked like the key
+HEADER_ENVS = (("OPENAI_ORG_ID", "OpenAI-Organization"), ("OPENAI_PROJECT_ID", "OpenAI-Project"))
+
+
+def header_problem() -> str | None:
+    """Why $OPENAI_ORG_ID / $OPENAI_PROJECT_ID cannot be sent as a header (a newline, carriage
+    return or space would break the request at the first call), or None. Never the value."""
+    for env, _ in HEADER_ENVS:
+        problem = key_problem(os.environ.get(env) or "", env)
+        if problem:
+            return problem
+    return None
+
+
 def name_looks_like_key(name: str) -> bool:
     """An api_key_env value that is a valid variable name but looks like a key itself (a 32-hex
     Azure key, a long mixed string without underscores): never echoed."""
@@ -146,7 +160,9 @@ class OpenAIBackend:
             base = (cfg.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
             url = f"{base}/chat/completions"
             headers["Authorization"] = f"Bearer {key}"
-            for env, header in (("OPENAI_ORG_ID", "OpenAI-Organization"), ("OPENAI_PROJECT_ID", "OpenAI-Project")):
+            if header_problem():
+                raise LLMConfigError(header_problem())
+            for env, header in HEADER_ENVS:
                 if os.environ.get(env):
                     headers[header] = os.environ[env]
         parts = urlparse(url)

@@ -232,16 +232,8 @@ def population_from_hydra(cfg: Any) -> int:
         choice = HydraConfig.get().runtime.choices.get("population", "population")
     except ValueError:  # not running under Hydra (tests call this directly)
         choice = "population"
-    data = OmegaConf.to_container(cfg.population, resolve=True)
     try:
-        seed = _whole_number("run.seed", cfg.run.seed, 0)
-        spec = load_spec(data, source=f"conf/population/{choice}.yaml")
-        size = _whole_number("n", cfg.n, 1) if cfg.get("n") is not None else None
-        out = Path(cfg.out or f"populations/{spec.name}-n{size or spec.n}-s{seed}")
-        _check_out(out, bool(cfg.get("force")))
-        problem = replay_problem(_plain(cfg.get("cache")))
-        if problem:
-            raise FactoryError(problem)
+        seed, spec, size, out = population_settings(OmegaConf.to_container(cfg, resolve=True), choice)
         recorder = CallRecorder()
         llm_cfg = OmegaConf.to_container(cfg.llm, resolve=True)
         llm = build_llm(llm_cfg, _plain(cfg.get("cache")), _plain(cfg.get("prices"))).bind(seed=seed, recorder=recorder)
@@ -255,6 +247,23 @@ def population_from_hydra(cfg: Any) -> int:
     print(f"population folder: {out}")
     print(f"personas: {out / 'personas'}")
     return 0
+
+
+def population_settings(cfg: dict[str, Any], choice: str = "population") -> tuple[int, PopulationSpec, int | None, Path]:
+    """(seed, spec, n or None, out folder) of a resolved `trials population` config, checked (a
+    FactoryError naming the key); `choice`: the conf/population/ name, for messages. Also the
+    check `trials population` runs before Hydra writes anything."""
+    seed = _whole_number("run.seed", (cfg.get("run") or {}).get("seed"), 0)
+    spec = load_spec(dict(cfg.get("population") or {}), source=f"conf/population/{choice}.yaml")
+    size = _whole_number("n", cfg["n"], 1) if cfg.get("n") is not None else None
+    if cfg.get("out") is not None and not str(cfg["out"]).strip():
+        raise FactoryError("out='' is empty; fix: out=<folder> (or leave it out for populations/<spec>-n<N>-s<seed>)")
+    out = Path(cfg.get("out") or f"populations/{spec.name}-n{size or spec.n}-s{seed}")
+    _check_out(out, bool(cfg.get("force")))
+    problem = replay_problem(cfg.get("cache"))
+    if problem:
+        raise FactoryError(problem)
+    return seed, spec, size, out
 
 
 #: what `trials population` writes into `out` (an existing one is replaced only with force=true)

@@ -23,6 +23,10 @@ import pandas as pd
 import trials
 
 
+#: the settings judge-check and validate-persona read (the rest of `trials run`'s config is unused)
+READS = ("llm.*", "judge.*", "prices.*", "cache.*", "run.seed")
+
+
 class CheckError(ValueError):
     """Bad input to a check command; the message names the argument/file and the fix."""
 
@@ -39,6 +43,11 @@ def compose_config(overrides: list[str]) -> dict[str, Any]:
     bad = [o for o in overrides if "=" not in o]
     if bad:
         raise CheckError(f"unexpected argument(s) {bad}; overrides look like key=value (e.g. llm=scripted)")
+    for o in overrides:  # the experiment and the runner's settings are not read: they would change nothing
+        key = o.split("=", 1)[0].lstrip("+~")
+        if key.split(".")[0].split("/")[0] in ("experiment", "run") and key != "run.seed":
+            raise CheckError(f"{key}: not a setting of this command, it never reads it (it reads "
+                             f"{', '.join(READS)}); fix: remove {o}")
     try:
         cfg = compose(overrides, None, str(trials.CONF_DIR))
         return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from trials.run.compose import compose, experiment_file
+from trials.run.compose import compose, experiment_file, group_choice
 from trials.run.errors import ConfigError
 from trials.run.experiment import run_experiment
 from trials.run.plan import build_plan
@@ -172,13 +172,32 @@ def secrets_check_cli(args: Sequence[str], conf_dir: str | None = None, config_n
         if conf_dir and not info:
             points = _sweep_points(overrides) if multirun else [overrides]
             for point in points:
-                compose(point, config_dir, conf_dir, config_name)
+                cfg = compose(point, config_dir, conf_dir, config_name)
+                if config_name == "population_app":
+                    _population_check(cfg, point, config_dir, conf_dir)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
     except Exception:  # noqa: BLE001 - a sweep the check cannot expand: Hydra reports it
         return None
     return None
+
+
+def _population_check(cfg: Any, overrides: list[str], config_dir: str | None, conf_dir: str) -> None:
+    """What `trials population` would refuse (run.seed, n, out, the spec, the llm and cache
+    settings), found before Hydra makes its output folder: a refusal leaves nothing behind."""
+    from trials.llm.config import parse_llm_config
+    from trials.population.factory import population_settings
+    from trials.run.preflight import check_model_settings
+
+    plain = resolve(cfg)
+    choice = group_choice("population", overrides, config_dir, conf_dir, "population_app") or "population"
+    try:
+        population_settings(plain, choice)
+        llm = parse_llm_config(plain.get("llm"), "llm").model_dump()
+    except ValueError as exc:  # FactoryError, LLMConfigError: the message names the key
+        raise ConfigError(str(exc)) from None
+    check_model_settings(llm, "llm", dict(plain.get("cache") or {}))
 
 
 def _checked(overrides: list[str], config_dir: str | None, conf_dir: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 
 from trials.run.design import did_you_mean
 from trials.run.errors import ConfigError
+from trials.run.settings import check_settings, settings_of
 
 
 def compose(overrides: list[str], config_dir: str | None, conf_dir: str, config_name: str = "config") -> Any:
@@ -20,6 +21,7 @@ def compose(overrides: list[str], config_dir: str | None, conf_dir: str, config_
     from hydra import initialize_config_dir
     from hydra.errors import HydraException, MissingConfigException
 
+    check_repeats(overrides)
     overrides = [o for o in overrides if not o.startswith(("hydra.", "hydra/"))]
     if config_dir:
         folder = Path(config_dir).expanduser().resolve()
@@ -29,12 +31,16 @@ def compose(overrides: list[str], config_dir: str | None, conf_dir: str, config_
         overrides = [*overrides, f"hydra.searchpath=[file://{folder}]"]
     try:
         with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
-            return hydra_compose(config_name, overrides=overrides)
+            cfg = hydra_compose(config_name, overrides=overrides)
     except MissingConfigException as exc:
         raise ConfigError(missing_config(exc, config_dir, conf_dir)) from None
     except HydraException as exc:
         text = " ".join(str(exc).split())
         bad = re.search(r"Could not override '([^']+)'", text)
+        if bad and bad.group(1).rpartition(".")[2] in settings_of(bad.group(1).rpartition(".")[0], config_name):
+            key = bad.group(1)  # a setting this config does not list yet (e.g. judge=same is empty)
+            raise ConfigError(f"{key} is a setting, but this config does not list it yet; fix: add it with "
+                              f"+{key}=<value>") from None
         if bad:
             key = bad.group(1)
             hint = _key_hint(key, [o for o in overrides if not o.lstrip("+~").startswith(key + "=")], conf_dir,
@@ -44,25 +50,57 @@ def compose(overrides: list[str], config_dir: str | None, conf_dir: str, config_
         raise ConfigError(text[:400]) from None
     except Exception as exc:  # noqa: BLE001 - Hydra's override grammar errors etc.
         raise ConfigError(" ".join(str(exc).split())[:400]) from None
+    from omegaconf import OmegaConf
+
+    check_settings(OmegaConf.to_container(cfg, resolve=False), config_name)  # keys only: before resolving
+    return cfg
+
+
+def check_repeats(overrides: list[str]) -> None:
+    """The same config group or key twice on one command line (`llm=scripted llm=local`,
+    `run.seed=1 run.seed=2`): Hydra silently takes the last; refused, naming both values."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    seen: dict[str, str] = {}
+    for item in overrides:
+        try:
+            (parsed,) = OverridesParser.create().parse_overrides([item])
+            key = parsed.get_key_element().lstrip("+~")
+        except Exception:  # noqa: BLE001 - a grammar error: Hydra names it when composing
+            continue
+        if key in seen:
+            raise ConfigError(f"{key} is given twice on the command line ({seen[key]} and {item}); Hydra "
+                              f"would silently use the last one; fix: give {key} once")
+        seen[key] = item
 
 
 def experiment_file(overrides: list[str], config_dir: str | None, conf_dir: str) -> str | None:
     """The file of the experiment `trials run <overrides>` selects (`experiment=<name>`, else
     config.yaml's default): the user's folder first, then the shipped one; None if not found."""
-    import yaml
-
-    name = next((o.split("=", 1)[1] for o in reversed(overrides) if o.lstrip("+").startswith("experiment=")), None)
+    name = group_choice("experiment", overrides, config_dir, conf_dir)
     if name is None:
-        try:
-            defaults = yaml.safe_load((Path(conf_dir) / "config.yaml").read_text()).get("defaults") or []
-        except (OSError, yaml.YAMLError, AttributeError):
-            return None
-        name = next((d["experiment"] for d in defaults if isinstance(d, dict) and "experiment" in d), None)
+        return None
     for root in filter(None, (config_dir, conf_dir)):
         path = Path(root).expanduser() / "experiment" / f"{name}.yaml"
         if path.is_file():
             return str(path) if root == config_dir else f"trials/conf/experiment/{name}.yaml"
     return None
+
+
+def group_choice(group: str, overrides: list[str], config_dir: str | None, conf_dir: str,
+                 config_name: str = "config") -> str | None:
+    """The option of config group `group` that `overrides` select (`experiment=<name>`), else the
+    default in the primary config's `defaults:`; None if neither names one."""
+    import yaml
+
+    name = next((o.split("=", 1)[1] for o in reversed(overrides) if o.lstrip("+").startswith(group + "=")), None)
+    if name is not None:
+        return name
+    try:
+        defaults = yaml.safe_load((Path(conf_dir) / f"{config_name}.yaml").read_text()).get("defaults") or []
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
+    return next((str(d[group]) for d in defaults if isinstance(d, dict) and group in d), None)
 
 
 def group_options(group: str, config_dir: str | None, conf_dir: str) -> list[str]:

@@ -21,7 +21,6 @@ to the metrics table as `factor_<f>` columns (see `trials.run.jobs`) and to mani
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from typing import Any
 
 import copy
 
-from trials.run.errors import ConfigError
+from trials.run.errors import ConfigError, did_you_mean, unknown_key  # noqa: F401 - did_you_mean: imported from here too
 
 #: arm keys that configure the mechanism (read by the scenario from the arm config)
 STEERING_KEYS = frozenset({"correction", "interventions", "story", "description"})
@@ -50,12 +49,6 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     for k, v in (over or {}).items():
         out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
     return out
-
-
-def did_you_mean(word: str, choices: Any) -> str:
-    """' (did you mean X?)' for the closest of `choices`, else ''."""
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 @dataclass
@@ -130,9 +123,10 @@ def resolve_design(exp: dict[str, Any], experiment_keys: set[str]) -> Design:
         if arm is not None and not isinstance(arm, dict):
             raise ConfigError(f"{where}: expected a mapping of overrides (or {{}}), got {arm!r}")
         for key in sorted(set(arm or {}) - arm_keys):
-            fixed = (f"it is fixed for the whole experiment" if key in NOT_PER_ARM
-                     else f"an arm may set any experiment key ({', '.join(sorted(arm_keys))})")
-            raise ConfigError(f"unknown key {where}.{key}{did_you_mean(key, arm_keys)}: {fixed}")
+            if key in NOT_PER_ARM:
+                raise ConfigError(f"{where}.{key}: it is fixed for the whole experiment, an arm cannot "
+                                  f"change it; fix: remove it from the arm")
+            raise unknown_key(f"{where}.{key}", arm_keys, "an arm may set any experiment key")
         merged = deep_merge(defaults, dict(arm or {}))
         arms[str(name)] = merged
         experiments[str(name)] = deep_merge(

@@ -16,13 +16,11 @@ import numpy as np
 
 from trials.run.design import Design, deep_merge, did_you_mean, effective_config, resolve_design
 from trials.run.errors import ConfigError
+from trials.run.settings import CACHE_KEYS, RUN_KEYS, TOP_KEYS, check_keys
 from trials.session.actions import derive_seed
 
 log = logging.getLogger(__name__)
 
-RUN_KEYS = {"replicates", "n_jobs", "backend", "seed", "resume_dir", "budget_usd", "dry_run",
-            "threads_per_session", "paired", "estimate", "analyze", "report", "cluster"}
-CACHE_KEYS = {"mode", "path"}
 EXPERIMENT_KEYS = {"name", "scenario", "description", "size", "sizes", "group_size", "steps",
                    "population", "metrics", "control", "arms", "arm_defaults", "replicates",
                    "max_tokens", "paper", "agent", "propositions", "factors", "validation", "tradeoff",
@@ -102,21 +100,22 @@ def load_scenario(name: str) -> ModuleType:
     return module
 
 
-def _check_keys(section: str, got: dict[str, Any], known: set[str]) -> None:
-    unknown = sorted(set(got) - known)
-    if unknown:
-        hint = "".join(did_you_mean(k, known) for k in unknown[:1])
-        raise ConfigError(f"unknown key(s) {', '.join(f'{section}.{k}' for k in unknown)}{hint}; "
-                          f"known keys of {section}: {', '.join(sorted(known))}")
-
-
 def load_population(spec: dict[str, Any], seed: int) -> list[Any]:
     """`{path: library:<set> | <folder>}` or `{source: factory, spec: <name|path>, n: N}` -> personas."""
     from trials.persona import library_path, load_folder
 
     spec = dict(spec or {})
-    if spec.get("source", "folder") not in ("folder", "factory"):
+    source = spec.get("source", "folder")
+    if source not in ("folder", "factory"):
         raise ConfigError(f"experiment.population.source={spec.get('source')!r}: use folder or factory")
+    check_keys("experiment.population", spec, ("source", "path", "spec", "n"), "")
+    # spec/n set on a folder population would change nothing (a leftover `path` of the experiment
+    # file is fine with source=factory: that is how the README switches a shipped experiment)
+    for key in ("spec", "n") if source == "folder" else ():
+        if spec.get(key) is not None:
+            raise ConfigError(f"experiment.population.{key}={spec[key]!r} is only read with "
+                              "experiment.population.source=factory, and this population is source=folder "
+                              f"({spec.get('path')}); fix: remove it, or add experiment.population.source=factory")
     if spec.get("source") == "factory":
         # sampled from explicit distributions with the run seed, narratives from templates (no LLM
         # call before the run); for LLM-written narratives run `trials population` and use its folder
@@ -310,14 +309,15 @@ def build_plan(cfg: dict[str, Any], root: Path, source: str | None = None) -> Pl
     cfg = plain_values(cfg)
     exp = dict(cfg.get("experiment") or {})
     run = dict(cfg.get("run") or {})
-    _check_keys("run", run, RUN_KEYS)
-    _check_keys("cache", dict(cfg.get("cache") or {}), CACHE_KEYS)
+    check_keys("", cfg, TOP_KEYS["config"])
+    check_keys("run", run, RUN_KEYS)
+    check_keys("cache", dict(cfg.get("cache") or {}), CACHE_KEYS)
     if not exp.get("scenario"):
         raise ConfigError("no experiment selected; add experiment=<name> (see conf/experiment/)")
     scenario = load_scenario(str(exp["scenario"]))
     material_key = getattr(scenario, "MATERIAL_KEY", None)
     known_keys = EXPERIMENT_KEYS | set(getattr(scenario, "OPTIONS", ())) | ({material_key} if material_key else set())
-    _check_keys("experiment", exp, known_keys)
+    check_keys("experiment", exp, known_keys)
 
     replicates = run.get("replicates")
     if isinstance(replicates, bool) or not isinstance(replicates, int) or replicates < 1:

@@ -10,7 +10,8 @@ traceback. What is checked here beyond `build_plan`:
   echoing it), and any override value that looks like a key;
 - a missing API key environment variable for every remote model an arm uses (a variable name that
   looks like a key is shown as <hidden>), and a key with a newline, carriage return or other
-  whitespace/control character (it would break the request header and be echoed in its error);
+  whitespace/control character (it would break the request header and be echoed in its error),
+  and the same in $OPENAI_ORG_ID / $OPENAI_PROJECT_ID (sent as headers);
 - the endpoint URL (`base_url`, else $OPENAI_BASE_URL): an http(s) URL, without credentials
   (user:password@), not the placeholder of conf/llm/azure.yaml;
 - `llm.model=<name>` on the local backend (it would silently run the embedded model);
@@ -108,7 +109,7 @@ def _check_model(conf: dict[str, Any], where: str) -> None:
         raise ConfigError(f"{where}.api_key_env=<hidden>: it takes the NAME of an environment variable, "
                           "not the key itself; fix: export the key in e.g. OPENAI_API_KEY and set "
                           f"{where}.api_key_env=OPENAI_API_KEY")
-    from trials.llm.openai_backend import is_local_url, key_problem, name_looks_like_key, url_problem
+    from trials.llm.openai_backend import header_problem, is_local_url, key_problem, name_looks_like_key, url_problem
 
     # the URL the backend will use: base_url, else (not Azure) $OPENAI_BASE_URL
     url = conf.get("base_url")
@@ -120,6 +121,8 @@ def _check_model(conf: dict[str, Any], where: str) -> None:
         raise ConfigError(problem)
     # the name of the config group option the user chose (conf/<where>/azure.yaml sets api_version)
     named = f"{where}=azure" if conf.get("api_version") else f"{where}={backend}"
+    if not conf.get("api_version") and header_problem():  # sent as headers (not to Azure)
+        raise ConfigError(f"{header_problem()} ({named})")
     key = os.environ.get(env)
     if key and key_problem(key, env):
         raise ConfigError(f"{key_problem(key, env)} ({named}, {where}.api_key_env)")
@@ -156,6 +159,13 @@ def _check_cache(cache: dict[str, Any]) -> None:
     if problem:
         raise ConfigError(f"cache.path={cache['path']!r}: cannot write there ({problem}); "
                           "fix: cache.path=<a writable file path>, or cache.mode=off")
+
+
+def check_model_settings(conf: dict[str, Any], where: str, cache: dict[str, Any]) -> None:
+    """The model (`llm`/`judge`: key variable, endpoint URL, header variables) and the cache
+    checks, for commands without an experiment plan (`trials population`)."""
+    _check_model(conf, where)
+    _check_cache(cache)
 
 
 def check(cfg: dict[str, Any], plan: Any) -> None:

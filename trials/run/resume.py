@@ -6,6 +6,7 @@ manifest.json `resumes`, which keeps the original `started_at`."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -23,8 +24,19 @@ SAFE_ON_RESUME = ("run.n_jobs", "run.backend", "run.cluster", "run.budget_usd", 
                   "cache.path", *(f"{role}.{k}" for role in ("llm", "judge") for k in TRANSPORT_KEYS))
 
 
+#: a transport key wherever a model config sits: `llm.<k>`, `judge.<k>`, and the same inside an arm
+#: (`experiment.arms.<arm>.llm.<k>`), the arms' defaults or a factor level (arm names may hold dots)
+_TRANSPORT = re.compile(r"(?:experiment\.(?:arms\.[^=]+|arm_defaults|factors\.[^=]+)\.)?(?:llm|judge)\.(?:"
+                        + "|".join(TRANSPORT_KEYS) + ")")
+
+
+def is_transport(key: str) -> bool:
+    """`key` (dotted) is a transport setting of a model config, top-level or in an arm."""
+    return _TRANSPORT.fullmatch(key) is not None
+
+
 def _safe(key: str) -> bool:
-    return any(key == s or key.startswith(s + ".") for s in SAFE_ON_RESUME)
+    return is_transport(key) or any(key == s or key.startswith(s + ".") for s in SAFE_ON_RESUME)
 
 
 def _override_keys(overrides: Iterable[str]) -> list[str]:
@@ -55,7 +67,7 @@ def resume_changes(new: dict[str, Any], old: dict[str, Any],
         raise ConfigError(f"run.resume_dir: these overrides change the saved run's design: {listed}; a "
                           "resumed run finishes the experiment it started. Fix: drop them (the run's "
                           "config.yaml is used), or start a new run without run.resume_dir. Safe to change "
-                          f"on resume: {', '.join(SAFE_ON_RESUME)}")
+                          f"on resume: {', '.join(SAFE_ON_RESUME)} (the llm/judge ones also inside an arm)")
     return {k: [flat_old.get(k), v] for k, v in diff.items() if k != "run.resume_dir"}
 
 
@@ -70,19 +82,30 @@ def transport_args(args: Iterable[str]) -> list[str]:
     out = []
     for a in args:
         key = str(a).split("=", 1)[0]
-        role, _, leaf = key.lstrip("+").partition(".")
-        if "=" in str(a) and role in ("llm", "judge") and leaf in TRANSPORT_KEYS and not key.startswith("~"):
+        if "=" in str(a) and is_transport(key.lstrip("+")) and not key.startswith("~"):
             a = "++" + str(a).lstrip("+")
         out.append(a)
     return out
 
 
 def apply_transport(old: dict[str, Any], changed: dict[str, list[Any]]) -> None:
-    """Put the `llm.*`/`judge.*` transport changes of a resume into the saved config `old`."""
+    """Put the transport changes of a resume (`llm.*`/`judge.*`, top-level or in an arm) into the
+    saved config `old`."""
     for key, (_, new) in changed.items():
-        role, _, leaf = key.partition(".")
-        if role in ("llm", "judge") and leaf in TRANSPORT_KEYS:
-            old[role] = {**(old.get(role) or {}), leaf: new}
+        if is_transport(key):
+            _set_dotted(old, key.split("."), new)
+
+
+def _set_dotted(node: dict[str, Any], parts: list[str], value: Any) -> None:
+    """node[a][b]...[leaf] = value for the dotted parts, making missing mappings; at each level the
+    longest run of parts that is a saved key wins (an arm name may hold dots: `v1.2`)."""
+    while len(parts) > 1:
+        n = next((n for n in range(len(parts) - 1, 1, -1) if isinstance(node.get(".".join(parts[:n])), dict)), 1)
+        name = ".".join(parts[:n])
+        if not isinstance(node.get(name), dict):
+            node[name] = {}
+        node, parts = node[name], parts[n:]
+    node[parts[0]] = value
 
 
 def record_resume(previous: Path, manifest: dict[str, Any], changed: dict[str, list[Any]], now: str) -> None:
