@@ -6,21 +6,21 @@ from __future__ import annotations
 
 from trials.cli import main
 
-POP = ["population", "llm=scripted", "n=4"]
+POP = ["population", "llm=scripted"]
 
 
 def test_unwritable_out_is_one_line_with_the_fix(tmp_path, capsys):
     blocker = tmp_path / "afile"
     blocker.write_text("x")
-    assert main([*POP, f"out={blocker}/pop"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith(f"trials population: out={blocker}/pop: cannot write the output there: ")
+    assert main([*POP, "n=4", f"out={blocker}/pop"]) == 2
+    err = capsys.readouterr().err.strip()  # checked before Hydra writes anything
+    assert err.startswith(f"config error: out={blocker}/pop: cannot write the output there: ")
     assert "is a file" in err and err.endswith("fix: give a writable folder") and "\n" not in err
 
 
 def test_existing_population_is_replaced_only_with_force(tmp_path, capsys):
     out = tmp_path / "pop"
-    assert main([*POP, f"out={out}"]) == 0
+    assert main([*POP, "n=4", f"out={out}"]) == 0
     first = sorted(p.name for p in (out / "personas").iterdir())
     capsys.readouterr()
     assert main([*POP, f"out={out}", "n=3"]) == 2
@@ -35,7 +35,7 @@ def test_replay_without_its_cache_file_stops_before_anything_runs(tmp_path, caps
     monkeypatch.chdir(tmp_path)
     missing = tmp_path / "none.sqlite"
     cache = ["cache.mode=replay", f"cache.path={missing}"]
-    assert main([*POP, f"out={tmp_path / 'pop'}", *cache]) == 2
+    assert main([*POP, "n=4", f"out={tmp_path / 'pop'}", *cache]) == 2
     err = capsys.readouterr().err
     assert "cache.mode=replay but the cache file" in err and "fix: cache.path=" in err
     assert not (tmp_path / "pop").exists()
