@@ -68,7 +68,7 @@ def test_resume_writes_no_empty_hydra_folder_beside_the_run(tmp_path):
     folders = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob(".hydra"))
     assert folders == ["runs/hello/first/.hydra"]  # nothing beside the run (was runs/brainstorm_variety/<ts>/)
     assert (run / ".hydra" / "overrides.yaml").read_text() == overrides  # the run's own record is kept
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".cache", "runs"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]  # the run's cache.mode=off is kept: no ./.cache
     assert [p.name for p in (tmp_path / "runs").iterdir()] == ["hello"]
 
 

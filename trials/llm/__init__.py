@@ -9,6 +9,7 @@ from trials.llm.base import (  # noqa: F401
     PURPOSES,
     Backend,
     CacheMiss,
+    CallsStopped,
     Completion,
     LLMError,
     LLMTimeout,
@@ -24,7 +25,7 @@ from trials.llm.base import (  # noqa: F401
     Usage,
 )
 from trials.llm.cache import ResponseCache  # noqa: F401
-from trials.llm.client import LLM, build_llm, weighted_score  # noqa: F401
+from trials.llm.client import LLM, allow_calls, build_llm, stop_calls, weighted_score  # noqa: F401
 from trials.llm.config import LLMConfigError, resolve_judge_cfg  # noqa: F401
 from trials.llm.scripted import Rule, ScriptedBackend  # noqa: F401
 from trials.llm.usage import CallRecorder  # noqa: F401

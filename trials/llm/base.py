@@ -177,5 +177,11 @@ class StructuredOutputError(LLMError):
         self.text = text
 
 
+class CallsStopped(BaseException):
+    """The run is stopping (Ctrl-C, SIGTERM): no new call starts. A BaseException, like
+    KeyboardInterrupt, so no scenario's `except Exception` turns it into a missing value and lets
+    the session go on calling (trials.llm.client.stop_calls)."""
+
+
 class CacheMiss(LLMError):
     """cache.mode=replay and this call is not in the cache."""

@@ -23,6 +23,16 @@ MODES = ("off", "read_write", "replay")
 _SCHEMA = "CREATE TABLE IF NOT EXISTS completions (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL)"
 
 
+def replay_problem(cache: Mapping[str, Any] | None) -> str | None:
+    """`cache.mode=replay` with no cache file: every call would miss. The one-line error with its
+    fix (commands check it before anything runs), or None."""
+    cache = dict(cache or {})
+    if cache.get("mode") != "replay" or not cache.get("path") or Path(str(cache["path"])).expanduser().exists():
+        return None
+    return (f"cache.mode=replay but the cache file {cache['path']} does not exist, so every call would miss; "
+            "fix: cache.path=<the cache file the calls were recorded in>, or cache.mode=read_write to make it")
+
+
 class ResponseCache:
     def __init__(self, path: str | Path, mode: str = "read_write", busy_timeout_s: float = 30.0):
         if mode not in MODES:
@@ -32,7 +42,7 @@ class ResponseCache:
         self.busy_timeout_s = busy_timeout_s
         self._local = threading.local()  # one connection per thread (sqlite3 objects are not shared)
         if mode == "replay" and not self.path.exists():
-            raise CacheMiss(f"cache.mode=replay but the cache file {self.path} does not exist")
+            raise CacheMiss(replay_problem({"mode": mode, "path": self.path}) or "")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._retry(lambda c: c.execute(_SCHEMA))
 

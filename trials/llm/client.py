@@ -11,21 +11,35 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
+import threading
 import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from trials.llm.base import (PROTOCOLS, PURPOSES, Backend, Completion, LLMError, Message, Reply, Request,
-                             RetriesExhausted, StructuredOutputError, Usage, as_messages, cache_key)
+from trials.llm.base import (PROTOCOLS, PURPOSES, Backend, CallsStopped, Completion, LLMError, Message, Reply,
+                             Request, RetriesExhausted, StructuredOutputError, Usage, as_messages, cache_key)
 from trials.llm.cache import ResponseCache, build_cache
 from trials.llm.config import LLMConfig, _plain, parse_llm_config
 from trials.llm.retry import call_with_retries
 from trials.llm.scheduler import Scheduler, endpoint_scheduler
 from trials.llm.schema_tools import to_json_schema
 from trials.llm.structured import ParseFailure, parse_structured, repair_messages, schema_instruction
-from trials.llm.usage import CallRecorder, check_prices, cost_usd, load_prices
+from trials.llm.usage import FREE_BACKENDS, CallRecorder, check_prices, cost_usd, load_prices
 
 _KEEP: Any = object()
+
+#: Set while a run stops (trials.run.experiment on Ctrl-C / SIGTERM): every new call of this
+#: process raises CallsStopped, so running sessions end at their next call instead of spending on.
+_STOPPED = threading.Event()
+
+
+def stop_calls() -> None:
+    _STOPPED.set()
+
+
+def allow_calls() -> None:
+    _STOPPED.clear()
 
 
 def mix_seed(bound: int | None, call: int | None) -> int | None:
@@ -135,6 +149,8 @@ class LLM:
 
     def _request(self, request: Request) -> tuple[Completion, Usage]:
         """One logical request: cache lookup, then the backend with retries; one recorder row."""
+        if _STOPPED.is_set():
+            raise CallsStopped("the run is stopping: no new LLM call")
         core = self._core
         backend = core.backend
         t0 = time.perf_counter()
@@ -152,6 +168,12 @@ class LLM:
                 tries = e.attempts - 1 if isinstance(e, RetriesExhausted) else 0
                 self.recorder.record(self._usage(request, None, time.perf_counter() - t0, False, tries),
                                      error=type(e).__name__)
+                raise
+            except BaseException as e:  # Ctrl-C mid-request: it may have been sent (and billed)
+                usage = self._usage(request, None, time.perf_counter() - t0, False, 0)
+                if usage.cost_usd == 0.0 and core.backend.name not in FREE_BACKENDS:
+                    usage = dataclasses.replace(usage, cost_usd=math.nan)  # its tokens are unknown
+                self.recorder.record(usage, error=type(e).__name__)
                 raise
             if core.cache is not None:
                 core.cache.put(key, completion)

@@ -19,12 +19,13 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
 from trials.persona import Persona, save_persona
+from trials.llm.cache import replay_problem
 from trials.population import phased
 from trials.population.description import read_description
 from trials.population.assemble import build_persona, facts_for
@@ -53,9 +54,12 @@ class Population:
 
 
 def sample_population(spec: str | Path | dict | PopulationSpec, n: int | None = None, seed: int = 0,
-                      llm: Any = None, *, out: str | Path | None = None, duplicate_threshold: float = 0.8) -> Population:
+                      llm: Any = None, *, out: str | Path | None = None, duplicate_threshold: float = 0.8,
+                      progress: Callable[[str, int], Callable[[int], None]] | None = None) -> Population:
     """N personas from a spec (a name under conf/population/, a YAML path, a mapping or a spec).
-    `llm=None` writes template narratives only. `out`: where the phased route saves its phase files."""
+    `llm=None` writes template narratives only. `out`: where the phased route saves its phase files.
+    `progress(what, total)`, if given, returns `advance(k)`, called as narratives and duplicate
+    pairs are done (`trials population` shows it on stderr)."""
     spec = load_spec(spec)
     if n is not None and n < 1:
         raise SpecError(spec.source, "n", f"n={n}", "ask for at least one persona")
@@ -76,25 +80,31 @@ def sample_population(spec: str | Path | dict | PopulationSpec, n: int | None = 
         phases, warnings = {}, []
     if llm is None or spec.narrative.mode == "template":
         warnings.append("no LLM narrative (llm=None or narrative.mode=template): narratives come from the template")
-    personas, narr_sources, more = _personas(spec, rows, fields, labels, seed, llm)
+    personas, narr_sources, more = _personas(spec, rows, fields, labels, seed, llm,
+                                             progress("narratives", len(rows)) if progress else None)
     warnings += more
     table = pd.DataFrame([{"index": i, "name": p.name, **row, "narrative_source": s}
                           for i, (p, row, s) in enumerate(zip(personas, rows, narr_sources))])
     profile = profile_table(table, targets, binners)
-    dups = near_duplicates([p.to_dict() for p in personas], duplicate_threshold)
+    n_pairs = len(personas) * (len(personas) - 1) // 2
+    dups = near_duplicates([p.to_dict() for p in personas], duplicate_threshold,
+                           progress("near-duplicate pairs", n_pairs) if progress and n_pairs else None)
     for _, d in dups.iterrows():
         warnings.append(f"near-duplicate personas: {d['a']!r} and {d['b']!r} (Jaccard {d['jaccard']:.2f})")
     return Population(personas, table, profile, dups, warnings, spec.name, seed, phases)
 
 
 def _personas(spec: PopulationSpec, rows: list[dict], fields: dict[str, str], labels: dict[str, str], seed: int,
-              llm: Any) -> tuple[list[Persona], list[str], list[str]]:
+              llm: Any, advance: Callable[[int], None] | None = None) -> tuple[list[Persona], list[str], list[str]]:
     cfg = spec.narrative
     facts = [facts_for(row, fields, labels, spec.fixed) for row in rows]
 
     def one(i: int) -> tuple[dict, str, list[str]]:
-        return write_narrative(llm, facts[i], about=spec.about, mode=cfg.mode, max_tokens=cfg.max_tokens,
-                               temperature=cfg.temperature, seed=seed, index=i)
+        draft = write_narrative(llm, facts[i], about=spec.about, mode=cfg.mode, max_tokens=cfg.max_tokens,
+                                temperature=cfg.temperature, seed=seed, index=i)
+        if advance is not None:
+            advance(1)
+        return draft
 
     with ThreadPoolExecutor(max_workers=cfg.workers) as pool:  # map keeps index order: deterministic
         drafts = list(pool.map(one, range(len(rows))))
@@ -225,9 +235,10 @@ def population_from_hydra(cfg: Any) -> int:
     try:
         seed, spec, size, out = population_settings(OmegaConf.to_container(cfg, resolve=True), choice)
         recorder = CallRecorder()
-        llm = build_llm(OmegaConf.to_container(cfg.llm, resolve=True), _plain(cfg.get("cache")),
-                        _plain(cfg.get("prices"))).bind(seed=seed, recorder=recorder)
-        pop = sample_population(spec, size, seed, llm, out=out)
+        llm_cfg = OmegaConf.to_container(cfg.llm, resolve=True)
+        llm = build_llm(llm_cfg, _plain(cfg.get("cache")), _plain(cfg.get("prices"))).bind(seed=seed, recorder=recorder)
+        _say_start(spec, size, seed, llm_cfg)
+        pop = sample_population(spec, size, seed, llm, out=out, progress=_console_progress)
         write_population(pop, out, recorder)
     except (FactoryError, ValueError, OSError) as exc:
         print(f"trials population: {exc}", file=sys.stderr)
@@ -247,7 +258,63 @@ def population_settings(cfg: dict[str, Any], choice: str = "population") -> tupl
     size = _whole_number("n", cfg["n"], 1) if cfg.get("n") is not None else None
     if cfg.get("out") is not None and not str(cfg["out"]).strip():
         raise FactoryError("out='' is empty; fix: out=<folder> (or leave it out for populations/<spec>-n<N>-s<seed>)")
-    return seed, spec, size, Path(cfg.get("out") or f"populations/{spec.name}-n{size or spec.n}-s{seed}")
+    out = Path(cfg.get("out") or f"populations/{spec.name}-n{size or spec.n}-s{seed}")
+    _check_out(out, bool(cfg.get("force")))
+    problem = replay_problem(cfg.get("cache"))
+    if problem:
+        raise FactoryError(problem)
+    return seed, spec, size, out
+
+
+#: what `trials population` writes into `out` (an existing one is replaced only with force=true)
+OUTPUTS = ("personas", "population.json", "population.csv", "profile.csv", "duplicates.csv", "warnings.txt",
+           "llm_calls.csv", "dimensions.json", "plan.json")
+
+
+def _check_out(out: Path, force: bool) -> None:
+    """`out` can be written, and holds no earlier population unless `force` (like `trials init`
+    and `trials validate`): else a FactoryError naming the fix."""
+    from trials.folders import out_folder_message
+
+    message = out_folder_message("out=", out)
+    if message:
+        raise FactoryError(message.replace("= ", "=", 1))
+    held = [name for name in OUTPUTS if (out / name).exists()]
+    if held and not force:
+        raise FactoryError(f"out={out} already holds a population ({', '.join(held)}); pass force=true to "
+                           "replace it, or give another out=")
+
+
+def _say_start(spec: PopulationSpec, size: int | None, seed: int, llm_cfg: dict[str, Any]) -> None:
+    """One line on stderr before the work: how many personas, LLM calls and duplicate pairs."""
+    n = size or (None if spec.plan else spec.n)
+    calls = "template narratives" if spec.narrative.mode == "template" else \
+        f"{n or 'one per persona'} narrative call(s) to {llm_cfg.get('backend')} {llm_cfg.get('model') or ''}".rstrip()
+    pairs = f"{n * (n - 1) // 2:,}" if n else "every"
+    count = n or "the plan's"
+    print(f"sampling {count} personas from {spec.name} (seed {seed}, {spec.route} route): {calls}, "
+          f"then a near-duplicate check of {pairs} pairs ...", file=sys.stderr, flush=True)
+
+
+def _console_progress(what: str, total: int) -> Callable[[int], None]:
+    """Progress of one step on stderr: a live bar on a terminal, else a line at every 10%.
+    Returns `advance(k)`."""
+    from tqdm import tqdm
+
+    tty = sys.stderr.isatty()
+    bar = tqdm(total=total, desc=what, file=sys.stderr, dynamic_ncols=True, disable=not tty, leave=False)
+    state = {"done": 0, "said": 0}
+
+    def advance(k: int = 1) -> None:
+        bar.update(k)
+        state["done"] += k
+        tenth = state["done"] * 10 // max(1, total)
+        if not tty and tenth > state["said"]:
+            state["said"] = tenth
+            print(f"  {what}: {state['done']:,}/{total:,}", file=sys.stderr, flush=True)
+        if state["done"] >= total:
+            bar.close()
+    return advance
 
 
 def _whole_number(key: str, value: Any, low: int) -> int:

@@ -3,9 +3,8 @@ near-duplicate report."""
 
 from __future__ import annotations
 
-import itertools
 import re
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -87,14 +86,19 @@ def tokens(persona_data: dict[str, Any]) -> set[str]:
     return out
 
 
-def near_duplicates(personas: list[dict[str, Any]], threshold: float = 0.8) -> pd.DataFrame:
-    """Pairs of personas whose token sets (attributes + narrative) have Jaccard >= threshold."""
+def near_duplicates(personas: list[dict[str, Any]], threshold: float = 0.8,
+                    advance: Callable[[int], None] | None = None) -> pd.DataFrame:
+    """Pairs of personas whose token sets (attributes + narrative) have Jaccard >= threshold.
+    Compares every pair (n(n-1)/2); `advance(k)`, if given, is told of each k pairs done."""
 
     sets = [tokens(p) for p in personas]
     rows = []
-    for i, j in itertools.combinations(range(len(sets)), 2):
-        jac = jaccard(sets[i], sets[j])
-        if jac >= threshold:
-            rows.append({"a": personas[i].get("name"), "b": personas[j].get("name"), "index_a": i,
-                         "index_b": j, "jaccard": round(jac, 4)})
+    for i in range(len(sets)):
+        for j in range(i + 1, len(sets)):
+            jac = jaccard(sets[i], sets[j])
+            if jac >= threshold:
+                rows.append({"a": personas[i].get("name"), "b": personas[j].get("name"), "index_a": i,
+                             "index_b": j, "jaccard": round(jac, 4)})
+        if advance is not None and i + 1 < len(sets):
+            advance(len(sets) - i - 1)
     return pd.DataFrame(rows, columns=["a", "b", "index_a", "index_b", "jaccard"])

@@ -21,12 +21,14 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import tempfile
 import threading
 import time
 import uuid
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from trials.llm.base import CallsStopped
 from trials.run.errors import ConfigError
 from trials.run.jobs import Job, current_dask_worker, execute_job, run_job, write_result
 from trials.run.rundir import RunDir
@@ -41,6 +43,8 @@ ENGINES = ("auto", "sequential", "threading", "loky", "multiprocessing", "dask",
 MAX_SESSIONS = 256
 #: How long run.backend=dask waits for the scheduler at run.cluster (seconds; Dask's default is 30).
 CONNECT_TIMEOUT_S = 10
+#: How long a stopping Dask run waits for its running sessions to end their current call (seconds).
+STOP_WAIT_S = 30
 #: How often the adaptive engine looks at the schedulers' spare capacity (seconds).
 TICK_S = 0.02
 
@@ -92,6 +96,7 @@ def _threads(jobs: list[Job], fixed: int | None, threads: int,
     todo = list(reversed(jobs))
     running = 0
     stopped = False
+    sessions: list[threading.Thread] = []
 
     def work(job: Job) -> None:
         try:
@@ -99,37 +104,56 @@ def _threads(jobs: list[Job], fixed: int | None, threads: int,
         except BaseException as exc:  # noqa: BLE001 - execute_job never raises; this is a bug guard
             done.put(exc)
 
-    while todo or running:
-        if fixed is not None:
-            room = fixed - running
-        else:
-            room = min(MAX_SESSIONS - running, max(running, 1), max(0, _spare_sessions(threads)))
-            if running == 0:
-                room = max(room, 1)
-        while room > 0 and todo and not stopped:
-            if not may_start():
-                stopped = True
+    try:
+        while todo or running:
+            if fixed is not None:
+                room = fixed - running
+            else:
+                room = min(MAX_SESSIONS - running, max(running, 1), max(0, _spare_sessions(threads)))
+                if running == 0:
+                    room = max(room, 1)
+            while room > 0 and todo and not stopped:
+                if not may_start():
+                    stopped = True
+                    break
+                sessions.append(threading.Thread(target=work, args=(todo.pop(),), daemon=True, name="session"))
+                sessions[-1].start()
+                running += 1
+                room -= 1
+            if stopped:
+                todo.clear()
+            if not running:
                 break
-            threading.Thread(target=work, args=(todo.pop(),), daemon=True, name="session").start()
-            running += 1
-            room -= 1
-        if stopped:
-            todo.clear()
-        if not running:
-            break
-        try:
-            item = done.get(timeout=TICK_S if fixed is None else None)
-        except queue.Empty:
-            continue
-        while True:
-            running -= 1
-            if isinstance(item, BaseException):
-                raise item
-            yield item
             try:
-                item = done.get_nowait()
+                item = done.get(timeout=TICK_S if fixed is None else None)
             except queue.Empty:
-                break
+                continue
+            while True:
+                running -= 1
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+                try:
+                    item = done.get_nowait()
+                except queue.Empty:
+                    break
+    except (KeyboardInterrupt, GeneratorExit):  # Ctrl-C / SIGTERM in the driver (trials.run.experiment)
+        _stop_sessions([t for t in sessions if t.is_alive()])
+        raise
+
+
+def _stop_sessions(running: list[threading.Thread]) -> None:
+    """The run is stopping: no session starts a new call (`stop_calls`); wait for the running ones
+    to end (each finishes the call it is in, which is recorded) so that no call is made after the
+    driver collects the run. A second Ctrl-C stops the wait (the calls journals keep the rows)."""
+    from trials.llm import stop_calls
+
+    stop_calls()
+    if running:
+        print(f"interrupted: waiting for {len(running)} running session(s) to end their current LLM call "
+              "(Ctrl-C again to stop now)", file=sys.stderr, flush=True)
+    for thread in running:
+        thread.join()
 
 
 # ---------------------------------------------------------------------------------- joblib
@@ -212,6 +236,9 @@ def _tidy_worker(token: str) -> None:
         handler = _FORWARDERS.pop(token, None)
     if handler is not None:
         logging.getLogger("trials").removeHandler(handler)
+    from trials.llm import allow_calls
+
+    allow_calls()  # a cluster outlives the run: the next run's sessions may call
 
 
 def _call_streamer(worker: Any, topic: str, attempt: str) -> Callable[[dict[str, Any]], None]:
@@ -242,7 +269,10 @@ def _dask_task(job: Job, image: bytes | None, token: str = "") -> dict[str, Any]
         _forward_logs(worker, token)
         on_call = _call_streamer(worker, _calls_topic(token, job.session), attempt)
     started = time.time()
-    result = run_job(job, on_call=on_call)
+    try:
+        result = run_job(job, on_call=on_call)
+    except CallsStopped:  # the run is stopping (an Exception for Dask: a BaseException may kill the worker)
+        raise RuntimeError(f"session {job.session} stopped: the run was interrupted") from None
     result["cache_entries"] = cache.entries_since(started) if cache is not None else []
     result["attempt"] = attempt
     return result
@@ -313,22 +343,25 @@ def _dask(jobs: list[Job], run: dict[str, Any], may_start: Callable[[], bool]) -
         for _ in range(slots):
             if not submit():
                 break
-        for fut in ac:
-            job = by_key.pop(fut.key)
-            streamed = _streamed_calls(client, token, job)
-            try:
-                result = fut.result()
-            except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker after repeated worker deaths
-                result = _lost(job, exc, streamed)
-            else:  # attempts that died on a worker before this one finished: their calls were sent
-                earlier = streamed.loc[streamed["attempt"] != result["attempt"]] if len(streamed) else streamed
-                if len(earlier):
-                    RunDir(job.root).write_failed_calls(job.arm, job.replicate, earlier.drop(columns="attempt"))
-            if driver_cache is not None:
-                driver_cache.merge(result.pop("cache_entries", []))
-            write_result(RunDir(job.root), job, result)
-            yield result["summary"]
-            submit()
+        try:
+            yield from _dask_results(client, token, ac, by_key, driver_cache, submit)
+        except (KeyboardInterrupt, GeneratorExit):  # the driver stops: keep the calls streamed so far
+            from distributed import wait
+
+            from trials.llm import stop_calls
+
+            futures = list(ac.futures)
+            try:  # the sessions on the workers end at their next call; their last rows arrive
+                client.run(stop_calls)
+                wait(futures, timeout=STOP_WAIT_S)
+            except Exception as exc:  # noqa: BLE001 - TimeoutError: a call still running; keep what came
+                log.info("stopping the Dask sessions: %s", exc)
+            client.cancel(futures)
+            for job in by_key.values():
+                streamed = _streamed_calls(client, token, job)
+                if len(streamed):
+                    RunDir(job.root).write_interrupted(job.arm, job.replicate, streamed.drop(columns="attempt"))
+            raise
     finally:
         try:  # tidy the workers (cache copies, log forwarders); never hide the run's own outcome
             client.unsubscribe_topic(_log_topic(token))
@@ -338,6 +371,27 @@ def _dask(jobs: list[Job], run: dict[str, Any], may_start: Callable[[], bool]) -
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _dask_results(client: Any, token: str, ac: Any, by_key: dict[str, Job], driver_cache: Any,
+                  submit: Callable[[], bool]) -> Iterator[dict[str, Any]]:
+    """Collect the Dask jobs as they finish (`by_key`: the ones in flight), starting the next."""
+    for fut in ac:
+        job = by_key.pop(fut.key)
+        streamed = _streamed_calls(client, token, job)
+        try:
+            result = fut.result()
+        except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker after repeated worker deaths
+            result = _lost(job, exc, streamed)
+        else:  # attempts that died on a worker before this one finished: their calls were sent
+            earlier = streamed.loc[streamed["attempt"] != result["attempt"]] if len(streamed) else streamed
+            if len(earlier):
+                RunDir(job.root).write_failed_calls(job.arm, job.replicate, earlier.drop(columns="attempt"))
+        if driver_cache is not None:
+            driver_cache.merge(result.pop("cache_entries", []))
+        write_result(RunDir(job.root), job, result)
+        yield result["summary"]
+        submit()
 
 
 def _lost(job: Job, exc: BaseException, streamed: "pd.DataFrame") -> dict[str, Any]:

@@ -7,11 +7,14 @@ an engine (`trials.run.engines`: threads, processes or a Dask cluster).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import platform
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -19,6 +22,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 import trials
+from trials.llm.client import allow_calls
 from trials.run import preflight
 from trials.run.budget import Budget, check_priced
 from trials.run.delivery import undelivered_metrics, write_delivery
@@ -31,8 +35,8 @@ from trials.run.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
-#: Settings a resumed run takes from the new command line; everything else comes from the saved
-#: config.yaml so that the resumed jobs are the same experiment.
+#: Settings that do not change the experiment: a rerun into the same directory may differ in them
+#: (a resume takes them, like every SAFE_ON_RESUME key, only when its command line sets them).
 RESUME_FROM_COMMAND = ("n_jobs", "backend", "budget_usd", "dry_run", "threads_per_session", "analyze", "report",
                        "cluster")
 
@@ -62,15 +66,14 @@ def _prepare(cfg: dict[str, Any], root: Path, overrides: list[str] | None = None
                               "point it at the directory of an earlier `trials run`")
         old = yaml.safe_load(saved.read_text())
         changed = resume_changes(cfg, old, overrides)
+        # a budget survives resume unless the command sets another (trials.run.budget)
+        if run.get("budget_usd") is None:
+            changed.pop("run.budget_usd", None)
         if resumed is not None:
             resumed.update(changed)
-        # a budget survives resume unless the command sets another (trials.run.budget)
-        old["run"].update({k: run[k] for k in RESUME_FROM_COMMAND
-                           if k in run and not (k == "budget_usd" and run[k] is None)})
+        _apply_changes(old, changed)  # only what the command line changed; the rest as saved
         old["run"]["resume_dir"] = str(root)
         apply_transport(old, changed)  # a fixed URL, port, key variable, timeout or rate limit
-        if cfg.get("cache"):
-            old["cache"] = cfg["cache"]
         cfg = old
     elif saved.is_file() and _comparable(yaml.safe_load(saved.read_text())) != _comparable(cfg):
         raise ConfigError(f"{root} already holds a different run (its config.yaml differs); use a new "
@@ -80,6 +83,16 @@ def _prepare(cfg: dict[str, Any], root: Path, overrides: list[str] | None = None
         cache["path"] = str(Path(cache["path"]).expanduser().resolve())
         cfg = {**cfg, "cache": cache}
     return cfg
+
+
+def _apply_changes(saved: dict[str, Any], changed: dict[str, list[Any]]) -> None:
+    """Put a resume's `run.*` and `cache.*` changes ({dotted key: [old, new]}, all of them safe:
+    trials.run.resume) into the saved config; a key the command line did not change keeps its
+    saved value (a replay run stays a replay run)."""
+    for key, (_, new) in changed.items():
+        section, _, leaf = key.partition(".")
+        if section in ("run", "cache") and leaf:
+            saved[section] = {**(saved.get(section) or {}), leaf: new}
 
 
 def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -134,6 +147,10 @@ def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path, overrides
     rundir.root.mkdir(parents=True, exist_ok=True)
     (rundir.root / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
     stale = rundir.clean_stale()
+    recovered = rundir.recover_calls()  # calls of sessions a killed run left midway
+    if recovered:
+        print(f"recorded {sum(recovered.values())} LLM call(s) of {len(recovered)} session(s) an earlier "
+              "run left midway (job_status interrupted)", file=sys.stderr)
     pending = [j for j in plan.jobs if not rundir.is_done(j.arm, j.replicate)]
     if len(pending) < len(plan.jobs):
         print(f"resuming: {len(plan.jobs) - len(pending)} of {len(plan.jobs)} jobs already done"
@@ -151,26 +168,60 @@ def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path, overrides
                     spent=rundir.spent_usd())
     progress = Progress(total=len(pending), budget_usd=run.get("budget_usd"), budget=budget)
     stop_ticker = _local_model_console(cfg, run, pending)
-    interrupted = False
+    interrupted: int | None = None
     engine_error: ConfigError | None = None
+    jobs = _dispatch(pending, run, progress)
     try:
-        for summary in _dispatch(pending, run, progress):
-            progress.update(summary)
-    except KeyboardInterrupt:  # keep what finished; the manifest says partial
-        interrupted = True
-        print("interrupted: collecting the finished jobs", file=sys.stderr)
+        with _sigterm_as_interrupt() as signals:
+            try:
+                for summary in jobs:
+                    progress.update(summary)
+            except KeyboardInterrupt:  # keep what finished and every call made; the manifest says partial
+                interrupted = signals.get("signal", signal.SIGINT)
+                print("interrupted: stopping the running sessions, then collecting the run", file=sys.stderr)
+                try:
+                    jobs.close()  # the engine stops its sessions (trials.run.engines) before this returns
+                except KeyboardInterrupt:  # a second Ctrl-C: collect now (the calls journals keep the rows)
+                    print("interrupted again: collecting the run now", file=sys.stderr)
     except ConfigError as exc:  # e.g. no Dask scheduler at run.cluster: the run stays resumable
         engine_error = exc
     finally:
+        jobs.close()  # an engine left midway (any exception) stops its sessions here, not at garbage collection
+        allow_calls()  # the engine may have stopped this process's calls (a sweep runs many runs)
         stop_ticker()
         progress.close()
+    if interrupted is not None:
+        recovered = rundir.recover_calls()  # sessions stopped midway: their calls, "interrupted"
+        if recovered:
+            print(f"kept {sum(recovered.values())} LLM call(s) of {len(recovered)} session(s) stopped midway "
+                  "(job_status interrupted in llm_calls.parquet)", file=sys.stderr)
     code = _finish(cfg, plan, rundir, manifest, progress)
     if engine_error is not None:
         print(f"config error: {engine_error}; the run directory {rundir.root} is kept as a resumable "
               f"record (manifest status partial): finish it with run.resume_dir={rundir.root} "
               "and a working run.cluster, or delete it", file=sys.stderr)
         return 2
-    return 130 if interrupted else code
+    return 128 + int(interrupted) if interrupted is not None else code
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[dict[str, int]]:
+    """While the jobs run, SIGTERM (a scheduler's or `kill`'s stop) is handled like Ctrl-C: the
+    running sessions stop and every call made is recorded. Yields {"signal": n} once one came."""
+    seen: dict[str, int] = {}
+    if threading.current_thread() is not threading.main_thread():
+        yield seen
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        seen["signal"] = signum
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield seen
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _local_model_console(cfg: dict[str, Any], run: dict[str, Any], pending: list[Job]) -> Any:
@@ -253,19 +304,21 @@ def _finish(cfg: dict[str, Any], plan: Plan, rundir: RunDir, manifest: dict[str,
         if totals["models"].get(purpose):
             manifest[role]["model"] = ", ".join(totals["models"][purpose])
     n_failed = sum(j["status"] == "failed" for j in jobs)
-    n_missing = sum(j["status"] not in ("done", "failed") for j in jobs)
-    complete = n_failed == 0 and n_missing == 0
+    n_interrupted = sum(j["status"] == "interrupted" for j in jobs)  # stopped midway (Ctrl-C, SIGTERM)
+    n_missing = sum(j["status"] not in ("done", "failed", "interrupted") for j in jobs)
+    complete = n_failed == 0 and n_missing == 0 and n_interrupted == 0
     rundir.write_manifest({**manifest, "finished_at": _now(),
                            "status": "complete" if complete else "partial",
                            "stopped_for_budget": progress.stopped_for_budget,
                            "n_jobs_total": len(jobs), "n_done": len(done), "n_failed": n_failed,
-                           "n_not_run": n_missing, "jobs": jobs, "totals": totals, "arms": arms_check})
+                           "n_not_run": n_missing, "n_interrupted": n_interrupted, "jobs": jobs, "totals": totals, "arms": arms_check})
     report = None
     if done:
         _validate(cfg, rundir.root, plan)
         report = _post_process(cfg, rundir.root, plan.control)
     cost = "n/a" if totals["cost_usd"] is None else f"${totals['cost_usd']:.4f}"
     print(f"{len(done)}/{len(jobs)} jobs done, {n_failed} failed"
+          + (f", {n_interrupted} interrupted" if n_interrupted else "")
           + (f", {n_missing} not run (budget {cfg['run'].get('budget_usd')} USD reached)"
              if progress.stopped_for_budget else f", {n_missing} not run" if n_missing else "")
           + f"; {totals['calls']} LLM calls ({totals['requests']} requests), "
@@ -277,8 +330,9 @@ def _finish(cfg: dict[str, Any], plan: Plan, rundir: RunDir, manifest: dict[str,
     for j in jobs:
         if j["status"] == "failed":
             print(f"  failed: {j['session']}: {j['error'][:200]}")
-    if n_failed or n_missing:
-        print(f"rerun with run.resume_dir={rundir.root} to retry the {n_failed + n_missing} unfinished job(s)")
+    if n_failed or n_missing or n_interrupted:
+        print(f"rerun with run.resume_dir={rundir.root} to retry the {n_failed + n_missing + n_interrupted} "
+              "unfinished job(s)")
     if report is not None:
         print(f"report: {report}")
     print(f"run directory: {rundir.root}", flush=True)

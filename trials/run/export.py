@@ -55,9 +55,12 @@ def persona_table(run_dir: Path) -> pd.DataFrame:
 
 def actions_table(run_dir: str | Path) -> pd.DataFrame:
     """The export's rows (see the module doc). Raises FileNotFoundError for a folder that is not
-    a run directory."""
+    a run directory, or one with no finished job (`trials export` exits 2 with that line)."""
     root = Path(run_dir)
     events = load_events(root)
+    if "kind" not in events.columns:  # an empty transcript: e.g. a run interrupted before any job finished
+        raise FileNotFoundError(f"no finished job to export in {root}; finish it with "
+                                f"trials run run.resume_dir={root}")
     acts = events[events["kind"] == "action"].rename(columns={"content": "text"})
     keep = ["arm", "replicate", "session", "step", "agent", "type", "target", "text"]
     scores = [c for c in acts.columns if c.startswith("score_") and acts[c].notna().any()]

@@ -21,7 +21,7 @@ import pandas as pd
 
 from trials.session.actions import derive_seed
 from trials.run.plan import Job, load_scenario
-from trials.run.rundir import RunDir
+from trials.run.rundir import RunDir, append_line
 from trials.run.worker_log import ensure_run_log
 
 log = logging.getLogger(__name__)
@@ -97,21 +97,28 @@ def execute_job(job: Job) -> dict[str, Any]:
     rundir = RunDir(job.root)
     ensure_run_log(job.root)  # worker processes' log lines reach <run dir>/cli.log
     rundir.log_execution(job.arm, job.replicate, "start")
-    result = run_job(job)
-    write_result(rundir, job, result)
+    attempt = f"{os.getpid()}-{time.monotonic_ns()}"
+    journal = rundir.calls_journal(job.arm, job.replicate, attempt)
+    where = {"arm": job.arm, "replicate": job.replicate, "session": job.session}
+    # every call as it is made: a session stopped midway (Ctrl-C, SIGTERM, a killed worker) keeps them
+    result = run_job(job, on_call=lambda row: append_line(journal, {**where, **row}))
+    write_result(rundir, job, result, attempt)
+    journal.unlink(missing_ok=True)  # its rows are in the job folder or failed-calls/ now
     return result["summary"]
 
 
-def write_result(rundir: RunDir, job: Job, result: dict[str, Any]) -> None:
-    """Write what `run_job` returned: the job folder (atomic) or the failure record."""
+def write_result(rundir: RunDir, job: Job, result: dict[str, Any], attempt: str | None = None) -> None:
+    """Write what `run_job` returned: the job folder (atomic) or the failure record. `attempt`
+    names this attempt's call journal (RunDir.recover_calls tells a finished attempt by it)."""
     if result["summary"]["status"] == "failed":
         calls = result.get("calls")
         if calls is not None and len(calls):
-            rundir.write_failed_calls(job.arm, job.replicate, calls)
+            rundir.write_failed_calls(job.arm, job.replicate, calls, attempt=attempt)
         rundir.write_failure(job.arm, job.replicate, {**result["summary"], "traceback": result["traceback"]})
     else:
         rundir.write_job(job.arm, job.replicate, events=result["events"], metrics=result["metrics"],
-                         calls=result["calls"], meta=result["meta"], remeasure=result.get("remeasure"))
+                         calls=result["calls"], meta={**result["meta"], "attempt": attempt},
+                         remeasure=result.get("remeasure"))
     rundir.log_execution(job.arm, job.replicate, result["summary"]["status"])
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from trials.folders import folder_problem
+from trials.llm.cache import replay_problem
 from trials.run.design import did_you_mean
 from trials.run.errors import ConfigError
 from trials.secrets import file_holding, key_paths, looks_like_key, value_at
@@ -172,6 +173,8 @@ def _check_cache(cache: dict[str, Any]) -> None:
                           f"use one of {', '.join(CACHE_MODES)}")
     if not cache or cache.get("mode", "read_write") == "off" or not cache.get("path"):
         return
+    if replay_problem(cache):
+        raise ConfigError(replay_problem(cache))
     path = Path(str(cache["path"])).expanduser().absolute()
     if path.is_dir():
         problem = f"{path} is a folder; cache.path names the cache file in it, e.g. {path / 'llm_cache.sqlite'}"

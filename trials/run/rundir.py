@@ -4,6 +4,8 @@ atomically, failure records, the execution log, and the run-level tables collect
 Layout of one job folder `jobs/<arm>/<replicate>/`: events.jsonl, metrics.parquet,
 llm_calls.parquet, job.json. The folder appears by `os.rename` of a finished temp folder, so its
 presence means the job is done; a killed job leaves only a `.tmp-*` folder, removed on resume.
+While a session runs, each of its LLM calls is appended to `jobs/<arm>/inflight/<replicate>-<attempt>.jsonl`;
+a session that never finishes leaves that journal, turned into `failed-calls/` rows (`recover_calls`).
 """
 
 from __future__ import annotations
@@ -52,6 +54,28 @@ def tidy(rows: Iterable[dict[str, Any]] | pd.DataFrame, columns: dict[str, str])
     return df[list(columns) + extra].reset_index(drop=True)
 
 
+def append_line(path: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line; O_APPEND keeps lines whole across threads and processes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(record, default=str, ensure_ascii=False) + "\n"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
+def _json_lines(path: Path) -> list[dict[str, Any]]:
+    """The whole lines of a JSON-lines file (a line cut by a kill mid-write is skipped)."""
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
 def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
 
@@ -80,14 +104,14 @@ class RunDir:
 
     def log_execution(self, arm: str, replicate: int, event: str) -> None:
         """Append one line per job start/finish; O_APPEND keeps lines whole across processes."""
-        self.jobs.mkdir(parents=True, exist_ok=True)
-        line = json.dumps({"t": time.time(), "pid": os.getpid(), "arm": arm,
-                           "replicate": replicate, "event": event}) + "\n"
-        fd = os.open(self.jobs / "executions.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        try:
-            os.write(fd, line.encode())
-        finally:
-            os.close(fd)
+        append_line(self.jobs / "executions.jsonl", {"t": time.time(), "pid": os.getpid(), "arm": arm,
+                                                      "replicate": replicate, "event": event})
+
+    def calls_journal(self, arm: str, replicate: int, attempt: str) -> Path:
+        """Where a running session appends each LLM call as it is made (`append_line`), so a
+        session that never finishes (Ctrl-C, SIGTERM, a killed worker) still has its calls
+        recorded (`recover_calls`); removed once its job folder or failure record is written."""
+        return self.jobs / arm / "inflight" / f"{replicate}-{attempt}.jsonl"
 
     def write_job(self, arm: str, replicate: int, *, events: list[dict], metrics: pd.DataFrame,
                   calls: pd.DataFrame, meta: dict[str, Any], remeasure: list[dict] | None = None) -> Path:
@@ -114,14 +138,48 @@ class RunDir:
         path.parent.mkdir(parents=True, exist_ok=True)
         _write_json_atomic(path, meta)
 
-    def write_failed_calls(self, arm: str, replicate: int, calls: pd.DataFrame) -> None:
-        """Keep the calls of a failed attempt (they were sent and may have cost money), even after
-        a resume finishes the job: `jobs/<arm>/failed-calls/<replicate>-<ns>.parquet`."""
+    def write_failed_calls(self, arm: str, replicate: int, calls: pd.DataFrame, status: str = "failed",
+                           attempt: str | None = None) -> None:
+        """Keep the calls of a failed or interrupted attempt (they were sent and may have cost
+        money), even after a resume finishes the job: `jobs/<arm>/failed-calls/<replicate>-<attempt
+        or ns>.parquet`, every row with job_status `status`."""
         folder = self.jobs / arm / "failed-calls"
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".tmp-{replicate}-{os.getpid()}-{time.monotonic_ns()}.parquet"
-        tidy(calls.assign(job_status="failed"), CALL_COLUMNS).to_parquet(tmp, index=False)
-        os.replace(tmp, folder / f"{replicate}-{time.time_ns()}.parquet")
+        tidy(calls.assign(job_status=status), CALL_COLUMNS).to_parquet(tmp, index=False)
+        os.replace(tmp, folder / f"{replicate}-{attempt or time.time_ns()}.parquet")
+
+    def recover_calls(self) -> dict[tuple[str, int], int]:
+        """The call journals of sessions that never finished (`calls_journal`) become failed-calls
+        files with job_status "interrupted", and their jobs get an "interrupted" failure record (a
+        resume reruns them). A journal whose attempt did finish (killed between writing its result
+        and removing the journal) is just removed. Call only when no session of this run is
+        running. Returns {(arm, replicate): calls recovered}."""
+        out: dict[tuple[str, int], int] = {}
+        for path in sorted(self.jobs.glob("*/inflight/*.jsonl")):
+            arm, (rep, _, attempt) = path.parent.parent.name, path.stem.partition("-")
+            replicate = int(rep)
+            meta = self.read_job_meta(arm, replicate) or {}
+            finished = (self.is_done(arm, replicate) and meta.get("attempt") == attempt) or \
+                (self.jobs / arm / "failed-calls" / f"{path.stem}.parquet").is_file()
+            rows = [] if finished else _json_lines(path)
+            if rows:
+                self.write_interrupted(arm, replicate, pd.DataFrame(rows), attempt)
+                out[(arm, replicate)] = out.get((arm, replicate), 0) + len(rows)
+            path.unlink()
+        return out
+
+    def write_interrupted(self, arm: str, replicate: int, calls: pd.DataFrame, attempt: str | None = None) -> None:
+        """An attempt the run stopped midway: its calls (job_status "interrupted") and, unless the
+        job is done, an "interrupted" failure record (a resume reruns the job)."""
+        self.write_failed_calls(arm, replicate, calls, "interrupted", attempt)
+        if not self.is_done(arm, replicate):
+            session = str(calls["session"].iloc[0]) if "session" in calls.columns and len(calls) else ""
+            self.write_failure(arm, replicate, {
+                "arm": arm, "replicate": replicate, "session": session, "status": "interrupted",
+                "calls": int(len(calls)),
+                "error": f"interrupted: the run stopped while this session ran; its {len(calls)} LLM "
+                         f"call(s) are kept in jobs/{arm}/failed-calls/ (job_status interrupted)"})
 
     def spent_usd(self) -> float:
         """Cost of every call already recorded in this run directory (done and failed jobs); NaN
@@ -183,6 +241,7 @@ class RunDir:
                 # HTTP requests (or local generations) sent: every retry is one more
                 "requests_sent": int((1 + sent["retries"]).sum()) if len(sent) else 0,
                 "calls_failed_jobs": int((c["job_status"] == "failed").sum()) if len(c) else 0,
+                "calls_interrupted_jobs": int((c["job_status"] == "interrupted").sum()) if len(c) else 0,
                 "tokens_in": int(c["tokens_in"].sum()), "tokens_out": int(c["tokens_out"].sum()),
                 "cost_usd": None if math.isnan(cost) else cost, "models": models,
                 "steering": steering}

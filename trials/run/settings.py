@@ -19,7 +19,7 @@ CACHE_KEYS = frozenset({"mode", "path"})
 PRICE_KEYS = frozenset({"input_per_1m", "output_per_1m"})
 #: top-level keys (and `run` keys) of each primary config (trials/conf/<name>.yaml)
 TOP_KEYS = {"config": frozenset({"llm", "judge", "prices", "experiment", "run", "cache", "hydra"}),
-            "population_app": frozenset({"llm", "prices", "population", "n", "out", "run", "cache", "hydra"})}
+            "population_app": frozenset({"llm", "prices", "population", "n", "out", "force", "run", "cache", "hydra"})}
 SECTION_KEYS = {"config": {"run": RUN_KEYS}, "population_app": {"run": frozenset({"seed"})}}
 
 

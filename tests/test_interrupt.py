@@ -1,0 +1,162 @@
+"""A run stopped midway (Ctrl-C = KeyboardInterrupt in the driver, or SIGTERM) records every LLM
+call it made, including those of the sessions it stopped (job_status "interrupted"), and a resume
+keeps them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+
+import pandas as pd
+from runner_support import run
+
+from trials.llm.scripted import ScriptedBackend
+from trials.run.rundir import RunDir
+
+BRAIN = ["experiment=brainstorm_correction", "experiment.arms.treatment.interventions=[]",
+         "run.replicates=2", "experiment.steps=2", "experiment.group_size=3"]
+
+
+class Counting:
+    """Wraps ScriptedBackend.complete: counts the calls the backend saw; `on(n)` runs at call n."""
+
+    def __init__(self, monkeypatch, on=None, delay_s: float = 0.0):
+        self.n, self.on, self.delay_s = 0, on or (lambda n: None), delay_s
+        self.lock = threading.Lock()
+        real = ScriptedBackend.complete
+
+        def complete(backend, request):
+            with self.lock:
+                self.n += 1
+                n = self.n
+            self.on(n)
+            time.sleep(self.delay_s)
+            return real(backend, request)
+        monkeypatch.setattr(ScriptedBackend, "complete", complete)
+
+
+def _calls(root) -> pd.DataFrame:
+    return pd.read_parquet(root / "llm_calls.parquet")
+
+
+def test_ctrl_c_in_a_sequential_session_keeps_its_calls_and_resume_counts_them(tmp_path, monkeypatch, capsys):
+    def ctrl_c(n):
+        if n == 8:
+            raise KeyboardInterrupt  # Ctrl-C while the 8th call runs (sequential: in the driver)
+    backend = Counting(monkeypatch, ctrl_c)
+    root = tmp_path / "r"
+    assert run(root, *BRAIN) == 130
+    out = capsys.readouterr().out
+    calls = _calls(root)
+    # every call the backend saw (the session's other agents finish the step's calls), the one
+    # cut short included: its error says so
+    n = backend.n
+    assert len(calls) == n >= 8
+    assert set(calls["job_status"]) == {"interrupted"} and (calls["error"] == "KeyboardInterrupt").sum() == 1
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert manifest["totals"]["calls"] == n and manifest["totals"]["calls_interrupted_jobs"] == n
+    assert manifest["n_interrupted"] == 1 and manifest["status"] == "partial"
+    assert [j["status"] for j in manifest["jobs"]].count("interrupted") == 1
+    assert "1 interrupted" in out and f"{n} LLM calls" in out
+    assert not list(root.glob("jobs/*/inflight/*"))
+    assert list(root.glob("jobs/*/failed-calls/*.parquet"))  # counted in RunDir.spent_usd on resume
+
+    first = backend.n
+    monkeypatch.undo()
+    backend = Counting(monkeypatch)
+    assert run(root, *BRAIN, f"run.resume_dir={root}") == 0
+    calls = _calls(root)
+    assert len(calls) == first + backend.n  # every call of both runs
+    assert (calls["job_status"] == "interrupted").sum() == first
+    assert json.loads((root / "manifest.json").read_text())["status"] == "complete"
+
+
+def test_sigterm_stops_threaded_sessions_and_records_every_call(tmp_path, monkeypatch, capsys):
+    def term(n):
+        if n == 12:
+            os.kill(os.getpid(), signal.SIGTERM)
+    backend = Counting(monkeypatch, term, delay_s=0.02)
+    root = tmp_path / "r"
+    code = run(root, *BRAIN, "run.n_jobs=4", "run.backend=threading")
+    seen = backend.n
+    time.sleep(0.3)
+    assert backend.n == seen  # no session calls on after the run returned
+    assert code == 128 + signal.SIGTERM
+    calls = _calls(root)
+    assert len(calls) == seen  # every call the backend saw is a row
+    statuses = {j["status"] for j in json.loads((root / "manifest.json").read_text())["jobs"]}
+    assert "interrupted" in statuses and "interrupted" in set(calls["job_status"])
+    assert "stopping the running sessions" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the run's handler is gone
+
+
+def test_journal_left_by_a_killed_session_is_recorded_on_resume(tmp_path, monkeypatch):
+    """A session killed outright (SIGKILL, a dead worker) leaves its calls journal; the next run
+    records its rows as interrupted calls before running anything."""
+    root = tmp_path / "r"
+    assert run(root, *BRAIN, "run.replicates=1") == 0
+    rd = RunDir(root)
+    before = len(_calls(root))
+    journal = rd.calls_journal("control", 0, "999-1")
+    for i in range(3):
+        from trials.run.rundir import append_line
+        append_line(journal, {"arm": "control", "replicate": 0, "session": "control-0", "purpose": "action",
+                              "backend": "scripted", "model": "scripted", "tokens_in": 5, "tokens_out": 2,
+                              "cost_usd": 0.0, "cached": False, "retries": 0, "error": ""})
+    with open(journal, "a") as fh:
+        fh.write('{"arm": "contr')  # a line cut by the kill
+    assert run(root, *BRAIN, "run.replicates=1", f"run.resume_dir={root}") == 0
+    calls = _calls(root)
+    assert len(calls) == before + 3 and (calls["job_status"] == "interrupted").sum() == 3
+    assert not journal.exists()
+
+
+def test_sigterm_on_the_openai_backend_requests_seen_equal_rows_recorded(tmp_path, monkeypatch):
+    """The tester's case: a threaded run on an OpenAI-compatible endpoint stopped midway; every
+    request the server saw is a row of llm_calls.parquet, priced, and counted as spent on resume."""
+    from fake_openai import FakeOpenAI
+
+    from trials.run.experiment import run_experiment
+    from runner_support import config
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    price = "+llm.price={input_per_1m:1000,output_per_1m:1000}"
+    hello = ["experiment=hello", "llm=openai", "llm.model=fake", "llm.max_retries=0", "judge=same", price,
+             "run.replicates=12", "run.backend=threading", "run.n_jobs=4"]
+    root = tmp_path / "r"
+    with FakeOpenAI(latency=0.05) as srv:
+        def watch():
+            while srv.requests < 10:
+                time.sleep(0.005)
+            os.kill(os.getpid(), signal.SIGTERM)
+        threading.Thread(target=watch, daemon=True).start()
+        code = run_experiment(config(*hello, f"llm.base_url={srv.base_url}"), root)
+        time.sleep(0.3)
+        seen = srv.requests
+    assert code == 128 + signal.SIGTERM
+    calls = _calls(root)
+    assert len(calls) == seen and calls["cost_usd"].notna().all()
+    assert (calls["job_status"] == "interrupted").any()
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert manifest["totals"]["calls"] == seen
+    assert abs(manifest["totals"]["cost_usd"] - calls["cost_usd"].sum()) < 1e-12
+    assert abs(RunDir(root).spent_usd() - calls["cost_usd"].sum()) < 1e-12  # a resume's budget counts them
+
+
+def test_export_of_a_run_with_no_finished_job_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
+    from trials.cli import main
+
+    def ctrl_c(n):
+        if n == 2:
+            raise KeyboardInterrupt
+    Counting(monkeypatch, ctrl_c)
+    root = tmp_path / "r"
+    assert run(root, "experiment=hello") == 130
+    capsys.readouterr()
+    assert main(["export", str(root)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"trials export: no finished job to export in {root}; finish it with "
+                   f"trials run run.resume_dir={root}")
