@@ -21,7 +21,7 @@ import pandas as pd
 
 from trials.session.actions import derive_seed
 from trials.run.plan import Job, load_scenario
-from trials.run.rundir import RunDir, append_line
+from trials.run.rundir import Journal, RunDir
 from trials.run.worker_log import ensure_run_log
 
 log = logging.getLogger(__name__)
@@ -98,12 +98,12 @@ def execute_job(job: Job) -> dict[str, Any]:
     ensure_run_log(job.root)  # worker processes' log lines reach <run dir>/cli.log
     rundir.log_execution(job.arm, job.replicate, "start")
     attempt = f"{os.getpid()}-{time.monotonic_ns()}"
-    journal = rundir.calls_journal(job.arm, job.replicate, attempt)
     where = {"arm": job.arm, "replicate": job.replicate, "session": job.session}
     # every call as it is made: a session stopped midway (Ctrl-C, SIGTERM, a killed worker) keeps them
-    result = run_job(job, on_call=lambda row: append_line(journal, {**where, **row}))
+    with Journal(rundir.calls_journal(job.arm, job.replicate, attempt)) as journal:
+        result = run_job(job, on_call=lambda row: journal.write({**where, **row}))
     write_result(rundir, job, result, attempt)
-    journal.unlink(missing_ok=True)  # its rows are in the job folder or failed-calls/ now
+    journal.path.unlink(missing_ok=True)  # its rows are in the job folder or failed-calls/ now
     return result["summary"]
 
 

@@ -65,6 +65,25 @@ def append_line(path: Path, record: dict[str, Any]) -> None:
         os.close(fd)
 
 
+class Journal:
+    """An append-only JSON-lines file kept open while a session runs (`append_line` per record
+    would open, and check the folder, on every LLM call); O_APPEND keeps lines whole across threads."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def write(self, record: dict[str, Any]) -> None:
+        os.write(self._fd, (json.dumps(record, default=str, ensure_ascii=False) + "\n").encode())
+
+    def __enter__(self) -> "Journal":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self._fd)
+
+
 def _json_lines(path: Path) -> list[dict[str, Any]]:
     """The whole lines of a JSON-lines file (a line cut by a kill mid-write is skipped)."""
     rows = []
