@@ -27,6 +27,10 @@ def test_existing_population_is_replaced_only_with_force(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"out={out} already holds a population" in err and "pass force=true" in err
     assert sorted(p.name for p in (out / "personas").iterdir()) == first  # untouched
+    for word in ("no", "maybe"):  # a text is not a boolean ('no' is truthy in Python)
+        assert main([*POP, f"out={out}", "n=3", f"force={word}"]) == 2
+        assert f"force='{word}': use true or false" in capsys.readouterr().err
+        assert sorted(p.name for p in (out / "personas").iterdir()) == first
     assert main([*POP, f"out={out}", "n=3", "force=true"]) == 0
     assert len(list((out / "personas").iterdir())) == 3
 

@@ -259,7 +259,10 @@ def population_settings(cfg: dict[str, Any], choice: str = "population") -> tupl
     if cfg.get("out") is not None and not str(cfg["out"]).strip():
         raise FactoryError("out='' is empty; fix: out=<folder> (or leave it out for populations/<spec>-n<N>-s<seed>)")
     out = Path(cfg.get("out") or f"populations/{spec.name}-n{size or spec.n}-s{seed}")
-    _check_out(out, bool(cfg.get("force")))
+    force = cfg.get("force", False)
+    if not isinstance(force, bool):  # `force=no` arrives as the text 'no', which is truthy
+        raise FactoryError(f"force={force!r}: use true or false")
+    _check_out(out, force)
     problem = replay_problem(cfg.get("cache"))
     if problem:
         raise FactoryError(problem)
