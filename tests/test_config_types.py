@@ -56,6 +56,13 @@ def _yaml_experiment(tmp_path: Path, body: str, name: str = "mine") -> None:
     # before: [] measured every metric
     (["experiment=hello", "experiment.metrics=[]"],
      "config error: experiment.metrics is empty: list at least one of ['answer_chars', 'persona_adherence']"),
+    # before: judged twice, then the analysis failed on rows sharing one (arm, session, agent, metric) key
+    (["experiment=hello", "run.replicates=2", "experiment.metrics=[persona_adherence,persona_adherence]"],
+     "config error: experiment.metrics: 'persona_adherence' listed more than once; list each name once"),
+    (["experiment=brainstorm_variety", "experiment.tradeoff=[ideas,ideas]"],
+     "config error: experiment.tradeoff: 'ideas' listed more than once"),
+    (["experiment=brainstorm_variety", "experiment.arms.treatment.interventions=[variety,variety]"],
+     "config error: experiment.arms.treatment.interventions: 'variety' listed more than once"),
 ])
 def test_a_wrong_form_is_refused_before_anything_runs(tmp_path, monkeypatch, capsys, args, message):
     code, err = _cli(tmp_path, monkeypatch, capsys, *args)
@@ -164,3 +171,11 @@ def test_shipped_experiments_pass_the_schema(tmp_path):
     for name in ["hello", "brainstorm_variety", "brainstorm_correction", "brainstorm_factorial", "debate",
                  "market_research"]:
         assert build_plan(config(f"experiment={name}"), tmp_path).jobs
+
+
+def test_two_arms_with_one_folder_name_are_refused(tmp_path, monkeypatch, capsys):
+    # before: arm `1` silently replaced arm "1" (both become folder "1")
+    _yaml_experiment(tmp_path, "arms:\n  1: {}\n  '1': {}\n")
+    code, err = _cli(tmp_path, monkeypatch, capsys, "--config-dir", "myconf", "experiment=mine")
+    assert code == 2 and "two arms are named '1'; give each arm its own name" in err, err
+    assert not (tmp_path / "runs").exists()

@@ -127,6 +127,8 @@ def resolve_design(exp: dict[str, Any], experiment_keys: set[str]) -> Design:
                 raise ConfigError(f"{where}.{key}: it is fixed for the whole experiment, an arm cannot "
                                   f"change it; fix: remove it from the arm")
             raise unknown_key(f"{where}.{key}", arm_keys, "an arm may set any experiment key")
+        if str(name) in arms:  # `1` and `"1"` in YAML: two keys, one arm folder
+            raise ConfigError(f"{where}: two arms are named {str(name)!r}; give each arm its own name")
         merged = deep_merge(defaults, dict(arm or {}))
         arms[str(name)] = merged
         experiments[str(name)] = deep_merge(

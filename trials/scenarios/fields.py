@@ -36,7 +36,17 @@ Text = StrictStr | None
 Prompt = Annotated[StrictStr, AfterValidator(_no_placeholder)] | None
 #: the material the runner picks one item of per replicate: at least one item
 Material = Annotated[list[Annotated[StrictStr, AfterValidator(_no_placeholder)]], Field(min_length=1)] | None
-Names = list[StrictStr] | None
+
+
+def _unique(names: list[str]) -> list[str]:
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:  # a metric listed twice is judged twice and its rows share one key
+        raise ValueError(f"{', '.join(map(repr, twice))} listed more than once; list each name once")
+    return names
+
+
+#: names that each mean one thing (metrics, tradeoff pair, interventions): no repeats
+Names = Annotated[list[StrictStr], AfterValidator(_unique)] | None
 Mapping = dict[str, Any] | None
 
 
