@@ -110,6 +110,32 @@ def test_a_key_in_a_config_file_is_refused_naming_the_file_and_never_written(tmp
     assert SECRET not in out + err
 
 
+def test_a_key_from_a_command_line_interpolation_names_the_override_not_a_file(tmp_path, monkeypatch, capsys):
+    # was: "trials/conf/experiment/hello.yaml: ... remove it from" the shipped file (and, with
+    # --config-dir, any file of that folder holding `questions:`, used by the run or not)
+    monkeypatch.setenv("TRIALS_TEST_KEY", SECRET)
+    (tmp_path / "yc" / "experiment").mkdir(parents=True)
+    (tmp_path / "yc" / "experiment" / "unused.yaml").write_text("questions: [x]\nnotes: ${oc.env:TRIALS_TEST_KEY}\n")
+    for extra in ([], ["--config-dir", "yc"]):
+        code, out, err = _trials_run(tmp_path, monkeypatch, capsys, *extra, "llm=scripted", "experiment=hello",
+                                     "experiment.questions=[${oc.env:TRIALS_TEST_KEY}]")
+        assert code == 2 and err.startswith("config error: command line override experiment.questions=<hidden>: ")
+        assert "remove it from the command line" in err and "hello.yaml" not in err and "unused" not in err
+        assert SECRET not in out + err
+
+
+def test_a_key_in_a_file_names_the_file_the_run_used(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TRIALS_TEST_KEY", SECRET)
+    folder = tmp_path / "yc" / "experiment"
+    folder.mkdir(parents=True)
+    (folder / "a_unused.yaml").write_text("notes: ${oc.env:TRIALS_TEST_KEY}\n")  # found first by a folder search
+    (folder / "mine.yaml").write_text("# @package experiment\ndefaults:\n  - hello\n  - _self_\nname: mine\n"
+                                      "description: ${oc.env:TRIALS_TEST_KEY}\nnotes: x\n")
+    code, out, err = _trials_run(tmp_path, monkeypatch, capsys, "--config-dir", "yc", "llm=scripted", "experiment=mine")
+    assert code == 2 and f"{Path('yc') / 'experiment' / 'mine.yaml'}: experiment.description=<hidden>" in err, err
+    assert "a_unused" not in err and SECRET not in out + err
+
+
 def test_llm_config_errors_never_echo_a_key_like_value():
     from trials.llm.config import LLMConfigError, parse_llm_config
 

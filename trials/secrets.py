@@ -55,20 +55,22 @@ def value_at(tree: Any, path: str) -> Any:
     return node
 
 
-def file_holding(value: str, path: str, folders: list[str]) -> str | None:
-    """The first YAML file under `folders` whose text holds `value` (else a line `<leaf>:`), to
-    name it in the refusal; None if none does (e.g. the value came from an interpolation)."""
+def file_holding(value: str, path: str, files: list[str], raw: Any = None) -> str | None:
+    """The one of `files` (the YAML files a config was composed from, in Hydra's order: a later one
+    wins) that set `value` at `path`: the last whose text holds the value, or its unresolved form
+    `raw` (e.g. `${oc.env:X}`), with a line `<leaf>:`, else the last with that line; None if none."""
     leaf = re.sub(r"\[\d+\]$", "", path).rsplit(".", 1)[-1]
-    files = [f for root in folders if root and Path(root).expanduser().is_dir()
-             for f in sorted(Path(root).expanduser().rglob("*.y*ml"))]
     texts = []
-    for f in files:
+    for f in map(Path, reversed(files)):
         try:
             texts.append((str(f), f.read_text(encoding="utf-8", errors="replace")))
         except OSError:
             continue
     line = re.compile(rf"^\s*{re.escape(leaf)}\s*:", re.MULTILINE)
-    for match in (lambda t: str(value) in t and line.search(t), lambda t: str(value) in t, line.search):
+    forms = [str(v) for v in (value, raw) if isinstance(v, str) and v]
+    tests = ([lambda t, v=v: v in t and line.search(t) for v in forms] + [lambda t, v=v: v in t for v in forms]
+             + [line.search])
+    for match in tests:
         found = next((name for name, text in texts if match(text)), None)
         if found:
             return found

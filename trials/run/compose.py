@@ -33,6 +33,7 @@ def compose(overrides: list[str], config_dir: str | None, conf_dir: str, config_
     try:
         with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
             cfg = hydra_compose(config_name, overrides=overrides)
+            files, groups = _sources(config_name, overrides, config_dir)
     except MissingConfigException as exc:
         raise ConfigError(missing_config(exc, config_dir, conf_dir)) from None
     except HydraException as exc:
@@ -55,9 +56,32 @@ def compose(overrides: list[str], config_dir: str | None, conf_dir: str, config_
 
     # a key in a config file: refused before Hydra (or the run) writes it anywhere, before any other
     # check could name the value
-    check_config_secrets(cfg, [config_dir, conf_dir])
+    check_config_secrets(cfg, files, [o for o in overrides if o.partition("=")[0].lstrip("+~") not in groups])
     check_settings(OmegaConf.to_container(cfg, resolve=False), config_name)  # keys only: before resolving
     return cfg
+
+
+def _sources(config_name: str, overrides: list[str], config_dir: str | None) -> tuple[list[str], set[str]]:
+    """(the YAML files this composition read, its config groups), from Hydra's defaults list (inside
+    an initialized Hydra): to name the real file a value came from, and to tell a group choice
+    (`llm=openai`) from a value override on the command line."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+
+    loader = GlobalHydra.instance().config_loader()
+    files, groups = [], set()
+    for item in loader.compute_defaults_list(config_name, overrides, RunMode.RUN).defaults:
+        if not item.config_path or item.config_path.startswith("hydra/"):
+            continue
+        if "/" in item.config_path:
+            groups.add(item.config_path.rsplit("/", 1)[0].replace("/", "."))
+        loaded = loader.repository.load_config(item.config_path)  # the shipped folder (found first)
+        root = str(getattr(loaded, "path", "") or "")
+        if root.startswith("file://"):
+            files.append(str(Path(root.removeprefix("file://")) / f"{item.config_path}.yaml"))
+        elif loaded is None and config_dir:  # only in the user's --config-dir
+            files.append(str(Path(config_dir) / f"{item.config_path}.yaml"))
+    return files, groups
 
 
 def check_repeats(overrides: list[str]) -> None:

@@ -61,10 +61,12 @@ def check_secrets(overrides: Sequence[str]) -> None:
                               "environment variable and name that variable with llm.api_key_env")
 
 
-def check_config_secrets(cfg: Any, folders: Sequence[str | None] = ()) -> None:
+def check_config_secrets(cfg: Any, files: Sequence[str] = (), overrides: Sequence[str] = ()) -> None:
     """Refuse a key-like value anywhere in a composed config (a config file, an interpolation),
     before anything is written: the run would copy it into config.yaml, manifest.json, .hydra/ and
-    the report. Names the file (searched in `folders`) and the key, never the value."""
+    the report. Names where it was set -- the command line override (`overrides`: key=value ones,
+    not group choices) that sets the key or a parent of it, else the one of `files` (the YAML files
+    the config was composed from) holding it -- and the key, never the value."""
     from omegaconf import DictConfig, OmegaConf
 
     trees: list[Any] = []
@@ -76,10 +78,19 @@ def check_config_secrets(cfg: Any, folders: Sequence[str | None] = ()) -> None:
             pass
     else:
         trees.append(cfg)
+    set_on_line = [o.partition("=")[0].lstrip("+~") for o in overrides if "=" in o]
     for tree in trees:
         tree = {k: v for k, v in dict(tree or {}).items() if k != "hydra"}  # its overrides: check_secrets
         for path in key_paths(tree):
-            where = file_holding(str(value_at(tree, path)), path, [str(f) for f in folders if f])
+            plain = re.sub(r"\[\d+\]", "", path)
+            key = next((k for k in reversed(set_on_line) if plain == k or plain.startswith(k + ".")), None)
+            if key is not None:
+                raise ConfigError(f"command line override {_masked(key)}: {path} looks like an API key (also "
+                                  "through an interpolation such as ${oc.env:...}), which would be saved in the "
+                                  "run's config.yaml, manifest.json, .hydra/ and report; fix: remove it from the "
+                                  "command line, export the key in an environment variable and name that "
+                                  "variable with llm.api_key_env (e.g. llm.api_key_env=OPENAI_API_KEY)")
+            where = file_holding(str(value_at(tree, path)), path, list(files), value_at(trees[0], path))
             raise ConfigError(f"{where + ': ' if where else ''}{_masked(path)}: this looks like an API key in "
                               "the config, where it would be saved in the run's config.yaml, manifest.json, "
                               ".hydra/ and report; fix: remove it from "
