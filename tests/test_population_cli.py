@@ -54,3 +54,12 @@ def test_start_line_and_progress_on_stderr(tmp_path, capsys):
     assert ("sampling 30 personas from gazpacho_respondents (seed 0, distributions route): 30 narrative "
             "call(s) to scripted scripted, then a near-duplicate check of 435 pairs ...") in err
     assert "narratives: 30/30" in err and "near-duplicate pairs: 435/435" in err  # captured: not a terminal
+
+
+def test_a_spec_error_at_this_n_stops_before_hydra_or_the_cache_writes(tmp_path, capsys, monkeypatch):
+    # was: exit 2 after "sampling 5 personas ...", leaving outputs/population/<ts>/cli.log and .cache/
+    monkeypatch.chdir(tmp_path)
+    assert main([*POP, "population=usa_adults", "n=5", "out=p1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("config error: conf/population/usa_adults.yaml: field 'attributes.age_range.min_count'")
+    assert "sampling" not in err and sorted(tmp_path.iterdir()) == []

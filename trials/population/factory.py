@@ -256,6 +256,8 @@ def population_settings(cfg: dict[str, Any], choice: str = "population") -> tupl
     seed = _whole_number("run.seed", (cfg.get("run") or {}).get("seed"), 0)
     spec = load_spec(dict(cfg.get("population") or {}), source=f"conf/population/{choice}.yaml")
     size = _whole_number("n", cfg["n"], 1) if cfg.get("n") is not None else None
+    if spec.route != "description":  # what the spec refuses at this n (min_count, ...): before anything is written
+        sample_attributes(spec, size if size is not None else spec.n, seed)
     if cfg.get("out") is not None and not str(cfg["out"]).strip():
         raise FactoryError("out='' is empty; fix: out=<folder> (or leave it out for populations/<spec>-n<N>-s<seed>)")
     out = Path(cfg.get("out") or f"populations/{spec.name}-n{size or spec.n}-s{seed}")
