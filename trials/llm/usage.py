@@ -75,6 +75,12 @@ def add_call_listener(fn: Callable[[dict[str, Any]], None]) -> Callable[[], None
     return lambda: _LISTENERS.remove(fn) if fn in _LISTENERS else None
 
 
+def total_cost(costs: Any) -> float:
+    """The cost of some calls (a pandas Series of cost_usd): NaN if any call's cost is unknown (a
+    model without a price; a cache hit costs 0 and is known), never a sum that skips them; 0 for none."""
+    return float(costs.sum(skipna=False)) if len(costs) else 0.0
+
+
 class CallRecorder:
     """Thread-safe list of per-request rows (see COLUMNS); the runner writes it to llm_calls.parquet.
     `listener(row)`, if given, is called after each row is recorded (a Dask worker streams the
@@ -125,7 +131,7 @@ class CallRecorder:
             "calls": g.size(),
             "tokens_in": g["tokens_in"].sum(),
             "tokens_out": g["tokens_out"].sum(),
-            "cost_usd": g["cost_usd"].agg(lambda s: s.sum(skipna=False)),
+            "cost_usd": g["cost_usd"].agg(total_cost),
             "cached": g["cached"].sum().astype(int),
             "retries": g["retries"].sum(),
         })

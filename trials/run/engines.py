@@ -29,6 +29,7 @@ import uuid
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from trials.llm.base import CallsStopped
+from trials.llm.usage import total_cost
 from trials.run.errors import ConfigError
 from trials.run.jobs import Job, current_dask_worker, execute_job, run_job, write_result
 from trials.run.rundir import RunDir
@@ -400,7 +401,7 @@ def _lost(job: Job, exc: BaseException, streamed: "pd.DataFrame") -> dict[str, A
     calls); with none streamed, its cost is unknown: NaN, not 0."""
     error = f"{type(exc).__name__}: {exc}"
     calls = streamed.drop(columns="attempt") if len(streamed) else streamed
-    cost = float(calls["cost_usd"].sum(min_count=1)) if len(calls) else math.nan
+    cost = total_cost(calls["cost_usd"]) if len(calls) else math.nan
     return {"summary": {"arm": job.arm, "replicate": job.replicate, "session": job.session,
                         "seed": job.seed, "status": "failed", "error": error, "duration_s": math.nan,
                         "calls": int(len(calls)),

@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from trials.llm.usage import total_cost
 from trials.session.actions import derive_seed
 from trials.run.plan import Job, load_scenario
 from trials.run.rundir import Journal, RunDir
@@ -64,7 +65,7 @@ def _model_name(cfg: dict[str, Any]) -> str:
 
 
 def _summary(job: Job, status: str, calls: pd.DataFrame, started: float, error: str = "") -> dict[str, Any]:
-    cost = float(calls["cost_usd"].sum()) if len(calls) else 0.0
+    cost = total_cost(calls["cost_usd"]) if len(calls) else 0.0
     return {"arm": job.arm, "replicate": job.replicate, "session": job.session, "seed": job.seed,
             "status": status, "error": error, "duration_s": round(time.time() - started, 3),
             "calls": int(len(calls)), "requests": int((~calls["cached"].astype(bool)).sum()) if len(calls) else 0,

@@ -218,6 +218,7 @@ class Progress:
     done: int = 0
     failed: int = 0
     stopped_for_budget: bool = False
+    cost_unknown: bool = False  # a finished job had a call without a price
     budget: Any = None  # trials.run.budget.Budget: reservations (None = the plain spent check)
     _bar: Any = field(default=None, repr=False)
 
@@ -243,17 +244,23 @@ class Progress:
         self.failed += summary["status"] == "failed"
         self.calls += summary["calls"]
         self.tokens += summary["tokens_in"] + summary["tokens_out"]
-        if not math.isnan(summary["cost_usd"]):
+        if math.isnan(summary["cost_usd"]):
+            self.cost_unknown = True  # a call without a price: the total is unknown, not its priced part
+        else:
             self.spent_usd += summary["cost_usd"]
         if self.budget is not None:
             self.budget.settle(summary["cost_usd"])
-        self._bar.set_postfix(calls=self.calls, tokens=self.tokens, cost=f"${self.spent_usd:.4f}",
+        self._bar.set_postfix(calls=self.calls, tokens=self.tokens, cost=self.cost_so_far(),
                               failed=self.failed, refresh=False)
         self._bar.update(1)
         if not self._tty:
             print(f"[{self.done + self.failed}/{self.total}] {summary['session']} {summary['status']} "
                   f"in {summary['duration_s']:.1f} s; so far {self.calls} calls, {self.tokens} tokens, "
-                  f"${self.spent_usd:.4f}", file=sys.stderr, flush=True)
+                  f"{self.cost_so_far()}", file=sys.stderr, flush=True)
+
+    def cost_so_far(self) -> str:
+        """The cost of the finished jobs: "n/a" once one had a call without a price."""
+        return "n/a" if self.cost_unknown else f"${self.spent_usd:.4f}"
 
     def close(self) -> None:
         self._bar.close()

@@ -20,6 +20,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+from trials.llm.usage import total_cost
 METRIC_COLUMNS: dict[str, str] = {
     "experiment": "string", "arm": "string", "replicate": "int64", "session": "string",
     "agent": "string", "metric": "string", "value": "float64", "scale": "string",
@@ -253,7 +254,7 @@ class RunDir:
         m.to_parquet(self.root / "metrics.parquet", index=False)
         m.to_csv(self.root / "metrics.csv", index=False)
         c.to_parquet(self.root / "llm_calls.parquet", index=False)
-        cost = float(c["cost_usd"].sum(min_count=1)) if len(c) else 0.0
+        cost = total_cost(c["cost_usd"])
         models = {p: sorted(set(c.loc[c["purpose"] == p, "model"])) for p in sorted(set(c["purpose"]))}
         sent = c.loc[~c["cached"]]
         return {"calls": int(len(c)), "requests": int((~c["cached"]).sum()) if len(c) else 0,
