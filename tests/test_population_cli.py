@@ -63,3 +63,10 @@ def test_a_spec_error_at_this_n_stops_before_hydra_or_the_cache_writes(tmp_path,
     err = capsys.readouterr().err
     assert err.startswith("config error: conf/population/usa_adults.yaml: field 'attributes.age_range.min_count'")
     assert "sampling" not in err and sorted(tmp_path.iterdir()) == []
+
+
+def test_an_incomplete_price_entry_is_a_config_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main([*POP, "n=4", "out=p1", "+prices.fake.input_per_1m=1"]) == 2
+    assert "config error: prices: entry 'fake' has no output_per_1m" in capsys.readouterr().err
+    assert sorted(tmp_path.iterdir()) == []

@@ -61,6 +61,8 @@ def _persona_folder(tmp_path: Path, files: dict[str, bytes]) -> Path:
     (["llm=scripted", "experiment=helo"], "experiment=helo: no experiment/helo.yaml (did you mean 'hello'?)"),
     (["llm=scripted", "experiment=market_research", "+experiment.arms.treatment.prodcts=[x]"],
      "unknown key experiment.arms.treatment.prodcts (did you mean 'experiment.arms.treatment.products'?)"),
+    # was: exit 1 after every job failed at its first call
+    (["llm=scripted", "+prices.fake.input_per_1m=1"], "config error: prices: entry 'fake' has no output_per_1m"),
 ])
 def test_refused_with_exit_2_naming_the_key_and_nothing_written(tmp_path, monkeypatch, capsys, args, needle):
     monkeypatch.delenv("TRIALS_TEST_NO_SUCH_KEY", raising=False)

@@ -35,11 +35,25 @@ def load_prices(path: str | Path | None = None) -> dict[str, dict[str, float]]:
 
 
 def check_prices(table: Mapping[str, Any], where: str = "prices") -> dict[str, dict[str, float]]:
+    """{model: {input_per_1m, output_per_1m}} with both prices numbers >= 0, else a ValueError
+    naming the entry and the missing or bad field."""
     out = {}
+    fields = ("input_per_1m", "output_per_1m")
     for model, entry in table.items():
-        if not isinstance(entry, Mapping) or not {"input_per_1m", "output_per_1m"} <= set(entry):
+        if not isinstance(entry, Mapping):
             raise ValueError(f"{where}: entry {model!r} needs input_per_1m and output_per_1m (USD per 1M tokens)")
-        out[str(model)] = {"input_per_1m": float(entry["input_per_1m"]), "output_per_1m": float(entry["output_per_1m"])}
+        missing = [f for f in fields if entry.get(f) is None]
+        if missing:
+            raise ValueError(f"{where}: entry {model!r} has no {' and no '.join(missing)}; fix: give both "
+                             "input_per_1m and output_per_1m (USD per 1M tokens)")
+        prices = {}
+        for f in fields:
+            value = entry[f]
+            number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+            if not number >= 0 or math.isinf(number):
+                raise ValueError(f"{where}: entry {model!r} {f}={value!r}: need a number >= 0 (USD per 1M tokens)")
+            prices[f] = number
+        out[str(model)] = prices
     return out
 
 

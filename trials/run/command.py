@@ -197,7 +197,7 @@ def _population_check(cfg: Any, overrides: list[str], config_dir: str | None, co
         llm = parse_llm_config(plain.get("llm"), "llm").model_dump()
     except ValueError as exc:  # FactoryError, LLMConfigError: the message names the key
         raise ConfigError(str(exc)) from None
-    check_model_settings(llm, "llm", dict(plain.get("cache") or {}))
+    check_model_settings(llm, "llm", dict(plain.get("cache") or {}), plain.get("prices"))
 
 
 def _checked(overrides: list[str], config_dir: str | None, conf_dir: str) -> dict[str, Any]:

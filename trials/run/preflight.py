@@ -198,11 +198,23 @@ def _check_cache(cache: dict[str, Any]) -> None:
                           "fix: cache.path=<a writable file path>, or cache.mode=off")
 
 
-def check_model_settings(conf: dict[str, Any], where: str, cache: dict[str, Any]) -> None:
-    """The model (`llm`/`judge`: key variable, endpoint URL, header variables) and the cache
-    checks, for commands without an experiment plan (`trials population`)."""
+def check_model_settings(conf: dict[str, Any], where: str, cache: dict[str, Any], prices: Any = None) -> None:
+    """The model (`llm`/`judge`: key variable, endpoint URL, header variables), the cache and the
+    price table checks, for commands without an experiment plan (`trials population`)."""
     _check_model(conf, where)
     _check_cache(cache)
+    _check_prices(prices)
+
+
+def _check_prices(prices: Any) -> None:
+    """The price table (`prices`: a mapping, or a YAML path; None = the shipped one): every entry
+    with both prices (else every job would fail at its first call)."""
+    from trials.llm.usage import check_prices, load_prices
+
+    try:
+        load_prices(prices) if prices is None or isinstance(prices, str) else check_prices(dict(prices))
+    except (ValueError, OSError) as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def check(cfg: dict[str, Any], plan: Any) -> None:
@@ -221,3 +233,4 @@ def check(cfg: dict[str, Any], plan: Any) -> None:
                 seen.add(key)
                 _check_model(conf, where)
     _check_cache(dict(cfg.get("cache") or {}))
+    _check_prices(cfg.get("prices"))
