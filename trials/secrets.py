@@ -1,8 +1,11 @@
 """What looks like an API key, wherever a value comes from (the command line, a config file, a
 validation error), so that it is refused or shown as <hidden> and never reaches a file or the console.
 
-One rule for every place: a value matching KEYLIKE (sk-..., sk_..., AIza..., Bearer ...), or any
-non-empty value of a field named api_key / key / token."""
+One rule for every place: a value matching KEYLIKE (the token prefixes of the major providers:
+OpenAI/Anthropic sk-, Stripe-style sk_, Google AIza, Hugging Face hf_, GitHub ghp_/gho_/ghu_/ghs_/
+ghr_/github_pat_, GitLab glpat-, Slack xoxb-/xoxp-/xapp-, Groq gsk_, AWS access key ids AKIA/ASIA,
+and Bearer ...), or any non-empty value of a field named api_key / key / token. `redact` hides the
+same matches in free text (error messages, URLs)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,10 @@ import re
 from pathlib import Path
 from typing import Any, Iterator
 
-KEYLIKE = re.compile(r"(?<![A-Za-z0-9])(sk-|sk_|AIza)[A-Za-z0-9_\-]{16,}|Bearer\s+\S{8,}")
+KEYLIKE = re.compile(r"(?<![A-Za-z0-9])(?P<prefix>sk-ant-|sk-|sk_|AIza|hf_|gh[pousr]_|github_pat_|glpat-|"
+                     r"xox[abpr]-|xapp-|gsk_)[A-Za-z0-9_\-]{16,}"
+                     r"|(?<![A-Za-z0-9])(?P<aws>AKIA|ASIA)[0-9A-Z]{16}(?![A-Za-z0-9])"
+                     r"|(?P<bearer>Bearer\s+)\S{8,}")
 SECRET_FIELDS = ("api_key", "key", "token")
 HIDDEN = "<hidden>"
 
@@ -23,6 +29,11 @@ def looks_like_key(value: Any, field: str | None = None) -> bool:
     if field is not None and str(field).rsplit(".", 1)[-1] in SECRET_FIELDS and text:
         return True
     return bool(KEYLIKE.search(text))
+
+
+def redact(text: str) -> str:
+    """`text` with every KEYLIKE match cut to its prefix + *** (which kind of key, never the key)."""
+    return KEYLIKE.sub(lambda m: (m.group("prefix") or m.group("aws") or m.group("bearer")) + "***", text)
 
 
 def shown(value: Any, limit: int = 200) -> str:

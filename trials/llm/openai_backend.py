@@ -41,9 +41,9 @@ from trials.llm.base import (Completion, LLMError, LLMTimeout, MalformedResponse
                              Request, TransientLLMError)
 from trials.llm.config import LLMConfig, LLMConfigError
 from trials.llm.scheduler import ADAPTIVE_MAX
+from trials.secrets import redact
 
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "0.0.0.0", "::1", "host.docker.internal"}
-_KEYLIKE = re.compile(r"(sk-|Bearer\s+)[A-Za-z0-9_\-\.]{6,}")
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 #: No retries and no redirects in the transport (one object: urllib3 would build one per request).
 _NO_RETRY = Retry(total=False, redirect=False)
@@ -94,7 +94,7 @@ def url_problem(url: str | None, where: str = "llm.base_url") -> str | None:
     if not url:
         return None
     parts = urlparse(str(url))
-    shown = _KEYLIKE.sub(r"\1***", str(url)[:80])
+    shown = redact(str(url)[:80])
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
         return (f"{where} contains credentials (user:password@); remove them and put the key in the "
                 f"environment variable llm.api_key_env names (it is never written anywhere)")
@@ -257,7 +257,7 @@ class OpenAIBackend:
             for form in sorted(forms, key=len, reverse=True):
                 if form:
                     text = text.replace(form, "***")
-        return _KEYLIKE.sub(r"\1***", text)
+        return redact(text)
 
     def close(self) -> None:
         self._http.clear()
