@@ -27,6 +27,7 @@ from trials.run import preflight
 from trials.run.budget import Budget, check_priced
 from trials.run.delivery import undelivered_metrics, write_delivery
 from trials.run.engines import choose, dispatch
+from trials.run.jobs import abandon_sessions
 from trials.run.plan import ConfigError, Job, Plan, build_plan, divide_threads, plain_values, resolve_n_jobs
 from trials.run.remeasure import remeasure_run
 from trials.run.progress import Progress, estimate, format_estimate, format_plan
@@ -187,6 +188,8 @@ def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path, overrides
         engine_error = exc
     finally:
         jobs.close()  # an engine left midway (any exception) stops its sessions here, not at garbage collection
+        if interrupted is not None:  # sessions the engine stopped waiting for (a second Ctrl-C) call no more
+            abandon_sessions()
         allow_calls()  # the engine may have stopped this process's calls (a sweep runs many runs)
         stop_ticker()
         progress.close()
