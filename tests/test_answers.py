@@ -129,6 +129,32 @@ VOTES = [
     ("Vote: 4\nReason: my answer is 2 words long", 4),
 ]
 
+# a second candidate answer anywhere in the answer segment after the labelled number (tester's
+# inputs: all read as the first number before); both parsers must call them two answers
+TWO_ANSWERS = [
+    "Vote: between 3 and 4", "Vote: 3 and 4", "Vote: 3 & 4", "Vote: 3\u20144", "Vote: 3 \u2014 4",
+    "Vote: 3 \u2212 4", "Vote: 3 vs 4", "Vote: 3 -> 4", "Vote: 3 \u2192 4", "Vote: 3 (no, 4)",
+    "Vote: 3, no wait, 4", "Vote: 3\nActually, 4", "Vote: 3. Or 4.", "Score: 7. Actually 8.",
+    "Vote: 3 but maybe 4", "Rating: 4/5 for taste, 2/5 for price", "Vote: 3, no wait, four",
+    # no "Reason:" label: the answer segment runs to the end, so prose numbers are a second candidate
+    "Vote: 3\nI liked 2 of the features",
+    # a reason connective ends the segment, but a hedged number after it is still an alternative
+    "Vote: 3 because it is cheap, or maybe 4",
+]
+VOTES += [(r, UNPARSEABLE) for r in TWO_ANSWERS]
+SCORES += [(r, UNPARSEABLE) for r in TWO_ANSWERS]
+# the same kind, kept right: scale restatements, the reason, a connective's reason, agreeing labels
+KEPT = [
+    ("Vote: 4 (on a 1-5 scale)", 4, None), ("Score: 7/10", None, 7), ("Vote: 4 out of 5", 4, None),
+    ("Score: 6 Reason: it was 2 before but the new answer fits", None, 6),
+    ("Vote: 3\nReason: I rate it 3 because 2 things are missing", 3, 3),
+    ("Score: 7.", None, 7), ("Vote: 3 \u2014 great value", 3, 3), ("Vote: 3 since no one else sells it", 3, 3),
+    ("Vote: 3 because 2 of my friends like it", 3, 3), ("Vote: 3\nScore: 3", 3, 3),
+    ("## Vote\n3\n## Reason\nI liked 2 of the features", 3, 3),
+]
+VOTES += [(r, v) for r, v, _ in KEPT if v is not None]
+SCORES += [(r, s) for r, _, s in KEPT if s is not None]
+
 OPTIONS = ["Night market", "Solar benches", "Community garden"]
 CHOICES = [
     ("Choice: Night market\nReason: most votes", "Night market"),

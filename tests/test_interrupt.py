@@ -160,3 +160,98 @@ def test_export_of_a_run_with_no_finished_job_is_one_line_exit_2(tmp_path, monke
     err = capsys.readouterr().err.strip()
     assert err == (f"trials export: no finished job to export in {root}; finish it with "
                    f"trials run run.resume_dir={root}")
+
+
+def _openai_run(srv, *more):
+    from runner_support import config
+
+    return config("experiment=hello", "llm=openai", "llm.model=fake", "llm.max_retries=0", "judge=same",
+                  "+llm.price={input_per_1m:1000,output_per_1m:1000}", f"llm.base_url={srv.base_url}", *more)
+
+
+def test_second_ctrl_c_stops_waiting_but_records_every_call_and_no_session_calls_on(tmp_path, monkeypatch, capsys):
+    """The tester's case: Ctrl-C, then Ctrl-C again 0.3 s later while the sessions' calls (1 s each)
+    run. Before the fix the abandoned sessions kept calling (the stop flag was cleared) and their
+    calls were never recorded."""
+    from fake_openai import FakeOpenAI
+
+    from trials.run.experiment import run_experiment
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    root = tmp_path / "r"
+    with FakeOpenAI(latency=1.0) as srv:
+        def ctrl_c_twice():
+            while srv.requests < 2:
+                time.sleep(0.005)
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.3)
+            os.kill(os.getpid(), signal.SIGINT)
+        threading.Thread(target=ctrl_c_twice, daemon=True).start()
+        code = run_experiment(_openai_run(srv, "run.replicates=4", "run.backend=threading", "run.n_jobs=2"), root)
+        time.sleep(1.5)  # calls in flight end; an abandoned session must not start another
+        seen = srv.requests
+    assert code == 130
+    calls = _calls(root)
+    assert len(calls) == seen  # every request the server saw is a row
+    cut = calls.loc[calls["error"] == "interrupted mid-call"]
+    assert len(cut) and cut["cost_usd"].isna().all()  # sent, tokens unknown: cost unknown, not 0
+    statuses = [j["status"] for j in json.loads((root / "manifest.json").read_text())["jobs"]]
+    assert statuses.count("interrupted") == 2 and "done" not in statuses
+    assert "kept " in capsys.readouterr().err
+    assert not list(root.glob("jobs/*/inflight/*"))
+    # the abandoned sessions wrote nothing after the run recorded them (their calls would count twice)
+    assert not list(root.glob("jobs/*/*/job.json")) and len(list(root.glob("jobs/*/failed-calls/*.parquet"))) == 2
+
+
+def test_a_killed_process_leaves_its_calls_in_flight_recorded_as_interrupted_mid_call(tmp_path):
+    """SIGKILL while requests are in flight: the write-ahead journal has a "started" line for each;
+    the resume records them (error "interrupted mid-call", cost NaN), so requests seen == rows."""
+    import subprocess
+    import sys
+
+    from fake_openai import FakeOpenAI
+
+    root = tmp_path / "r"
+    env = {**os.environ, "OPENAI_API_KEY": "sk-test", "PYTHONPATH": os.pathsep.join(sys.path)}
+    with FakeOpenAI(latency=0.5) as srv:
+        args = ["experiment=hello", "llm=openai", "llm.model=fake", "llm.max_retries=0", "judge=same",
+                "+llm.price={input_per_1m:1000,output_per_1m:1000}", f"llm.base_url={srv.base_url}",
+                "run.replicates=4", "run.backend=threading", "run.n_jobs=2", "cache.mode=off",
+                "run.analyze=false", "run.report=false"]
+        p = subprocess.Popen([sys.executable, "-m", "trials.cli", "run", *args, f"hydra.run.dir={root}"],
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while srv.requests < 3 and time.time() < deadline:
+            time.sleep(0.005)
+        time.sleep(0.1)  # requests in flight (0.5 s each)
+        p.kill()
+        p.wait()
+        seen = srv.requests
+    assert seen >= 3
+    recovered = RunDir(root).recover_calls()
+    assert sum(recovered.values()) == seen
+    calls = pd.concat([pd.read_parquet(f) for f in root.glob("jobs/*/failed-calls/*.parquet")])
+    cut = calls.loc[calls["error"] == "interrupted mid-call"]
+    assert len(cut) >= 1 and cut["cost_usd"].isna().all() and (cut["tokens_in"] == 0).all()
+    assert set(cut["purpose"]) <= {"action", "judge"} and (cut["prompt_chars"] > 0).all()
+    assert calls.loc[calls["error"] == "", "cost_usd"].notna().all()
+
+
+def test_ctrl_c_while_analysing_is_one_line_and_a_resume_rebuilds_analysis_and_report(tmp_path, monkeypatch, capsys):
+    from trials.run import experiment
+
+    root = tmp_path / "r"
+    full = [*BRAIN, "run.replicates=1", "run.analyze=true", "run.report=true"]
+    for step in ("_analyze", "_report"):
+        def ctrl_c(*a, **k):
+            raise KeyboardInterrupt
+        monkeypatch.setattr(experiment, step, ctrl_c)
+        assert run(root, *full) == 130
+        err = capsys.readouterr().err
+        doing = "analysing" if step == "_analyze" else "rendering the report"
+        assert f"interrupted while {doing}: the run data is complete; rebuild the analysis and report with: " \
+               f"trials run run.resume_dir={root}" in err
+        assert "Traceback" not in err
+        monkeypatch.undo()
+    assert run(root, *full, f"run.resume_dir={root}") == 0
+    assert (root / "analysis").is_dir() and (root / "report.html").is_file()

@@ -20,7 +20,8 @@ from trials.session.world import World
     ("score 3 - reason: weak", 3),
     ("**Score:** 9", 9),
     ("I would give it a 4 out of 9.", 4),
-    ("Score: 10\nthen 6", 9),  # issue #11: 10 is clamped to 9 (flagged), never the later digit
+    ("Score: 10\nReason: then 6", 9),  # issue #11: 10 is clamped to 9 (flagged), never the later digit
+    ("Score: 10\nthen 6", None),  # a later number outside the reason may be a correction: missing
     ("Score = 2/9", 2),
     ("no digits at all", None),
 ])

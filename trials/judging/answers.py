@@ -19,10 +19,17 @@ same labels (`LABELS`: score, vote, rating, grade, answer); only the scale diffe
    and "7,5" is two numbers, both `unparseable`; "-0" is 0.
 4. **Anchored on the label.** A number after the label word ("Score: 7", "**Vote:** four",
    "my rating is 3") is the answer; labels before "Reason:" are read first (a label word inside
-   the reason is prose). Every labelled number must agree, and a labelled number followed by
-   another one as an alternative is two answers, `unparseable`: a range or pair ("Score: 4-5",
-   "Vote: 3 or 4", "Vote: 4, 5") or a hedge ("Vote: 4 out of 5, maybe 3", "Score: 6 (perhaps 7)").
-   Numbers elsewhere (in the reason) are ignored.
+   the reason is prose). Every labelled number must agree, and any further number in the answer
+   segment after it (digits or a number word; "no one", "this one", "one of" are pronouns) is two
+   answers, `unparseable`: a range or pair ("Score: 4-5", "Vote: 3 or 4", "Vote: 3 & 4", "Vote: 3 —
+   4", "between 3 and 4"), a hedge or correction ("Vote: 4 out of 5, maybe 3", "Score: 6 (perhaps
+   7)", "Vote: 3\nActually, 4", "Score: 7. Actually 8."), two ratings ("4/5 for taste, 2/5 for
+   price"). The answer segment ends at the stated reason ("Reason:", a "## Reason" heading) or at a
+   reason connective in the answer's sentence ("because", "since", "given that", "due to": "Score: 7
+   since 3 of her 4 answers fit" is 7, but a hedged number after it, "because it is cheap, or maybe
+   4", is still two answers); else it runs to the end of the reply, so prose on the next line with a
+   number ("Vote: 3\nI liked 2 of the features") is `unparseable` too: a newline is no reason label,
+   and missing is better than a wrong number. Numbers in the reason are ignored.
 5. **No label:** the reply's numbers (digits only; number words are prose here) after rule 2;
    exactly one distinct number is the answer, two or more different ones are `unparseable`.
 6. **Range.** A value inside [lo, hi] is kept; with `clamp=1` (the 0-9 score only) a value one step
@@ -148,10 +155,37 @@ def _strip_scales(text: str, lo: int, hi: int, clamp: int = 0) -> tuple[str, lis
     return text, foreign
 
 
-def _reason_start(text: str) -> int:
-    """Where the stated reason ("Reason: ...") begins in `text`, else its length."""
-    r = re.search(r"reason\w*\**\s*[:\-=]", text, re.I)
+#: where a stated reason begins: "Reason:" (also "Reason -", "**Reason**:") or a "## Reason" heading line
+_REASON = r"reason\w*\**\s*[:\-=]|^[ \t#*]*reasons?[ \t#*]*$"
+#: words that start a reason in the answer's own sentence ("Score: 7 since 3 of her 4 answers fit")
+_CONNECTIVE = r"\b(?:because|since|given\s+that|due\s+to)\b"
+#: a number that is still an alternative after a connective ("because it is cheap, or maybe 4")
+_HEDGED = r"\b(?:or|maybe|perhaps|possibly|rather|actually|no|wait|instead)\b[\s,:;.!]*" + _NUM
+#: "one" as a pronoun, not a number ("no one", "this one", "one of them")
+_PRONOUN_ONE = r"\b(?:no|the|this|that|each|every|any|which)\s+one\b|\bone\s+(?:of|another)\b"
+
+
+def _reason_start(text: str, start: int = 0, connectives: bool = False) -> int:
+    """Where the stated reason ("Reason: ...", a "## Reason" heading; with `connectives` also
+    "because"/"since"...) begins in `text` from `start`, else its length."""
+    pattern = _REASON + ("|" + _CONNECTIVE if connectives else "")
+    r = re.compile(pattern, re.I | re.M).search(text, start)
     return r.start() if r else len(text)
+
+
+def _second_answer(clean: str, label: re.Match, labelled: set[int]) -> str:
+    """A further number in the answer segment after `label`'s number (grammar rule 4), or "".
+    The segment runs to the stated reason or a connective, else to the end of the reply (a newline
+    does not end it: "Vote: 3\nActually, 4"); a hedged number after a connective still counts.
+    `labelled`: where the labelled numbers start (they are compared, not counted, here)."""
+    end = _reason_start(clean, label.end(1), connectives=True)
+    stop = _reason_start(clean, label.end(1))
+    segment = re.sub(_PRONOUN_ONE, lambda m: " " * len(m.group(0)), clean[:stop], flags=re.I)
+    for n in re.finditer(_NUM, segment[:end], re.I):
+        if n.start() >= label.end(1) and n.start(1) not in labelled:
+            return segment[label.start():n.end()]
+    h = re.search(_HEDGED, segment[end:], re.I)
+    return segment[label.start():end + h.end()] if h else ""
 
 
 def parse_number(text: str | None, *, labels: Sequence[str] = LABELS, lo: int, hi: int, clamp: int = 0) -> Answer:
@@ -189,14 +223,15 @@ def parse_number(text: str | None, *, labels: Sequence[str] = LABELS, lo: int, h
     # a label word inside the reason is prose ("the answer mentions 2 hobbies"), unless only there
     head = [m for m in matches if m.start() < _reason_start(clean)] or matches
     for m in head:
-        if m.group(2):
-            return missing(UNPARSEABLE, f"two answers: {m.group(0).strip()!r}")
+        second = m.group(0) if m.group(2) else _second_answer(clean, m, {h.start(1) for h in head})
+        if second:
+            return missing(UNPARSEABLE, f"two answers: {' '.join(second.split())[:150]!r}")
     labelled = [_to_number(m.group(1)) for m in head]
     if labelled:
         if len(set(labelled)) > 1:
             return missing(UNPARSEABLE, f"different labelled answers {sorted(set(labelled))} in {raw[:150]!r}")
         return _on_scale(labelled[0], foreign, lo, hi, clamp, raw, reason)
-    body = clean if not reason else clean[: clean.lower().rfind("reason")] or clean
+    body = clean[:_reason_start(clean)] or clean
     # without a label only digits count: number words ("no one", "one of them") are prose
     numbers = {_to_number(t) for t in re.findall(r"(?<![\w.])(" + _SIGNED + r")(?!\w|\.\d)", body)}
     if len(numbers) == 1:

@@ -149,15 +149,16 @@ class LLM:
 
     def _request(self, request: Request) -> tuple[Completion, Usage]:
         """One logical request: cache lookup, then the backend with retries; one recorder row."""
-        if _STOPPED.is_set():
+        if _STOPPED.is_set() or self.recorder.stopped:
             raise CallsStopped("the run is stopping: no new LLM call")
         core = self._core
         backend = core.backend
         t0 = time.perf_counter()
         key = cache_key(backend.name, backend.model, request) if core.cache is not None else ""
         completion = core.cache.get(key, request) if core.cache is not None else None
-        cached, retries = completion is not None, 0
-        if completion is None:
+        cached, retries, call = completion is not None, 0, None
+        if completion is None:  # write-ahead: a kill mid-request still leaves a trace of this call
+            call = self.recorder.start(request.purpose, backend.name, backend.model, request.prompt_chars())
             try:
                 completion, retries = call_with_retries(
                     lambda: backend.complete(request), max_retries=core.config.max_retries, limit=core.limit,
@@ -167,18 +168,18 @@ class LLM:
             except LLMError as e:
                 tries = e.attempts - 1 if isinstance(e, RetriesExhausted) else 0
                 self.recorder.record(self._usage(request, None, time.perf_counter() - t0, False, tries),
-                                     error=type(e).__name__)
+                                     error=type(e).__name__, call=call)
                 raise
             except BaseException as e:  # Ctrl-C mid-request: it may have been sent (and billed)
                 usage = self._usage(request, None, time.perf_counter() - t0, False, 0)
                 if usage.cost_usd == 0.0 and core.backend.name not in FREE_BACKENDS:
                     usage = dataclasses.replace(usage, cost_usd=math.nan)  # its tokens are unknown
-                self.recorder.record(usage, error=type(e).__name__)
+                self.recorder.record(usage, error=type(e).__name__, call=call)
                 raise
             if core.cache is not None:
                 core.cache.put(key, completion)
         usage = self._usage(request, completion, time.perf_counter() - t0, cached, retries)
-        self.recorder.record(usage)
+        self.recorder.record(usage, call=call)
         return completion, usage
 
     def _usage(self, request: Request, c: Completion | None, latency: float, cached: bool, retries: int) -> Usage:

@@ -98,12 +98,18 @@ def total_cost(costs: Any) -> float:
 class CallRecorder:
     """Thread-safe list of per-request rows (see COLUMNS); the runner writes it to llm_calls.parquet.
     `listener(row)`, if given, is called after each row is recorded (a Dask worker streams the
-    rows to the driver with it, so a worker that dies mid-session does not take its calls along)."""
+    rows to the driver with it, so a worker that dies mid-session does not take its calls along);
+    the row carries the call's number under "call". `on_start(line)`, if given, is called just
+    before a request is sent (`start`), so a write-ahead journal knows of a call a kill cuts short."""
 
-    def __init__(self, listener: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def __init__(self, listener: Callable[[dict[str, Any]], None] | None = None,
+                 on_start: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.rows: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._listener = listener
+        self._on_start = on_start
+        self._calls = 0
+        self.stopped = False  # `stop`: this session makes no new call
 
     def __getstate__(self) -> dict[str, Any]:
         with self._lock:
@@ -112,9 +118,29 @@ class CallRecorder:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.rows = state["rows"]
         self._lock = threading.Lock()
-        self._listener = None
+        self._listener = self._on_start = None
+        self._calls = len(self.rows)
+        self.stopped = False
 
-    def record(self, usage: Usage, error: str = "") -> None:
+    def stop(self) -> None:
+        """This recorder's session starts no new LLM call (CallsStopped): the run abandoned it."""
+        self.stopped = True
+
+    def start(self, purpose: str, backend: str, model: str, prompt_chars: int) -> int:
+        """A request is about to be sent: its number (give it to `record`), told to `on_start`."""
+        with self._lock:
+            self._calls += 1
+            call = self._calls
+        if self._on_start is not None:
+            self._on_start({"started": call, "purpose": purpose, "backend": backend, "model": model,
+                            "prompt_chars": prompt_chars})
+        return call
+
+    def record(self, usage: Usage, error: str = "", call: int | None = None) -> None:
+        if call is None:  # a cache hit: no request was sent, so no `start`
+            with self._lock:
+                self._calls += 1
+                call = self._calls
         row = {"purpose": usage.purpose, "backend": usage.backend, "model": usage.model,
                "tokens_in": usage.tokens_in, "tokens_out": usage.tokens_out, "latency_s": usage.latency_s,
                "cached": usage.cached, "retries": usage.retries, "cost_usd": usage.cost_usd,
@@ -122,7 +148,7 @@ class CallRecorder:
         with self._lock:
             self.rows.append(row)
         if self._listener is not None:
-            self._listener(row)
+            self._listener({**row, "call": call})
         for fn in list(_LISTENERS):
             fn(row)
 

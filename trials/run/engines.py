@@ -244,7 +244,7 @@ def _tidy_worker(token: str) -> None:
 
 def _call_streamer(worker: Any, topic: str, attempt: str) -> Callable[[dict[str, Any]], None]:
     def publish(row: dict[str, Any]) -> None:
-        msg = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}  # numpy -> msgpack-safe
+        msg = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items() if k != "call"}  # numpy -> msgpack-safe
         try:
             worker.log_event(topic, {**msg, "attempt": attempt})
         except Exception as exc:  # noqa: BLE001 - the row is still in the job's own result

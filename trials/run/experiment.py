@@ -27,6 +27,7 @@ from trials.run import preflight
 from trials.run.budget import Budget, check_priced
 from trials.run.delivery import undelivered_metrics, write_delivery
 from trials.run.engines import choose, dispatch
+from trials.run.jobs import abandon_sessions
 from trials.run.plan import ConfigError, Job, Plan, build_plan, divide_threads, plain_values, resolve_n_jobs
 from trials.run.remeasure import remeasure_run
 from trials.run.progress import Progress, estimate, format_estimate, format_plan
@@ -187,6 +188,8 @@ def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path, overrides
         engine_error = exc
     finally:
         jobs.close()  # an engine left midway (any exception) stops its sessions here, not at garbage collection
+        if interrupted is not None:  # sessions the engine stopped waiting for (a second Ctrl-C) call no more
+            abandon_sessions()
         allow_calls()  # the engine may have stopped this process's calls (a sweep runs many runs)
         stop_ticker()
         progress.close()
@@ -314,8 +317,14 @@ def _finish(cfg: dict[str, Any], plan: Plan, rundir: RunDir, manifest: dict[str,
                            "n_not_run": n_missing, "n_interrupted": n_interrupted, "jobs": jobs, "totals": totals, "arms": arms_check})
     report = None
     if done:
-        _validate(cfg, rundir.root, plan)
-        report = _post_process(cfg, rundir.root, plan.control)
+        try:
+            _validate(cfg, rundir.root, plan)
+            report = _post_process(cfg, rundir.root, plan.control)
+        except (_Interrupted, KeyboardInterrupt) as stop:  # Ctrl-C while analysing: the data is written
+            doing = str(stop) if isinstance(stop, _Interrupted) else "checking the judge's reliability"
+            print(f"interrupted while {doing}: the run data is complete; rebuild the analysis and report with: "
+                  f"trials run run.resume_dir={rundir.root}", file=sys.stderr, flush=True)
+            return 130
     cost = "n/a" if totals["cost_usd"] is None else f"${totals['cost_usd']:.4f}"
     print(f"{len(done)}/{len(jobs)} jobs done, {n_failed} failed"
           + (f", {n_interrupted} interrupted" if n_interrupted else "")
@@ -367,6 +376,10 @@ def _report(root: Path, control: str) -> Path | None:
     return render(root).html
 
 
+class _Interrupted(Exception):
+    """Ctrl-C during a post-processing step (its text: what was being done)."""
+
+
 def _post_process(cfg: dict[str, Any], root: Path, control: str) -> Path | None:
     """Analysis, then the report, when those packages exist; a failure there never loses the run.
     Says on stderr what it is doing (these steps take seconds); returns report.html's path."""
@@ -379,6 +392,8 @@ def _post_process(cfg: dict[str, Any], root: Path, control: str) -> Path | None:
         print(f"{doing} ...", file=sys.stderr, flush=True)
         try:
             report = step(root, control) or report
+        except KeyboardInterrupt:
+            raise _Interrupted("analysing" if key == "analyze" else "rendering the report") from None
         except ImportError as exc:
             log.info("%s skipped: %s", command, exc)
         except Exception as exc:  # noqa: BLE001 - the run directory is already complete

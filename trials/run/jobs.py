@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from trials.llm.base import CallsStopped
 from trials.llm.usage import total_cost
 from trials.session.actions import derive_seed
 from trials.run.plan import Job, load_scenario
@@ -101,11 +102,41 @@ def execute_job(job: Job) -> dict[str, Any]:
     attempt = f"{os.getpid()}-{time.monotonic_ns()}"
     where = {"arm": job.arm, "replicate": job.replicate, "session": job.session}
     # every call as it is made: a session stopped midway (Ctrl-C, SIGTERM, a killed worker) keeps them
+    # (write-ahead: a "started" line before each request is sent, so a kill mid-request leaves a trace)
     with Journal(rundir.calls_journal(job.arm, job.replicate, attempt)) as journal:
-        result = run_job(job, on_call=lambda row: journal.write({**where, **row}))
-    write_result(rundir, job, result, attempt)
-    journal.path.unlink(missing_ok=True)  # its rows are in the job folder or failed-calls/ now
+        from trials.llm import CallRecorder
+
+        recorder = CallRecorder(listener=lambda row: journal.write({**where, **row}),
+                                on_start=lambda line: journal.write({**where, **line}))
+        with _WRITE_LOCK:
+            _LIVE.add(recorder)
+        try:
+            result = run_job(job, recorder=recorder)
+            with _WRITE_LOCK:
+                if recorder.stopped:  # abandoned: the driver recorded this session from its journal
+                    raise CallsStopped(f"session {job.session} abandoned: the run was interrupted")
+                write_result(rundir, job, result, attempt)
+                journal.path.unlink(missing_ok=True)  # its rows are in the job folder or failed-calls/ now
+        finally:
+            with _WRITE_LOCK:
+                _LIVE.discard(recorder)
     return result["summary"]
+
+
+#: The recorders of the sessions `execute_job` runs in this process. `_WRITE_LOCK` makes "write a
+#: session's result" and "abandon it" (`abandon_sessions`) exclusive.
+_LIVE: set[Any] = set()
+_WRITE_LOCK = threading.Lock()
+
+
+def abandon_sessions() -> int:
+    """A stopping driver records the running sessions of this process from their journals now (it
+    stopped waiting for them: a second Ctrl-C): from here on they start no LLM call and write no
+    result (their calls would count twice). Returns how many were running."""
+    with _WRITE_LOCK:
+        for recorder in _LIVE:
+            recorder.stop()
+        return len(_LIVE)
 
 
 def write_result(rundir: RunDir, job: Job, result: dict[str, Any], attempt: str | None = None) -> None:
@@ -123,16 +154,16 @@ def write_result(rundir: RunDir, job: Job, result: dict[str, Any], attempt: str 
     rundir.log_execution(job.arm, job.replicate, result["summary"]["status"])
 
 
-def run_job(job: Job, on_call: Any = None) -> dict[str, Any]:
+def run_job(job: Job, on_call: Any = None, recorder: Any = None) -> dict[str, Any]:
     """Run one session; returns {summary, events, metrics, calls, meta, traceback}. Never writes
     into the run directory (`job.root` is not used). `on_call(row)` is called after each LLM call
-    is recorded (see `CallRecorder`)."""
+    is recorded (see `CallRecorder`); or give the session's `recorder` itself."""
     from trials.llm import CallRecorder
     from trials.persona import Persona
     from trials.scenarios.base import SessionContext
 
     started = time.time()
-    recorder = CallRecorder(listener=on_call)
+    recorder = recorder if recorder is not None else CallRecorder(listener=on_call)
     context = {"arm": job.arm, "replicate": job.replicate, "session": job.session}
     try:
         scenario = _scenario(job.scenario)

@@ -4,7 +4,8 @@ atomically, failure records, the execution log, and the run-level tables collect
 Layout of one job folder `jobs/<arm>/<replicate>/`: events.jsonl, metrics.parquet,
 llm_calls.parquet, job.json. The folder appears by `os.rename` of a finished temp folder, so its
 presence means the job is done; a killed job leaves only a `.tmp-*` folder, removed on resume.
-While a session runs, each of its LLM calls is appended to `jobs/<arm>/inflight/<replicate>-<attempt>.jsonl`;
+While a session runs, each of its LLM calls is appended to `jobs/<arm>/inflight/<replicate>-<attempt>.jsonl`
+(a "started" line before the request is sent, its row once it returns: a write-ahead journal);
 a session that never finishes leaves that journal, turned into `failed-calls/` rows (`recover_calls`).
 """
 
@@ -96,6 +97,25 @@ def _json_lines(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _journal_rows(path: Path) -> list[dict[str, Any]]:
+    """The call rows of a calls journal: each finished call's row, and for each call started but
+    never finished (the process died mid-request, which may have been sent and billed) a row with
+    error "interrupted mid-call", tokens unknown (0) and cost unknown (NaN) on a priced backend."""
+    from trials.llm.usage import FREE_BACKENDS
+
+    lines = _json_lines(path)
+    finished = {line.get("call") for line in lines if "started" not in line}
+    rows = []
+    for line in lines:
+        if "started" not in line:
+            rows.append({k: v for k, v in line.items() if k != "call"})
+        elif line["started"] not in finished:
+            rows.append({**{k: v for k, v in line.items() if k != "started"}, "tokens_in": 0, "tokens_out": 0,
+                         "cached": False, "retries": 0, "latency_s": math.nan, "error": "interrupted mid-call",
+                         "cost_usd": 0.0 if line.get("backend") in FREE_BACKENDS else math.nan})
+    return rows
+
+
 def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
 
@@ -182,7 +202,7 @@ class RunDir:
             meta = self.read_job_meta(arm, replicate) or {}
             finished = (self.is_done(arm, replicate) and meta.get("attempt") == attempt) or \
                 (self.jobs / arm / "failed-calls" / f"{path.stem}.parquet").is_file()
-            rows = [] if finished else _json_lines(path)
+            rows = [] if finished else _journal_rows(path)
             if rows:
                 self.write_interrupted(arm, replicate, pd.DataFrame(rows), attempt)
                 out[(arm, replicate)] = out.get((arm, replicate), 0) + len(rows)
