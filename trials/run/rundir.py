@@ -116,8 +116,19 @@ def _journal_rows(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _strict(data: Any) -> Any:
+    """`data` with NaN / inf floats as None: job.json and failed.json are strict JSON (null = unknown)."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {k: _strict(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_strict(v) for v in data]
+    return data
+
+
 def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+    path.write_text(json.dumps(_strict(data), indent=2, default=str, ensure_ascii=False, allow_nan=False) + "\n")
 
 
 def _write_json_atomic(path: Path, data: Any) -> None:
