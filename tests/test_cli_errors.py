@@ -113,13 +113,18 @@ def test_population_number_keys_name_key_and_type(tmp_path, monkeypatch, capsys,
     _no_traceback(code, err)
 
 
+def _outcome(tmp_path, capsys, argv: list[str]) -> tuple[int, str, list]:
+    """(exit status, stderr, what the command left in the working folder)."""
+    code = main(argv)
+    return code, capsys.readouterr().err, list(tmp_path.iterdir())
+
+
 def _refused(tmp_path, capsys, argv: list[str], *words: str) -> str:
     """exit 2, one line holding `words`, no traceback, nothing written in the working folder."""
-    code = main(argv)
-    err = capsys.readouterr().err
+    code, err, written = _outcome(tmp_path, capsys, argv)
     _no_traceback(code, err, *words)
     assert len(err.strip().splitlines()) == 1, err
-    assert list(tmp_path.iterdir()) == [], list(tmp_path.iterdir())
+    assert written == [], written
     return err
 
 
@@ -147,7 +152,11 @@ CHECK = ["judge-check", "llm=scripted", "cache.mode=off"]
 ])
 def test_a_key_nobody_reads_is_refused_naming_the_closest(tmp_path, monkeypatch, capsys, argv, words):
     monkeypatch.chdir(tmp_path)
-    _refused(tmp_path, capsys, argv, *words)
+    code, err, written = _outcome(tmp_path, capsys, argv)
+    assert code == 2 and "Traceback" not in err, err[-2000:]
+    assert [w for w in words if w not in err] == [], err  # every expected phrase is in the message
+    assert len(err.strip().splitlines()) == 1, err        # one line
+    assert written == [], written                          # nothing left in the working folder
 
 
 @pytest.mark.parametrize("extra", [
@@ -181,7 +190,11 @@ def test_an_arm_may_still_set_a_scenario_key_the_experiment_lacks(tmp_path, monk
 ])
 def test_a_key_or_group_given_twice_is_refused_naming_both(tmp_path, monkeypatch, capsys, argv, words):
     monkeypatch.chdir(tmp_path)
-    _refused(tmp_path, capsys, argv, *words)
+    code, err, written = _outcome(tmp_path, capsys, argv)
+    assert code == 2 and "Traceback" not in err, err[-2000:]
+    assert [w for w in words if w not in err] == [], err  # every expected phrase is in the message
+    assert len(err.strip().splitlines()) == 1, err        # one line
+    assert written == [], written                          # nothing left in the working folder
 
 
 @pytest.mark.parametrize("over, words", [
@@ -192,8 +205,12 @@ def test_a_key_or_group_given_twice_is_refused_naming_both(tmp_path, monkeypatch
 def test_population_bad_override_leaves_no_outputs_folder(tmp_path, monkeypatch, capsys, over, words):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("TRIALS_TEST_NO_SUCH_KEY", raising=False)
-    _refused(tmp_path, capsys, ["population", "cache.mode=off", *([] if "llm=openai" in over else ["llm=scripted"]),
-                                *over], *words)
+    argv = ["population", "cache.mode=off", *([] if "llm=openai" in over else ["llm=scripted"]), *over]
+    code, err, written = _outcome(tmp_path, capsys, argv)
+    assert code == 2 and "Traceback" not in err, err[-2000:]
+    assert [w for w in words if w not in err] == [], err  # every expected phrase is in the message
+    assert len(err.strip().splitlines()) == 1, err        # one line
+    assert written == [], written                          # nothing left in the working folder
 
 
 @pytest.mark.parametrize("env, value", [("OPENAI_ORG_ID", "org-abc\r"), ("OPENAI_PROJECT_ID", "proj abc"),
@@ -223,4 +240,9 @@ def test_header_variables_with_whitespace_are_refused_before_anything_runs(tmp_p
 ])
 def test_malformed_run_values_are_one_line(tmp_path, monkeypatch, capsys, over, words):
     monkeypatch.chdir(tmp_path)
-    _refused(tmp_path, capsys, ["run", *BASE, "run.dry_run=true", *over], *words)
+    argv = ["run", *BASE, "run.dry_run=true", *over]
+    code, err, written = _outcome(tmp_path, capsys, argv)
+    assert code == 2 and "Traceback" not in err, err[-2000:]
+    assert [w for w in words if w not in err] == [], err  # every expected phrase is in the message
+    assert len(err.strip().splitlines()) == 1, err        # one line
+    assert written == [], written                          # nothing left in the working folder
