@@ -69,7 +69,8 @@ def value_at(tree: Any, path: str) -> Any:
 def file_holding(value: str, path: str, files: list[str], raw: Any = None) -> str | None:
     """The one of `files` (the YAML files a config was composed from, in Hydra's order: a later one
     wins) that set `value` at `path`: the last whose text holds the value, or its unresolved form
-    `raw` (e.g. `${oc.env:X}`), with a line `<leaf>:`, else the last with that line; None if none."""
+    `raw` (e.g. `${oc.env:X}`), preferring one with a line `<leaf>:`; None if no file holds it (a file
+    that merely has a `<leaf>:` line is not named: that would be a guess)."""
     leaf = re.sub(r"\[\d+\]$", "", path).rsplit(".", 1)[-1]
     texts = []
     for f in map(Path, reversed(files)):
@@ -79,8 +80,7 @@ def file_holding(value: str, path: str, files: list[str], raw: Any = None) -> st
             continue
     line = re.compile(rf"^\s*{re.escape(leaf)}\s*:", re.MULTILINE)
     forms = [str(v) for v in (value, raw) if isinstance(v, str) and v]
-    tests = ([lambda t, v=v: v in t and line.search(t) for v in forms] + [lambda t, v=v: v in t for v in forms]
-             + [line.search])
+    tests = [lambda t, v=v: v in t and line.search(t) for v in forms] + [lambda t, v=v: v in t for v in forms]
     for match in tests:
         found = next((name for name, text in texts if match(text)), None)
         if found:
