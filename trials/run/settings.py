@@ -11,16 +11,28 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+import yaml
+
+from trials import CONF_DIR
 from trials.run.errors import OWN_DATA, ConfigError, unknown_key
 
-RUN_KEYS = frozenset({"replicates", "n_jobs", "backend", "seed", "resume_dir", "budget_usd", "dry_run",
-                      "threads_per_session", "paired", "estimate", "analyze", "report", "cluster"})
-CACHE_KEYS = frozenset({"mode", "path"})
+
+
+def _shipped(name: str) -> dict[str, Any]:
+    """A primary config file as written (trials/conf/<name>.yaml): the keys it sets are the settings."""
+    return yaml.safe_load((CONF_DIR / f"{name}.yaml").read_text())
+
+
+_CONFIG, _POPULATION = _shipped("config"), _shipped("population_app")
+RUN_KEYS = frozenset(_CONFIG["run"])
+CACHE_KEYS = frozenset(_CONFIG["cache"])
 PRICE_KEYS = frozenset({"input_per_1m", "output_per_1m"})
-#: top-level keys (and `run` keys) of each primary config (trials/conf/<name>.yaml)
-TOP_KEYS = {"config": frozenset({"llm", "judge", "prices", "experiment", "run", "cache", "hydra"}),
-            "population_app": frozenset({"llm", "prices", "population", "n", "out", "force", "run", "cache", "hydra"})}
-SECTION_KEYS = {"config": {"run": RUN_KEYS}, "population_app": {"run": frozenset({"seed"})}}
+#: top-level keys of each primary config: its own keys plus the config groups its defaults choose
+TOP_KEYS = {name: frozenset(k for k in cfg if k != "defaults")
+            | frozenset(str(next(iter(d))).removeprefix("optional ").strip()
+                        for d in cfg["defaults"] if isinstance(d, dict))
+            for name, cfg in (("config", _CONFIG), ("population_app", _POPULATION))}
+SECTION_KEYS = {"config": {"run": RUN_KEYS}, "population_app": {"run": frozenset(_POPULATION["run"])}}
 
 
 def check_keys(section: str, got: Any, known: Iterable[str], own: str | None = None) -> None:
