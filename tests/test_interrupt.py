@@ -11,10 +11,21 @@ import threading
 import time
 
 import pandas as pd
+import pytest
 from runner_support import run
 
 from trials.llm.scripted import ScriptedBackend
 from trials.run.rundir import RunDir
+
+
+@pytest.fixture(autouse=True)
+def python_ctrl_c():
+    """These tests simulate Ctrl-C with Python's own SIGINT handler (KeyboardInterrupt in the main
+    thread); a library an earlier test loaded may have left another handler (the whole suite once
+    ran this file with SIGINT not raising), so set it for each test and put the old one back."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 BRAIN = ["experiment=brainstorm_correction", "experiment.arms.treatment.interventions=[]",
          "run.replicates=2", "experiment.steps=2", "experiment.group_size=3"]
