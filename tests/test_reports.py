@@ -243,6 +243,18 @@ def test_signed(value, text):
     assert fmt.signed(value) == text
 
 
+@pytest.mark.parametrize("value,plain,sign", [
+    (1e160, "1e+160", "+1e+160"),  # was a 161-character string of digits
+    (-3e-9, "-3e-09", "-3e-09"),  # was "-0.00" / "+0.00": a real value shown as none
+    (float("nan"), "–", "–"), (None, "–", "–"), (pd.NA, "–", "–"),
+    (float("inf"), "∞", "+∞"), (float("-inf"), "-∞", "-∞"),
+    (1234.5678, "1234.57", "+1234.57"), (-0.001, "0.00", "+0.00"), (0, "0.00", "+0.00")])
+def test_report_numbers_huge_tiny_and_missing(value, plain, sign):
+    assert fmt.num(value) == plain and fmt.signed(value) == sign
+    assert fmt.with_ci(value, value, value) == (f"{sign} [{sign}, {sign}]" if sign != fmt.MISSING else fmt.MISSING)
+    assert len(fmt.percent(value)) < 12 and len(fmt.integer(value)) < 12 and len(fmt.usd(value)) < 20
+
+
 @pytest.mark.parametrize("p,text", [(0.006296, "0.0063"), (0.8019, "0.80"), (1.0, "1.00"), (9.3457e-08, "9.3e-08"),
                                     (0.0488, "0.049"), (float("nan"), "–")])
 def test_pval(p, text):
