@@ -29,7 +29,7 @@ import uuid
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from trials.llm.base import CallsStopped
-from trials.llm.usage import total_cost
+from trials.llm.usage import token_totals, total_cost
 from trials.run.errors import ConfigError
 from trials.run.jobs import Job, current_dask_worker, execute_job, run_job, write_result
 from trials.run.rundir import RunDir
@@ -443,7 +443,7 @@ def _lost(job: Job, exc: BaseException, streamed: "pd.DataFrame") -> dict[str, A
                         "seed": job.seed, "status": "failed", "error": error, "duration_s": math.nan,
                         "calls": int(len(calls)),
                         "requests": int((~calls["cached"].astype(bool)).sum()) if len(calls) else 0,
-                        "tokens_in": int(calls["tokens_in"].sum()) if len(calls) else 0,
-                        "tokens_out": int(calls["tokens_out"].sum()) if len(calls) else 0,
+                        **(token_totals(calls) if len(calls) else {"tokens_in": None, "tokens_out": None,
+                                                                   "tokens_note": "no calls recorded"}),
                         "cost_usd": cost, "worker": "lost"},
             "traceback": error, "cache_entries": [], "calls": calls}
