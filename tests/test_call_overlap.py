@@ -13,7 +13,6 @@ from fake_openai import FakeOpenAI
 from trials.llm import build_llm
 from trials.llm.scheduler import Scheduler
 from trials.persona import Persona
-from trials.run.engines import CPU_BUSY, CpuMeter
 from trials.session import world as world_module
 from trials.session.threads import OVERLAP_MIN_S, overlap_width, run_all
 from trials.session.world import World
@@ -102,23 +101,3 @@ def test_a_session_still_overlaps_its_agents_calls_against_a_slow_endpoint():
         _session(llm).run(2)
         assert llm.base_latency_s() >= 0.05
         assert srv.max_in_flight >= 2, "four agents' calls of one step overlap against a 50 ms endpoint"
-
-
-def test_cpu_meter_reports_cores_over_its_window_and_busy_from_the_threshold():
-    wall, cpu = Clock(), Clock()
-    meter = CpuMeter(window_s=1.0, clock=wall, cpu_clock=cpu)
-    assert meter.cores() is None  # nothing seen yet
-    wall.t += 0.2
-    cpu.t += 0.2
-    assert meter.cores() is None, "less than half a window: no verdict"
-    for _ in range(10):  # a second at 0.95 cores
-        wall.t += 0.1
-        cpu.t += 0.095
-    wall.t += 0.1
-    cpu.t += 0.095
-    assert meter.cores() == pytest.approx(0.95, abs=0.03)
-    assert 0.95 >= CPU_BUSY and meter.busy()
-    for _ in range(12):  # then idle: the window forgets the busy second
-        wall.t += 0.1
-        assert meter.cores() is not None
-    assert meter.cores() == pytest.approx(0.0, abs=0.1) and not meter.busy()
