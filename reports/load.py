@@ -65,6 +65,15 @@ class RunData:
         return None
 
     @property
+    def alpha(self) -> float | None:
+        """The alpha of the analysis shown (summary.json): every CI's level is 1 - alpha and adjusted
+        p-values are compared with it; None when summary.json does not record it."""
+        value = self.tables.summary.get("alpha")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1:
+            return float(value)
+        return None
+
+    @property
     def paired(self) -> bool | None:
         """Whether the analysis shown paired replicate r across arms (summary.json), else the
         run's design (manifest); None when neither says."""
