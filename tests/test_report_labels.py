@@ -114,3 +114,22 @@ def test_holm_sentence_uses_the_analysis_alpha():
     clear = _clear([0.08, 0.2])
     assert _holm(clear, metric_infos(list(clear["metric"])), 0.1) == \
         "Only m0 survives Holm correction (adjusted p < 0.1)."
+
+
+# ---------------------------------------------------------------- 3. a re-analysis never silently replaces
+
+def test_report_reanalysis_refuses_to_replace_the_runs_own_results(tmp_path, capsys):
+    from reports.cli import main
+
+    run = analysed(make_run_dir(tmp_path, failed=None, third_arm=True), alpha=0.05)
+    assert main([str(run)]) == 0
+    own = {p: (run / p).read_bytes() for p in ("analysis/effects.csv", "analysis/summary.json", "report.html")}
+    capsys.readouterr()
+    assert main([str(run), "--control", "treatment", "--unpaired"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--out DIR" in err and "--force" in err and "--control treatment" in err
+    assert {p: (run / p).read_bytes() for p in own} == own  # nothing replaced
+    assert main([str(run), "--control", "control"]) == 0  # the saved settings: nothing to replace
+    assert (run / "analysis" / "effects.csv").read_bytes() == own["analysis/effects.csv"]
+    assert main([str(run), "--control", "treatment", "--force"]) == 0
+    assert set(pd.read_csv(run / "analysis" / "effects.csv")["control"]) == {"treatment"}
