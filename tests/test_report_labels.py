@@ -133,3 +133,18 @@ def test_report_reanalysis_refuses_to_replace_the_runs_own_results(tmp_path, cap
     assert (run / "analysis" / "effects.csv").read_bytes() == own["analysis/effects.csv"]
     assert main([str(run), "--control", "treatment", "--force"]) == 0
     assert set(pd.read_csv(run / "analysis" / "effects.csv")["control"]) == {"treatment"}
+
+
+# ---------------------------------------------------------------- 5. why no trade-off chart
+
+def test_no_tradeoff_chart_names_the_real_reason(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rows = [{"arm": arm, "replicate": r, "session": f"{arm}{r}", "agent": f"a{i}", "metric": m,
+             "value": 7.0 + (arm == "treat")} for arm in ("control", "treat") for r in range(4) for i in range(3)
+            for m in ("score", "rate")]
+    pd.DataFrame(rows).to_csv(tmp_path / "const.csv", index=False)
+    md = reports.render(tmp_path / "const.csv").markdown.read_text()
+    why = ("No trade-off chart: the pair is chosen by standardized effect, and fewer than two metrics have one "
+           "(no Hedges' g for score, rate: no within-arm variation (SD 0)).")
+    assert md.count(why) == 2  # summary and figures
+    assert "fewer than two metrics with effects" not in md
