@@ -5,6 +5,7 @@ and returns its path (or None when there is nothing to draw)."""
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -218,6 +219,11 @@ def tradeoff(effects: pd.DataFrame, arms: list[str], metrics: tuple[str, str], p
     return _save(fig, path)
 
 
+def _wrap(text: str, width: int) -> str:
+    """A long axis label or tick broken onto lines of at most `width` characters (at `, ` `/` and spaces)."""
+    return "\n".join(textwrap.wrap(str(text), width, break_on_hyphens=False)) or str(text)
+
+
 def sweep(points: pd.DataFrame, param: str, path: Path) -> Path | None:
     """`points`: param value, metric, treatment, diff, ci_low, ci_high (one row per run x effect)."""
     if points.empty:
@@ -225,9 +231,16 @@ def sweep(points: pd.DataFrame, param: str, path: Path) -> Path | None:
     names = list(dict.fromkeys(points["metric"]))
     cols = min(3, len(names))
     rows = math.ceil(len(names) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
     treatments = list(dict.fromkeys(points["treatment"]))
     categorical = not pd.api.types.is_numeric_dtype(points["param"])
+    # long labels are wrapped, written once below the panels, and the figure grows by their lines;
+    # constrained layout then makes room for them (tight_layout gave up on long ones with a warning)
+    width = 4.2 * cols
+    xlabel = _wrap(label(param), int(11 * width))
+    ticks = [_wrap(v, 18) for v in dict.fromkeys(points["param"].astype(str))] if categorical else []
+    tick_lines = max((t.count("\n") + 1 for t in ticks), default=1)
+    height = 3.2 * rows + 0.18 * (xlabel.count("\n") + 1) + 0.16 * (tick_lines - 1) * rows
+    fig, axes = plt.subplots(rows, cols, figsize=(width, height), squeeze=False, layout="constrained")
     # categorical values: one shared position per value (in sweep order), so every treatment lines up
     slots = {v: i for i, v in enumerate(dict.fromkeys(points["param"].astype(str)))} if categorical else {}
     for ax, name in zip(axes.flat, names):
@@ -241,14 +254,13 @@ def sweep(points: pd.DataFrame, param: str, path: Path) -> Path | None:
             ax.errorbar(s["_x"].to_numpy(float), s["diff"], yerr=_err(s["diff"], s["ci_low"], s["ci_high"]),
                         fmt="-o", capsize=3, color=ARM_COLORS[(j + 1) % len(ARM_COLORS)], label=str(tr))
         if categorical:
-            ax.set_xticks(list(slots.values()), list(slots))
+            ax.set_xticks(list(slots.values()), ticks)
         ax.axhline(0, color="#333333", lw=1)
-        ax.set_title(metric(name))
-        ax.set_xlabel(label(param))
+        ax.set_title(_wrap(metric(name), 40))
         ax.set_ylabel("treatment − control")
     for ax in list(axes.flat)[len(names):]:
         ax.set_visible(False)
     if len(treatments) > 1:
         axes.flat[0].legend(frameon=False, fontsize=8)
-    fig.tight_layout()
+    fig.supxlabel(xlabel, fontsize=10)
     return _save(fig, path)

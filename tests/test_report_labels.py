@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import math
 import re
+import shutil
+import warnings
 from pathlib import Path
 
 import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from scipy import stats
 
 import reports
@@ -148,3 +151,69 @@ def test_no_tradeoff_chart_names_the_real_reason(tmp_path, monkeypatch):
            "(no Hedges' g for score, rate: no within-arm variation (SD 0)).")
     assert md.count(why) == 2  # summary and figures
     assert "fewer than two metrics with effects" not in md
+
+
+# ---------------------------------------------------------------- 4. sweep points named by the swept overrides
+
+def _sweep_point(src: Path, point: Path, name: str, group_sizes: tuple[int, int], overrides: list[str] | None):
+    shutil.copytree(src, point)
+    cfg = yaml.safe_load((point / "config.yaml").read_text())
+    cfg.setdefault("experiment", {}).update({"name": name, "description": f"the {name} experiment",
+                                             "group_size": group_sizes[0],
+                                             "population": {"group_size": group_sizes[1]}})
+    (point / "config.yaml").write_text(yaml.safe_dump(cfg))
+    if overrides is not None:
+        (point / ".hydra").mkdir()
+        (point / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+
+
+def test_sweep_report_labels_points_by_the_swept_overrides(tmp_path):
+    run = analysed(make_run_dir(tmp_path / "src", failed=None), alpha=0.05)
+    root = tmp_path / "multirun"
+    for name, sizes in (("hello", (4, 10)), ("market", (10, 4))):
+        _sweep_point(run, root / name / f"experiment={name},llm=scripted", name, sizes,
+                     [f"experiment={name}", "llm=scripted", "run.replicates=2"])
+    md = reports.render(root).markdown.read_text()
+    assert md.splitlines()[0] == "# Sweep report: experiment"
+    assert "| hello | hello/experiment=hello,llm=scripted |" in md and "| market | market/" in md
+    assert "group size" not in md and "description" not in md
+
+
+def test_sweep_labels_without_overrides_never_repeat_a_leaf_name(tmp_path):
+    from reports.sweep import short_names
+
+    assert short_names(["experiment.group_size", "experiment.population.group_size", "llm.temperature"]) == {
+        "experiment.group_size": "experiment.group_size", "experiment.population.group_size": "population.group_size",
+        "llm.temperature": "temperature"}
+    run = analysed(make_run_dir(tmp_path / "src", failed=None), alpha=0.05)
+    root = tmp_path / "multirun"
+    for i, sizes in enumerate(((4, 10), (10, 4))):
+        _sweep_point(run, root / str(i), "same", sizes, None)
+    md = reports.render(root).markdown.read_text()
+    assert "| experiment.group_size=4, population.group_size=10 |" in md
+
+
+def test_sweep_figure_fits_long_labels_without_a_layout_warning(tmp_path, monkeypatch):
+    saved = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: saved.append(fig) or path)
+    param = " / ".join(f"experiment.section_{i}.some_long_setting_name" for i in range(27))
+    pts = pd.DataFrame({"param": [f"value number {i} of a long sweep point label, k={i}" for i in range(3)],
+                        "metric": ["x"] * 3, "treatment": ["a"] * 3, "diff": [1.0, 2.0, 3.0],
+                        "ci_low": [0.5] * 3, "ci_high": [4.0] * 3})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        figures.sweep(pts, param, tmp_path / "s.png")
+        saved[-1].canvas.draw()
+    ax, xlabel = saved[-1].axes[0], saved[-1].get_supxlabel()
+    assert xlabel.replace("\n", " ") == param.replace("_", " ") and max(map(len, xlabel.splitlines())) <= 46
+    assert all(max(map(len, t.get_text().splitlines())) <= 18 for t in ax.get_xticklabels())
+    matplotlib.pyplot.close(saved[-1])
+
+
+def test_sweep_report_states_the_runs_alpha(tmp_path):
+    run = analysed(make_run_dir(tmp_path / "src", failed=None), alpha=0.1)
+    root = tmp_path / "multirun"
+    for name, sizes in (("hello", (4, 10)), ("market", (10, 4))):
+        _sweep_point(run, root / name, name, sizes, [f"experiment={name}"])
+    md = reports.render(root).markdown.read_text()
+    assert "Difference [90% CI]" in md and "experiment, 90% CIs." in md and "95%" not in md
