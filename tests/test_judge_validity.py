@@ -221,3 +221,19 @@ def test_judge_check_items_file_that_is_not_jsonl_names_the_file_and_line(tmp_pa
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"persona": "Nobody Known"}, "line 2: field 'persona': expected an object"),
+    ({"persona": {"name": "A", "age": "forty"}}, "line 2: field 'age': expected an integer, got 'forty'"),
+    ({"id": "margaret-1"}, "line 2: id 'margaret-1' is already used on line 1"),
+    ({"subtlety": "medium"}, "line 2: 'subtlety' is 'medium'; fix: use one of 'obvious', 'subtle'"),
+])
+def test_judge_check_items_with_a_bad_line_are_one_line_exit_2(tmp_path, capsys, change, words):
+    first = labelled_set()[0]
+    items = _write(tmp_path / "items.jsonl", json.dumps(first) + "\n" + json.dumps({**first, "id": "x2", **change}) + "\n")
+    assert trials_main(["judge-check", "llm=scripted", "cache.mode=off", "--items", str(items),
+                        "--out", str(tmp_path / "jc")]) == 2
+    err = capsys.readouterr().err
+    assert f"{items} {words}" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "jc").exists()

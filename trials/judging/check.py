@@ -23,20 +23,25 @@ from trials.judging.judge import JudgeResult, judge
 from trials.judging.propositions import persona_adherence
 from trials.llm.base import LLMError
 from trials.persona import Persona
+from trials.persona.files import validate_data
+from trials.secrets import shown
 from trials.session.events import Event
 
 LABELLED_SET = "persona_fit.jsonl"
 ITEM_KEYS = {"id", "persona", "action", "fits", "subtlety"}
+#: the values of an item's `subtlety` (the summary gives AUC and accuracy per value)
+SUBTLETIES = ("obvious", "subtle")
 
 
 def labelled_set(path: str | Path | None = None) -> list[dict[str, Any]]:
-    """The shipped items (or a JSONL file of the same shape); ValueError names the line and key."""
+    """The shipped items (or a JSONL file of the same shape); ValueError names the line and key
+    (a bad persona: the field, as for persona files; a repeated id: both lines)."""
     if path is None:
         text = resources.files("trials.judging").joinpath("data", LABELLED_SET).read_text(encoding="utf-8")
         source = f"trials/judging/data/{LABELLED_SET}"
     else:
         text, source = Path(path).read_text(encoding="utf-8"), str(path)
-    items = []
+    items, seen = [], {}
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -49,8 +54,21 @@ def labelled_set(path: str | Path | None = None) -> list[dict[str, Any]]:
             raise ValueError(f"{source} line {n}: expected a JSON object with the keys {sorted(ITEM_KEYS)}")
         if missing := ITEM_KEYS - set(item):
             raise ValueError(f"{source} line {n}: missing key(s) {sorted(missing)}; each line needs {sorted(ITEM_KEYS)}")
+        where = f"{source} line {n}"
         if not isinstance(item["fits"], bool):
-            raise ValueError(f"{source} line {n}: 'fits' must be true or false")
+            raise ValueError(f"{where}: 'fits' must be true or false")
+        if item["subtlety"] not in SUBTLETIES:
+            raise ValueError(f"{where}: 'subtlety' is {shown(item['subtlety'], 40)}; fix: use one of "
+                             f"{', '.join(map(repr, SUBTLETIES))}")
+        if not isinstance(item["id"], (str, int)) or isinstance(item["id"], bool) or str(item["id"]).strip() == "":
+            raise ValueError(f"{where}: 'id' is {shown(item['id'], 40)}; fix: give each item a unique id string")
+        if str(item["id"]) in seen:
+            raise ValueError(f"{where}: id {str(item['id'])!r} is already used on line {seen[str(item['id'])]}; "
+                             "fix: give each item a unique id")
+        seen[str(item["id"])] = n
+        if not isinstance(item["action"], str) or not item["action"].strip():
+            raise ValueError(f"{where}: 'action' must be a non-empty string (what the persona says or does)")
+        validate_data(Persona, item["persona"], where)  # a PersonaError names the field, as for persona files
         items.append(item)
     return items
 
