@@ -204,7 +204,8 @@ def test_judge_check_keeps_going_when_a_call_fails(scripted_llm):
     llm = scripted_llm(rules=[{"match": re.escape(items[1]["action"][:50]), "error": "permanent"}])
     table = judge_labelled_set(llm, items)
     assert table["score"].isna().tolist() == [False, True, False, False]
-    assert table.loc[1, "missing_reason"].startswith("LLM error: PermanentLLMError")
+    assert table.loc[1, "missing_reason"] == "call failed"  # the fixed vocabulary; the why in missing_detail
+    assert "PermanentLLMError" in table.loc[1, "missing_detail"] and table.loc[0, "missing_detail"] == ""
     assert auc_with_ci(table["score"], table["fits"], n_boot=50)["n_missing"] == 1
 
 
@@ -237,3 +238,21 @@ def test_judge_check_items_with_a_bad_line_are_one_line_exit_2(tmp_path, capsys,
     err = capsys.readouterr().err
     assert f"{items} {words}" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "jc").exists()
+
+
+def test_judge_check_with_every_call_failing_cannot_pass(tmp_path, monkeypatch, capsys):
+    """The tester's case: HTTP 500 on every call gave exit 0 and AUC nan."""
+    from fake_openai import FakeOpenAI
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    items = _write(tmp_path / "items.jsonl", "".join(json.dumps(i) + "\n" for i in labelled_set()[:4]))
+    out = tmp_path / "jc"
+    with FakeOpenAI(mode="500") as srv:
+        code = trials_main(["judge-check", "llm=openai", "llm.model=fake", f"llm.base_url={srv.base_url}",
+                            "llm.max_retries=0", "cache.mode=off", "--items", str(items), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert "no AUC: 4 of 4 items got no score (4 call failed); first: judge call failed" in err and "500" in err
+    table = pd.read_csv(out / "judge_check.csv")  # the files are still written
+    assert set(table["missing_reason"]) == {"call failed"} and table["missing_detail"].str.contains("500").all()
+    assert len(pd.read_parquet(out / "llm_calls.parquet")) == 4

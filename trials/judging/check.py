@@ -2,8 +2,9 @@
 `persona_adherence` proposition on a labelled set shipped with the package
 (`data/persona_fit.jsonl`, written by us: 8 personas x 6 actions = 48 items, half in character,
 half out, each "obvious" or "subtle") and returns one row per item:
-`id, persona, subtlety, fits, score, weighted_score, predicted, missing_reason`
-(`predicted` = score >= threshold; None when the judge gave no score). The statistics (AUC,
+`id, persona, subtlety, fits, score, weighted_score, predicted, missing_reason, missing_detail`
+(`predicted` = score >= threshold; None when the judge gave no score; `missing_reason` one of
+`trials.judging.answers.MISSING_REASONS`, e.g. "call failed", the free-text why in `missing_detail`). The statistics (AUC,
 accuracy and their CIs) are `analysis.judge_reliability.auc_with_ci / accuracy_with_ci`.
 
 Each item is judged exactly as a session's agent is: the persona shown in full, the action as
@@ -19,9 +20,8 @@ from typing import Any
 
 import pandas as pd
 
-from trials.judging.judge import JudgeResult, judge
+from trials.judging.judge import judge
 from trials.judging.propositions import persona_adherence
-from trials.llm.base import LLMError
 from trials.persona import Persona
 from trials.persona.files import validate_data
 from trials.secrets import shown
@@ -85,12 +85,10 @@ def judge_labelled_set(llm: Any, items: list[dict[str, Any]] | None = None, *, t
     for item in tqdm(items, desc="judge-check", unit="item", disable=not progress):
         persona = Persona.model_validate(item["persona"])
         events = [Event(step=0, kind="action", type="TALK", content=item["action"], agent=persona.name)]
-        try:
-            r = judge(prop, llm, events=events, agent=persona.name, persona=persona, salt=item["id"])
-        except LLMError as exc:  # recorded as a missing score; the other items still count
-            r = JudgeResult(proposition=prop.name, missing_reason=f"LLM error: {type(exc).__name__}: {exc}"[:300])
+        # a call that fails after its retries is a missing score ("call failed"); the other items still count
+        r = judge(prop, llm, events=events, agent=persona.name, persona=persona, salt=item["id"], on_error="missing")
         rows.append({"id": item["id"], "persona": persona.name, "subtlety": item["subtlety"],
                      "fits": item["fits"], "score": r.score, "weighted_score": r.weighted_score,
                      "predicted": None if r.score is None else r.score >= threshold,
-                     "missing_reason": r.missing_reason})
+                     "missing_reason": r.missing_reason, "missing_detail": r.missing_detail})
     return pd.DataFrame(rows)

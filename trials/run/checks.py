@@ -117,7 +117,22 @@ def judge_check(overrides: list[str], out: Path, threshold: int = 5, items_path:
     table.to_csv(out / "judge_check.csv", index=False)
     (out / "judge_check.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     recorder.to_frame().to_parquet(out / "llm_calls.parquet", index=False)
+    summary["failure"] = no_auc_message(summary, table)
     return summary
+
+
+def no_auc_message(summary: dict[str, Any], table: pd.DataFrame) -> str:
+    """Why judge-check measured no AUC (how many items got no score, by reason, and the first
+    failure's detail), or "" when it did. A check without an AUC cannot pass (exit status 1)."""
+    if not math.isnan(summary["all"]["auc"]):
+        return ""
+    missing = table[table["score"].isna()]
+    if missing.empty:
+        return f"no AUC: {summary['all']['notes']}"
+    counts = ", ".join(f"{n} {reason}" for reason, n in missing["missing_reason"].value_counts().items())
+    detail = next((d for d in missing["missing_detail"] if d), "")
+    return (f"no AUC: {len(missing)} of {len(table)} items got no score ({counts})"
+            + (f"; first: {detail}" if detail else "") + f"; {summary['all']['notes'] or 'too few scored items'}")
 
 
 def _ci(lo: float, hi: float) -> str:
@@ -197,6 +212,9 @@ def main(command: str, argv: list[str]) -> int:
             summary = judge_check(a.overrides, Path(a.out), a.threshold, a.items)
             print(format_judge_check(summary))
             print(f"wrote {Path(a.out) / 'judge_check.csv'} and judge_check.json")
+            if summary["failure"]:  # the judge gave nothing to measure: the check cannot pass
+                print(f"trials {command}: {summary['failure']}", file=sys.stderr)
+                return 1
         else:
             interview, path = validate_persona_file(a.persona_file, a.expectations, a.questions, a.overrides,
                                                     Path(a.out) if a.out else None)
