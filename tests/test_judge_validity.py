@@ -192,10 +192,11 @@ def test_judge_check_and_validate_persona_on_the_local_model(tmp_path, capsys):
     assert len(table) == 6 and table["score"].dropna().between(0, 9).all()
     persona = tmp_path / "p.json"
     persona.write_text(json.dumps(chosen[0]["persona"]))
-    assert trials_main(["validate-persona", str(persona), "--expectations", chosen[0]["persona"]["style"],
-                        "--questions", "2", "llm=local", "cache.mode=off", "--out", str(tmp_path / "i.json")]) == 0
+    code = trials_main(["validate-persona", str(persona), "--expectations", chosen[0]["persona"]["style"],
+                        "--questions", "2", "llm=local", "cache.mode=off", "--out", str(tmp_path / "i.json")])
     data = json.loads((tmp_path / "i.json").read_text())
     assert len(data["questions"]) == 2 and (data["score"] is not None or data["missing_reason"])
+    assert code == (0 if data["score"] is not None else 1)  # no score: the interview is kept, exit 1
     assert re.search(r"^score: (\d|n/a)/9$", capsys.readouterr().out, re.M)
 
 
@@ -256,3 +257,47 @@ def test_judge_check_with_every_call_failing_cannot_pass(tmp_path, monkeypatch, 
     table = pd.read_csv(out / "judge_check.csv")  # the files are still written
     assert set(table["missing_reason"]) == {"call failed"} and table["missing_detail"].str.contains("500").all()
     assert len(pd.read_parquet(out / "llm_calls.parquet")) == 4
+
+
+def test_validate_persona_keeps_the_interview_when_the_scoring_call_fails(tmp_path, monkeypatch, capsys):
+    """The tester's case: HTTP 500 to the scoring call only; before, exit 1 and no file, no usage."""
+    from fake_openai import FakeOpenAI
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    persona = _write(tmp_path / "p.json", json.dumps({"name": "Sam Doe", "occupation": {"title": "taxi driver"}}))
+    out = tmp_path / "i.json"
+    with FakeOpenAI(mode="500") as srv:
+        srv.queue(*["normal"] * 4)  # the questions and the 3 answers succeed
+        code = trials_main(["validate-persona", str(persona), "--expectations", "taxi driver", "--questions", "3",
+                            "llm=openai", "llm.model=fake", f"llm.base_url={srv.base_url}", "llm.max_retries=0",
+                            "cache.mode=off", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 1 and "Traceback" not in captured.err and "no score (call failed)" in captured.err
+    data = json.loads(out.read_text())
+    assert len(data["questions"]) == 3 and all(q["answer"].startswith("echo:") for q in data["questions"])
+    assert data["score"] is None and data["missing_reason"] == "call failed" and "500" in data["missing_detail"]
+    assert data["usage"]["calls"] == 5 and data["usage"]["tokens_in"] > 0
+
+
+def test_validate_persona_keeps_the_answers_before_a_failed_answer_call(scripted_llm):
+    persona = load_library("general")[0]
+    rules = [{"match": "How do you usually spend a free weekend", "error": "permanent"}]
+    interview = validate_persona(persona, "a practical person", llm=scripted_llm(rules=rules), n_questions=3)
+    assert len(interview.questions) == 1 and interview.score is None
+    assert interview.missing_reason == "call failed" and "answer to question 2" in interview.missing_detail
+
+
+@pytest.mark.parametrize("n", [10, 11, 100000])
+def test_validate_persona_asks_exactly_n_questions_or_refuses(tmp_path, capsys, n):
+    """The tester's case: --questions 8 asked 7, 100000 asked 6, without a word."""
+    from trials.judging.interview import MAX_QUESTIONS
+
+    persona = _write(tmp_path / "p.json", json.dumps({"name": "Sam Doe"}))
+    out = tmp_path / "i.json"
+    code = trials_main(["validate-persona", str(persona), "--expectations", "a taxi driver", "--questions", str(n),
+                        "llm=scripted", "cache.mode=off", "--out", str(out)])
+    err = capsys.readouterr().err
+    if n <= MAX_QUESTIONS:
+        assert code == 0 and len(json.loads(out.read_text())["questions"]) == n
+    else:
+        assert code == 2 and f"--questions {n}: ask 1 to {MAX_QUESTIONS} questions" in err and not out.exists()

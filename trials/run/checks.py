@@ -161,12 +161,14 @@ def format_judge_check(s: dict[str, Any]) -> str:
 def validate_persona_file(path: str, expectations: str, n_questions: int, overrides: list[str],
                           out: Path | None = None) -> tuple[Any, Path]:
     """Interview the persona of `path` (TinyTroupe .agent.json or ours); write the JSON."""
-    from trials.judging.interview import validate_persona
+    from trials.judging.interview import MAX_QUESTIONS, validate_persona
     from trials.llm import CallRecorder
     from trials.persona import PersonaError, load_persona
 
-    if n_questions < 1:
-        raise CheckError(f"--questions {n_questions}: ask at least 1 question")
+    if not 1 <= n_questions <= MAX_QUESTIONS:
+        raise CheckError(f"--questions {n_questions}: ask 1 to {MAX_QUESTIONS} questions (at most "
+                         f"{MAX_QUESTIONS}: the fixed list of standard questions that fills in for any "
+                         "the judge fails to write has that many)")
     if not expectations.strip():
         raise CheckError("--expectations is empty; describe who the persona should be")
     try:
@@ -220,8 +222,16 @@ def main(command: str, argv: list[str]) -> int:
                                                     Path(a.out) if a.out else None)
             score = "n/a" if interview.score is None else str(interview.score)
             print(f"score: {score}/9")
-            print(f"justification: {interview.justification or interview.missing_reason}")
+            if interview.score is None:
+                print(f"no score: {interview.missing_reason}"
+                      + (f" ({interview.missing_detail})" if interview.missing_detail else ""))
+            else:
+                print(f"justification: {interview.justification}")
             print(f"interview written to: {path}")
+            if interview.score is None:  # the interview is kept, but a check without a score cannot pass
+                print(f"trials {command}: no score ({interview.missing_reason}); the interview so far is in "
+                      f"{path}", file=sys.stderr)
+                return 1
     except CheckError as exc:
         print(f"trials {command}: {exc}", file=sys.stderr)
         return 2
