@@ -202,7 +202,7 @@ def main(command: str, argv: list[str]) -> int:
                                      "score it 0-9 against expectations.")
         ap.add_argument("persona_file")
         ap.add_argument("--expectations", required=True, help="who the persona should be, in words")
-        ap.add_argument("--questions", type=int, default=5, help="number of interview questions (default 5)")
+        ap.add_argument("--questions", type=int, default=5, help="number of interview questions, 1 to 10 (default 5)")
         ap.add_argument("--out", default=None, help="interview JSON path (default <persona>.interview.json)")
     ap.add_argument("overrides", nargs="*", help="Hydra-style config overrides, e.g. llm=scripted judge=openai")
     from trials.llm import LLMError
