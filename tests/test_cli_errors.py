@@ -308,3 +308,20 @@ def test_a_primary_config_that_is_not_there_is_one_line(tmp_path, monkeypatch, c
     _no_traceback(code, err, *words)
     assert len(err.strip().splitlines()) == 1, err
     assert [p.name for p in written] == ["yc"], written
+
+
+@pytest.mark.parametrize("choice, code, words", [
+    # Hydra's documented precedence: the command line overrides a file's `override` (like any value)
+    ("override /llm@_global_.llm: openai", 0, ["scripted backend"]),
+    # a plain second choice of a group the primary config chose: Hydra refuses it; one line
+    ("/llm@_global_.llm: openai", 2, ["llm appears more than once"]),
+])
+def test_a_group_chosen_in_a_file_and_on_the_command_line(tmp_path, monkeypatch, capsys, choice, code, words):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "yc" / "experiment").mkdir(parents=True)
+    (tmp_path / "yc" / "experiment" / "mine.yaml").write_text(f"defaults:\n  - hello\n  - {choice}\n  - _self_\n")
+    got = main(["run", "--config-dir", "yc", "experiment=mine", "llm=scripted", "cache.mode=off", "run.dry_run=true"])
+    out, err = capsys.readouterr()
+    assert got == code and "Traceback" not in err, err[-2000:]
+    assert [w for w in words if w not in out + err] == [], out + err
+    assert len(err.strip().splitlines()) == (1 if code else 0), err
