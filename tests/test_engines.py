@@ -266,3 +266,32 @@ def test_dask_worker_killed_mid_call_keeps_the_call_it_sent(tmp_path):
     assert len(cut) >= 1 and cut["cost_usd"].isna().all() and (cut["tokens_in"] == 0).all()
     assert set(cut["job_status"]) == {"failed"} and set(cut["purpose"]) <= {"action", "judge"}
     assert list(calls.columns) == list(CALL_COLUMNS)  # the same columns as every engine's table
+
+
+def test_dask_lets_the_scheduler_forget_each_collected_job(tmp_path):
+    """A finished task still referenced by the driver is rerun by Dask when its worker dies later
+    ("lose already computed task(s), which will be recomputed"): a whole session again, whose
+    requests reach the endpoint and are never recorded (seen: 54 requests sent, 52 recorded).
+    The driver releases each future once it has the result."""
+    from trials.run.engines import _dask_results
+
+    job = build_plan(config(*BRAIN), tmp_path).jobs[0]
+    result = _dask_task(job, None)
+
+    class Future:
+        key, released = "job-x", False
+
+        def result(self):
+            return result
+
+        def release(self):
+            self.released = True
+
+    class Client:
+        def get_events(self, topic):
+            return []
+
+    fut = Future()
+    summaries = list(_dask_results(Client(), "t", [fut], {fut.key: job}, None, lambda: False))
+    assert [s["status"] for s in summaries] == ["done"] and RunDir(tmp_path).is_done(job.arm, job.replicate)
+    assert fut.released

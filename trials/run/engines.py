@@ -445,6 +445,9 @@ def _dask_results(client: Any, token: str, ac: Any, by_key: dict[str, Job], driv
             earlier = streamed.loc[streamed["attempt"] != result["attempt"]] if len(streamed) else streamed
             if len(earlier):
                 RunDir(job.root).write_failed_calls(job.arm, job.replicate, earlier.drop(columns="attempt"))
+        # collected: the scheduler may forget the task. Held on, a finished task whose worker then
+        # dies is rerun by Dask (a whole session again: its requests sent, never recorded)
+        fut.release()
         if driver_cache is not None:
             driver_cache.merge(result.pop("cache_entries", []))
         write_result(RunDir(job.root), job, result)
