@@ -155,10 +155,13 @@ def test_dask_killed_worker_rerun_elsewhere_same_metrics(tmp_path):
     # the killed worker's attempts streamed their calls: they are recorded (as failed-job calls)
     # although that worker never returned a result, those in flight at the kill too (from the
     # "started" record each request is preceded by)
+    # Every request the server saw is recorded; a row "interrupted mid-call" may also stand for a
+    # request the kill stopped after its "started" record but before it was sent (it may have been).
     calls = pd.read_parquet(tmp_path / "dask" / "llm_calls.parquet")
     assert (calls["job_status"] == "failed").sum() > 0
     recorded = manifest["totals"]["requests_sent"]
-    assert recorded == sent_to_server, (recorded, sent_to_server)
+    cut = int((calls["error"] == "interrupted mid-call").sum())
+    assert recorded - cut <= sent_to_server <= recorded, (recorded, cut, sent_to_server)
 
 
 def test_dask_worker_log_lines_reach_the_driver(tmp_path, caplog):
@@ -226,17 +229,22 @@ def test_dask_worker_killed_mid_call_keeps_the_call_it_sent(tmp_path):
     from trials.run.experiment import run_experiment
 
     price = "+llm.price={input_per_1m:1,output_per_1m:1}"  # priced: a call cut short costs NaN, not 0
-    with FakeOpenAI(latency=1.5, reply=_reply) as srv:
+    with FakeOpenAI(latency=2.5, reply=_reply) as srv:
         port = int(srv.base_url.split(":")[-1].split("/")[0])
         before = {p.pid for p in psutil.Process().children(recursive=True)}
         killed: list[int] = []
 
         def kill_a_worker_mid_call():
-            deadline = time.time() + 45
+            # when requests are open at the server and none came for 1 s (so no session is about to
+            # send one: the kill cuts calls that were sent, not one between its record and its send)
+            deadline, seen, quiet_since = time.time() + 45, -1, time.time()
             while time.time() < deadline and not killed:
+                if srv.requests != seen:
+                    seen, quiet_since = srv.requests, time.time()
                 workers = [p for p in psutil.Process().children(recursive=True)
                            if p.pid not in before and "spawn_main" in " ".join(p.cmdline())]
-                for w in workers if srv.in_flight else []:  # a worker with a request open at the server
+                ready = srv.in_flight and time.time() - quiet_since >= 1.0
+                for w in workers if ready else []:  # a worker with a request open at the server
                     try:
                         busy = any(c.raddr and c.raddr[1] == port and c.status == psutil.CONN_ESTABLISHED
                                    for c in w.net_connections(kind="tcp"))
