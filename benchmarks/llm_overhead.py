@@ -2,7 +2,7 @@
 
 1. per-call overhead of `LLM.chat` over calling the scripted backend directly (target < 1 ms);
 2. against tests/fake_openai.py with a fixed latency: our wall time / ideal (calls x latency), and
-   our per-call overhead over the bare transport (one urllib3 POST; the `openai` SDK's call is
+   our per-call overhead over the bare transport (one pycurl POST; the `openai` SDK's call is
    printed too when it is installed; connections reused: count printed);
 3. local tokens/s through our layer vs calling llama-cpp-python directly on the same model,
    prompt and max_tokens (target >= 90%). Runs are interleaved and medians taken, because the
@@ -51,26 +51,30 @@ def bench_scripted(n: int) -> None:
 
 
 def bench_http(n: int, latency: float) -> None:
-    """Ours (`LLM.chat` on the openai backend) against the bare transport it uses: one `urllib3`
-    POST of the same body with the JSON parsed (and the `openai` SDK's call, when installed, for
-    reference)."""
+    """Ours (`LLM.chat` on the openai backend) against the bare transport it uses: one `pycurl`
+    POST of the same body on a kept-alive handle, with the JSON parsed (and the `openai` SDK's call,
+    when installed, for reference)."""
+    import io
     import json
 
-    import urllib3
+    import pycurl
 
     try:
         import openai
     except ImportError:
         openai = None
     with FakeOpenAI(latency=latency) as srv:
-        pool = urllib3.PoolManager(maxsize=4, retries=False)
-        url = srv.base_url + "/chat/completions"
+        curl = pycurl.Curl()
+        curl.setopt(pycurl.URL, srv.base_url + "/chat/completions")
+        curl.setopt(pycurl.HTTPHEADER, ["Content-Type: application/json", "Authorization: Bearer sk-bench"])
 
         def raw(i: int) -> str:
             body = {"model": "fake", "messages": MSG, "seed": i, "temperature": 0.7, "max_tokens": 256}
-            r = pool.request("POST", url, body=json.dumps(body).encode(), headers={
-                "Content-Type": "application/json", "Authorization": "Bearer sk-bench"})
-            return json.loads(r.data)["choices"][0]["message"]["content"]
+            out = io.BytesIO()
+            curl.setopt(pycurl.POSTFIELDS, json.dumps(body).encode())
+            curl.setopt(pycurl.WRITEDATA, out)
+            curl.perform()
+            return json.loads(out.getvalue())["choices"][0]["message"]["content"]
 
         sdk = openai.OpenAI(base_url=srv.base_url, api_key="sk-bench", max_retries=0) if openai else None
         llm = build_llm({"backend": "openai", "base_url": srv.base_url, "model": "fake", "max_retries": 0},
@@ -97,11 +101,11 @@ def bench_http(n: int, latency: float) -> None:
     ideal = n * latency
     if ideal > 0:
         print(f"[fake server, {latency * 1000:.0f} ms latency] {n} sequential calls: our wall {sum(ours):.3f} s, "
-              f"ideal {ideal:.3f} s -> wall/ideal {sum(ours) / ideal:.3f}; bare urllib3 wall/ideal {sum(raws) / ideal:.3f}")
+              f"ideal {ideal:.3f} s -> wall/ideal {sum(ours) / ideal:.3f}; bare pycurl wall/ideal {sum(raws) / ideal:.3f}")
     over = statistics.median(ours) - statistics.median(raws)
     verdict = f" (target < 1 ms: {'OK' if over < 1e-3 else 'MISSED'})" if latency == 0 else " (noisy at this latency)"
     sdk_note = f"; the openai SDK's call {statistics.median(sdks) * 1000:.2f} ms" if sdks else ""
-    print(f"[fake server, {latency * 1000:.0f} ms] median per call: bare urllib3 POST {statistics.median(raws) * 1000:.2f} ms, "
+    print(f"[fake server, {latency * 1000:.0f} ms] median per call: bare pycurl POST {statistics.median(raws) * 1000:.2f} ms, "
           f"ours {statistics.median(ours) * 1000:.2f} ms -> layer overhead {over * 1000:.3f} ms/call{verdict}{sdk_note}; "
           f"new TCP connections during the run (ours + bare{' + SDK' if sdks else ''}): {new_conns}")
 

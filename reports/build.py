@@ -35,8 +35,10 @@ def _overview(doc: Document, data: RunData, facts: list[tuple[str, str]], usage:
     if not usage.empty:
         rows = [[str(r["purpose"]), fmt.integer(r["calls"]), fmt.integer(r["cached"]), fmt.integer(r["tokens_in"]),
                  fmt.integer(r["tokens_out"]), fmt.usd(r["cost_usd"])] for _, r in usage.iterrows()]
+        unknown = int(usage["tokens_unknown"].iloc[-1]) if "tokens_unknown" in usage else 0
+        note = (f" Tokens {fmt.MISSING}: unknown, {unknown} call(s) were cut off mid-request." if unknown else "")
         sec.blocks.append(Table(["Purpose", "Calls", "Cached", "Tokens in", "Tokens out", "Cost"], rows,
-                                "LLM calls by purpose (llm_calls.parquet).", numeric={1, 2, 3, 4, 5}))
+                                "LLM calls by purpose (llm_calls.parquet)." + note, numeric={1, 2, 3, 4, 5}))
 
 
 def _headline(doc: Document, data: RunData, infos: dict[str, MetricInfo]) -> None:

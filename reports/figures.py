@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from reports.fmt import label, metric  # noqa: E402
+from reports.fmt import label, metric, num, signed  # noqa: E402
 
 DPI = 110
 ARM_COLORS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c"]
@@ -100,7 +100,7 @@ def _stacked(ax: plt.Axes, sub: pd.DataFrame, arms: list[str]) -> None:
         vals = raw.round().clip(0, 9).astype(int)
         if len(vals):
             shares[i] = vals.value_counts(normalize=True).reindex(range(10), fill_value=0).to_numpy()
-            ax.text(1.02, i, f"mean {raw.mean():.2f}", va="center", fontsize=8,
+            ax.text(1.02, i, f"mean {num(raw.mean())}", va="center", fontsize=8,
                     transform=ax.get_yaxis_transform())
     lefts = np.cumsum(shares, axis=1) - shares
     for score in range(10):  # one call per score keeps drawing fast
@@ -203,7 +203,7 @@ def tradeoff(effects: pd.DataFrame, arms: list[str], metrics: tuple[str, str], p
         # hollow markers of shrinking size: coinciding treatments stay visible as nested outlines
         ax.errorbar([a["diff"]], [b["diff"]], xerr=xe, yerr=ye, color=color, fmt=MARKERS[i % len(MARKERS)],
                     ms=max(13 - 3 * i, 5), mfc="none", mew=2, capsize=4, elinewidth=1.4, alpha=0.9,
-                    label=f"{tr}: ({a['diff']:+.2f}, {b['diff']:+.2f}){same}")
+                    label=f"{tr}: ({signed(a['diff'])}, {signed(b['diff'])}){same}")
     ux, uy = (f" [{u}]" if u else "" for u in units)
     bx, by = ("better →" if h else "← better" for h in higher_is_better)
     ax.set_xlabel(f"change in {metric(x)}{ux}\n(treatment − control; {bx})")

@@ -2,7 +2,9 @@
 
 Means and effect sizes get two decimals; differences also carry a sign (`+5.33`, `-0.60`);
 p-values two decimals from 0.1 up (`0.80`), two significant digits below (`0.0063`, `9.3e-08`).
-Missing values show as an en dash."""
+Every number goes through `number`: fixed decimals from 1e-4 to 1e6 (below 1e-4 a p-value also
+switches), outside that three significant digits (`1e+160`, `-3e-09`: never a 160-digit string nor
+a silent `0.00`); infinities as `∞`. Missing values (None, NaN, NA) show as an en dash."""
 
 from __future__ import annotations
 
@@ -22,20 +24,34 @@ def _is_missing(x: Any) -> bool:
         return True
 
 
-def num(x: Any, digits: int = 2) -> str:
-    """A plain number, fixed decimals (`5.34`)."""
+#: magnitudes shown with fixed decimals; outside, `SIGNIFICANT` significant digits (general format)
+FIXED_RANGE = (1e-4, 1e6)
+SIGNIFICANT = 3
+
+
+def number(x: Any, digits: int = 2, sign: bool = False) -> str:
+    """The one formatter of report numbers: `digits` decimals (`5.34`, with `sign` `+5.33`; no
+    `-0.00`) for magnitudes in FIXED_RANGE, else general format (`1e+160`, `-3e-09`); `∞` / `-∞`;
+    MISSING for None / NaN / NA."""
     if _is_missing(x):
         return MISSING
-    out = f"{float(x):.{digits}f}"
-    return "0." + "0" * digits if out == "-0." + "0" * digits else out
+    x, plus = float(x), "+" if sign else ""
+    if math.isinf(x):
+        return plus + "∞" if x > 0 else "-∞"
+    if x != 0 and not FIXED_RANGE[0] <= abs(x) < FIXED_RANGE[1]:
+        return f"{x:{plus}.{SIGNIFICANT}g}"
+    out = f"{x:{plus}.{digits}f}"
+    return plus + out[1:] if out[0] == "-" and float(out) == 0 else out
+
+
+def num(x: Any, digits: int = 2) -> str:
+    """A plain number, fixed decimals (`5.34`)."""
+    return number(x, digits)
 
 
 def signed(x: Any, digits: int = 2) -> str:
     """A difference with its sign always shown (`+5.33`, `-0.60`, `+0.00`)."""
-    if _is_missing(x):
-        return MISSING
-    out = f"{float(x):+.{digits}f}"
-    return "+0." + "0" * digits if out == "-0." + "0" * digits else out
+    return number(x, digits, sign=True)
 
 
 def interval(lo: Any, hi: Any, digits: int = 2) -> str:
@@ -68,8 +84,8 @@ def pval(p: Any) -> str:
 def integer(x: Any) -> str:
     if _is_missing(x):
         return MISSING
-    if math.isinf(float(x)):
-        return "∞" if float(x) > 0 else "-∞"
+    if math.isinf(float(x)) or abs(float(x)) >= 1e15:
+        return number(x)
     return f"{int(round(float(x))):,}"
 
 
@@ -78,13 +94,15 @@ def usd(x: Any) -> str:
     if _is_missing(x):
         return "unknown (no price)"
     x = float(x)
+    if math.isinf(x) or abs(x) >= FIXED_RANGE[1]:
+        return "$" + number(x)
     return "$0.00" if x == 0 else f"${x:,.4f}" if x < 1 else f"${x:,.2f}"
 
 
 def percent(x: Any, digits: int = 0) -> str:
     if _is_missing(x):
         return MISSING
-    return f"{100 * float(x):.{digits}f}%"
+    return number(100 * float(x), digits) + "%"
 
 
 def signed_percent(x: Any, digits: int | None = None) -> str:
@@ -93,8 +111,7 @@ def signed_percent(x: Any, digits: int | None = None) -> str:
         return MISSING
     if digits is None:
         digits = 1 if abs(float(x)) < 0.1 else 0
-    out = f"{100 * float(x):+.{digits}f}%"
-    return "+" + out[1:] if float(out[:-1]) == 0 else out  # no "-0%"
+    return number(100 * float(x), digits, sign=True) + "%"
 
 
 def label(name: str) -> str:

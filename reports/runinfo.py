@@ -110,7 +110,8 @@ def seeds(data: RunData) -> str:
 
 
 def usage_by_purpose(calls: pd.DataFrame | None) -> pd.DataFrame:
-    """purpose, calls, cached, tokens_in, tokens_out, cost_usd (NaN when any call had no price)."""
+    """purpose, calls, cached, tokens_in, tokens_out (NaN when any call's tokens are unknown: cut off
+    mid-request), tokens_unknown (calls with unknown tokens), cost_usd (NaN when any call had no price)."""
     if calls is None or calls.empty or "purpose" not in calls:
         return pd.DataFrame()
     calls = calls.copy()
@@ -118,17 +119,25 @@ def usage_by_purpose(calls: pd.DataFrame | None) -> pd.DataFrame:
         if col not in calls:
             calls[col] = np.nan
     calls["cached"] = calls["cached"].astype(bool) if "cached" in calls else False
+    for col in ("tokens_in", "tokens_out", "cost_usd"):
+        calls[col] = pd.to_numeric(calls[col], errors="coerce").astype("float64")
+    calls["tokens_unknown"] = calls["tokens_in"].isna() | calls["tokens_out"].isna()
     grouped = calls.groupby("purpose", sort=True)
+
+    def known_sum(s: pd.Series) -> float:  # a sum that skipped an unknown value would be an undercount
+        return s.sum() if s.notna().all() else np.nan
+
     out = pd.DataFrame({
         "calls": grouped.size(),
         "cached": grouped["cached"].sum(),
-        "tokens_in": grouped["tokens_in"].sum(),
-        "tokens_out": grouped["tokens_out"].sum(),
-        "cost_usd": grouped["cost_usd"].apply(lambda s: s.sum() if s.notna().all() else np.nan),
+        "tokens_in": grouped["tokens_in"].apply(known_sum),
+        "tokens_out": grouped["tokens_out"].apply(known_sum),
+        "tokens_unknown": grouped["tokens_unknown"].sum(),
+        "cost_usd": grouped["cost_usd"].apply(known_sum),
     }).reset_index()
     total = pd.DataFrame([{"purpose": "total", "calls": out["calls"].sum(), "cached": out["cached"].sum(),
-                           "tokens_in": out["tokens_in"].sum(), "tokens_out": out["tokens_out"].sum(),
-                           "cost_usd": out["cost_usd"].sum() if out["cost_usd"].notna().all() else np.nan}])
+                           "tokens_in": known_sum(out["tokens_in"]), "tokens_out": known_sum(out["tokens_out"]),
+                           "tokens_unknown": out["tokens_unknown"].sum(), "cost_usd": known_sum(out["cost_usd"])}])
     return pd.concat([out, total], ignore_index=True)
 
 
@@ -161,12 +170,15 @@ def header_facts(data: RunData, usage: pd.DataFrame | None = None) -> list[tuple
     usage = usage_by_purpose(data.llm_calls) if usage is None else usage
     if not usage.empty:
         tot = usage.iloc[-1]
+        unknown = int(tot.get("tokens_unknown", 0) or 0)
+        tokens = (f"tokens unknown ({unknown} call(s) cut off mid-request)" if unknown else
+                  f"{fmt.integer(tot['tokens_in'])} tokens in, {fmt.integer(tot['tokens_out'])} out")
         facts.append(("LLM usage", f"{fmt.integer(tot['calls'])} calls ({fmt.integer(tot['cached'])} cached), "
-                      f"{fmt.integer(tot['tokens_in'])} tokens in, {fmt.integer(tot['tokens_out'])} out, "
-                      f"cost {fmt.usd(tot['cost_usd'])}"))
+                      f"{tokens}, cost {fmt.usd(tot['cost_usd'])}"))
     elif man.get("totals"):
         t = man["totals"]
-        facts.append(("LLM usage", f"{fmt.integer(t.get('calls'))} calls, {fmt.integer(t.get('tokens_in'))} tokens in, "
-                      f"{fmt.integer(t.get('tokens_out'))} out, cost {fmt.usd(t.get('cost_usd'))}"))
+        tokens = (f"tokens unknown ({t['tokens_note']})" if t.get("tokens_note") else
+                  f"{fmt.integer(t.get('tokens_in'))} tokens in, {fmt.integer(t.get('tokens_out'))} out")
+        facts.append(("LLM usage", f"{fmt.integer(t.get('calls'))} calls, {tokens}, cost {fmt.usd(t.get('cost_usd'))}"))
     facts.append(("Source", str(data.source)))
     return facts

@@ -84,7 +84,7 @@ def treatment_sentence(treatment: str, rows: pd.DataFrame, infos: dict[str, Metr
         sized = rows[rows["_size"].notna() & (rows["_size"] > 0)] if "_size" in rows else rows.iloc[0:0]
         if len(sized):
             top = sized.iloc[0]
-            text += (f" The largest difference in standardized terms (Hedges' g {float(top['hedges_g']):+.2f}): "
+            text += (f" The largest difference in standardized terms (Hedges' g {fmt.signed(top['hedges_g'])}): "
                      f"{effect_phrase(top, infos[str(top['metric'])])}.")
         return text
     if not wins.empty:

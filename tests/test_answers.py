@@ -162,12 +162,54 @@ CHOICES = [
     ("**Choice:** Community garden.", "Community garden"),
     ('{"choice": "Solar benches", "reason": "cheap"}', "Solar benches"),
     ("The group chose the night market.", "Night market"),
-    ("Choice: garden", "Community garden"),
+    # part of an option is not that option (a guess): "garden" could be any garden
+    ("Choice: garden", UNPARSEABLE),
+    ("I wouldn't pick the night market", UNPARSEABLE),  # negated
+    ("Night market, not Solar benches", UNPARSEABLE),  # several options named
+    ("Choice: **Solar benches**", "Solar benches"),
+    ("The group chose the night market, because it was cheap.", "Night market"),
     ("Choice: a zoo", UNPARSEABLE),
     ("Night market or Solar benches", UNPARSEABLE),
     ("I'm sorry, I can't tell from this transcript.", NO_ANSWER),
     ("", NO_ANSWER),
 ]
+
+# options that are words of each other: part of an option or a negated option is never read as one
+YES_NO = ["yes", "no", "not sure"]
+YES_NO_CHOICES = [
+    ("Sure", UNPARSEABLE, "only part of option"),  # was "not sure": the opposite of what it means
+    ("Definitely not yes", UNPARSEABLE, "negated"),  # was "yes"
+    ("I would not say no", UNPARSEABLE, "negated"),  # was "no"
+    ("Choice: not sure", "not sure", ""),
+    ("I'm not sure.", "not sure", ""),
+    ("Answer: No.", "no", ""),
+    ("**Choice:** yes", "yes", ""),
+    ('{"choice": "Yes"}', "yes", ""),
+    ("My answer is yes. Reason: she said so twice.", "yes", ""),
+    ("yes or no", UNPARSEABLE, "several options"),
+    ("No, not sure", UNPARSEABLE, "several options"),
+]
+ACCENTED = ["Caf\u00e9 cr\u00e8me", "Th\u00e9 (vert)", "C++ / Rust"]
+ACCENTED_CHOICES = [
+    ("Choice: caf\u00e9 cr\u00e8me.", "Caf\u00e9 cr\u00e8me", ""),
+    ("She ordered the th\u00e9 (vert)", "Th\u00e9 (vert)", ""),
+    ('{"choice": "C++ / Rust"}', "C++ / Rust", ""),
+    ("Choice: caf\u00e9", UNPARSEABLE, "only part of option"),
+]
+
+
+@pytest.mark.parametrize("reply, expected, why", YES_NO_CHOICES)
+def test_choice_never_reads_part_of_or_a_negated_option(reply, expected, why):
+    answer = parse_choice(reply, YES_NO)
+    _check(answer, expected)
+    assert why in answer.detail
+
+
+@pytest.mark.parametrize("reply, expected, why", ACCENTED_CHOICES)
+def test_choice_options_with_punctuation_and_accents(reply, expected, why):
+    answer = parse_choice(reply, ACCENTED)
+    _check(answer, expected)
+    assert why in answer.detail
 
 
 def _check(answer, expected):

@@ -4,11 +4,12 @@ model without a price has an unknown cost -- never the sum of the priced part. C
 
 from __future__ import annotations
 
+import json
 import math
 
 import pandas as pd
 
-from trials.llm.usage import total_cost
+from trials.llm.usage import token_totals, total_cost, total_tokens
 from trials.run.progress import Progress
 from trials.run.rundir import RunDir
 
@@ -41,4 +42,45 @@ def test_progress_line_says_n_a_for_an_unpriced_model(capsys):
     assert capsys.readouterr().err.rstrip().endswith("$0.5000")
     progress.update({**summary, "session": "a-1", "cost_usd": math.nan})
     assert capsys.readouterr().err.rstrip().endswith("tokens, n/a")
+    progress.close()
+
+
+def test_a_call_cut_off_mid_request_has_unknown_tokens_and_the_totals_say_so(tmp_path):
+    # was: tokens_in/tokens_out 0 for the cut-off call (int64 columns) and a silent undercount
+    run = RunDir(tmp_path)
+    journal = run.calls_journal("control", 0, "a")
+    journal.parent.mkdir(parents=True)
+    done = {"call": 1, "purpose": "action", "backend": "openai", "model": "fake", "tokens_in": 100,
+            "tokens_out": 20, "latency_s": 0.5, "cached": False, "retries": 0, "cost_usd": 0.1,
+            "prompt_chars": 400, "error": ""}
+    started = [{"started": n, "purpose": "action", "backend": "openai", "model": "fake", "prompt_chars": 400}
+               for n in (1, 2)]
+    journal.write_text("\n".join(json.dumps(x) for x in (started[0], done, started[1])) + "\n")
+    assert run.recover_calls() == {("control", 0): 2}
+    calls = pd.read_parquet(next(tmp_path.glob("jobs/control/failed-calls/*.parquet")))
+    cut = calls.loc[calls["error"] == "interrupted mid-call"]
+    assert len(cut) == 1 and cut["tokens_in"].isna().all() and cut["tokens_out"].isna().all()
+    assert calls.loc[calls["error"] == "", "tokens_in"].tolist() == [100]
+    totals = run.collect([])
+    assert totals["tokens_in"] is None and totals["tokens_out"] is None  # unknown, never 100 / 20
+    assert "tokens unknown for 1 of 2 call(s)" in totals["tokens_note"] and "100 in, 20 out" in totals["tokens_note"]
+    assert pd.read_parquet(tmp_path / "llm_calls.parquet")["tokens_in"].isna().sum() == 1
+
+
+def test_token_totals_are_unknown_with_any_unknown_call():
+    assert total_tokens(pd.Series([3, None], dtype="Int64")) is None
+    assert total_tokens(pd.Series([3, 4], dtype="Int64")) == 7
+    assert total_tokens(pd.Series([], dtype="Int64")) == 0
+    known = token_totals(pd.DataFrame({"tokens_in": [1, 2], "tokens_out": [3, 4]}))
+    assert known == {"tokens_in": 3, "tokens_out": 7, "tokens_note": ""}
+
+
+def test_progress_says_tokens_n_a_after_a_job_with_unknown_tokens(capsys):
+    progress = Progress(total=2)
+    summary = {"arm": "a", "replicate": 0, "session": "a-0", "status": "done", "calls": 2, "tokens_in": 10,
+               "tokens_out": 5, "duration_s": 0.1, "cost_usd": 0.5}
+    progress.update(summary)
+    assert "15 tokens" in capsys.readouterr().err
+    progress.update({**summary, "session": "a-1", "status": "failed", "tokens_in": None, "tokens_out": None})
+    assert "n/a tokens" in capsys.readouterr().err
     progress.close()

@@ -271,7 +271,7 @@ def test_dask_worker_killed_mid_call_keeps_the_call_it_sent(tmp_path):
     calls = pd.read_parquet(tmp_path / "llm_calls.parquet")
     assert sent == len(calls), (sent, len(calls))
     cut = calls.loc[calls["error"] == "interrupted mid-call"]
-    assert len(cut) >= 1 and cut["cost_usd"].isna().all() and (cut["tokens_in"] == 0).all()
+    assert len(cut) >= 1 and cut["cost_usd"].isna().all() and cut["tokens_in"].isna().all()
     assert set(cut["job_status"]) == {"failed"} and set(cut["purpose"]) <= {"action", "judge"}
     assert list(calls.columns) == list(CALL_COLUMNS)  # the same columns as every engine's table
 

@@ -243,7 +243,7 @@ def test_a_killed_process_leaves_its_calls_in_flight_recorded_as_interrupted_mid
     assert sum(recovered.values()) == seen
     calls = pd.concat([pd.read_parquet(f) for f in root.glob("jobs/*/failed-calls/*.parquet")])
     cut = calls.loc[calls["error"] == "interrupted mid-call"]
-    assert len(cut) >= 1 and cut["cost_usd"].isna().all() and (cut["tokens_in"] == 0).all()
+    assert len(cut) >= 1 and cut["cost_usd"].isna().all() and cut["tokens_in"].isna().all()
     assert set(cut["purpose"]) <= {"action", "judge"} and (cut["prompt_chars"] > 0).all()
     assert calls.loc[calls["error"] == "", "cost_usd"].notna().all()
 

@@ -238,9 +238,31 @@ def test_usage_by_purpose_cost_known_and_unknown():
     assert fmt.usd(usage.loc["action", "cost_usd"]) == "$0.0030"
 
 
+def test_usage_by_purpose_tokens_unknown_for_a_call_cut_off_mid_request():
+    # was: the NA tokens were skipped by the sum, so the total was an undercount shown as exact
+    calls = pd.DataFrame({"purpose": ["action", "action", "judge"], "cached": False, "cost_usd": 0.0,
+                          "tokens_in": pd.array([10, None, 5], dtype="Int64"),
+                          "tokens_out": pd.array([1, None, 3], dtype="Int64")})
+    usage = usage_by_purpose(calls).set_index("purpose")
+    assert math.isnan(usage.loc["action", "tokens_in"]) and math.isnan(usage.loc["total", "tokens_out"])
+    assert usage.loc["judge", "tokens_in"] == 5 and usage.loc["total", "tokens_unknown"] == 1
+
+
 @pytest.mark.parametrize("value,text", [(5.3333, "+5.33"), (-0.6042, "-0.60"), (-0.001, "+0.00"), (0, "+0.00")])
 def test_signed(value, text):
     assert fmt.signed(value) == text
+
+
+@pytest.mark.parametrize("value,plain,sign", [
+    (1e160, "1e+160", "+1e+160"),  # was a 161-character string of digits
+    (-3e-9, "-3e-09", "-3e-09"),  # was "-0.00" / "+0.00": a real value shown as none
+    (float("nan"), "–", "–"), (None, "–", "–"), (pd.NA, "–", "–"),
+    (float("inf"), "∞", "+∞"), (float("-inf"), "-∞", "-∞"),
+    (1234.5678, "1234.57", "+1234.57"), (-0.001, "0.00", "+0.00"), (0, "0.00", "+0.00")])
+def test_report_numbers_huge_tiny_and_missing(value, plain, sign):
+    assert fmt.num(value) == plain and fmt.signed(value) == sign
+    assert fmt.with_ci(value, value, value) == (f"{sign} [{sign}, {sign}]" if sign != fmt.MISSING else fmt.MISSING)
+    assert len(fmt.percent(value)) < 12 and len(fmt.integer(value)) < 12 and len(fmt.usd(value)) < 20
 
 
 @pytest.mark.parametrize("p,text", [(0.006296, "0.0063"), (0.8019, "0.80"), (1.0, "1.00"), (9.3457e-08, "9.3e-08"),

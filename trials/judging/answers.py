@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -277,7 +278,7 @@ def parse_vote(text: str | None, lo: int = 1, hi: int = 5) -> Answer:
 
 def parse_choice(text: str | None, options: Sequence[str]) -> Answer:
     """One of `options` (returned as written in `options`) from "Choice: <option>", a JSON
-    {"choice": ...}, or a reply naming exactly one option. Naming several is ambiguous."""
+    {"choice": ...}, or a reply naming exactly one option (rules of `resolve_option`)."""
     raw = text or ""
     if not raw.strip():
         return missing(NO_ANSWER, "empty reply")
@@ -288,22 +289,60 @@ def parse_choice(text: str | None, options: Sequence[str]) -> Answer:
         m = re.search(r"(?:choice|option|answer)\**\s*[:\-]\s*(.+)", raw, re.I)
         candidate = m.group(1).splitlines()[0] if m else raw
     hit = resolve_option(candidate, options)
-    if isinstance(hit, str):
-        return Answer(value=hit, reason=stated_reason(raw))
-    if hit:
-        return missing(UNPARSEABLE, f"names several options {hit} in {raw[:150]!r}")
-    if _REFUSAL.search(raw):
+    if hit.ok:
+        return Answer(value=hit.value, reason=stated_reason(raw))
+    if _REFUSAL.search(raw) and not _mentions(_norm(candidate), options):
         return missing(NO_ANSWER, f"refused: {raw[:150]!r}")
-    return missing(UNPARSEABLE, f"no option of {list(options)} in {raw[:150]!r}")
+    return missing(hit.missing_reason, f"{hit.detail} in {raw[:150]!r}")
 
 
-def resolve_option(raw: str, options: Sequence[str]) -> str | list[str]:
-    """The option `raw` names (exact, case-insensitive, or the only option it contains / is part
-    of); a list of the options when several match (ambiguous), [] when none."""
-    key = re.sub(r"[*_`]+", "", raw).strip().strip(" .\"'").lower()
-    exact = [o for o in options if o.lower() == key]
+#: a negation before an option in its clause ("Definitely not yes", "I would not say no", "I wouldn't pick X")
+_NEGATION = re.compile(r"\b(?:not|never|no|nor|neither|none|cannot|without|except|against|instead\s+of|"
+                       r"rather\s+than)\b|n['\u2019]t\b", re.I)
+#: where a clause ends: the negation of one clause does not reach into the next
+_CLAUSE = re.compile(r"[.;:!?,\n(]|\bbut\b", re.I)
+
+
+def _norm(text: str) -> str:
+    """Case-folded NFC text without markdown marks, whitespace collapsed, outer quotes/full stop cut."""
+    text = unicodedata.normalize("NFC", re.sub(r"[*_`]+", "", text)).casefold()
+    return " ".join(text.split()).strip(" .!\"'\u201c\u201d\u2018\u2019")
+
+
+def _mentions(key: str, options: Sequence[str]) -> list[tuple[str, re.Match]]:
+    """(option, match) for each option `key` names as a whole word or phrase; a mention inside a
+    longer option's mention ("yes" inside "yes, but later") is that longer option's, not its own."""
+    found = [(o, m) for o in options if _norm(o)
+             for m in re.finditer(rf"(?<!\w){re.escape(_norm(o))}(?!\w)", key)]
+    return [(o, m) for o, m in found
+            if not any(m2.start() <= m.start() and m.end() <= m2.end() and m2.end() - m2.start() > m.end() - m.start()
+                       for _, m2 in found)]
+
+
+def resolve_option(raw: str, options: Sequence[str]) -> Answer:
+    """The option `raw` states, returned as written in `options`, or missing `unparseable` with why.
+
+    Accepted: the option itself (case, markdown, outer quotes and a full stop aside), or a reply
+    that names exactly one option as a whole word or phrase, not negated in its clause, and no
+    other option ("The group chose the night market."). Never accepted (a guess): part of an option
+    ("Sure" for "not sure", "garden" for "Community garden"), a negated option ("Definitely not
+    yes", "I would not say no"), or a reply naming several options (even one of them negated)."""
+    key = _norm(raw)
+    exact = [o for o in options if _norm(o) == key]
     if exact:
-        return exact[0]
-    inside = [o for o in options if re.search(rf"(?<!\w){re.escape(o.lower())}(?!\w)", key)
-              or (key and key in o.lower())]
-    return inside[0] if len(inside) == 1 else inside
+        return Answer(value=exact[0])
+    named = _mentions(key, options)
+    distinct = list(dict.fromkeys(o for o, _ in named))
+    if len(distinct) > 1:
+        return missing(UNPARSEABLE, f"names several options {distinct}")
+    if distinct:
+        for _, m in named:
+            clause = _CLAUSE.split(key[:m.start()])[-1]
+            if _NEGATION.search(clause):
+                return missing(UNPARSEABLE, f"option {distinct[0]!r} is negated ({' '.join((clause + m.group(0)).split())!r})")
+        return Answer(value=distinct[0])
+    words = set(re.findall(r"\w+", key))
+    partial = [o for o in options if key and (key in _norm(o) or words & set(re.findall(r"\w+", _norm(o))))]
+    if partial:
+        return missing(UNPARSEABLE, f"{raw.strip()[:80]!r} is only part of option {partial}, not a whole option")
+    return missing(UNPARSEABLE, f"no option of {list(options)}")

@@ -238,8 +238,8 @@ def extract_choice(llm: Any, events: Sequence[Event], *, options: Sequence[str],
                   Choice, parse_lines, derive_seed("choice", agent, question, seed), max_tokens)
     if isinstance(result.value, Choice):
         hit = answers.resolve_option(result.value.choice, options)
-        if not isinstance(hit, str):
-            return ExtractionResult(missing_reason=answers.UNPARSEABLE, method=result.method, raw=result.raw,
-                                    missing_detail=f"choice {result.value.choice!r} is not one of {list(options)}")
-        result.value.choice = hit
+        if not hit.ok:
+            return ExtractionResult(missing_reason=hit.missing_reason, method=result.method, raw=result.raw,
+                                    missing_detail=f"choice {result.value.choice!r} is not one of {list(options)}: {hit.detail}")
+        result.value.choice = hit.value
     return result

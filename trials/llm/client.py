@@ -104,6 +104,11 @@ class LLM:
     def config(self) -> LLMConfig:
         return self._core.config
 
+    def base_latency_s(self) -> float | None:
+        """The endpoint's shortest successful round trip so far (seconds): its latency without
+        queueing. None before its first answer (cache hits do not count)."""
+        return self._core.limit.fastest_s if self._core.limit is not None else None
+
     def bind(self, seed: int | None = _KEEP, recorder: CallRecorder | None = _KEEP) -> "LLM":
         """A view on the same backend/cache with its own base seed and recorder (one per job)."""
         return LLM(self._core, self.seed if seed is _KEEP else seed,

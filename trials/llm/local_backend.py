@@ -15,6 +15,7 @@ constrained by a GBNF grammar built from the JSON schema; other calls are plain 
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import json
 import logging
@@ -34,6 +35,17 @@ SCORE_PREFIX = "Score: "
 
 _MODELS: dict[tuple[str, int, int | None, bool], tuple[Any, threading.Lock]] = {}
 _MODELS_LOCK = threading.Lock()
+
+
+@atexit.register
+def _close_models() -> None:
+    """Free the loaded models while the interpreter is whole: `Llama.__del__` at shutdown, after
+    module globals are gone, prints a "TypeError: 'NoneType' object is not callable" traceback."""
+    with _MODELS_LOCK:
+        models = list(_MODELS.values())
+        _MODELS.clear()
+    for llama, _ in models:
+        llama.close()
 
 
 def default_model_path() -> Path:

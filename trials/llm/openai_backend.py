@@ -1,19 +1,22 @@
 """The `openai` backend: the chat-completions call against any OpenAI-compatible endpoint (OpenAI,
-Azure OpenAI, Ollama, vLLM, llama.cpp server, LM Studio), over `urllib3`.
+Azure OpenAI, Ollama, vLLM, llama.cpp server, LM Studio), over libcurl (`pycurl`).
 
-Why not the `openai` SDK: we make one kind of call (POST .../chat/completions, JSON in, JSON out),
-and the SDK's request/response machinery (httpx, option models, typed response construction)
-cost ~1.4 ms of CPU per request against ~0.4 ms for a `urllib3` connection pool doing the same
-POST (benchmarks/throughput.py; issue #14: with hundreds of requests in flight the driver was
+Why not the `openai` SDK, nor urllib3: we make one kind of call (POST .../chat/completions, JSON in,
+JSON out). The SDK's request/response machinery (httpx, option models, typed response
+construction) cost ~1.4 ms of CPU per request; a `urllib3` pool ~0.38 ms, a third of it in
+`http.client`'s e-mail header parser; libcurl, whose transfer runs in C without the GIL, 0.15 ms
+(benchmarks/throughput.py; issue #14: with hundreds of requests in flight the driver is
 CPU-bound). What the SDK did for us is kept here, explicitly:
 - URL and auth: `{base_url}/chat/completions` with `Authorization: Bearer <key>` (base_url
   default: $OPENAI_BASE_URL, else https://api.openai.com/v1; $OPENAI_ORG_ID / $OPENAI_PROJECT_ID
   sent as OpenAI-Organization / OpenAI-Project); Azure (`llm.api_version` set):
   `{base_url}/openai/deployments/{model}/chat/completions?api-version=...` with an `api-key` header.
-- one connection pool per backend, connections kept alive and reused; thread-safe; no retries in
-  the transport (`trials.llm.retry` wraps every call); proxies from the environment
-  (HTTPS_PROXY/HTTP_PROXY/NO_PROXY), certificates from `certifi` (or $SSL_CERT_FILE).
-- timeouts: connect and read (each socket read) from `llm.timeout`.
+- connections kept alive and reused: a pool of curl handles per backend (each keeps its
+  connection), thread-safe; no retries and no redirects in the transport (`trials.llm.retry`
+  wraps every call); proxies from the environment (HTTPS_PROXY/HTTP_PROXY/NO_PROXY, read by
+  Python's `urllib.request` rules, http and socks), certificates from `certifi` (or $SSL_CERT_FILE).
+- timeout: `llm.timeout` seconds for the whole request (connecting, sending, the server's work and
+  the reply); a non-streamed completion sends nothing until it is done.
 - typed errors: 429/503 -> RateLimited (with Retry-After / retry-after-ms), other 5xx/408/409 and
   connection failures -> TransientLLMError, timeouts -> LLMTimeout, 401/403/other 4xx ->
   PermanentLLMError, a 2xx whose body is not a completion -> MalformedResponse. Messages never
@@ -28,14 +31,13 @@ import json
 import math
 import os
 import re
+import threading
 import time
 import urllib.request
 from typing import Any
 from urllib.parse import quote, urlencode, urlparse
 
-import urllib3
-from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ReadTimeoutError
-from urllib3.util import Retry
+import pycurl
 
 from trials.llm.base import (Completion, LLMError, LLMTimeout, MalformedResponse, PermanentLLMError, RateLimited,
                              Request, TransientLLMError)
@@ -45,8 +47,6 @@ from trials.secrets import redact
 
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "0.0.0.0", "::1", "host.docker.internal"}
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-#: No retries and no redirects in the transport (one object: urllib3 would build one per request).
-_NO_RETRY = Retry(total=False, redirect=False)
 
 
 def is_local_url(url: str | None) -> bool:
@@ -114,7 +114,7 @@ def _user_agent() -> str:
         ours = version("persona-trials")
     except Exception:  # noqa: BLE001 - not installed (a source checkout): the agent string is cosmetic
         ours = "dev"
-    return f"persona-trials/{ours} urllib3/{urllib3.__version__}"
+    return f"persona-trials/{ours} {pycurl.version.split()[0]}"
 
 
 class OpenAIBackend:
@@ -172,9 +172,9 @@ class OpenAIBackend:
         self._endpoint = self._redact(base)
         self._url = url
         self._headers = headers
-        self._timeout = urllib3.Timeout(connect=cfg.timeout, read=cfg.timeout)
-        self._read_timeout = cfg.timeout
-        self._http, self._send = _transport(url, max(cfg.max_concurrency or 0, ADAPTIVE_MAX), self._timeout)
+        self._timeout = cfg.timeout
+        self._http = CurlPool(url, max(cfg.max_concurrency or 0, ADAPTIVE_MAX), cfg.timeout)
+        self._send = self._http.post
 
     def complete(self, request: Request) -> Completion:
         body: dict[str, Any] = {"model": self.model, "messages": [m.as_dict() for m in request.messages],
@@ -224,14 +224,13 @@ class OpenAIBackend:
         return f"{self._endpoint} model {self.model}"
 
     def _transport_error(self, e: BaseException) -> LLMError:
-        if isinstance(e, ReadTimeoutError) or (isinstance(e, ConnectTimeoutError)
-                                               and not isinstance(e, NewConnectionError)):
-            return LLMTimeout(f"{self._where()}: request timed out (llm.timeout={self._read_timeout:g} s)")
-        if not isinstance(e, (HTTPError, OSError)):  # not a connection problem: retrying will not help
-            return PermanentLLMError(f"{self._where()}: the request could not be sent "
-                                     f"({type(e).__name__}: {self._redact(str(e))[:300]})")
-        return TransientLLMError(f"{self._where()}: connection failed "
-                                 f"({type(e).__name__}: {self._redact(str(e))[:300]})")
+        code = e.args[0] if isinstance(e, pycurl.error) and e.args else None
+        if code == pycurl.E_OPERATION_TIMEDOUT:
+            return LLMTimeout(f"{self._where()}: request timed out (llm.timeout={self._timeout:g} s)")
+        detail = f"{type(e).__name__}: {self._redact(' '.join(map(str, e.args)) if code else str(e))[:300]}"
+        if code is None or code in _NOT_CONNECTION:  # not a connection problem: retrying will not help
+            return PermanentLLMError(f"{self._where()}: the request could not be sent ({detail})")
+        return TransientLLMError(f"{self._where()}: connection failed ({detail})")
 
     def _status_error(self, resp: Any) -> LLMError:
         status = resp.status
@@ -260,42 +259,95 @@ class OpenAIBackend:
         return redact(text)
 
     def close(self) -> None:
-        self._http.clear()
+        self._http.close()
 
 
-def _transport(url: str, maxsize: int, timeout: urllib3.Timeout) -> tuple[Any, Any]:
-    """(the manager, send(body, headers) -> response) for `url`: a urllib3 connection pool of up
-    to `maxsize` kept-alive connections (never blocks: beyond it a connection is made and closed),
-    through the environment's proxy for that URL when there is one."""
-    parts = urlparse(url)
-    kw: dict[str, Any] = dict(maxsize=maxsize, block=False, retries=_NO_RETRY, timeout=timeout)
-    if parts.scheme == "https":
-        kw["ca_certs"] = os.environ.get("SSL_CERT_FILE") or _certifi()
-    proxy = None if urllib.request.proxy_bypass(parts.hostname or "") else urllib.request.getproxies().get(parts.scheme)
-    if proxy:
-        if proxy.startswith("socks"):
-            try:
-                from urllib3.contrib.socks import SOCKSProxyManager
-            except ImportError:
-                raise LLMConfigError(f"the {parts.scheme}_proxy environment variable names a SOCKS proxy: "
-                                     f"pip install 'urllib3[socks]', or unset it") from None
-            manager: Any = SOCKSProxyManager(proxy, **kw)
-        else:
-            manager = urllib3.ProxyManager(proxy, **kw)
+#: libcurl errors that are not a connection problem (a retry would fail the same way)
+_NOT_CONNECTION = {pycurl.E_UNSUPPORTED_PROTOCOL, pycurl.E_URL_MALFORMAT, pycurl.E_BAD_FUNCTION_ARGUMENT,
+                   pycurl.E_OUT_OF_MEMORY, pycurl.E_TOO_MANY_REDIRECTS}
 
-        def send(body: bytes, headers: dict[str, str]) -> Any:
-            return manager.urlopen("POST", url, body=body, headers=headers, retries=_NO_RETRY, redirect=False)
 
-        return manager, send
-    manager = urllib3.PoolManager(num_pools=1, **kw)
-    pool = manager.connection_from_url(url)
-    target = parts.path + (f"?{parts.query}" if parts.query else "")
+class CurlResponse:
+    """What the backend reads of a reply: `status`, `reason`, `headers` (lower-case names; the
+    last response's, after any 1xx) and the decoded body `data`."""
 
-    def send(body: bytes, headers: dict[str, str]) -> Any:
-        return pool.urlopen("POST", target, body=body, headers=headers, retries=_NO_RETRY, redirect=False,
-                            assert_same_host=False)
+    def __init__(self, status: int, header_lines: list[bytes], data: bytes):
+        self.status, self.data = status, data
+        start = max((i for i, line in enumerate(header_lines) if line.startswith(b"HTTP/")), default=0)
+        status_line = header_lines[start].decode("latin-1").split(None, 2) if header_lines else []
+        self.reason = status_line[2].strip() if len(status_line) > 2 else ""
+        self.headers: dict[str, str] = {}
+        for line in header_lines[start + 1:]:
+            name, sep, value = line.decode("latin-1").partition(":")
+            if sep:
+                self.headers[name.strip().lower()] = value.strip()
 
-    return manager, send
+
+class CurlPool:
+    """POSTs to one URL over kept-alive connections: a pool of libcurl easy handles, each used by
+    one thread at a time and returned after its request (LIFO, so warm connections are reused);
+    at most `maxsize` idle handles are kept (never blocks: beyond it a handle is made and closed).
+    The transfer runs in C with the GIL released. The environment's proxy for the URL (Python's
+    `urllib.request` rules, so HTTP(S)_PROXY, NO_PROXY and socks:// behave as they did with
+    urllib3) is set on each handle; libcurl's own reading of proxy variables is switched off."""
+
+    def __init__(self, url: str, maxsize: int, timeout_s: float):
+        parts = urlparse(url)
+        self.url, self.maxsize = url, maxsize
+        self._timeout_ms = max(1, int(math.ceil(timeout_s * 1000)))
+        self._proxy = "" if urllib.request.proxy_bypass(parts.hostname or "") else \
+            (urllib.request.getproxies().get(parts.scheme) or "")
+        self._ca = (os.environ.get("SSL_CERT_FILE") or _certifi()) if parts.scheme == "https" else None
+        self._idle: list[pycurl.Curl] = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def _handle(self) -> pycurl.Curl:
+        with self._lock:
+            if self._pid != os.getpid():  # a forked child: the parent's connections are not ours
+                self._idle, self._pid = [], os.getpid()
+            if self._idle:
+                return self._idle.pop()
+        c = pycurl.Curl()
+        c.setopt(pycurl.URL, self.url)
+        c.setopt(pycurl.POST, 1)
+        c.setopt(pycurl.NOSIGNAL, 1)  # threads: no SIGALRM for timeouts
+        c.setopt(pycurl.TIMEOUT_MS, self._timeout_ms)
+        c.setopt(pycurl.CONNECTTIMEOUT_MS, self._timeout_ms)
+        c.setopt(pycurl.FOLLOWLOCATION, 0)
+        c.setopt(pycurl.ACCEPT_ENCODING, "")  # every encoding libcurl decodes (gzip, deflate, br)
+        c.setopt(pycurl.PROXY, self._proxy)  # "" = no proxy, whatever libcurl would read from the environment
+        if self._ca:
+            c.setopt(pycurl.CAINFO, self._ca)
+        return c
+
+    def post(self, body: bytes, headers: dict[str, str]) -> CurlResponse:
+        c = self._handle()
+        chunks: list[bytes] = []
+        lines: list[bytes] = []
+        ok = False
+        try:
+            # "Expect:" turns off libcurl's 100-continue round trip for large bodies
+            c.setopt(pycurl.HTTPHEADER, [f"{k}: {v}" for k, v in headers.items()] + ["Expect:"])
+            c.setopt(pycurl.POSTFIELDS, body)
+            c.setopt(pycurl.WRITEFUNCTION, chunks.append)
+            c.setopt(pycurl.HEADERFUNCTION, lines.append)
+            c.perform()
+            response = CurlResponse(c.getinfo(pycurl.RESPONSE_CODE), lines, b"".join(chunks))
+            ok = True
+            return response
+        finally:
+            if ok and len(self._idle) < self.maxsize:
+                with self._lock:
+                    self._idle.append(c)
+            else:  # a failed transfer's connection state is unknown: not reused
+                c.close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for c in idle:
+            c.close()
 
 
 def _certifi() -> str | None:

@@ -33,7 +33,9 @@ A request needs a slot before it goes out. `Scheduler` admits it when all of the
 
 The scheduler only changes timing, never what a call returns. `snapshot()` gives the counters
 (`limit`, `in_flight`, `waiting`, `overloads`, `peak_in_flight`) for tests, benchmarks and the
-runner (which starts another session while the scheduler has spare capacity).
+runner (which starts another session while the scheduler has spare capacity). `fastest_s` is the
+shortest successful round trip seen: the endpoint's latency without queueing (TCP Vegas's base
+RTT); sessions read it (`LLM.base_latency_s`) to decide whether a step's calls gain from overlapping.
 """
 
 from __future__ import annotations
@@ -123,6 +125,7 @@ class Scheduler:
         self.peak_in_flight = 0
         self.overloads = 0
         self.admitted = 0
+        self.fastest_s: float | None = None
         self._pause_until = 0.0
         self._last_decrease = -math.inf
         self._after_decrease = -math.inf  # the limit right after the last decrease
@@ -171,6 +174,9 @@ class Scheduler:
                     self.tpm.take(s.actual_tokens - tokens)
                 if s.outcome == "ok":
                     self._increase(s.limited)
+                    took = self._clock() - s.started
+                    if self.fastest_s is None or took < self.fastest_s:
+                        self.fastest_s = took
                 elif s.outcome == "overload":
                     self._decrease(s.started, s.retry_after, s.level)
                 self._cond.notify(max(1, int(self.limit) - self.in_flight))
@@ -262,3 +268,4 @@ def schedulers() -> list[Scheduler]:
     """Every scheduler of this process (the runner reads their spare capacity)."""
     with _REGISTRY_LOCK:
         return list(_REGISTRY.values())
+

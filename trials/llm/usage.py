@@ -89,6 +89,36 @@ def add_call_listener(fn: Callable[[dict[str, Any]], None]) -> Callable[[], None
     return lambda: _LISTENERS.remove(fn) if fn in _LISTENERS else None
 
 
+def total_tokens(tokens: Any) -> int | None:
+    """The tokens of some calls (a pandas Series of tokens_in or tokens_out): None if any call's
+    count is unknown (a call cut off mid-request: it may have been sent and billed), never a sum
+    that skips them; 0 for none."""
+    import pandas as pd
+
+    values = pd.to_numeric(pd.Series(tokens), errors="coerce")
+    return None if values.isna().any() else int(values.sum())
+
+
+def token_totals(calls: "pd.DataFrame") -> dict[str, Any]:
+    """{tokens_in, tokens_out, tokens_note} of a calls table: each total is None (unknown) when any
+    call's count is unknown, and `tokens_note` then says how many calls and what the known part is
+    ("" when every count is known). A table without a token column has unknown tokens."""
+    import pandas as pd
+
+    out: dict[str, Any] = {}
+    unknown = pd.Series(False, index=calls.index)
+    known = {}
+    for col in ("tokens_in", "tokens_out"):
+        values = pd.to_numeric(calls[col], errors="coerce") if col in calls else pd.Series(math.nan, index=calls.index)
+        out[col] = total_tokens(values)
+        unknown |= values.isna()
+        known[col] = int(values.sum(skipna=True))
+    n = int(unknown.sum())
+    out["tokens_note"] = (f"tokens unknown for {n} of {len(calls)} call(s) (cut off mid-request); the known part: "
+                          f"{known['tokens_in']} in, {known['tokens_out']} out") if n else ""
+    return out
+
+
 def total_cost(costs: Any) -> float:
     """The cost of some calls (a pandas Series of cost_usd): NaN if any call's cost is unknown (a
     model without a price; a cache hit costs 0 and is known), never a sum that skips them; 0 for none."""
@@ -169,8 +199,8 @@ class CallRecorder:
         g = df.groupby("purpose", sort=True)
         return pd.DataFrame({
             "calls": g.size(),
-            "tokens_in": g["tokens_in"].sum(),
-            "tokens_out": g["tokens_out"].sum(),
+            "tokens_in": g["tokens_in"].agg(total_tokens),
+            "tokens_out": g["tokens_out"].agg(total_tokens),
             "cost_usd": g["cost_usd"].agg(total_cost),
             "cached": g["cached"].sum().astype(int),
             "retries": g["retries"].sum(),

@@ -77,12 +77,11 @@ def build_llms(cfg: dict[str, Any], recorder: Any) -> tuple[Any, Any]:
 
 
 def _usage(recorder: Any) -> dict[str, Any]:
-    from trials.llm.usage import total_cost
+    from trials.llm.usage import token_totals, total_cost
 
     calls = recorder.to_frame()
     cost = total_cost(calls["cost_usd"])
-    return {"calls": int(len(calls)), "tokens_in": int(calls["tokens_in"].sum()) if len(calls) else 0,
-            "tokens_out": int(calls["tokens_out"].sum()) if len(calls) else 0,
+    return {"calls": int(len(calls)), **token_totals(calls),
             "cost_usd": None if math.isnan(cost) else cost}
 
 

@@ -5,7 +5,7 @@ each job's summary as it finishes; `may_start()` is asked before every job start
 |---|---|
 | `auto` (default) | `sequential` when one job at a time (`run.n_jobs=1`, the local model's default); `loky` for the local model with n_jobs > 1 (one model per process); else `threading` |
 | `sequential` | one after another in the driver |
-| `threading` | many sessions as threads of the driver. With `run.n_jobs=auto` a new session starts while the endpoint schedulers (`trials.llm.scheduler`) have spare capacity and the driver has CPU to spare (`CpuMeter`), up to `MAX_SESSIONS`; an integer fixes the number |
+| `threading` | many sessions as threads of the driver. With `run.n_jobs=auto` a new session starts while the endpoint schedulers (`trials.llm.scheduler`) have spare capacity, up to `MAX_SESSIONS`; an integer fixes the number |
 | `loky`, `multiprocessing` | joblib worker processes (`run.n_jobs` of them) |
 | `dask` | a Dask distributed cluster: `run.cluster=tcp://host:port` (an existing one) or `local` (a `LocalCluster` of `run.n_jobs` worker processes). Workers return each job's events, metrics and calls; only the driver writes the run directory |
 | `ray` | joblib's Ray backend (`ray.util.joblib`); not tested here |
@@ -29,7 +29,7 @@ import uuid
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from trials.llm.base import CallsStopped
-from trials.llm.usage import total_cost
+from trials.llm.usage import token_totals, total_cost
 from trials.run.errors import ConfigError
 from trials.run.jobs import Job, current_dask_worker, execute_job, run_job, write_result
 from trials.run.rundir import RunDir, journal_rows
@@ -48,10 +48,6 @@ CONNECT_TIMEOUT_S = 10
 STOP_WAIT_S = 30
 #: How often the adaptive engine looks at the schedulers' spare capacity (seconds).
 TICK_S = 0.02
-#: The driver counts as CPU-bound when its threads used at least this share of one core over the
-#: last `CPU_WINDOW_S` (the GIL lets Python run on one core at a time).
-CPU_BUSY = 0.85
-CPU_WINDOW_S = 0.25
 
 
 def choose(run: dict[str, Any], llm_backends: set[str]) -> str:
@@ -82,35 +78,6 @@ def dispatch(jobs: list[Job], run: dict[str, Any], may_start: Callable[[], bool]
 
 
 # ---------------------------------------------------------------------------------- threading
-class CpuMeter:
-    """The driver process's CPU use (cores) over the last `window_s` seconds, from
-    `time.process_time()` (all threads). Why the adaptive engine asks it: when the endpoint answers
-    fast, the driver's own work is the bottleneck, and more session threads add only GIL hand-offs
-    and context switches (issue #14, 0 ms latency: 1 session 1.36 ms of CPU per request and 13.8 s,
-    8 sessions 1.93 ms and 18.5 s)."""
-
-    def __init__(self, window_s: float = CPU_WINDOW_S, clock: Callable[[], float] = time.perf_counter,
-                 cpu_clock: Callable[[], float] = time.process_time):
-        import collections
-
-        self.window_s = window_s
-        self._clock, self._cpu = clock, cpu_clock
-        self._samples: collections.deque[tuple[float, float]] = collections.deque()
-
-    def cores(self) -> float | None:
-        """Cores used over the last window; None until half a window has been seen."""
-        now, cpu = self._clock(), self._cpu()
-        self._samples.append((now, cpu))
-        while len(self._samples) > 2 and now - self._samples[1][0] >= self.window_s:
-            self._samples.popleft()
-        then, cpu_then = self._samples[0]
-        return (cpu - cpu_then) / (now - then) if now - then >= self.window_s / 2 else None
-
-    def busy(self) -> bool:
-        cores = self.cores()
-        return cores is not None and cores >= CPU_BUSY
-
-
 def _spare_sessions(threads: int) -> int:
     """Sessions the endpoint schedulers could take now (their spare slots / calls per session)."""
     from trials.llm.scheduler import schedulers
@@ -123,8 +90,7 @@ def _threads(jobs: list[Job], fixed: int | None, threads: int,
              may_start: Callable[[], bool]) -> Iterator[dict[str, Any]]:
     """Sessions as threads; `fixed` sessions at once, or adaptively while schedulers have room
     (at most doubling the running sessions per tick, so a session that has not yet sent its
-    first request is not mistaken for spare capacity) and the driver is not CPU-bound (then a
-    finished session is not replaced until it is; one session always runs)."""
+    first request is not mistaken for spare capacity)."""
     import queue
 
     done: queue.Queue = queue.Queue()
@@ -132,7 +98,6 @@ def _threads(jobs: list[Job], fixed: int | None, threads: int,
     running = 0
     stopped = False
     sessions: list[threading.Thread] = []
-    cpu = CpuMeter()
 
     def work(job: Job) -> None:
         try:
@@ -146,8 +111,6 @@ def _threads(jobs: list[Job], fixed: int | None, threads: int,
                 room = fixed - running
             else:
                 room = min(MAX_SESSIONS - running, max(running, 1), max(0, _spare_sessions(threads)))
-                if cpu.busy():
-                    room = 0
                 if running == 0:
                     room = max(room, 1)
             while room > 0 and todo and not stopped:
@@ -466,7 +429,7 @@ def _lost(job: Job, exc: BaseException, streamed: "pd.DataFrame") -> dict[str, A
                         "seed": job.seed, "status": "failed", "error": error, "duration_s": math.nan,
                         "calls": int(len(calls)),
                         "requests": int((~calls["cached"].astype(bool)).sum()) if len(calls) else 0,
-                        "tokens_in": int(calls["tokens_in"].sum()) if len(calls) else 0,
-                        "tokens_out": int(calls["tokens_out"].sum()) if len(calls) else 0,
+                        **(token_totals(calls) if len(calls) else {"tokens_in": None, "tokens_out": None,
+                                                                   "tokens_note": "no calls recorded"}),
                         "cost_usd": cost, "worker": "lost"},
             "traceback": error, "cache_entries": [], "calls": calls}

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from trials.llm.base import CallsStopped
-from trials.llm.usage import total_cost
+from trials.llm.usage import token_totals, total_cost
 from trials.session.actions import derive_seed
 from trials.run.plan import Job, load_scenario
 from trials.run.rundir import Journal, RunDir
@@ -70,8 +70,7 @@ def _summary(job: Job, status: str, calls: pd.DataFrame, started: float, error: 
     return {"arm": job.arm, "replicate": job.replicate, "session": job.session, "seed": job.seed,
             "status": status, "error": error, "duration_s": round(time.time() - started, 3),
             "calls": int(len(calls)), "requests": int((~calls["cached"].astype(bool)).sum()) if len(calls) else 0,
-            "tokens_in": int(calls["tokens_in"].sum()) if len(calls) else 0,
-            "tokens_out": int(calls["tokens_out"].sum()) if len(calls) else 0, "cost_usd": cost,
+            **token_totals(calls), "cost_usd": cost,
             "worker": worker_name()}
 
 

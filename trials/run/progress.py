@@ -219,6 +219,7 @@ class Progress:
     failed: int = 0
     stopped_for_budget: bool = False
     cost_unknown: bool = False  # a finished job had a call without a price
+    tokens_unknown: bool = False  # a finished job had a call cut off mid-request (tokens unknown)
     budget: Any = None  # trials.run.budget.Budget: reservations (None = the plain spent check)
     _bar: Any = field(default=None, repr=False)
 
@@ -243,20 +244,27 @@ class Progress:
         self.done += summary["status"] == "done"
         self.failed += summary["status"] == "failed"
         self.calls += summary["calls"]
-        self.tokens += summary["tokens_in"] + summary["tokens_out"]
+        if summary["tokens_in"] is None or summary["tokens_out"] is None:
+            self.tokens_unknown = True  # shown as "n/a", never the known part as if it were all
+        else:
+            self.tokens += summary["tokens_in"] + summary["tokens_out"]
         if math.isnan(summary["cost_usd"]):
             self.cost_unknown = True  # a call without a price: the total is unknown, not its priced part
         else:
             self.spent_usd += summary["cost_usd"]
         if self.budget is not None:
             self.budget.settle(summary["cost_usd"])
-        self._bar.set_postfix(calls=self.calls, tokens=self.tokens, cost=self.cost_so_far(),
+        self._bar.set_postfix(calls=self.calls, tokens=self.tokens_so_far(), cost=self.cost_so_far(),
                               failed=self.failed, refresh=False)
         self._bar.update(1)
         if not self._tty:
             print(f"[{self.done + self.failed}/{self.total}] {summary['session']} {summary['status']} "
-                  f"in {summary['duration_s']:.1f} s; so far {self.calls} calls, {self.tokens} tokens, "
+                  f"in {summary['duration_s']:.1f} s; so far {self.calls} calls, {self.tokens_so_far()} tokens, "
                   f"{self.cost_so_far()}", file=sys.stderr, flush=True)
+
+    def tokens_so_far(self) -> str:
+        """The tokens of the finished jobs: "n/a" once one had a call whose tokens are unknown."""
+        return "n/a" if self.tokens_unknown else str(self.tokens)
 
     def cost_so_far(self) -> str:
         """The cost of the finished jobs: "n/a" once one had a call without a price."""

@@ -21,7 +21,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from trials.llm.usage import total_cost
+from trials.llm.usage import token_totals, total_cost
 METRIC_COLUMNS: dict[str, str] = {
     "experiment": "string", "arm": "string", "replicate": "int64", "session": "string",
     "agent": "string", "metric": "string", "value": "float64", "scale": "string",
@@ -30,7 +30,7 @@ METRIC_COLUMNS: dict[str, str] = {
 }
 CALL_COLUMNS: dict[str, str] = {
     "arm": "string", "replicate": "int64", "session": "string", "purpose": "string",
-    "backend": "string", "model": "string", "tokens_in": "int64", "tokens_out": "int64",
+    "backend": "string", "model": "string", "tokens_in": "Int64", "tokens_out": "Int64",
     "latency_s": "float64", "cached": "bool", "retries": "int64", "cost_usd": "float64",
     "prompt_chars": "int64", "error": "string", "job_status": "string",
 }
@@ -40,7 +40,8 @@ def tidy(rows: Iterable[dict[str, Any]] | pd.DataFrame, columns: dict[str, str])
     """A frame with exactly `columns` (in order) and their dtypes; missing optional columns
     get neutral defaults so every job's table concatenates cleanly."""
     df = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
-    defaults = {"string": "", "int64": 0, "float64": math.nan, "bool": False}
+    # "Int64" (nullable): a count that may be unknown (tokens of a call cut off mid-request), NA not 0
+    defaults = {"string": "", "int64": 0, "Int64": pd.NA, "float64": math.nan, "bool": False}
     for col, dtype in columns.items():
         if col not in df.columns:
             df[col] = defaults[dtype] if col not in ("judge_k",) else 1
@@ -48,6 +49,8 @@ def tidy(rows: Iterable[dict[str, Any]] | pd.DataFrame, columns: dict[str, str])
             df[col] = df[col].fillna("").astype(str)
         elif dtype == "int64":
             df[col] = pd.to_numeric(df[col], errors="coerce").fillna(0).astype("int64")
+        elif dtype == "Int64":
+            df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")
         elif dtype == "float64":
             df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
         else:
@@ -101,8 +104,9 @@ def journal_rows(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The call rows of one attempt's calls journal (its lines: a "started" line before each
     request, the call's row, with its number under "call", once it returns): each finished call's
     row, and for each call started but never finished (the process died mid-request, which may have
-    been sent and billed) a row with error "interrupted mid-call", tokens unknown (0) and cost
-    unknown (NaN) on a priced backend. Also used for the lines a Dask worker streams (engines)."""
+    been sent and billed) a row with error "interrupted mid-call", tokens unknown (None: NA in the
+    calls table) and cost unknown (NaN) on a priced backend. Also used for the lines a Dask worker
+    streams (engines)."""
     from trials.llm.usage import FREE_BACKENDS
 
     finished = {line.get("call") for line in lines if "started" not in line}
@@ -111,7 +115,7 @@ def journal_rows(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if "started" not in line:
             rows.append({k: v for k, v in line.items() if k != "call"})
         elif line["started"] not in finished:
-            rows.append({**{k: v for k, v in line.items() if k != "started"}, "tokens_in": 0, "tokens_out": 0,
+            rows.append({**{k: v for k, v in line.items() if k != "started"}, "tokens_in": None, "tokens_out": None,
                          "cached": False, "retries": 0, "latency_s": math.nan, "error": "interrupted mid-call",
                          "cost_usd": 0.0 if line.get("backend") in FREE_BACKENDS else math.nan})
     return rows
@@ -294,7 +298,7 @@ class RunDir:
                 "requests_sent": int((1 + sent["retries"]).sum()) if len(sent) else 0,
                 "calls_failed_jobs": int((c["job_status"] == "failed").sum()) if len(c) else 0,
                 "calls_interrupted_jobs": int((c["job_status"] == "interrupted").sum()) if len(c) else 0,
-                "tokens_in": int(c["tokens_in"].sum()), "tokens_out": int(c["tokens_out"].sum()),
+                **token_totals(c),
                 "cost_usd": None if math.isnan(cost) else cost, "models": models,
                 "steering": steering}
 

@@ -11,7 +11,7 @@ import math
 from typing import Any, Sequence
 
 from trials.session.events import Event
-from trials.session.threads import map_all
+from trials.session.threads import map_all, overlap_width
 from trials.scenarios.base import SessionContext, SessionOutput
 
 AGENT_METRICS = ("persona_adherence", "self_consistency", "fluency")
@@ -70,7 +70,7 @@ def judge_metrics(ctx: SessionContext, out: SessionOutput, world: Any, metrics: 
             return None
         return judge(prop, ctx.judge, world=world, agent=agent or None, k=k, salt=i, on_error="missing")
 
-    results = map_all(one, list(enumerate(tasks)), max(1, ctx.threads))
+    results = map_all(one, list(enumerate(tasks)), overlap_width(max(1, ctx.threads), (ctx.judge,)))
     for (metric, agent, _), result in zip(tasks, results):
         if result is None:
             out.add_metric(metric, None, agent=agent, level="agent" if agent else "session", scale="0-9",

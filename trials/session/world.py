@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol, Sequence
 from trials.session.agent import Agent, AgentConfig, derive_seed
 from trials.session.events import Event
 from trials.session.memory import describe
-from trials.session.threads import run_all
+from trials.session.threads import overlap_width, run_all
 
 if TYPE_CHECKING:  # pragma: no cover
     from trials.persona import Persona
@@ -158,8 +158,10 @@ class World:
         for hook in self.before_step:
             hook(self, step)
         order = self.order(step)
-        # at most max_workers agents at once: this thread and helpers from the process's shared pool
-        outcomes = run_all(lambda a: a.act(step), order, self.max_workers)
+        # at most max_workers agents at once (this thread and helpers from the process's shared
+        # pool), one at a time when the endpoints answer too fast for overlapping to gain anything
+        width = overlap_width(self.max_workers, (self.llm, self.judge_llm))
+        outcomes = run_all(lambda a: a.act(step), order, width)
         failures = []
         for agent, (ok, produced) in zip(order, outcomes):
             if not ok:  # re-raised below, after keeping the others' work

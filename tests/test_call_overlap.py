@@ -1,0 +1,103 @@
+"""Overlapping calls only where they gain something (issue #14's CPU per request): a session's
+step sends its agents' calls in parallel while an endpoint's round trip without queueing is long
+(`Scheduler.fastest_s`, `overlap_width`), one at a time against an endpoint that answers in about a
+millisecond; and the adaptive engine's `CpuMeter`."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from fake_openai import FakeOpenAI
+from trials.llm import build_llm
+from trials.llm.scheduler import Scheduler
+from trials.persona import Persona
+from trials.session import world as world_module
+from trials.session.threads import OVERLAP_MIN_S, overlap_width, run_all
+from trials.session.world import World
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_fastest_round_trip_is_the_shortest_successful_slot():
+    clock = Clock()
+    s = Scheduler(clock=clock)
+    assert s.fastest_s is None
+    with s.slot() as slot:
+        clock.t += 0.30
+        slot.ok()
+    with s.slot() as slot:
+        clock.t += 0.05
+        slot.overload(None)  # a 429 is not a round trip of the endpoint's work
+    with s.slot() as slot:
+        clock.t += 0.12
+        slot.ok()
+    with s.slot() as slot:
+        clock.t += 0.50
+        slot.ok()
+    assert s.fastest_s == pytest.approx(0.12)
+
+
+class _Latency:
+    def __init__(self, base: float | None):
+        self.base = base
+
+    def base_latency_s(self) -> float | None:
+        return self.base
+
+
+def test_overlap_width_needs_every_endpoint_known_and_fast_to_go_serial():
+    fast, slow, unknown = _Latency(0.001), _Latency(0.2), _Latency(None)
+    assert overlap_width(4, [fast]) == 1
+    assert overlap_width(4, [fast, fast]) == 1
+    assert overlap_width(4, [fast, slow]) == 4, "one slow endpoint: its calls gain from overlapping"
+    assert overlap_width(4, [fast, unknown]) == 4, "before an endpoint answers, its latency is unknown"
+    assert overlap_width(4, [object()]) == 4, "an LLM that does not report latency keeps the width"
+    assert overlap_width(4, []) == 4
+    assert overlap_width(1, [slow]) == 1
+    assert overlap_width(4, [_Latency(OVERLAP_MIN_S)]) == 4
+
+
+def test_run_all_width_one_runs_in_the_calling_thread_and_width_two_overlaps():
+    me = threading.get_ident()
+    threads: list[int] = []
+    assert [v for _, v in run_all(lambda x: threads.append(threading.get_ident()) or x * 2, [1, 2, 3], 1)] == [2, 4, 6]
+    assert set(threads) == {me}
+    both = threading.Barrier(2, timeout=10)  # passes only if two items run at the same time
+    outcomes = run_all(lambda x: both.wait() is not None and x, [1, 2], 2)
+    assert outcomes == [(True, 1), (True, 2)]
+
+
+def _session(llm) -> World:
+    world = World(llm, seed=3, max_workers=4)
+    for name in ("Ana Ruiz", "Bo Chen", "Cy Diaz", "Di Eze"):
+        world.add_agent(Persona(name=name), goals=["Brainstorm."])
+    return world
+
+
+def test_a_session_steps_serially_once_the_endpoint_is_known_to_answer_instantly(monkeypatch):
+    widths: list[int] = []
+    real = world_module.run_all
+    monkeypatch.setattr(world_module, "run_all", lambda fn, items, width: widths.append(width) or real(fn, items, width))
+    llm = build_llm({"backend": "scripted", "model": "overlap-test-instant"})
+    world = _session(llm)
+    world.run(3)
+    assert llm.base_latency_s() is not None and llm.base_latency_s() < OVERLAP_MIN_S
+    assert widths[0] == 4, "the first step: nothing is known of the endpoint yet"
+    assert widths[1:] == [1, 1]
+
+
+def test_a_session_still_overlaps_its_agents_calls_against_a_slow_endpoint():
+    with FakeOpenAI(latency=0.05) as srv:
+        llm = build_llm({"backend": "openai", "base_url": srv.base_url, "model": "overlap-test-slow",
+                         "timeout": 10, "max_retries": 0})
+        _session(llm).run(2)
+        assert llm.base_latency_s() >= 0.05
+        assert srv.max_in_flight >= 2, "four agents' calls of one step overlap against a 50 ms endpoint"
