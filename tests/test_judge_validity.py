@@ -257,6 +257,7 @@ def test_judge_check_with_every_call_failing_cannot_pass(tmp_path, monkeypatch, 
     table = pd.read_csv(out / "judge_check.csv")  # the files are still written
     assert set(table["missing_reason"]) == {"call failed"} and table["missing_detail"].str.contains("500").all()
     assert len(pd.read_parquet(out / "llm_calls.parquet")) == 4
+    assert json.loads((out / "judge_check.json").read_text())["failure"].startswith("no AUC: 4 of 4 items")
 
 
 def test_validate_persona_keeps_the_interview_when_the_scoring_call_fails(tmp_path, monkeypatch, capsys):

@@ -113,11 +113,11 @@ def judge_check(overrides: list[str], out: Path, threshold: int = 5, items_path:
     if weighted.notna().all():  # backends with log-probabilities: the continuous score
         summary["all"]["auc_weighted"] = auc_with_ci(weighted, table["fits"], n_boot=n_boot)["auc"]
     summary["usage"] = _usage(recorder)
+    summary["failure"] = no_auc_message(summary, table)  # "" when an AUC was measured
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "judge_check.csv", index=False)
     (out / "judge_check.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     recorder.to_frame().to_parquet(out / "llm_calls.parquet", index=False)
-    summary["failure"] = no_auc_message(summary, table)
     return summary
 
 
