@@ -235,13 +235,16 @@ def _compare_one(sub: pd.DataFrame, raw: pd.DataFrame, metric: str, c: str, t: s
     row.update(diff=est.diff, ci_low=est.ci_low, ci_high=est.ci_high, df=est.df, p_value=est.p,
                p_method=method, unit=unit, p_permutation=head.p_permutation, p_tost=head.p_tost)
 
-    row["p_welch"] = tests_basic.welch(xc, xt, alpha).p
+    welch_values = tests_basic.welch(xc, xt, alpha)
+    row["p_welch"] = welch_values.p
+    if not np.isfinite(welch_values.p):
+        notes.append(f"p_welch NaN: {welch_values.note}")
     row["p_mannwhitney"] = tests_basic.mann_whitney(xc, xt)
     row["sd_pooled"] = _pooled_sd(xc, xt)  # of individual values; power() adds the ICC
     g, glo, ghi, gnote = effect_sizes.headline_g(*g_units, use_paired, est.diff, row["sd_pooled"], alpha,
                                                  scale=tests_basic.scale_of(xc, xt))
-    t_on = ("paired t of the per-replicate differences" if use_paired
-            else "pooled t of the session means" if is_clustered else "pooled t of the values")
+    t_on = ("paired t of the per-replicate differences" if use_paired  # effect_sizes.headline_g's t
+            else "Welch t of the session means" if is_clustered else "Welch t of the values")
     row.update(hedges_g=g, g_ci_low=glo, g_ci_high=ghi,
                g_on=f"diff / pooled within-arm SD of the {'agent ' if level == 'agent' else ''}values; "
                     f"CI: noncentral-t inversion of the {t_on} (Steiger & Fouladi 1997)")

@@ -47,7 +47,9 @@ def paired_t(diffs: np.ndarray, alpha: float = 0.05, scale: float | None = None)
         if abs(mean) <= RTOL * scale:
             return Estimate(0.0, NAN, NAN, 1.0, "no variation (every pair has the same difference)",
                             note="no variation: every pair differs by 0 (p = 1, CI undefined)")
-        return Estimate(mean, NAN, NAN, sign_flip_test(d), "exact sign-flip test (no variation in differences)",
+        # n equal non-zero differences: only the two sign vectors with all signs alike reach |mean|,
+        # so the exact sign-flip p is 2 / 2^n for any n (no enumeration, no Monte Carlo floor)
+        return Estimate(mean, NAN, NAN, 2.0 ** (1 - n), "exact sign-flip test (no variation in differences)",
                         note="every pair has the same difference: t-based CI undefined, exact sign-flip p")
     se = d.std(ddof=1) / math.sqrt(n)
     p = 2 * stats.t.sf(abs(mean / se), n - 1)

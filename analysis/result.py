@@ -238,8 +238,8 @@ def _summary(table: Table, res: AnalysisResult, ctrl: str, comparisons: str, alp
             "p_permutation": f"studentized permutation test on the headline units (exact up to 20000 splits, "
                              f"else {n_perm} random); sign-flip within pairs when paired",
             "hedges_g": f"headline diff / pooled within-arm SD of the individual values (Hedges 2007 d_T; d_av "
-                        f"when paired), J-corrected; CI by noncentral-t inversion of the t of the headline "
-                        f"units (Steiger & Fouladi 1997), rescaled to that SD (>= 8 units per arm)",
+                        f"when paired), J-corrected; CI by noncentral-t inversion of the Welch t of the headline "
+                        f"units (paired t when paired; Steiger & Fouladi 1997), rescaled to that SD (>= 8 units per arm)",
             "mean_control/mean_treatment": "means of the headline units that enter diff (session means; the "
                                            "per-replicate values of the pairs used when paired), so "
                                            "mean_treatment - mean_control = diff; descriptives.csv: mean of the "

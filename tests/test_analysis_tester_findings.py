@@ -1,0 +1,73 @@
+"""`trials analyze` defects found by the tester (round of /tmp/tm): one test each, checked against
+scipy or an independent computation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from analysis import compare, paired, tests_basic
+from analysis.headline import unpaired
+
+
+def constant_arms(n_c: int, n_t: int, paired_ids: bool = False) -> pd.DataFrame:
+    return pd.DataFrame([dict(arm=a, replicate=s, session=f"{a}{s}", metric="m", level="session", value=v)
+                         for a, v, n in (("control", 7.0, n_c), ("treatment", 8.0, n_t)) for s in range(n)])
+
+
+def test_constant_arms_12_v_12_get_the_exact_p_not_the_monte_carlo_floor():
+    eff = compare(constant_arms(12, 12), n_boot=100).iloc[0]
+    # was 1/10001 (the floor of 10,000 random splits) labelled "exact"
+    assert eff["p_value"] == pytest.approx(2 / math.comb(24, 12), rel=1e-9)
+    # two values pooled: the permutation test is Fisher's exact test of arm x value
+    assert eff["p_value"] == pytest.approx(stats.fisher_exact([[12, 0], [0, 12]])[1], rel=1e-9)
+    assert eff["p_permutation"] == pytest.approx(eff["p_value"], rel=1e-12)
+    assert "exact permutation" in eff["p_method"]
+
+
+@pytest.mark.parametrize("n_c,n_t", [(4, 9), (7, 5), (6, 6)])
+def test_constant_arms_exact_p_matches_scipy_permutation_test(n_c, n_t):
+    c, t = np.full(n_c, 7.0), np.full(n_t, 8.0)
+    # two-sided as in tests_basic.permutation_test: |diff*| >= |diff| (scipy's default doubles a tail)
+    ref = stats.permutation_test((t, c), lambda x, y, axis: abs(np.mean(x, axis=axis) - np.mean(y, axis=axis)),
+                                 permutation_type="independent", n_resamples=np.inf, vectorized=True,
+                                 alternative="greater").pvalue
+    assert tests_basic.no_variation(c, t).p == pytest.approx(ref, rel=1e-9)
+
+
+def test_p_welch_is_nan_with_its_reason_when_both_arms_have_sd_0():
+    eff = compare(constant_arms(12, 12), n_boot=100).iloc[0]
+    assert np.isnan(eff["p_welch"])  # was 0.0001: Welch's t is 1/0 here
+    assert "p_welch NaN: Welch t undefined: both arms have SD 0" in eff["notes"]
+
+
+def test_constant_paired_differences_get_the_exact_sign_flip_p_beyond_enumeration():
+    d = np.ones(20)  # 20 pairs: above the sign-flip enumeration limit (14)
+    est = paired.paired_t(d)
+    assert est.p == pytest.approx(2 / 2**20, rel=1e-12) and "exact" in est.method
+    eff = compare(constant_arms(20, 20), paired_design=True, n_boot=100).iloc[0]
+    assert eff["p_value"] == pytest.approx(2 / 2**20) and eff["p_paired_perm"] == pytest.approx(2 / 2**20)
+
+
+def test_a_monte_carlo_permutation_p_says_so_and_its_floor():
+    rng = np.random.default_rng(3)
+    c, t = rng.normal(0, 1, 9), rng.normal(0.3, 1, 14)  # C(23, 9) = 817,190 splits: Monte Carlo
+    head = unpaired(c, t, 0.05, 2000, np.random.default_rng(0))
+    assert "Monte Carlo, 2,000 random splits; p >= 1/2,001" in head.est.method
+    assert "exact" not in head.est.method
+    small = unpaired(c[:5], t[:7], 0.05, 2000, np.random.default_rng(0))  # C(12, 5) = 792: enumerated
+    assert "exact, all splits" in small.est.method
+
+
+def test_g_on_names_the_welch_t_the_code_inverts():
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame([dict(arm=a, replicate=s, session=f"{a}{s}", metric="m", level="session",
+                            value=float(rng.normal(mu, 1 + s % 3)))
+                       for a, mu in (("control", 0.0), ("treatment", 0.5)) for s in range(12)])
+    eff = compare(df, n_boot=100, n_perm=200).iloc[0]
+    assert "Welch t of the sessions" in eff["g_on"] or "Welch t of the values" in eff["g_on"]
+    assert "pooled t" not in eff["g_on"]
