@@ -71,7 +71,7 @@ def unpaired(c: np.ndarray, t: np.ndarray, alpha: float, n_perm: int, rng: np.ra
     if use_welch(len(c), len(t)):
         return Headline(welch, p_perm, tests_basic.tost_t(welch.diff, welch.se, welch.df, margin or NAN))
     lo, hi = tests_basic.permutation_ci(c, t, alpha, idx, exact, start=(welch.ci_low, welch.ci_high))
-    kind = "exact, all splits" if exact else tests_basic.monte_carlo_label(len(idx))
+    kind = "exact" if exact else tests_basic.monte_carlo_label(len(idx))
     why = "unequal arms" if len(c) != len(t) else f"fewer than {WELCH_MIN_UNITS} units per arm"
     est = replace(welch, p=p_perm, ci_low=lo, ci_high=hi, df=NAN,
                   method=f"studentized permutation test ({kind}; {why})")

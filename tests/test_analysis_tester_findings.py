@@ -60,7 +60,7 @@ def test_a_monte_carlo_permutation_p_says_so_and_its_floor():
     assert "Monte Carlo, 2,000 random splits; p >= 1/2,001" in head.est.method
     assert "exact" not in head.est.method
     small = unpaired(c[:5], t[:7], 0.05, 2000, np.random.default_rng(0))  # C(12, 5) = 792: enumerated
-    assert "exact, all splits" in small.est.method
+    assert small.est.method.startswith("studentized permutation test (exact;")
 
 
 def test_g_on_names_the_welch_t_the_code_inverts():
@@ -71,3 +71,55 @@ def test_g_on_names_the_welch_t_the_code_inverts():
     eff = compare(df, n_boot=100, n_perm=200).iloc[0]
     assert "Welch t of the sessions" in eff["g_on"] or "Welch t of the values" in eff["g_on"]
     assert "pooled t" not in eff["g_on"]
+
+
+def scored_table(**overrides) -> pd.DataFrame:
+    """Agent-level 0-9 scores, 6 sessions per arm, 3 agents each; `overrides` replace columns."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame([dict(arm=a, replicate=s, session=f"s{s}", agent=f"a{k}", metric="score", level="agent",
+                            scale="0-9", value=float(rng.integers(2, 8)))
+                       for a in ("control", "treatment") for s in range(6) for k in range(3)])
+    return df.assign(**overrides)
+
+
+def analyze_csv(tmp_path, df: pd.DataFrame, capsys) -> tuple[int, str]:
+    from analysis.cli import main
+
+    path = tmp_path / "m.csv"
+    df.to_csv(path, index=False)
+    code = main([str(path), "--out", str(tmp_path / "out"), "--n-boot", "1000"])
+    return code, capsys.readouterr().err
+
+
+def test_a_value_outside_its_declared_scale_is_a_table_error(tmp_path, capsys):
+    df = scored_table()
+    df.loc[4, "value"] = 15.0  # was: entered means and diff, only the ordinal model mentioned it
+    code, err = analyze_csv(tmp_path, df, capsys)
+    assert code == 2 and "m.csv" in err and "column 'value'" in err
+    assert "row 6: 15 (control/score, scale 0-9)" in err and "Fix:" in err
+
+
+def test_an_unknown_scale_is_a_table_error(tmp_path, capsys):
+    code, err = analyze_csv(tmp_path, scored_table(scale="banana"), capsys)
+    assert code == 2 and "m.csv" in err and "column 'scale'" in err and "'banana'" in err and "Fix:" in err
+    # the scales the project writes stay accepted
+    for scale in ("0-9", "1-7", "count", "real", "0-100", ""):
+        assert analyze_csv(tmp_path, scored_table(scale=scale), capsys)[0] == 0
+
+
+def test_several_values_in_one_session_of_a_session_level_metric_is_a_table_error(tmp_path, capsys):
+    code, err = analyze_csv(tmp_path, scored_table(level="session"), capsys)  # 3 agents' values per session
+    assert code == 2 and "m.csv" in err and "level 'session'" in err and "session 's0' of arm 'control'" in err
+    assert "row(s) [2, 3, 4]" in err and "Fix:" in err
+    # one value per session (repeated on every agent row) is not averaged into anything new: accepted
+    same = scored_table(level="session")
+    same["value"] = same.groupby(["arm", "session"])["value"].transform("first")
+    assert analyze_csv(tmp_path, same, capsys)[0] == 0
+
+
+def test_mixed_levels_within_one_metric_is_a_table_error(tmp_path, capsys):
+    df = scored_table()
+    df.loc[0, "level"] = "session"
+    code, err = analyze_csv(tmp_path, df, capsys)
+    assert code == 2 and "metric 'score'" in err and "column 'level'" in err
+    assert "'session' in row(s) [2]" in err and "Fix:" in err
