@@ -50,6 +50,11 @@ COLUMNS = [
 ]
 
 
+#: note of an unpaired analysis whose table could be paired (the user chose neither way)
+PAIRING_HINT = ("replicates pair the arms: analysed unpaired; --paired gives the paired analysis (replicate r "
+                "of each arm sharing personas and seed, as `trials run` does unless run.paired=false)")
+
+
 def as_table(table: Table | pd.DataFrame) -> Table:
     """Accept a Table or a raw DataFrame (validated here)."""
     if isinstance(table, Table):
@@ -92,6 +97,7 @@ def compare(table: Table | pd.DataFrame, control: str | None = "control", compar
     table = as_table(table)
     ctrl = resolve_control(table, control)
     is_paired = bool(table.paired if paired_design is None else paired_design)
+    undecided = table.paired is None and paired_design is None  # nobody chose: say when pairing is possible
     rows = []
     for c, t in comparison_pairs(table, ctrl, comparisons):
         for metric in table.metrics:
@@ -100,7 +106,10 @@ def compare(table: Table | pd.DataFrame, control: str | None = "control", compar
             rng = np.random.default_rng([seed, key])
             margin = (equivalence_margin.get(metric) if isinstance(equivalence_margin, dict)
                       else equivalence_margin)
-            rows.append(compare_one(sub, metric, c, t, is_paired, alpha, n_boot, n_perm, rng, mixed, margin))
+            row = compare_one(sub, metric, c, t, is_paired, alpha, n_boot, n_perm, rng, mixed, margin)
+            if undecided and row["estimable"] and paired.common_replicates(sub, c, t) >= 2:
+                row["notes"] = "; ".join(n for n in (row.get("notes") or "", PAIRING_HINT) if n)
+            rows.append(row)
     out = pd.DataFrame(rows, columns=COLUMNS) if rows else pd.DataFrame(columns=COLUMNS)
     out["p_holm"] = holm(out["p_value"].to_numpy(float))
     out["p_bh"] = benjamini_hochberg(out["p_value"].to_numpy(float))

@@ -30,6 +30,13 @@ def pair_up(control: pd.DataFrame, treatment: pd.DataFrame) -> pd.DataFrame:
     return both.sort_values("replicate").reset_index(drop=True)
 
 
+def common_replicates(rows: pd.DataFrame, control: str, treatment: str) -> int:
+    """How many replicate ids carry non-missing values in both arms (rows of one metric)."""
+    have = rows.dropna(subset=["value", "replicate"])
+    c = set(have.loc[have["arm"] == control, "replicate"])
+    return len(c & set(have.loc[have["arm"] == treatment, "replicate"]))
+
+
 def paired_t(diffs: np.ndarray, alpha: float = 0.05, scale: float | None = None) -> Estimate:
     """One-sample t-test of the paired differences (treatment - control) against 0, with CI, df n-1.
 

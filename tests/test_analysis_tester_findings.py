@@ -123,3 +123,48 @@ def test_mixed_levels_within_one_metric_is_a_table_error(tmp_path, capsys):
     code, err = analyze_csv(tmp_path, df, capsys)
     assert code == 2 and "metric 'score'" in err and "column 'level'" in err
     assert "'session' in row(s) [2]" in err and "Fix:" in err
+
+
+def replicated_table() -> pd.DataFrame:
+    """Session values, 10 replicates per arm; replicate r of both arms shares a large common effect."""
+    rng = np.random.default_rng(4)
+    common = rng.normal(0, 2, 10)
+    return pd.DataFrame([dict(arm=a, replicate=r, session=f"{a}-r{r}", metric="m", level="session",
+                              value=float(common[r] + shift + rng.normal(0, 0.5)))
+                         for a, shift in (("control", 0.0), ("treatment", 0.6)) for r in range(10)])
+
+
+def test_a_runs_own_metrics_file_is_analysed_with_the_runs_design(tmp_path):
+    import json
+
+    from analysis import load_table
+    from analysis.result import analyze
+
+    df = replicated_table()
+    df.to_csv(tmp_path / "metrics.csv", index=False)
+    (tmp_path / "manifest.json").write_text(json.dumps({"paired": True, "control": "control"}))
+    as_file = analyze(load_table(tmp_path / "metrics.csv"), n_boot=1000).effects.iloc[0]
+    as_run = analyze(load_table(tmp_path), n_boot=1000).effects.iloc[0]
+    assert as_file["p_value"] == as_run["p_value"]  # was Welch on the file, paired t on the directory
+    d = df.loc[df.arm == "treatment", "value"].to_numpy() - df.loc[df.arm == "control", "value"].to_numpy()
+    assert as_file["p_value"] == pytest.approx(stats.ttest_1samp(d, 0).pvalue, rel=1e-10)
+    assert "paired t-test" in as_file["p_method"]
+    assert any("design from" in n and "manifest.json: paired" in n for n in load_table(tmp_path / "metrics.csv").notes)
+    # the user's choice still wins
+    unpaired_row = analyze(load_table(tmp_path / "metrics.csv", paired=False), n_boot=1000).effects.iloc[0]
+    assert "paired t-test" not in unpaired_row["p_method"]
+
+
+def test_an_unpaired_analysis_of_a_pairable_table_says_so(tmp_path, capsys):
+    from analysis.comparison import PAIRING_HINT
+
+    code, _ = analyze_csv(tmp_path, replicated_table(), capsys)  # a table outside a run dir: no manifest
+    assert code == 0
+    eff = pd.read_csv(tmp_path / "out" / "effects.csv").iloc[0]
+    assert "Welch" in eff["p_method"] and PAIRING_HINT in eff["notes"]
+    # chosen either way: no hint
+    assert PAIRING_HINT not in str(compare(replicated_table(), paired_design=False, n_boot=100).iloc[0]["notes"])
+    # replicates that do not recur across arms cannot pair: no hint
+    lone = replicated_table()
+    lone.loc[lone.arm == "treatment", "replicate"] += 100
+    assert PAIRING_HINT not in str(compare(lone, n_boot=100).iloc[0]["notes"])
