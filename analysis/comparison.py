@@ -275,6 +275,9 @@ def _compare_one(sub: pd.DataFrame, raw: pd.DataFrame, metric: str, c: str, t: s
     _secondary_models(row, notes, scale, metric, rxc, rxt, rvc, rvt, gc, gt, alpha, judge_k)
     if is_clustered:
         _clustered_columns(row, notes, oc, ot, sizes, vc, vt, c, t, n_boot, alpha, rng, mixed)
+    else:
+        why = ("one value per session" if has_sessions else "no session ids")
+        notes.append(f"icc, p_mixed and p_cluster_boot NaN: {why}, no clustering to model")
     if row["missing_control"] or row["missing_treatment"]:
         notes.append(f"missing values: {row['missing_control']} control, {row['missing_treatment']} treatment")
     row["notes"] = "; ".join(dict.fromkeys(notes))
@@ -314,6 +317,10 @@ def _secondary_models(row: dict, notes: list[str], scale: str, metric: str, xc, 
         row.update({k: fit[k] for k in ("rate_ratio", "rr_ci_low", "rr_ci_high", "p_count", "count_model")})
         if fit["count_note"]:
             notes.append(str(fit["count_note"]))
+    else:
+        what = (f"scale {scale!r} is neither a rating scale nor counts" if scale
+                else "no scale given and the values are neither integer scores 0-10 nor non-negative integer counts")
+        notes.append(f"odds_ratio/p_ordinal and rate_ratio/p_count NaN: {what}")
 
 
 def _clustered_columns(row: dict, notes: list[str], oc, ot, sizes, vc, vt, c: str, t: str, n_boot: int,
@@ -332,7 +339,9 @@ def _clustered_columns(row: dict, notes: list[str], oc, ot, sizes, vc, vt, c: st
         notes.append(bnote)
     if row["n_sessions_control"] < 2 or row["n_sessions_treatment"] < 2:
         notes.append("one session in an arm: the arm effect cannot be separated from the session effect")
-    if mixed:
+    if not mixed:
+        notes.append("p_mixed NaN: the MixedLM was not asked for (mixed=False)")
+    else:
         fit = clustered.mixed_model(both, c, t)
         row.update(p_mixed=fit["p"], mixed_diff=fit["diff"], mixed_se=fit["se"], mixed_df=fit["df"],
                    mixed_model=fit["spec"])

@@ -195,6 +195,17 @@ def _power_notes(row: dict, effect: float, is_paired: bool, target: float) -> li
     if not (not is_paired and n < 2):  # one session in an arm already has its note
         notes.append(pw.mde_note(row["mde_this_run"], n, spread, row["icc"], target, name).replace(
             "mde NaN", "mde_this_run NaN", 1))
+    if not np.isfinite(row["mde_icc_high"]) and not (not is_paired and n < 2):
+        if is_paired:
+            notes.append("mde_icc_high NaN: paired design (the per-replicate differences already hold the "
+                         "session effect; no ICC enters their power)")
+        elif not row["cluster_size"] > 1:  # not clustered: cluster_size 1
+            notes.append("mde_icc_high NaN: one value per unit (no sessions of several values): no ICC")
+        elif not np.isfinite(row["icc_ci_high"]):
+            notes.append("mde_icc_high NaN: the ICC's upper bound is not estimable")
+        else:
+            notes.append(pw.mde_note(row["mde_icc_high"], n, spread, row["icc_ci_high"], target, name).replace(
+                "mde NaN", "mde_icc_high NaN", 1))
     return notes
 
 

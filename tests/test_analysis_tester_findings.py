@@ -168,3 +168,41 @@ def test_an_unpaired_analysis_of_a_pairable_table_says_so(tmp_path, capsys):
     lone = replicated_table()
     lone.loc[lone.arm == "treatment", "replicate"] += 100
     assert PAIRING_HINT not in str(compare(lone, n_boot=100).iloc[0]["notes"])
+
+
+def test_models_that_do_not_apply_say_why_their_columns_are_nan():
+    rng = np.random.default_rng(5)
+    df = pd.DataFrame([dict(arm=a, replicate=s, session=f"{a}{s}", metric="positive_share", level="session",
+                            scale="real", value=float(rng.uniform(0, 1)))
+                       for a in ("control", "treatment") for s in range(10)])
+    eff = compare(df, paired_design=False, n_boot=100, n_perm=200).iloc[0]
+    for col in ("odds_ratio", "p_ordinal", "rate_ratio", "p_count", "icc", "p_mixed", "p_cluster_boot"):
+        assert np.isnan(eff[col])  # was NaN with empty notes
+    assert "odds_ratio/p_ordinal and rate_ratio/p_count NaN: scale 'real' is neither" in eff["notes"]
+    assert "icc, p_mixed and p_cluster_boot NaN: one value per session" in eff["notes"]
+    # no scale, non-integer values: the same columns, the reason names the values
+    eff = compare(df.assign(scale=""), paired_design=False, n_boot=100, n_perm=200).iloc[0]
+    assert "no scale given and the values are neither integer scores" in eff["notes"]
+
+
+def test_power_mde_icc_high_nan_says_why():
+    from analysis.result import analyze
+
+    power = analyze(replicated_table(), paired_design=True, n_boot=1000).power.iloc[0]
+    assert np.isnan(power["mde_icc_high"]) and "mde_icc_high NaN: paired design" in power["note"]
+    power = analyze(replicated_table(), paired_design=False, n_boot=1000).power.iloc[0]
+    assert np.isnan(power["mde_icc_high"]) and "mde_icc_high NaN: one value per unit" in power["note"]
+
+
+def test_validation_keeps_the_side_with_answers_and_refuses_an_empty_human_column(tmp_path):
+    from analysis.validation import ValidationInputError, compare_answers, read_human
+
+    sim = [1, 2, 3, 5, 4, 4, 2] * 4 + [3, 3, 1]  # 31 answers
+    row = compare_answers(sim, [], scale=(1, 5))
+    assert row["n_sim"] == 31 and row["mean_sim"] == pytest.approx(np.mean(sim))  # was NaN
+    assert row["sd_sim"] == pytest.approx(np.std(sim, ddof=1))
+    assert np.isnan(row["mean_human"]) and "no human answers (n_human = 0)" in row["notes"]
+    path = tmp_path / "h.csv"
+    path.write_text('Vote\n""\n""\n')
+    with pytest.raises(ValidationInputError, match=r"h.csv: column 'Vote' has no answers \(all 2 row\(s\) empty\)"):
+        read_human(path, "Vote")
