@@ -5,33 +5,34 @@ the key or config group, the bad value, the choices and the closest match (Confi
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
+from trials import CONF_DIR
 from trials.run.design import did_you_mean
 from trials.run.errors import ConfigError
 from trials.run.preflight import check_config_secrets
 from trials.run.settings import check_settings, settings_of
 
 
-def compose(overrides: list[str], config_dir: str | None, conf_dir: str, config_name: str = "config") -> Any:
+def compose(overrides: list[str], config_dir: str | None, conf_dir: str, config_name: str = "config",
+            settings: str | None = None) -> Any:
     """The config `trials <command>` would see (Hydra's compose API) for one point (no sweeps), or
     a ConfigError naming the key, the missing config or the grammar error. `config_dir`: the user's
-    `--config-dir` (searched before the shipped `conf_dir`)."""
+    `--config-dir` (searched after the primary config folder `conf_dir`); `config_name`: the primary
+    config; `settings`: whose settings it holds (`trials.run.settings`; default `config_name`)."""
+    settings = settings or config_name
     from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
     from hydra.errors import HydraException, MissingConfigException
 
     check_repeats(overrides)
     overrides = [o for o in overrides if not o.startswith(("hydra.", "hydra/"))]
-    if config_dir:
-        folder = Path(config_dir).expanduser().resolve()
-        if not folder.is_dir():
-            raise ConfigError(f"--config-dir {config_dir}: no such folder; fix: create it with "
-                              f"`trials init {config_dir}` or give the folder that holds experiment/<name>.yaml")
-        overrides = [*overrides, f"hydra.searchpath=[file://{folder}]"]
+    if config_dir and not Path(config_dir).expanduser().is_dir():
+        raise ConfigError(f"--config-dir {config_dir}: no such folder; fix: create it with "
+                          f"`trials init {config_dir}` or give the folder that holds experiment/<name>.yaml")
     try:
-        with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
+        with initialized(conf_dir, config_dir):
             cfg = hydra_compose(config_name, overrides=overrides)
             files, groups = _sources(config_name, overrides, config_dir)
     except MissingConfigException as exc:
@@ -39,14 +40,14 @@ def compose(overrides: list[str], config_dir: str | None, conf_dir: str, config_
     except HydraException as exc:
         text = " ".join(str(exc).split())
         bad = re.search(r"Could not override '([^']+)'", text)
-        if bad and bad.group(1).rpartition(".")[2] in settings_of(bad.group(1).rpartition(".")[0], config_name):
+        if bad and bad.group(1).rpartition(".")[2] in settings_of(bad.group(1).rpartition(".")[0], settings):
             key = bad.group(1)  # a setting this config does not list yet (e.g. judge=same is empty)
             raise ConfigError(f"{key} is a setting, but this config does not list it yet; fix: add it with "
                               f"+{key}=<value>") from None
         if bad:
             key = bad.group(1)
             hint = _key_hint(key, [o for o in overrides if not o.lstrip("+~").startswith(key + "=")], conf_dir,
-                             config_name)
+                             config_name, config_dir)
             raise ConfigError(f"unknown key {key}{hint}; fix: correct the key, or add a new key with "
                               f"+{key}=<value>") from None
         raise ConfigError(text[:400]) from None
@@ -57,8 +58,31 @@ def compose(overrides: list[str], config_dir: str | None, conf_dir: str, config_
     # a key in a config file: refused before Hydra (or the run) writes it anywhere, before any other
     # check could name the value
     check_config_secrets(cfg, files, [o for o in overrides if o.partition("=")[0].lstrip("+~") not in groups])
-    check_settings(OmegaConf.to_container(cfg, resolve=False), config_name)  # keys only: before resolving
+    check_settings(OmegaConf.to_container(cfg, resolve=False), settings)  # keys only: before resolving
     return cfg
+
+
+@contextmanager
+def initialized(conf_dir: str, config_dir: str | None) -> Iterator[None]:
+    """Hydra initialized as `trials <command> [--config-dir D]` initializes it: `conf_dir` the primary
+    config folder, D on the search path just as Hydra's own `--config-dir` puts it (a primary config
+    of D's is found too; a `hydra.searchpath` override would not find it, and would replace the
+    primary config's own `hydra.searchpath`)."""
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
+        if config_dir:
+            from hydra._internal.hydra import Hydra
+            from hydra._internal.utils import create_config_search_path
+            from hydra.core.global_hydra import GlobalHydra
+            from hydra.core.config_search_path import SearchPathQuery
+
+            search = create_config_search_path(search_path_dir=conf_dir)
+            search.prepend(provider="command-line", path=f"file://{Path(config_dir).expanduser().resolve()}",
+                           anchor=SearchPathQuery(provider="schema"))  # as hydra/_internal/utils.py _run_hydra
+            GlobalHydra.instance().clear()  # initialize_config_dir restores what was there before
+            Hydra.create_main_hydra2(task_name="app", config_search_path=search)
+        yield
 
 
 def _sources(config_name: str, overrides: list[str], config_dir: str | None) -> tuple[list[str], set[str]]:
@@ -102,16 +126,18 @@ def check_repeats(overrides: list[str]) -> None:
         seen[key] = item
 
 
-def experiment_file(overrides: list[str], config_dir: str | None, conf_dir: str) -> str | None:
+def experiment_file(overrides: list[str], config_dir: str | None, conf_dir: str,
+                    config_name: str = "config") -> str | None:
     """The file of the experiment `trials run <overrides>` selects (`experiment=<name>`, else
-    config.yaml's default): the user's folder first, then the shipped one; None if not found."""
-    name = group_choice("experiment", overrides, config_dir, conf_dir)
+    the primary config's default): the user's folder first, then the primary one; None if not found."""
+    name = group_choice("experiment", overrides, config_dir, conf_dir, config_name)
     if name is None:
         return None
     for root in filter(None, (config_dir, conf_dir)):
         path = Path(root).expanduser() / "experiment" / f"{name}.yaml"
         if path.is_file():
-            return str(path) if root == config_dir else f"trials/conf/experiment/{name}.yaml"
+            shipped = path.resolve().parent.parent == CONF_DIR.resolve()
+            return f"trials/conf/experiment/{name}.yaml" if shipped else str(path)
     return None
 
 
@@ -124,11 +150,22 @@ def group_choice(group: str, overrides: list[str], config_dir: str | None, conf_
     name = next((o.split("=", 1)[1] for o in reversed(overrides) if o.lstrip("+").startswith(group + "=")), None)
     if name is not None:
         return name
-    try:
-        defaults = yaml.safe_load((Path(conf_dir) / f"{config_name}.yaml").read_text()).get("defaults") or []
-    except (OSError, yaml.YAMLError, AttributeError):
-        return None
-    return next((str(d[group]) for d in defaults if isinstance(d, dict) and group in d), None)
+    seen: set[str] = set()
+    while config_name not in seen:  # a primary config of one's own may build on another (`- config`)
+        seen.add(config_name)
+        files = [Path(r).expanduser() / f"{config_name}.yaml" for r in filter(None, (conf_dir, config_dir, CONF_DIR))]
+        try:
+            defaults = yaml.safe_load(next(f for f in files if f.is_file()).read_text()).get("defaults") or []
+        except (StopIteration, OSError, yaml.YAMLError, AttributeError):
+            return None
+        found = [d for d in defaults if isinstance(d, dict) and group in d]
+        if found:
+            return str(found[-1][group])
+        parents = [d for d in defaults if isinstance(d, str) and d != "_self_"]
+        if not parents:
+            return None
+        config_name = parents[0]
+    return None
 
 
 def group_options(group: str, config_dir: str | None, conf_dir: str) -> list[str]:
@@ -161,15 +198,15 @@ def missing_config(exc: Any, config_dir: str | None, conf_dir: str) -> str:
     return f"{group or 'config'}={name}: no {missing}.yaml{found}"
 
 
-def _key_hint(key: str, others: list[str], conf_dir: str, config_name: str = "config") -> str:
+def _key_hint(key: str, others: list[str], conf_dir: str, config_name: str = "config",
+              config_dir: str | None = None) -> str:
     """' (did you mean experiment.steps?)' for a mistyped key, from the config without it."""
     from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
     from omegaconf import OmegaConf
 
     parent, _, leaf = key.rpartition(".")
     try:
-        with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
+        with initialized(conf_dir, config_dir):
             node = OmegaConf.select(hydra_compose(config_name, overrides=others), parent) if parent else None
     except Exception:  # noqa: BLE001 - only a hint
         return ""
