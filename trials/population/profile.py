@@ -92,32 +92,29 @@ def near_duplicates(personas: list[dict[str, Any]], threshold: float = 0.8,
     """Pairs of personas whose token sets (attributes + narrative) have Jaccard >= threshold, sorted
     by index_a then index_b; `advance(k)`, if given, is told of each k personas checked.
 
-    An exact set-similarity join (every pair with Jaccard >= threshold, the same pairs and values as
-    comparing all n(n-1)/2 pairs): prefix filtering (Chaudhuri, Ganti & Kaushik 2006, "A primitive
-    operator for similarity joins in data cleaning", ICDE; Bayardo, Ma & Srikant 2007, "Scaling up
-    all pairs similarity search", WWW) with a global token order, rarest first, and the size filter
-    (Xiao, Wang, Lin & Yu 2008, "Efficient similarity joins for near duplicate detection", WWW).
-    If J(x, y) >= t then |x & y| >= ceil(t*|x|), so the first |x| - ceil(t*|x|) + 1 tokens of x and
-    of y share a token, and min(|x|, |y|) >= ceil(t*max(|x|, |y|)). Candidates are the pairs whose
-    prefixes share a token (a sparse product of prefix-incidence matrices, scipy.sparse); each is
-    then verified by its exact intersection count with the same float test as `jaccard`.
-    Two empty sets have Jaccard `jaccard(set(), set())` (1.0); threshold <= 0 keeps every pair."""
+    An exact set-similarity join: the same pairs and values as comparing all n(n-1)/2 pairs, found
+    by prefix filtering (Chaudhuri, Ganti & Kaushik 2006, "A primitive operator for similarity joins
+    in data cleaning", ICDE; Bayardo, Ma & Srikant 2007, "Scaling up all pairs similarity search",
+    WWW) with a global token order, rarest first, the size filter and an overlap upper bound in the
+    spirit of PPJoin's positional filter (Xiao, Wang, Lin & Yu 2008, "Efficient similarity joins for
+    near duplicate detection", WWW). With o = |x & y|, J(x, y) >= t  <=>  o >= t(|x|+|y|)/(1+t),
+    which implies o >= ceil(t*|x|) and min(|x|, |y|) >= ceil(t*max(|x|, |y|)); so x's prefix (its
+    first |x| - ceil(t*|x|) + 1 tokens) meets y's prefix, hence y, and o <= |prefix(x) & y| +
+    (|x| - len(prefix(x))). |prefix(x) & y| for every y is one sparse product (scipy.sparse);
+    the pairs that pass these bounds are verified by their exact intersection counts with the
+    same float test as `jaccard`. Two empty sets have Jaccard `jaccard(set(), set())` (1.0);
+    threshold <= 0 keeps every pair."""
     cols = ["a", "b", "index_a", "index_b", "jaccard"]
     n = len(personas)
     if n < 2 or not threshold <= 1:  # Jaccard <= 1: nothing reaches a threshold > 1 (or NaN)
         return pd.DataFrame([], columns=cols)
     full, sizes = _incidence([tokens(p) for p in personas])
-    # threshold lowered by 2**-52 of itself, as an exact rational: a float quotient o/u >= threshold
-    # implies o/u >= t exactly, so the filters below lose no pair that passes the float test
-    # (e.g. 8/10 passes threshold 0.8 although the float 0.8 is slightly above 8/10)
-    t = None if threshold <= 0 else Fraction(threshold) * (1 - Fraction(1, 2 ** 52))
-    prefix = None if t is None else _prefixes(full, sizes, t)
-    prefix_t = None if prefix is None else prefix.T.tocsr()
+    join = None if threshold <= 0 else _PrefixJoin(full, sizes, threshold)
     found_a, found_b, found_j = [], [], []
     block = min(2048, max(64, -(-n // 50)))  # ~50 steps of progress; bounded memory per product
     for start in range(0, n, block):
         stop = min(n, start + block)
-        a, b = _candidates(prefix, prefix_t, sizes, t, start, stop, n)
+        a, b = _all_pairs(start, stop, n) if join is None else join.candidates(start, stop)
         inter = np.asarray(full[a].multiply(full[b]).sum(axis=1)).ravel() if len(a) else np.zeros(0)
         union = sizes[a] + sizes[b] - inter
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -151,39 +148,58 @@ def _incidence(sets: list[set[str]]) -> tuple[sparse.csr_matrix, np.ndarray]:
     return m, sizes
 
 
-def _prefixes(full: sparse.csr_matrix, sizes: np.ndarray, t: Fraction) -> sparse.csr_matrix:
-    """Prefix-incidence matrix: each non-empty row's first |x| - ceil(t*|x|) + 1 tokens, and every
-    empty row one extra column of its own (empty sets pair only with each other)."""
-    keep_len = sizes - _ceil_times(t, sizes) + 1
-    empty = sizes == 0
-    keep_len[empty] = 0
-    pos = np.arange(full.nnz) - np.repeat(full.indptr[:-1], sizes)
-    take = pos < np.repeat(keep_len, sizes)
-    rows = np.concatenate([np.repeat(np.arange(len(sizes)), sizes)[take], np.flatnonzero(empty)])
-    cols = np.concatenate([full.indices[take], np.full(int(empty.sum()), full.shape[1])])
-    return sparse.csr_matrix((np.ones(len(rows), dtype=np.int32), (rows, cols)),
-                             shape=(full.shape[0], full.shape[1] + 1))
+def _all_pairs(start: int, stop: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair (a, b), a in [start, stop), b > a (threshold <= 0: disjoint sets qualify too)."""
+    a = np.repeat(np.arange(start, stop), n - 1 - np.arange(start, stop))
+    b = np.concatenate([np.arange(i + 1, n, dtype=np.int64) for i in range(start, stop)])
+    return a, b
 
 
-def _ceil_times(t: Fraction, sizes: np.ndarray) -> np.ndarray:
-    """ceil(t * size) for each size, in exact integer arithmetic (once per distinct size)."""
-    distinct, back = np.unique(sizes, return_inverse=True)
-    out = np.array([-((-t.numerator * int(s)) // t.denominator) for s in distinct], dtype=np.int64)
-    return out[back]
+class _PrefixJoin:
+    """Candidate pairs for a threshold in (0, 1] (the filters of `near_duplicates`).
 
+    t is the threshold lowered by 2**-52 of itself, as an exact rational: a float quotient
+    o/u >= threshold implies o/u >= t exactly, so the filters lose no pair that passes the float
+    test (8/10 passes threshold 0.8 although the float 0.8 is slightly above 8/10); every bound
+    below is then computed in exact integer arithmetic."""
 
-def _candidates(prefix: sparse.csr_matrix | None, prefix_t: sparse.csr_matrix | None, sizes: np.ndarray,
-                t: Fraction | None, start: int, stop: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate pairs (a, b), a in [start, stop), b > a: every pair when threshold <= 0 (then
-    disjoint sets qualify too), else the pairs whose prefixes share a token and pass the size filter."""
-    if prefix is None or prefix_t is None or t is None:
-        a = np.repeat(np.arange(start, stop), n - 1 - np.arange(start, stop))
-        b = np.concatenate([np.arange(i + 1, n) for i in range(start, stop)])
+    def __init__(self, full: sparse.csr_matrix, sizes: np.ndarray, threshold: float):
+        t = Fraction(threshold) * (1 - Fraction(1, 2 ** 52))
+        self.sizes = sizes
+        self.partner_min = _ceil_ratio(t.numerator, t.denominator, sizes)  # ceil(t*|x|)
+        # min overlap of sets of total size s: ceil(t*s/(1+t))
+        self.overlap_min = _ceil_ratio(t.numerator, t.numerator + t.denominator,
+                                       np.arange(2 * int(sizes.max()) + 1))
+        prefix_len = np.where(sizes > 0, sizes - self.partner_min + 1, 0)
+        self.rest = sizes - prefix_len  # tokens of x after its prefix
+        pos = np.arange(full.nnz) - np.repeat(full.indptr[:-1], sizes)
+        take = pos < np.repeat(prefix_len, sizes)
+        self.prefix = sparse.csr_matrix((full.data[take], full.indices[take],
+                                         np.concatenate([[0], np.cumsum(prefix_len)])), shape=full.shape)
+        self.full_t = full.T.tocsr()
+        self.empty = np.flatnonzero(sizes == 0)
+
+    def candidates(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Pairs (a, b), a in [start, stop), b > a, that pass the prefix, size and overlap bounds;
+        plus every pair of empty sets."""
+        hits = (self.prefix[start:stop] @ self.full_t).tocoo()  # |prefix(a) & b|
+        a, b, seen = hits.row.astype(np.int64) + start, hits.col.astype(np.int64), hits.data
+        upper = b > a
+        a, b, seen = a[upper], b[upper], seen[upper]
+        la, lb = self.sizes[a], self.sizes[b]
+        fit = ((np.minimum(la, lb) >= self.partner_min[np.where(la >= lb, a, b)])
+               & (seen + self.rest[a] >= self.overlap_min[la + lb]))
+        a, b = a[fit], b[fit]
+        empty_a = self.empty[(self.empty >= start) & (self.empty < stop)]
+        if len(empty_a):
+            ea = np.repeat(empty_a, len(self.empty))
+            eb = np.tile(self.empty, len(empty_a))
+            a, b = np.concatenate([a, ea[eb > ea]]), np.concatenate([b, eb[eb > ea]])
         return a, b
-    hits = (prefix[start:stop] @ prefix_t).tocoo()
-    a, b = hits.row.astype(np.int64) + start, hits.col.astype(np.int64)
-    upper = b > a
-    a, b = a[upper], b[upper]
-    small, large = np.minimum(sizes[a], sizes[b]), np.maximum(sizes[a], sizes[b])
-    fit = small >= _ceil_times(t, large) if len(a) else np.zeros(0, dtype=bool)
-    return a[fit], b[fit]
+
+
+def _ceil_ratio(num: int, den: int, values: np.ndarray) -> np.ndarray:
+    """ceil(num * v / den) for each v, in exact integer arithmetic (once per distinct value)."""
+    distinct, back = np.unique(values, return_inverse=True)
+    out = np.array([-((-num * int(v)) // den) for v in distinct], dtype=np.int64)
+    return out[back.reshape(-1)]
