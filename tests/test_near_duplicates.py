@@ -9,6 +9,7 @@ from typing import Any, Callable
 import pandas as pd
 import pytest
 
+from trials.population import profile
 from trials.population.profile import near_duplicates, tokens
 from trials.similarity import jaccard
 
@@ -111,3 +112,19 @@ def test_progress_counts_personas():
 
 def test_larger_population_against_every_pair():
     check(population(700, 11, vocab=400), 0.8)
+
+
+@pytest.mark.parametrize("n", [64, 128, 129])
+def test_block_edges(n):
+    check(population(n, 3), 0.0)
+    check(population(n, 3), 0.6)
+
+
+def test_blocks_bounded_by_the_product_size(monkeypatch):
+    # one persona per block (beyond empty ones) when the budget is tiny; blocks cover every persona once
+    monkeypatch.setattr(profile._PrefixJoin.blocks, "__defaults__", (1,))
+    people = population(200, 5)
+    told: list[int] = []
+    pd.testing.assert_frame_equal(near_duplicates(people, 0.5, told.append), all_pairs(people, 0.5))
+    empty = sum(not tokens(p) for p in people)  # they cost nothing: they may share a block
+    assert sum(told) == 200 and len(told) >= 200 - empty and empty < 40

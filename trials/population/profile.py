@@ -111,9 +111,9 @@ def near_duplicates(personas: list[dict[str, Any]], threshold: float = 0.8,
     full, sizes = _incidence([tokens(p) for p in personas])
     join = None if threshold <= 0 else _PrefixJoin(full, sizes, threshold)
     found_a, found_b, found_j = [], [], []
-    block = min(2048, max(64, -(-n // 50)))  # ~50 steps of progress; bounded memory per product
-    for start in range(0, n, block):
-        stop = min(n, start + block)
+    rows = min(2048, max(64, -(-n // 50)))  # ~50 steps of progress
+    bounds = [*range(0, n, rows), n] if join is None else join.blocks(rows)
+    for start, stop in zip(bounds[:-1], bounds[1:]):
         a, b = _all_pairs(start, stop, n) if join is None else join.candidates(start, stop)
         inter = np.asarray(full[a].multiply(full[b]).sum(axis=1)).ravel() if len(a) else np.zeros(0)
         union = sizes[a] + sizes[b] - inter
@@ -177,7 +177,20 @@ class _PrefixJoin:
         self.prefix = sparse.csr_matrix((full.data[take], full.indices[take],
                                          np.concatenate([[0], np.cumsum(prefix_len)])), shape=full.shape)
         self.full_t = full.T.tocsr()
+        # entries of one row of the product prefix @ full_t, at most: the sum of its prefix tokens' counts
+        self.cost = self.prefix @ np.asarray(full.sum(axis=0)).ravel()
         self.empty = np.flatnonzero(sizes == 0)
+
+    def blocks(self, rows: int, budget: int = 5_000_000) -> list[int]:
+        """Row boundaries of blocks of at most `rows` personas whose product holds at most about
+        `budget` entries (a block of one persona may exceed it): memory stays bounded even when
+        prefixes hold common tokens."""
+        out, total, start = [0], np.concatenate([[0], np.cumsum(self.cost)]), 0
+        while start < len(self.sizes):
+            stop = int(np.searchsorted(total, total[start] + budget, side="right")) - 1
+            start = max(start + 1, min(stop, start + rows, len(self.sizes)))
+            out.append(start)
+        return out
 
     def candidates(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         """Pairs (a, b), a in [start, stop), b > a, that pass the prefix, size and overlap bounds;
