@@ -117,10 +117,11 @@ def near_duplicates(personas: list[dict[str, Any]], threshold: float = 0.8,
         a, b = _all_pairs(start, stop, n) if join is None else join.candidates(start, stop)
         inter = np.asarray(full[a].multiply(full[b]).sum(axis=1)).ravel() if len(a) else np.zeros(0)
         union = sizes[a] + sizes[b] - inter
-        with np.errstate(invalid="ignore", divide="ignore"):
-            jac = np.where(union == 0, jaccard(set(), set()), inter / union)  # same float as len(a & b) / len(a | b)
+        with np.errstate(invalid="ignore", divide="ignore"):  # inter / union: the float of len(a & b) / len(a | b)
+            jac = np.where(union == 0, jaccard(set(), set()), inter / union)
         keep = jac >= threshold
-        found_a.append(a[keep]), found_b.append(b[keep]), found_j.append(jac[keep])
+        for found, x in ((found_a, a), (found_b, b), (found_j, jac)):
+            found.append(x[keep])
         if advance is not None:
             advance(stop - start)
     a, b, jac = (np.concatenate(x) for x in (found_a, found_b, found_j))
