@@ -58,8 +58,8 @@ def sample_population(spec: str | Path | dict | PopulationSpec, n: int | None = 
                       progress: Callable[[str, int], Callable[[int], None]] | None = None) -> Population:
     """N personas from a spec (a name under conf/population/, a YAML path, a mapping or a spec).
     `llm=None` writes template narratives only. `out`: where the phased route saves its phase files.
-    `progress(what, total)`, if given, returns `advance(k)`, called as narratives and duplicate
-    pairs are done (`trials population` shows it on stderr)."""
+    `progress(what, total)`, if given, returns `advance(k)`, called as narratives are done and as
+    personas are checked for near-duplicates (`trials population` shows it on stderr)."""
     spec = load_spec(spec)
     if n is not None and n < 1:
         raise SpecError(spec.source, "n", f"n={n}", "ask for at least one persona")
@@ -86,9 +86,8 @@ def sample_population(spec: str | Path | dict | PopulationSpec, n: int | None = 
     table = pd.DataFrame([{"index": i, "name": p.name, **row, "narrative_source": s}
                           for i, (p, row, s) in enumerate(zip(personas, rows, narr_sources))])
     profile = profile_table(table, targets, binners)
-    n_pairs = len(personas) * (len(personas) - 1) // 2
-    dups = near_duplicates([p.to_dict() for p in personas], duplicate_threshold,
-                           progress("near-duplicate pairs", n_pairs) if progress and n_pairs else None)
+    check = progress("near-duplicate check", len(personas)) if progress and len(personas) > 1 else None
+    dups = near_duplicates([p.to_dict() for p in personas], duplicate_threshold, check)
     for _, d in dups.iterrows():
         warnings.append(f"near-duplicate personas: {d['a']!r} and {d['b']!r} (Jaccard {d['jaccard']:.2f})")
     return Population(personas, table, profile, dups, warnings, spec.name, seed, phases)
@@ -291,14 +290,13 @@ def _check_out(out: Path, force: bool) -> None:
 
 
 def _say_start(spec: PopulationSpec, size: int | None, seed: int, llm_cfg: dict[str, Any]) -> None:
-    """One line on stderr before the work: how many personas, LLM calls and duplicate pairs."""
+    """One line on stderr before the work: how many personas and LLM calls, then the duplicate check."""
     n = size or (None if spec.plan else spec.n)
     calls = "template narratives" if spec.narrative.mode == "template" else \
         f"{n or 'one per persona'} narrative call(s) to {llm_cfg.get('backend')} {llm_cfg.get('model') or ''}".rstrip()
-    pairs = f"{n * (n - 1) // 2:,}" if n else "every"
     count = n or "the plan's"
     print(f"sampling {count} personas from {spec.name} (seed {seed}, {spec.route} route): {calls}, "
-          f"then a near-duplicate check of {pairs} pairs ...", file=sys.stderr, flush=True)
+          "then a near-duplicate check (exact Jaccard join) ...", file=sys.stderr, flush=True)
 
 
 def _console_progress(what: str, total: int) -> Callable[[int], None]:
