@@ -31,6 +31,7 @@ bench: $(VENV)/.installed-test
 	$(PY) benchmarks/throughput.py
 	$(PY) benchmarks/dask_check.py
 	$(PY) benchmarks/scale.py
+	$(PY) benchmarks/near_duplicates.py --n 2000 20000
 
 screenshots: $(VENV)/.installed-test   # README's report screenshots under docs/
 	$(PY) scripts/screenshots.py
