@@ -288,7 +288,8 @@ class CallTicker:
 
     def tick(self, row: dict[str, Any]) -> None:
         self.n += 1
-        what = f"{row.get('purpose')} {row.get('tokens_out', 0)} tok {float(row.get('latency_s') or 0):.1f} s"
+        tokens = row.get("tokens_out")
+        what = f"{row.get('purpose')} {'?' if tokens is None else tokens} tok {float(row.get('latency_s') or 0):.1f} s"
         if self._tty:
             self._bar.set_postfix_str(what, refresh=False)
             self._bar.update(1)
