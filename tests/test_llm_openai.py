@@ -320,3 +320,19 @@ def test_timed_out_and_malformed_attempts_are_counted_as_maybe_billed():
         with pytest.raises(RetriesExhausted):
             make(srv, timeout=0.3, max_retries=1).bind(recorder=rec).chat(MSG)
         assert rec.rows[-1]["unknown_billing_attempts"] == 2 and rec.rows[-1]["error"] == "RetriesExhausted"
+
+
+def test_an_agent_and_a_judge_work_with_unknown_tokens():
+    """Was a TypeError (int += None) in every session once tokens could be unknown."""
+    from trials.judging.judge import Proposition, judge
+    from trials.persona import Persona
+    from trials.session.agent import Agent
+
+    with _NoUsage(reply=lambda body: "Score: 7\nReason: fits." if body.get("logprobs") else "TALK: a night market") as srv:
+        llm = make(srv)
+        agent = Agent(Persona(name="Ana Ruiz", occupation="nurse"), llm, goals=["Find a good idea."])
+        agent.peers = ["Tom Berg"]
+        events = agent.act(step=0)
+        assert events[0].type == "TALK" and events[0].prompt_tokens is None  # unknown, not 0 or chars / 4
+        r = judge(Proposition(name="fit", claim="{agent} is a nurse."), llm, events=events, agent="Ana Ruiz", k=2)
+        assert r.score == 7 and r.prompt_tokens is None

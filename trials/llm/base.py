@@ -84,6 +84,11 @@ def cache_key(backend: str, model: str, request: Request) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+def add_tokens(a: int | None, b: int | None) -> int | None:
+    """A sum of token counts where None is unknown: unknown if either is, never the known part."""
+    return None if a is None or b is None else a + b
+
+
 @dataclass
 class Completion:
     """What a backend returns for one request (before parsing, caching and accounting)."""

@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 
 from trials.llm.base import (PROTOCOLS, PURPOSES, Backend, CallsStopped, Completion, LLMError, LLMTimeout,
                              MalformedResponse, Message, Reply,
-                             Request, RetriesExhausted, StructuredOutputError, Usage, as_messages, cache_key)
+                             Request, RetriesExhausted, StructuredOutputError, Usage, add_tokens, as_messages, cache_key)
 from trials.llm.cache import ResponseCache, build_cache
 from trials.llm.config import LLMConfig, _plain, parse_llm_config
 from trials.llm.retry import call_with_retries
@@ -212,10 +212,8 @@ class LLM:
 
 def _add(a: Usage, b: Usage) -> Usage:
     """Usage of a chat() that needed a repair request: both requests summed (unknown if either is)."""
-    def both(x: int | None, y: int | None) -> int | None:
-        return None if x is None or y is None else x + y
-
-    return dataclasses.replace(a, tokens_in=both(a.tokens_in, b.tokens_in), tokens_out=both(a.tokens_out, b.tokens_out),
+    return dataclasses.replace(a, tokens_in=add_tokens(a.tokens_in, b.tokens_in),
+                               tokens_out=add_tokens(a.tokens_out, b.tokens_out),
                                latency_s=a.latency_s + b.latency_s, cached=a.cached and b.cached,
                                retries=a.retries + b.retries, cost_usd=a.cost_usd + b.cost_usd,
                                unknown_billing_attempts=a.unknown_billing_attempts + b.unknown_billing_attempts)
