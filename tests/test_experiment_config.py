@@ -48,6 +48,21 @@ def test_arm_names_must_be_safe_folder_names(tmp_path):
         build_plan(cfg, tmp_path)
 
 
+@pytest.mark.parametrize("name", [".", "..", "executions.jsonl", "a" * 201, "a\\b", "a b"])
+def test_arm_names_that_are_no_folder_of_their_own_are_refused(tmp_path, capsys, name):
+    """Was: an arm named '..' wrote its jobs to <run>/0, <run>/1 and <run>/inflight (outside jobs/)."""
+    yaml = f"# @package experiment\ndefaults:\n  - hello\n  - _self_\narms:\n  {name!r}: {{}}\n"
+    (tmp_path / "conf" / "experiment").mkdir(parents=True)
+    (tmp_path / "conf" / "experiment" / "weird.yaml").write_text(yaml.replace("'", '"'))
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "trials.cli", "run", "--config-dir", str(tmp_path / "conf"),
+                           "experiment=weird", "llm=scripted", "run.replicates=2", f"hydra.run.dir={out}"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"experiment.arms: arm {name!r}" in proc.stderr and "fix: rename the arm" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["conf"]  # nothing written, inside the run or beside it
+
+
 def test_unknown_experiment_lists_the_available_ones(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "trials.cli", "run", "experiment=nope", "llm=scripted",
                            f"hydra.run.dir={tmp_path}/r"], capture_output=True, text=True, cwd=tmp_path)

@@ -41,6 +41,21 @@ NOT_PER_ARM = frozenset({"name", "scenario", "arms", "arm_defaults", "control", 
 _NOT_SHOWN = NOT_PER_ARM - {"size"}
 
 ARM_NAME = re.compile(r"[A-Za-z0-9_.=,-]+")
+#: names that ARM_NAME lets through but that are no folder of their own under jobs/ ("." and ".."
+#: point at jobs/ and the run directory; executions.jsonl is the file beside the arm folders)
+RESERVED_ARM_NAMES = frozenset({".", "..", "executions.jsonl"})
+MAX_ARM_NAME = 200  # a folder name is at most 255 bytes on common file systems
+
+
+def arm_name_problem(name: str) -> str | None:
+    """Why `name` cannot be an arm's folder name under jobs/ (None if it can)."""
+    if not ARM_NAME.fullmatch(name):
+        return "arm names become folder names; use only letters, digits, '_', '-', '.', '=' or ','"
+    if name in RESERVED_ARM_NAMES:
+        return "arm names become folder names under jobs/, and this one is not a folder of its own there"
+    if len(name) > MAX_ARM_NAME:
+        return f"arm names become folder names; use at most {MAX_ARM_NAME} characters (this one has {len(name)})"
+    return None
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -117,9 +132,10 @@ def resolve_design(exp: dict[str, Any], experiment_keys: set[str]) -> Design:
     experiments: dict[str, dict[str, Any]] = {}
     for name, arm in arms_raw.items():
         where = f"experiment.factors cell {name}" if levels else f"experiment.arms.{name}"
-        if not ARM_NAME.fullmatch(str(name)):
-            raise ConfigError(f"experiment.arms.{name}: arm names become folder names; use letters, "
-                              "digits, '_', '-' or '.'")
+        if (why := arm_name_problem(str(name))) is not None:
+            what = (f"experiment.factors: cell {str(name)!r}" if levels else f"experiment.arms: arm {str(name)!r}")
+            fix = "rename the factors or levels that make it" if levels else "rename the arm (e.g. pitch_c)"
+            raise ConfigError(f"{what}: {why}; fix: {fix}")
         if arm is not None and not isinstance(arm, dict):
             raise ConfigError(f"{where}: expected a mapping of overrides (or {{}}), got {arm!r}")
         for key in sorted(set(arm or {}) - arm_keys):
