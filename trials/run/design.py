@@ -110,10 +110,15 @@ def expand_factors(factors: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], 
     return arms, cells
 
 
+def arm_keys_of(experiment_keys: set[str]) -> set[str]:
+    """The keys an arm may set: the scenario's experiment keys but NOT_PER_ARM, steering and models."""
+    return (set(experiment_keys) - NOT_PER_ARM) | STEERING_KEYS | MODEL_KEYS
+
+
 def resolve_design(exp: dict[str, Any], experiment_keys: set[str]) -> Design:
     """The arms of `exp` (from `arms` or `factors`) with each arm's own experiment config.
     `experiment_keys`: every key the scenario accepts (an arm may override all but NOT_PER_ARM)."""
-    arm_keys = (set(experiment_keys) - NOT_PER_ARM) | STEERING_KEYS | MODEL_KEYS
+    arm_keys = arm_keys_of(experiment_keys)
     levels: dict[str, dict[str, str]] = {}
     factors: dict[str, list[str]] = {}
     if exp.get("factors"):
