@@ -246,3 +246,82 @@ def test_malformed_run_values_are_one_line(tmp_path, monkeypatch, capsys, over, 
     assert [w for w in words if w not in err] == [], err  # every expected phrase is in the message
     assert len(err.strip().splitlines()) == 1, err        # one line
     assert written == [], written                          # nothing left in the working folder
+
+
+
+def _own_primary(tmp_path, how: str, body: str) -> list[str]:
+    """A primary config of one's own, ./yc/mine.yaml, built on the shipped config.yaml plus `body`;
+    the `trials run` flags that select it: `--config-dir yc --config-name mine`, or (`how` "path")
+    `--config-path <abs yc> --config-name mine` (then yc is the primary folder and the shipped
+    one is reached through hydra.searchpath)."""
+    import trials
+
+    folder = tmp_path / "yc"
+    folder.mkdir()
+    head = "defaults:\n  - config\n  - _self_\n"
+    if how == "path":
+        head += f"hydra:\n  searchpath: [file://{trials.CONF_DIR}]\n"
+    (folder / "mine.yaml").write_text(head + body)
+    return ["--config-path" if how == "path" else "--config-dir", str(folder), "--config-name", "mine"]
+
+
+@pytest.mark.parametrize("body, words", [
+    ("run:\n  sede: 3\n", ["unknown key run.sede", "(did you mean 'run.seed'?)"]),
+    ("llm:\n  api_key: sk-abcdefghijklmnopqrstuvwxyz123456\n", ["llm.api_key", "mine.yaml"]),
+    ("experiment:\n  questoins: [a]\n", ["(did you mean 'experiment.questions'?)"]),
+])
+@pytest.mark.parametrize("how", ["name", "path"])
+def test_another_primary_config_gets_the_same_checks_before_hydra(tmp_path, monkeypatch, capsys, body, words, how):
+    """`--config-name X` (with --config-dir) and `--config-path P --config-name X` went straight to
+    Hydra: runs/<date>/.hydra/ (a copy of the config, a key in it too) was written before the run
+    refused, or the run went on."""
+    monkeypatch.chdir(tmp_path)
+    flags = _own_primary(tmp_path, how, body)
+    code, err, written = _outcome(tmp_path, capsys, ["run", *flags, *BASE])
+    _no_traceback(code, err, *words)
+    assert len(err.strip().splitlines()) == 1, err
+    assert [p.name for p in written] == ["yc"], written  # no runs/ (.hydra/) made
+    assert "abcdefghijklmnop" not in err
+
+
+@pytest.mark.parametrize("how", ["name", "path"])
+def test_another_primary_config_that_passes_is_what_the_run_uses(tmp_path, monkeypatch, capsys, how):
+    monkeypatch.chdir(tmp_path)
+    flags = _own_primary(tmp_path, how, "run:\n  replicates: 3\n")
+    code = main(["run", *flags, *BASE, "run.dry_run=true"])
+    out, err = capsys.readouterr()
+    assert code == 0, err[-2000:]
+    assert "over 3 jobs" in out, out[-2000:]  # the replicates of mine.yaml
+    assert [p.name for p in tmp_path.iterdir()] == ["yc"]  # a dry run writes nothing
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["run", "--config-name", "nosuch", *BASE], ["--config-name nosuch", "no nosuch.yaml"]),
+    (["run", "--config-path", "yc", "--config-name", "config", *BASE],
+     ["--config-path yc", "trials package folder", "--config-dir yc"]),
+])
+def test_a_primary_config_that_is_not_there_is_one_line(tmp_path, monkeypatch, capsys, argv, words):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "yc").mkdir()
+    (tmp_path / "yc" / "config.yaml").write_text("run: {}\n")
+    code, err, written = _outcome(tmp_path, capsys, argv)
+    _no_traceback(code, err, *words)
+    assert len(err.strip().splitlines()) == 1, err
+    assert [p.name for p in written] == ["yc"], written
+
+
+@pytest.mark.parametrize("choice, code, words", [
+    # Hydra's documented precedence: the command line overrides a file's `override` (like any value)
+    ("override /llm@_global_.llm: openai", 0, ["scripted backend"]),
+    # a plain second choice of a group the primary config chose: Hydra refuses it; one line
+    ("/llm@_global_.llm: openai", 2, ["llm appears more than once"]),
+])
+def test_a_group_chosen_in_a_file_and_on_the_command_line(tmp_path, monkeypatch, capsys, choice, code, words):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "yc" / "experiment").mkdir(parents=True)
+    (tmp_path / "yc" / "experiment" / "mine.yaml").write_text(f"defaults:\n  - hello\n  - {choice}\n  - _self_\n")
+    got = main(["run", "--config-dir", "yc", "experiment=mine", "llm=scripted", "cache.mode=off", "run.dry_run=true"])
+    out, err = capsys.readouterr()
+    assert got == code and "Traceback" not in err, err[-2000:]
+    assert [w for w in words if w not in out + err] == [], out + err
+    assert len(err.strip().splitlines()) == (1 if code else 0), err

@@ -192,10 +192,11 @@ def test_judge_check_and_validate_persona_on_the_local_model(tmp_path, capsys):
     assert len(table) == 6 and table["score"].dropna().between(0, 9).all()
     persona = tmp_path / "p.json"
     persona.write_text(json.dumps(chosen[0]["persona"]))
-    assert trials_main(["validate-persona", str(persona), "--expectations", chosen[0]["persona"]["style"],
-                        "--questions", "2", "llm=local", "cache.mode=off", "--out", str(tmp_path / "i.json")]) == 0
+    code = trials_main(["validate-persona", str(persona), "--expectations", chosen[0]["persona"]["style"],
+                        "--questions", "2", "llm=local", "cache.mode=off", "--out", str(tmp_path / "i.json")])
     data = json.loads((tmp_path / "i.json").read_text())
     assert len(data["questions"]) == 2 and (data["score"] is not None or data["missing_reason"])
+    assert code == (0 if data["score"] is not None else 1)  # no score: the interview is kept, exit 1
     assert re.search(r"^score: (\d|n/a)/9$", capsys.readouterr().out, re.M)
 
 
@@ -204,7 +205,8 @@ def test_judge_check_keeps_going_when_a_call_fails(scripted_llm):
     llm = scripted_llm(rules=[{"match": re.escape(items[1]["action"][:50]), "error": "permanent"}])
     table = judge_labelled_set(llm, items)
     assert table["score"].isna().tolist() == [False, True, False, False]
-    assert table.loc[1, "missing_reason"].startswith("LLM error: PermanentLLMError")
+    assert table.loc[1, "missing_reason"] == "call failed"  # the fixed vocabulary; the why in missing_detail
+    assert "PermanentLLMError" in table.loc[1, "missing_detail"] and table.loc[0, "missing_detail"] == ""
     assert auc_with_ci(table["score"], table["fits"], n_boot=50)["n_missing"] == 1
 
 
@@ -221,3 +223,82 @@ def test_judge_check_items_file_that_is_not_jsonl_names_the_file_and_line(tmp_pa
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"persona": "Nobody Known"}, "line 2: field 'persona': expected an object"),
+    ({"persona": {"name": "A", "age": "forty"}}, "line 2: field 'age': expected an integer, got 'forty'"),
+    ({"id": "margaret-1"}, "line 2: id 'margaret-1' is already used on line 1"),
+    ({"subtlety": "medium"}, "line 2: 'subtlety' is 'medium'; fix: use one of 'obvious', 'subtle'"),
+])
+def test_judge_check_items_with_a_bad_line_are_one_line_exit_2(tmp_path, capsys, change, words):
+    first = labelled_set()[0]
+    items = _write(tmp_path / "items.jsonl", json.dumps(first) + "\n" + json.dumps({**first, "id": "x2", **change}) + "\n")
+    assert trials_main(["judge-check", "llm=scripted", "cache.mode=off", "--items", str(items),
+                        "--out", str(tmp_path / "jc")]) == 2
+    err = capsys.readouterr().err
+    assert f"{items} {words}" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "jc").exists()
+
+
+def test_judge_check_with_every_call_failing_cannot_pass(tmp_path, monkeypatch, capsys):
+    """The tester's case: HTTP 500 on every call gave exit 0 and AUC nan."""
+    from fake_openai import FakeOpenAI
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    items = _write(tmp_path / "items.jsonl", "".join(json.dumps(i) + "\n" for i in labelled_set()[:4]))
+    out = tmp_path / "jc"
+    with FakeOpenAI(mode="500") as srv:
+        code = trials_main(["judge-check", "llm=openai", "llm.model=fake", f"llm.base_url={srv.base_url}",
+                            "llm.max_retries=0", "cache.mode=off", "--items", str(items), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert "no AUC: 4 of 4 items got no score (4 call failed); first: judge call failed" in err and "500" in err
+    table = pd.read_csv(out / "judge_check.csv")  # the files are still written
+    assert set(table["missing_reason"]) == {"call failed"} and table["missing_detail"].str.contains("500").all()
+    assert len(pd.read_parquet(out / "llm_calls.parquet")) == 4
+    assert json.loads((out / "judge_check.json").read_text())["failure"].startswith("no AUC: 4 of 4 items")
+
+
+def test_validate_persona_keeps_the_interview_when_the_scoring_call_fails(tmp_path, monkeypatch, capsys):
+    """The tester's case: HTTP 500 to the scoring call only; before, exit 1 and no file, no usage."""
+    from fake_openai import FakeOpenAI
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    persona = _write(tmp_path / "p.json", json.dumps({"name": "Sam Doe", "occupation": {"title": "taxi driver"}}))
+    out = tmp_path / "i.json"
+    with FakeOpenAI(mode="500") as srv:
+        srv.queue(*["normal"] * 4)  # the questions and the 3 answers succeed
+        code = trials_main(["validate-persona", str(persona), "--expectations", "taxi driver", "--questions", "3",
+                            "llm=openai", "llm.model=fake", f"llm.base_url={srv.base_url}", "llm.max_retries=0",
+                            "cache.mode=off", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 1 and "Traceback" not in captured.err and "no score (call failed)" in captured.err
+    data = json.loads(out.read_text())
+    assert len(data["questions"]) == 3 and all(q["answer"].startswith("echo:") for q in data["questions"])
+    assert data["score"] is None and data["missing_reason"] == "call failed" and "500" in data["missing_detail"]
+    assert data["usage"]["calls"] == 5 and data["usage"]["tokens_in"] > 0
+
+
+def test_validate_persona_keeps_the_answers_before_a_failed_answer_call(scripted_llm):
+    persona = load_library("general")[0]
+    rules = [{"match": "How do you usually spend a free weekend", "error": "permanent"}]
+    interview = validate_persona(persona, "a practical person", llm=scripted_llm(rules=rules), n_questions=3)
+    assert len(interview.questions) == 1 and interview.score is None
+    assert interview.missing_reason == "call failed" and "answer to question 2" in interview.missing_detail
+
+
+@pytest.mark.parametrize("n", [10, 11, 100000])
+def test_validate_persona_asks_exactly_n_questions_or_refuses(tmp_path, capsys, n):
+    """The tester's case: --questions 8 asked 7, 100000 asked 6, without a word."""
+    from trials.judging.interview import MAX_QUESTIONS
+
+    persona = _write(tmp_path / "p.json", json.dumps({"name": "Sam Doe"}))
+    out = tmp_path / "i.json"
+    code = trials_main(["validate-persona", str(persona), "--expectations", "a taxi driver", "--questions", str(n),
+                        "llm=scripted", "cache.mode=off", "--out", str(out)])
+    err = capsys.readouterr().err
+    if n <= MAX_QUESTIONS:
+        assert code == 0 and len(json.loads(out.read_text())["questions"]) == n
+    else:
+        assert code == 2 and f"--questions {n}: ask 1 to {MAX_QUESTIONS} questions" in err and not out.exists()

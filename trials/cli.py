@@ -19,7 +19,7 @@ commands:
   run [hydra overrides]          run an experiment (default: conf/config.yaml); -m for sweeps;
                                  --config-dir <dir> adds your own experiments (experiment=<name>)
   init <dir> [--name mine]       write a commented starter experiment to <dir>/experiment/
-  export <run_dir> --to csv|parquet|jsonl   one row per agent action, values flattened
+  export <run_dir> [--to csv|parquet|jsonl] [--out FILE]   one row per agent action, values flattened
   analyze <run_dir|table|json>   effect sizes and significance -> <run_dir>/analysis/
   report <run_dir|table|json>    report.md + self-contained report.html
   population [hydra overrides]   sample a population of personas into a folder

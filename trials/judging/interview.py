@@ -2,14 +2,18 @@
 
 1. the judge LLM writes `n_questions` interview questions that would reveal whether someone
    matches the `expectations`; when its reply holds fewer usable questions, the rest are taken
-   from `STANDARD_QUESTIONS` and marked `"source": "standard"` (never silently);
+   from `STANDARD_QUESTIONS` and marked `"source": "standard"` (never silently). So at most
+   `MAX_QUESTIONS` (the size of that list) are asked: a larger `n_questions` is refused, as an
+   interview with fewer questions than asked would be;
 2. the persona answers each question in the first person (the agent LLM, the persona's full
    prompt text, one call per question);
 3. the judge scores 0-9 how well the answers match the expectations (the rubric and parser of
    `trials.judging.judge`, the answers as the persona's TALK events), with a one-sentence reason.
 
 `validate_persona(persona, expectations, llm=..., judge_llm=...)` returns an `Interview`
-(`score` None with `missing_reason` when the judge gave no digit after a re-ask);
+(`score` None with `missing_reason` from `trials.judging.answers.MISSING_REASONS` and the why in
+`missing_detail` when the judge gave no digit after a re-ask, or "call failed" when an LLM call
+failed after its retries: the questions and answers got so far are kept, nothing is guessed);
 `Interview.to_json()` is the file `trials validate-persona` writes.
 """
 
@@ -20,7 +24,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from trials.judging.answers import CALL_FAILED
 from trials.judging.judge import Proposition, judge
+from trials.llm.base import LLMError
 from trials.persona import Persona, prompt_text
 from trials.session.actions import derive_seed
 from trials.session.events import Event
@@ -32,7 +38,14 @@ STANDARD_QUESTIONS = (
     "How do you decide whether to buy something new?",
     "What kind of people do you get along with best, and who annoys you?",
     "What would your friends say is your biggest strength and your biggest flaw?",
+    "What does a typical working day look like for you?",
+    "Where do you get your news and information, and which sources do you trust?",
+    "What was the last thing you spent a lot of money on, and was it worth it?",
+    "How do you react when plans change at the last minute?",
 )
+#: the most questions an interview asks: the fixed list must be able to fill every one the judge
+#: fails to write
+MAX_QUESTIONS = len(STANDARD_QUESTIONS)
 ANSWER_SYSTEM = ("You are {name}. Stay in character and answer the interviewer in the first person, "
                  "in two or three sentences, as this person really would.\n\nAbout you:\n{persona}")
 
@@ -49,7 +62,8 @@ class Interview(BaseModel):
     questions: list[Answer] = Field(default_factory=list)
     score: int | None = None  # 0-9
     justification: str = ""
-    missing_reason: str = ""
+    missing_reason: str = ""  # one of trials.judging.answers.MISSING_REASONS when score is None
+    missing_detail: str = ""  # free text: the reply, or the error of the failed call
     llm_model: str = ""
     judge_model: str = ""
 
@@ -87,18 +101,26 @@ def validate_persona(persona: Persona, expectations: str, *, llm: Any, judge_llm
     if not expectations.strip():
         raise ValueError("expectations are empty; describe who the persona should be (e.g. 'a frugal, "
                          "skeptical farmer who dislikes fads')")
-    if n_questions < 1:
-        raise ValueError(f"n_questions={n_questions}: ask at least 1 question")
+    if not 1 <= n_questions <= MAX_QUESTIONS:
+        raise ValueError(f"n_questions={n_questions}: ask 1 to {MAX_QUESTIONS} questions ({MAX_QUESTIONS} "
+                         "standard questions fill in for any the judge fails to write)")
     judge_llm = judge_llm or llm
     system = ANSWER_SYSTEM.format(name=persona.name, persona=prompt_text(persona, "full").strip())
     interview = Interview(persona=persona.name, expectations=expectations,
                           llm_model=str(getattr(llm, "model", "") or ""),
                           judge_model=str(getattr(judge_llm, "model", "") or ""))
     events: list[Event] = []
-    for i, (question, source) in enumerate(make_questions(judge_llm, expectations, n_questions, seed)):
-        reply = llm.chat([{"role": "system", "content": system}, {"role": "user", "content": question}],
-                         purpose="action", protocol="text", max_tokens=answer_max_tokens,
-                         seed=derive_seed(seed, "answer", i))
+    try:
+        questions = make_questions(judge_llm, expectations, n_questions, seed)
+    except LLMError as exc:
+        return _call_failed(interview, "the questions", exc)
+    for i, (question, source) in enumerate(questions):
+        try:
+            reply = llm.chat([{"role": "system", "content": system}, {"role": "user", "content": question}],
+                             purpose="action", protocol="text", max_tokens=answer_max_tokens,
+                             seed=derive_seed(seed, "answer", i))
+        except LLMError as exc:  # the answers so far are kept; no score from a partial interview
+            return _call_failed(interview, f"the answer to question {i + 1}", exc)
         answer = " ".join((reply.text or "").split())
         interview.questions.append(Answer(question=question, answer=answer, source=source))
         events += [Event(step=i, kind="stimulus", type="CONVERSATION", content=question, agent=persona.name,
@@ -107,7 +129,14 @@ def validate_persona(persona: Persona, expectations: str, *, llm: Any, judge_llm
     prop = Proposition(name="persona_expectations", first_n=0, last_n=len(events),
                        claim="In this interview, {agent}'s answers match these expectations: {expectations}",
                        variables={"expectations": " ".join(expectations.split())})
-    result = judge(prop, judge_llm, events=events, agent=persona.name, salt=seed, max_chars=400)
+    result = judge(prop, judge_llm, events=events, agent=persona.name, salt=seed, max_chars=400,
+                   on_error="missing")  # a failed scoring call keeps the interview, score missing
     interview.score, interview.justification = result.score, result.justification
-    interview.missing_reason = result.missing_reason
+    interview.missing_reason, interview.missing_detail = result.missing_reason, result.missing_detail
+    return interview
+
+
+def _call_failed(interview: Interview, what: str, exc: LLMError) -> Interview:
+    interview.missing_reason = CALL_FAILED
+    interview.missing_detail = f"the call for {what} failed: {type(exc).__name__}: {exc}"[:300]
     return interview

@@ -143,10 +143,10 @@ def total_cost(costs: Any) -> float:
 
 class CallRecorder:
     """Thread-safe list of per-request rows (see COLUMNS); the runner writes it to llm_calls.parquet.
-    `listener(row)`, if given, is called after each row is recorded (a Dask worker streams the
-    rows to the driver with it, so a worker that dies mid-session does not take its calls along);
-    the row carries the call's number under "call". `on_start(line)`, if given, is called just
-    before a request is sent (`start`), so a write-ahead journal knows of a call a kill cuts short."""
+    `listener(row)`, if given, is called after each row is recorded (a calls journal, or a Dask
+    worker's stream to the driver, so a session that dies does not take its calls along); the row
+    carries the call's number under "call". `on_start(line)`, if given, is called just before a
+    request is sent (`start`), so the journal or the driver knows of a call a kill cuts short."""
 
     def __init__(self, listener: Callable[[dict[str, Any]], None] | None = None,
                  on_start: Callable[[dict[str, Any]], None] | None = None) -> None:

@@ -113,11 +113,26 @@ def judge_check(overrides: list[str], out: Path, threshold: int = 5, items_path:
     if weighted.notna().all():  # backends with log-probabilities: the continuous score
         summary["all"]["auc_weighted"] = auc_with_ci(weighted, table["fits"], n_boot=n_boot)["auc"]
     summary["usage"] = _usage(recorder)
+    summary["failure"] = no_auc_message(summary, table)  # "" when an AUC was measured
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "judge_check.csv", index=False)
     (out / "judge_check.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     recorder.to_frame().to_parquet(out / "llm_calls.parquet", index=False)
     return summary
+
+
+def no_auc_message(summary: dict[str, Any], table: pd.DataFrame) -> str:
+    """Why judge-check measured no AUC (how many items got no score, by reason, and the first
+    failure's detail), or "" when it did. A check without an AUC cannot pass (exit status 1)."""
+    if not math.isnan(summary["all"]["auc"]):
+        return ""
+    missing = table[table["score"].isna()]
+    if missing.empty:
+        return f"no AUC: {summary['all']['notes']}"
+    counts = ", ".join(f"{n} {reason}" for reason, n in missing["missing_reason"].value_counts().items())
+    detail = next((d for d in missing["missing_detail"] if d), "")
+    return (f"no AUC: {len(missing)} of {len(table)} items got no score ({counts})"
+            + (f"; first: {detail}" if detail else "") + f"; {summary['all']['notes'] or 'too few scored items'}")
 
 
 def _ci(lo: float, hi: float) -> str:
@@ -146,12 +161,14 @@ def format_judge_check(s: dict[str, Any]) -> str:
 def validate_persona_file(path: str, expectations: str, n_questions: int, overrides: list[str],
                           out: Path | None = None) -> tuple[Any, Path]:
     """Interview the persona of `path` (TinyTroupe .agent.json or ours); write the JSON."""
-    from trials.judging.interview import validate_persona
+    from trials.judging.interview import MAX_QUESTIONS, validate_persona
     from trials.llm import CallRecorder
     from trials.persona import PersonaError, load_persona
 
-    if n_questions < 1:
-        raise CheckError(f"--questions {n_questions}: ask at least 1 question")
+    if not 1 <= n_questions <= MAX_QUESTIONS:
+        raise CheckError(f"--questions {n_questions}: ask 1 to {MAX_QUESTIONS} questions (at most "
+                         f"{MAX_QUESTIONS}: the fixed list of standard questions that fills in for any "
+                         "the judge fails to write has that many)")
     if not expectations.strip():
         raise CheckError("--expectations is empty; describe who the persona should be")
     try:
@@ -185,7 +202,7 @@ def main(command: str, argv: list[str]) -> int:
                                      "score it 0-9 against expectations.")
         ap.add_argument("persona_file")
         ap.add_argument("--expectations", required=True, help="who the persona should be, in words")
-        ap.add_argument("--questions", type=int, default=5, help="number of interview questions (default 5)")
+        ap.add_argument("--questions", type=int, default=5, help="number of interview questions, 1 to 10 (default 5)")
         ap.add_argument("--out", default=None, help="interview JSON path (default <persona>.interview.json)")
     ap.add_argument("overrides", nargs="*", help="Hydra-style config overrides, e.g. llm=scripted judge=openai")
     from trials.llm import LLMError
@@ -197,13 +214,24 @@ def main(command: str, argv: list[str]) -> int:
             summary = judge_check(a.overrides, Path(a.out), a.threshold, a.items)
             print(format_judge_check(summary))
             print(f"wrote {Path(a.out) / 'judge_check.csv'} and judge_check.json")
+            if summary["failure"]:  # the judge gave nothing to measure: the check cannot pass
+                print(f"trials {command}: {summary['failure']}", file=sys.stderr)
+                return 1
         else:
             interview, path = validate_persona_file(a.persona_file, a.expectations, a.questions, a.overrides,
                                                     Path(a.out) if a.out else None)
             score = "n/a" if interview.score is None else str(interview.score)
             print(f"score: {score}/9")
-            print(f"justification: {interview.justification or interview.missing_reason}")
+            if interview.score is None:
+                print(f"no score: {interview.missing_reason}"
+                      + (f" ({interview.missing_detail})" if interview.missing_detail else ""))
+            else:
+                print(f"justification: {interview.justification}")
             print(f"interview written to: {path}")
+            if interview.score is None:  # the interview is kept, but a check without a score cannot pass
+                print(f"trials {command}: no score ({interview.missing_reason}); the interview so far is in "
+                      f"{path}", file=sys.stderr)
+                return 1
     except CheckError as exc:
         print(f"trials {command}: {exc}", file=sys.stderr)
         return 2

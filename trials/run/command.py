@@ -20,6 +20,42 @@ _INFO_FLAGS = {"--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "-
                "-p", "--shell-completion", "-sc", "--run", "-r", "--experimental-rerun"}
 
 
+#: hydra flags that choose another primary config (its name; its folder)
+_PRIMARY_FLAGS = {"--config-name": "name", "-cn": "name", "--config-path": "path", "-cp": "path"}
+
+
+def primary_config(args: Sequence[str], conf_dir: str, config_dir: str | None,
+                   default: str = "config") -> tuple[str, str]:
+    """(config name, primary config folder) that Hydra will load for these arguments: `--config-name`,
+    `--config-path` (Hydra's rule: an absolute folder, or one relative to the folder of the
+    `@hydra.main` app, the trials package, not the current folder), else `default` in `conf_dir`.
+    A ConfigError if that config is not there (Hydra's own message is a traceback-like block)."""
+    given: dict[str, str] = {}
+    it = iter(args)
+    for a in it:
+        flag, eq, value = a.partition("=")
+        if flag in _PRIMARY_FLAGS:
+            given[_PRIMARY_FLAGS[flag]] = value if eq else (next(it, None) or "")
+    name, folder = given.get("name") or default, conf_dir
+    path = given.get("path")
+    if path is not None:
+        if path.startswith("pkg://"):
+            raise ConfigError(f"--config-path {path}: a package path is not supported by trials; fix: give "
+                              "the folder (--config-path /abs/folder) or use --config-dir <folder>")
+        package = Path(conf_dir).resolve().parent  # trials/cli.py's folder: where Hydra resolves it
+        folder = str((package / Path(path).expanduser()).resolve())  # an absolute path stays itself
+        if not Path(folder).is_dir():
+            hint = f" (a relative --config-path is read from the trials package folder {package}, not the " \
+                   f"current folder)" if not Path(path).expanduser().is_absolute() else ""
+            raise ConfigError(f"--config-path {path}: no folder {folder}{hint}; fix: give an absolute "
+                              f"path, or use --config-dir {path} --config-name <name>")
+    roots = [folder] + ([config_dir] if config_dir else [])
+    if not any((Path(r).expanduser() / f"{name}.{ext}").is_file() for r in roots for ext in ("yaml", "yml")):
+        raise ConfigError(f"--config-name {name}: no {name}.yaml in {' or '.join(roots)}; fix: correct the "
+                          "name, or give the folder that holds it with --config-dir <folder>")
+    return name, folder
+
+
 class _Unchecked(Exception):
     """A sweep the preflight cannot expand on its own: Hydra runs it (and each run still checks)."""
 
@@ -36,9 +72,10 @@ def _split(args: Sequence[str]) -> tuple[list[str], str | None, bool, bool]:
             config_dir = next(it, None)
         elif a.startswith("--config-dir="):
             config_dir = a.split("=", 1)[1]
-        elif a in ("--config-name", "-cn", "--config-path", "-cp"):
-            next(it, None)
-            info = True  # another primary config: leave it to Hydra
+        elif a in _PRIMARY_FLAGS:
+            next(it, None)  # another primary config (`primary_config`), composed and checked the same way
+        elif a.split("=", 1)[0] in _PRIMARY_FLAGS:
+            pass
         elif a in ("--cfg", "-c", "--package", "-p"):
             next(it, None)  # their value (job|hydra|all, a package), not an override
             info = True
@@ -50,9 +87,8 @@ def _split(args: Sequence[str]) -> tuple[list[str], str | None, bool, bool]:
 
 
 def _prints_config(args: Sequence[str]) -> bool:
-    """`trials run ... --cfg job` (print the composed config) with the shipped primary config."""
-    return (any(a in ("--cfg", "-c") or a.startswith("--cfg=") for a in args)
-            and not any(a in ("--config-name", "-cn", "--config-path", "-cp") for a in args))
+    """`trials run ... --cfg job` (print the composed config)."""
+    return any(a in ("--cfg", "-c") or a.startswith("--cfg=") for a in args)
 
 
 def _sweep_points(overrides: list[str], limit: int = 64) -> list[list[str]]:
@@ -86,9 +122,10 @@ def preflight_cli(args: Sequence[str], conf_dir: str) -> int | None:
     overrides, config_dir, multirun, info = _split(args)
     try:
         check_secrets(overrides)
+        name, conf_dir = primary_config(args, conf_dir, config_dir)
         if info:
             if _prints_config(args) and not multirun:  # `--cfg job`: a bad choice is one line here too
-                compose(overrides, config_dir, conf_dir)
+                compose(overrides, config_dir, conf_dir, name, "config")
             return None
         try:
             points = _sweep_points(overrides) if multirun else [overrides]
@@ -96,7 +133,7 @@ def preflight_cli(args: Sequence[str], conf_dir: str) -> int | None:
             raise
         except Exception as exc:  # noqa: BLE001 - Hydra's override grammar errors
             raise ConfigError(" ".join(str(exc).split())[:400]) from None
-        configs = [_checked(point, config_dir, conf_dir) for point in points]  # every point, up front
+        configs = [_checked(point, config_dir, conf_dir, name) for point in points]  # every point, up front
         if not configs[0]:
             return None  # a resume: the saved config decides (checked in _checked)
         if (configs[0].get("run") or {}).get("dry_run"):  # every point's plan, nothing written
@@ -170,11 +207,12 @@ def secrets_check_cli(args: Sequence[str], conf_dir: str | None = None, config_n
     try:
         check_secrets(overrides)
         if conf_dir and not info:
+            name, root = primary_config(args, conf_dir, config_dir, config_name)
             points = _sweep_points(overrides) if multirun else [overrides]
             for point in points:
-                cfg = compose(point, config_dir, conf_dir, config_name)
+                cfg = compose(point, config_dir, root, name, config_name)
                 if config_name == "population_app":
-                    _population_check(cfg, point, config_dir, conf_dir)
+                    _population_check(cfg, point, config_dir, root, name)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
@@ -183,7 +221,8 @@ def secrets_check_cli(args: Sequence[str], conf_dir: str | None = None, config_n
     return None
 
 
-def _population_check(cfg: Any, overrides: list[str], config_dir: str | None, conf_dir: str) -> None:
+def _population_check(cfg: Any, overrides: list[str], config_dir: str | None, conf_dir: str,
+                      config_name: str = "population_app") -> None:
     """What `trials population` would refuse (run.seed, n, out, the spec, the llm and cache
     settings), found before Hydra makes its output folder: a refusal leaves nothing behind."""
     from trials.llm.config import parse_llm_config
@@ -191,7 +230,7 @@ def _population_check(cfg: Any, overrides: list[str], config_dir: str | None, co
     from trials.run.preflight import check_model_settings
 
     plain = resolve(cfg)
-    choice = group_choice("population", overrides, config_dir, conf_dir, "population_app") or "population"
+    choice = group_choice("population", overrides, config_dir, conf_dir, config_name) or "population"
     try:
         population_settings(plain, choice)
         llm = parse_llm_config(plain.get("llm"), "llm").model_dump()
@@ -200,10 +239,11 @@ def _population_check(cfg: Any, overrides: list[str], config_dir: str | None, co
     check_model_settings(llm, "llm", dict(plain.get("cache") or {}), plain.get("prices"))
 
 
-def _checked(overrides: list[str], config_dir: str | None, conf_dir: str) -> dict[str, Any]:
+def _checked(overrides: list[str], config_dir: str | None, conf_dir: str, config_name: str = "config") -> dict[str, Any]:
     """One point's resolved config after every check ({} for a resume, whose saved config
-    decides: there only a change of design is refused here)."""
-    plain = resolve(compose(overrides, config_dir, conf_dir))
+    decides: there only a change of design is refused here). `config_name` in `conf_dir`: the
+    primary config (`primary_config`); every one is checked as a run's config."""
+    plain = resolve(compose(overrides, config_dir, conf_dir, config_name, "config"))
     resume = (plain.get("run") or {}).get("resume_dir")
     if resume:
         saved = Path(str(resume)).expanduser() / "config.yaml"
@@ -216,7 +256,7 @@ def _checked(overrides: list[str], config_dir: str | None, conf_dir: str) -> dic
         return {}
     plain = {k: v for k, v in plain.items() if k != "hydra"}
     # a dry run builds its plan again (without writing); here the messages can name the file
-    plan = build_plan(plain, Path.cwd() / "runs", experiment_file(overrides, config_dir, conf_dir), overrides)
+    plan = build_plan(plain, Path.cwd() / "runs", experiment_file(overrides, config_dir, conf_dir, config_name), overrides)
     if not (plain.get("run") or {}).get("dry_run"):
         check(plain, plan)
     return plain

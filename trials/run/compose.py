@@ -5,33 +5,34 @@ the key or config group, the bad value, the choices and the closest match (Confi
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
+from trials import CONF_DIR
 from trials.run.design import did_you_mean
 from trials.run.errors import ConfigError, unknown_key
 from trials.run.preflight import check_config_secrets
 from trials.run.settings import check_settings, settings_of
 
 
-def compose(overrides: list[str], config_dir: str | None, conf_dir: str, config_name: str = "config") -> Any:
+def compose(overrides: list[str], config_dir: str | None, conf_dir: str, config_name: str = "config",
+            settings: str | None = None) -> Any:
     """The config `trials <command>` would see (Hydra's compose API) for one point (no sweeps), or
     a ConfigError naming the key, the missing config or the grammar error. `config_dir`: the user's
-    `--config-dir` (searched before the shipped `conf_dir`)."""
+    `--config-dir` (searched after the primary config folder `conf_dir`); `config_name`: the primary
+    config; `settings`: whose settings it holds (`trials.run.settings`; default `config_name`)."""
+    settings = settings or config_name
     from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
     from hydra.errors import HydraException, MissingConfigException
 
     check_repeats(overrides)
     overrides = [o for o in overrides if not o.startswith(("hydra.", "hydra/"))]
-    if config_dir:
-        folder = Path(config_dir).expanduser().resolve()
-        if not folder.is_dir():
-            raise ConfigError(f"--config-dir {config_dir}: no such folder; fix: create it with "
-                              f"`trials init {config_dir}` or give the folder that holds experiment/<name>.yaml")
-        overrides = [*overrides, f"hydra.searchpath=[file://{folder}]"]
+    if config_dir and not Path(config_dir).expanduser().is_dir():
+        raise ConfigError(f"--config-dir {config_dir}: no such folder; fix: create it with "
+                          f"`trials init {config_dir}` or give the folder that holds experiment/<name>.yaml")
     try:
-        with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
+        with initialized(conf_dir, config_dir):
             cfg = hydra_compose(config_name, overrides=overrides)
             files, groups = _sources(config_name, overrides, config_dir)
     except MissingConfigException as exc:
@@ -42,7 +43,7 @@ def compose(overrides: list[str], config_dir: str | None, conf_dir: str, config_
         if bad:
             key = bad.group(1)
             others = [o for o in overrides if not o.lstrip("+~").startswith(key + "=")]
-            raise _unknown_override(key, others, conf_dir, config_name) from None
+            raise _unknown_override(key, others, conf_dir, config_name, config_dir, settings) from None
         raise ConfigError(text[:400]) from None
     except Exception as exc:  # noqa: BLE001 - Hydra's override grammar errors etc.
         raise ConfigError(" ".join(str(exc).split())[:400]) from None
@@ -51,8 +52,31 @@ def compose(overrides: list[str], config_dir: str | None, conf_dir: str, config_
     # a key in a config file: refused before Hydra (or the run) writes it anywhere, before any other
     # check could name the value
     check_config_secrets(cfg, files, [o for o in overrides if o.partition("=")[0].lstrip("+~") not in groups])
-    check_settings(OmegaConf.to_container(cfg, resolve=False), config_name)  # keys only: before resolving
+    check_settings(OmegaConf.to_container(cfg, resolve=False), settings)  # keys only: before resolving
     return cfg
+
+
+@contextmanager
+def initialized(conf_dir: str, config_dir: str | None) -> Iterator[None]:
+    """Hydra initialized as `trials <command> [--config-dir D]` initializes it: `conf_dir` the primary
+    config folder, D on the search path just as Hydra's own `--config-dir` puts it (a primary config
+    of D's is found too; a `hydra.searchpath` override would not find it, and would replace the
+    primary config's own `hydra.searchpath`)."""
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
+        if config_dir:
+            from hydra._internal.hydra import Hydra
+            from hydra._internal.utils import create_config_search_path
+            from hydra.core.global_hydra import GlobalHydra
+            from hydra.core.config_search_path import SearchPathQuery
+
+            search = create_config_search_path(search_path_dir=conf_dir)
+            search.prepend(provider="command-line", path=f"file://{Path(config_dir).expanduser().resolve()}",
+                           anchor=SearchPathQuery(provider="schema"))  # as hydra/_internal/utils.py _run_hydra
+            GlobalHydra.instance().clear()  # initialize_config_dir restores what was there before
+            Hydra.create_main_hydra2(task_name="app", config_search_path=search)
+        yield
 
 
 def _sources(config_name: str, overrides: list[str], config_dir: str | None) -> tuple[list[str], set[str]]:
@@ -96,16 +120,18 @@ def check_repeats(overrides: list[str]) -> None:
         seen[key] = item
 
 
-def experiment_file(overrides: list[str], config_dir: str | None, conf_dir: str) -> str | None:
+def experiment_file(overrides: list[str], config_dir: str | None, conf_dir: str,
+                    config_name: str = "config") -> str | None:
     """The file of the experiment `trials run <overrides>` selects (`experiment=<name>`, else
-    config.yaml's default): the user's folder first, then the shipped one; None if not found."""
-    name = group_choice("experiment", overrides, config_dir, conf_dir)
+    the primary config's default): the user's folder first, then the primary one; None if not found."""
+    name = group_choice("experiment", overrides, config_dir, conf_dir, config_name)
     if name is None:
         return None
     for root in filter(None, (config_dir, conf_dir)):
         path = Path(root).expanduser() / "experiment" / f"{name}.yaml"
         if path.is_file():
-            return str(path) if root == config_dir else f"trials/conf/experiment/{name}.yaml"
+            shipped = path.resolve().parent.parent == CONF_DIR.resolve()
+            return f"trials/conf/experiment/{name}.yaml" if shipped else str(path)
     return None
 
 
@@ -118,11 +144,22 @@ def group_choice(group: str, overrides: list[str], config_dir: str | None, conf_
     name = next((o.split("=", 1)[1] for o in reversed(overrides) if o.lstrip("+").startswith(group + "=")), None)
     if name is not None:
         return name
-    try:
-        defaults = yaml.safe_load((Path(conf_dir) / f"{config_name}.yaml").read_text()).get("defaults") or []
-    except (OSError, yaml.YAMLError, AttributeError):
-        return None
-    return next((str(d[group]) for d in defaults if isinstance(d, dict) and group in d), None)
+    seen: set[str] = set()
+    while config_name not in seen:  # a primary config of one's own may build on another (`- config`)
+        seen.add(config_name)
+        files = [Path(r).expanduser() / f"{config_name}.yaml" for r in filter(None, (conf_dir, config_dir, CONF_DIR))]
+        try:
+            defaults = yaml.safe_load(next(f for f in files if f.is_file()).read_text()).get("defaults") or []
+        except (StopIteration, OSError, yaml.YAMLError, AttributeError):
+            return None
+        found = [d for d in defaults if isinstance(d, dict) and group in d]
+        if found:
+            return str(found[-1][group])
+        parents = [d for d in defaults if isinstance(d, str) and d != "_self_"]
+        if not parents:
+            return None
+        config_name = parents[0]
+    return None
 
 
 def group_options(group: str, config_dir: str | None, conf_dir: str) -> list[str]:
@@ -155,22 +192,22 @@ def missing_config(exc: Any, config_dir: str | None, conf_dir: str) -> str:
     return f"{group or 'config'}={name}: no {missing}.yaml{found}"
 
 
-def _unknown_override(key: str, others: list[str], conf_dir: str, config_name: str = "config") -> ConfigError:
+def _unknown_override(key: str, others: list[str], conf_dir: str, config_name: str = "config",
+                      config_dir: str | None = None, settings: str | None = None) -> ConfigError:
     """The refusal of overriding `key`, which the composed config does not list. It suggests
     `+key=<value>` only where that will be accepted: a setting of a closed section, an experiment key
     the experiment's scenario reads, or a key of an open-ended section; any other key is refused as
     the run would refuse it (never a fix that leads to a second refusal)."""
     from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
     from omegaconf import OmegaConf
 
     parent, _, leaf = key.rpartition(".")
     add = f"{key} is a setting, but this config does not list it yet; fix: add it with +{key}=<value>"
-    closed = settings_of(parent, config_name)
+    closed = settings_of(parent, settings or config_name)
     if leaf in closed:  # e.g. judge=same is empty
         return ConfigError(add)
     try:
-        with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
+        with initialized(conf_dir, config_dir):
             cfg = hydra_compose(config_name, overrides=others)
         node = OmegaConf.select(cfg, parent) if parent else cfg
         in_arm = re.fullmatch(r"experiment\.arms\.[^.]+", parent) is not None

@@ -32,7 +32,7 @@ from trials.llm.base import CallsStopped
 from trials.llm.usage import token_totals, total_cost
 from trials.run.errors import ConfigError
 from trials.run.jobs import Job, current_dask_worker, execute_job, run_job, write_result
-from trials.run.rundir import RunDir
+from trials.run.rundir import RunDir, journal_rows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -176,11 +176,14 @@ def _joblib(jobs: list[Job], n_jobs: int, backend: str, may_start: Callable[[], 
 
 
 # ---------------------------------------------------------------------------------- dask
-# Workers stream two things to the driver as Dask events (`Worker.log_event`; they travel on the
-# worker's ordered stream to the scheduler, ahead of the task's own result):
-# - every LLM call row, under one topic per session: if the worker dies mid-session, the driver
-#   still records the calls that session made (and paid for); retried attempts are told apart by
-#   an attempt id. Only a call recorded in the last few ms before a SIGKILL can be lost.
+# Workers stream two things to the driver as Dask events:
+# - every LLM call, under one topic per session, like the write-ahead calls journal of the other
+#   engines (`trials.run.rundir.journal_rows`): a "started" record before each request is sent,
+#   delivered to the scheduler before the request goes out (a round trip: `Scheduler.log_event`),
+#   and the call's row once it returns (`Worker.log_event`: the worker's ordered stream to the
+#   scheduler, ahead of the task's own result). If the worker dies mid-session, the driver still
+#   records every request that session sent (and may pay for): a started call with no row becomes
+#   an "interrupted mid-call" row of cost NaN. Retried attempts are told apart by an attempt id.
 # - the `trials` loggers' records (INFO and up), so worker log lines reach the driver's cli.log.
 def _calls_topic(token: str, session: str) -> str:
     return f"persona-trials-calls-{token}-{session}"
@@ -242,14 +245,27 @@ def _tidy_worker(token: str) -> None:
     allow_calls()  # a cluster outlives the run: the next run's sessions may call
 
 
-def _call_streamer(worker: Any, topic: str, attempt: str) -> Callable[[dict[str, Any]], None]:
-    def publish(row: dict[str, Any]) -> None:
-        msg = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items() if k != "call"}  # numpy -> msgpack-safe
+def _call_recorder(worker: Any, topic: str, attempt: str) -> Any:
+    """A `CallRecorder` that streams this attempt's calls to the driver (see above)."""
+    from distributed.utils import sync
+
+    from trials.llm import CallRecorder
+
+    def row(line: dict[str, Any]) -> None:
+        msg = {k: (v.item() if hasattr(v, "item") else v) for k, v in line.items()}  # numpy -> msgpack-safe
         try:
             worker.log_event(topic, {**msg, "attempt": attempt})
         except Exception as exc:  # noqa: BLE001 - the row is still in the job's own result
             log.warning("could not stream an LLM call record to the driver: %s", exc)
-    return publish
+
+    def started(line: dict[str, Any]) -> None:  # waits for the scheduler: the record is there before the request
+        try:
+            sync(worker.loop, worker.scheduler.log_event, topic=topic, msg={**line, "attempt": attempt},
+                 callback_timeout=CONNECT_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 - the scheduler is unreachable: the run's result cannot reach it either
+            log.warning("could not tell the driver of an LLM call about to be sent: %s", exc)
+
+    return CallRecorder(listener=row, on_start=started)
 
 
 def _dask_task(job: Job, image: bytes | None, token: str = "") -> dict[str, Any]:
@@ -265,13 +281,13 @@ def _dask_task(job: Job, image: bytes | None, token: str = "") -> dict[str, Any]
     if image is not None and job.cache:
         cache = ResponseCache.from_snapshot(image, job.cache.get("mode", "read_write"), _worker_cache_path(token))
         job = replace(job, cache={"path": str(cache.path), "mode": cache.mode})
-    attempt, worker, on_call = uuid.uuid4().hex, current_dask_worker(), None
+    attempt, worker, recorder = uuid.uuid4().hex, current_dask_worker(), None
     if worker is not None and token:
         _forward_logs(worker, token)
-        on_call = _call_streamer(worker, _calls_topic(token, job.session), attempt)
+        recorder = _call_recorder(worker, _calls_topic(token, job.session), attempt)
     started = time.time()
     try:
-        result = run_job(job, on_call=on_call)
+        result = run_job(job, recorder=recorder)
     except CallsStopped:  # the run is stopping (an Exception for Dask: a BaseException may kill the worker)
         raise RuntimeError(f"session {job.session} stopped: the run was interrupted") from None
     result["cache_entries"] = cache.entries_since(started) if cache is not None else []
@@ -288,11 +304,15 @@ def _relay_log(event: tuple[float, dict[str, Any]]) -> None:
 
 
 def _streamed_calls(client: Any, token: str, job: Job) -> "pd.DataFrame":
-    """The call rows this job's attempts streamed (with their `attempt` id), in call order."""
+    """The call rows this job's attempts streamed (with their `attempt` id), in call order; a call
+    an attempt started and never finished is an "interrupted mid-call" row (`journal_rows`)."""
     import pandas as pd
 
-    rows = [msg for _, msg in client.get_events(_calls_topic(token, job.session))]
-    calls = pd.DataFrame(rows)
+    attempts: dict[str, list[dict[str, Any]]] = {}
+    for _, msg in client.get_events(_calls_topic(token, job.session)):
+        line = {k: v for k, v in msg.items() if k != "worker"}  # the scheduler adds the sender
+        attempts.setdefault(str(line.get("attempt")), []).append(line)
+    calls = pd.DataFrame([row for lines in attempts.values() for row in journal_rows(lines)])
     if len(calls):
         for i, (k, v) in enumerate({"arm": job.arm, "replicate": job.replicate, "session": job.session}.items()):
             calls.insert(i, k, v)
@@ -388,6 +408,9 @@ def _dask_results(client: Any, token: str, ac: Any, by_key: dict[str, Job], driv
             earlier = streamed.loc[streamed["attempt"] != result["attempt"]] if len(streamed) else streamed
             if len(earlier):
                 RunDir(job.root).write_failed_calls(job.arm, job.replicate, earlier.drop(columns="attempt"))
+        # collected: the scheduler may forget the task. Held on, a finished task whose worker then
+        # dies is rerun by Dask (a whole session again: its requests sent, never recorded)
+        fut.release()
         if driver_cache is not None:
             driver_cache.merge(result.pop("cache_entries", []))
         write_result(RunDir(job.root), job, result)

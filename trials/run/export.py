@@ -1,12 +1,16 @@
-"""`trials export <run dir> --to csv|parquet|jsonl`: one row per agent action (a respondent's
+"""`trials export <run dir> [--to csv|parquet|jsonl] [--out FILE]`: one row per agent action (a respondent's
 answer, a brainstorm turn, a debate move), ready for a spreadsheet or a notebook.
 
 Columns: `arm, replicate, session, step, agent, type (TALK/THINK/...), target, text`, then
 `factor_<f>` (factorial designs), `persona_<field>` (the persona's attributes: nested fields
 joined with `_`, lists of plain values joined with "; "), `score_<key>` (scores recorded on the
 action event, e.g. a correction check), and `metric_<name>` (every metric measured for that agent,
-or for its session when the metric is session-level). No cell holds a dict; a value that was not
-measured is empty (its reason is in metrics.csv `missing_reason`).
+or for its session when the metric is session-level), each followed by
+`metric_<name>_missing_reason` and `metric_<name>_missing_detail` (metrics.csv's `missing_reason`
+and `missing_detail`: empty when the value was measured). No cell holds a dict.
+
+The format is `--to`, else the `--out` file's extension (.csv, .parquet, .jsonl), else csv; an
+`--out` whose extension is not the format's is refused (exit 2), never written in another format.
 
 In Python: `trials.run.rundir.load_events(run_dir)` (every event, scores flattened) and
 `actions_table(run_dir)` (the export's rows).
@@ -53,6 +57,26 @@ def persona_table(run_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _join(values: pd.Series) -> str:
+    """The distinct non-empty texts of a group, "; "-joined (one row per metric and agent: one text)."""
+    return "; ".join(dict.fromkeys(v for v in values if isinstance(v, str) and v))
+
+
+def metric_columns(m: pd.DataFrame, index: list[str]) -> pd.DataFrame:
+    """`index` + per metric: `metric_<name>` (the mean value) and, when the metrics table has them,
+    `metric_<name>_missing_reason` / `_missing_detail` beside it (so a blank value keeps its why)."""
+    groups = m.groupby([*index, "metric"], sort=True)
+    values = groups["value"].mean().unstack("metric")
+    texts = {col: groups[col].agg(_join).unstack("metric") for col in ("missing_reason", "missing_detail")
+             if col in m.columns}
+    parts: dict[str, pd.Series] = {}
+    for name in values.columns:
+        parts[f"metric_{name}"] = values[name]
+        for col, table in texts.items():
+            parts[f"metric_{name}_{col}"] = table[name].fillna("")
+    return pd.DataFrame(parts, index=values.index).reset_index()
+
+
 def actions_table(run_dir: str | Path) -> pd.DataFrame:
     """The export's rows (see the module doc). Raises FileNotFoundError for a folder that is not
     a run directory, or one with no finished job (`trials export` exits 2 with that line)."""
@@ -71,24 +95,38 @@ def actions_table(run_dir: str | Path) -> pd.DataFrame:
         factors = [c for c in m.columns if c.startswith("factor_")]
         if factors:
             table = table.merge(m[["arm", *factors]].drop_duplicates("arm"), on="arm", how="left")
-        agent_m = m[m["agent"] != ""].pivot_table(index=["session", "agent"], columns="metric",
-                                                   values="value", aggfunc="mean", dropna=False)
-        agent_m.columns = [f"metric_{c}" for c in agent_m.columns]
-        table = table.merge(agent_m.reset_index(), on=["session", "agent"], how="left")
-        sess_m = m[m["agent"] == ""].pivot_table(index="session", columns="metric", values="value",
-                                                  aggfunc="mean", dropna=False)
-        sess_m.columns = [f"metric_{c}" for c in sess_m.columns]
-        table = table.merge(sess_m.reset_index(), on="session", how="left")
+        for level, index in ((m["agent"] != "", ["session", "agent"]), (m["agent"] == "", ["session"])):
+            if level.any():
+                table = table.merge(metric_columns(m[level], index), on=index, how="left")
     people = persona_table(root)
     if not people.empty:
         table = table.merge(people, on=["arm", "replicate", "agent"], how="left")
     return table
 
 
-def export(run_dir: str | Path, to: str, out: str | Path | None = None) -> Path:
-    """Write the actions table as csv, parquet or jsonl; default `<run_dir>/export/actions.<to>`."""
-    if to not in FORMATS:
+def export_format(to: str | None, out: str | Path | None) -> str:
+    """The format: `to`, else `out`'s extension, else csv. ValueError (one line, the fix) for an
+    unknown format or an `out` whose extension is not the format's."""
+    if to is not None and to not in FORMATS:
         raise ValueError(f"--to {to}: use one of {', '.join(FORMATS)}")
+    if out is None:
+        return to or "csv"
+    suffix = Path(out).suffix.lower().lstrip(".")
+    if to is None:
+        if suffix not in FORMATS:
+            raise ValueError(f"--out {out}: cannot tell the format from its extension; fix: name it "
+                             f"{' / '.join('.' + f for f in FORMATS)} or give --to")
+        return suffix
+    if suffix != to:
+        raise ValueError(f"--out {out} does not end in .{to} (--to {to}); fix: name the file .{to}, "
+                         "or drop --to to take the format from the extension")
+    return to
+
+
+def export(run_dir: str | Path, to: str | None = None, out: str | Path | None = None) -> Path:
+    """Write the actions table as csv, parquet or jsonl (`export_format`); default
+    `<run_dir>/export/actions.<format>`."""
+    to = export_format(to, out)
     table = actions_table(run_dir)
     path = Path(out) if out else Path(run_dir) / "export" / f"actions.{to}"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -104,7 +142,8 @@ def export(run_dir: str | Path, to: str, out: str | Path | None = None) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="trials export", description=__doc__.split("\n")[0])
     parser.add_argument("run_dir", help="a run directory (holds transcript.jsonl or jobs/)")
-    parser.add_argument("--to", choices=FORMATS, default="csv", help="the file format (default csv)")
+    parser.add_argument("--to", choices=FORMATS, default=None,
+                        help="the file format (default: the --out extension, else csv)")
     parser.add_argument("--out", help="the output file (default <run_dir>/export/actions.<format>)")
     args = parser.parse_args(argv)
     try:

@@ -153,16 +153,16 @@ def write_result(rundir: RunDir, job: Job, result: dict[str, Any], attempt: str 
     rundir.log_execution(job.arm, job.replicate, result["summary"]["status"])
 
 
-def run_job(job: Job, on_call: Any = None, recorder: Any = None) -> dict[str, Any]:
+def run_job(job: Job, recorder: Any = None) -> dict[str, Any]:
     """Run one session; returns {summary, events, metrics, calls, meta, traceback}. Never writes
-    into the run directory (`job.root` is not used). `on_call(row)` is called after each LLM call
-    is recorded (see `CallRecorder`); or give the session's `recorder` itself."""
+    into the run directory (`job.root` is not used). `recorder`: the session's `CallRecorder`
+    (one that journals or streams each call as it is made), else a plain one."""
     from trials.llm import CallRecorder
     from trials.persona import Persona
     from trials.scenarios.base import SessionContext
 
     started = time.time()
-    recorder = recorder if recorder is not None else CallRecorder(listener=on_call)
+    recorder = recorder if recorder is not None else CallRecorder()
     context = {"arm": job.arm, "replicate": job.replicate, "session": job.session}
     try:
         scenario = _scenario(job.scenario)

@@ -100,13 +100,15 @@ def _json_lines(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _journal_rows(path: Path) -> list[dict[str, Any]]:
-    """The call rows of a calls journal: each finished call's row, and for each call started but
-    never finished (the process died mid-request, which may have been sent and billed) a row with
-    error "interrupted mid-call", tokens unknown (None: NA in the calls table) and cost unknown (NaN) on a priced backend."""
+def journal_rows(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The call rows of one attempt's calls journal (its lines: a "started" line before each
+    request, the call's row, with its number under "call", once it returns): each finished call's
+    row, and for each call started but never finished (the process died mid-request, which may have
+    been sent and billed) a row with error "interrupted mid-call", tokens unknown (None: NA in the
+    calls table) and cost unknown (NaN) on a priced backend. Also used for the lines a Dask worker
+    streams (engines)."""
     from trials.llm.usage import FREE_BACKENDS
 
-    lines = _json_lines(path)
     finished = {line.get("call") for line in lines if "started" not in line}
     rows = []
     for line in lines:
@@ -216,7 +218,7 @@ class RunDir:
             meta = self.read_job_meta(arm, replicate) or {}
             finished = (self.is_done(arm, replicate) and meta.get("attempt") == attempt) or \
                 (self.jobs / arm / "failed-calls" / f"{path.stem}.parquet").is_file()
-            rows = [] if finished else _journal_rows(path)
+            rows = [] if finished else journal_rows(_json_lines(path))
             if rows:
                 self.write_interrupted(arm, replicate, pd.DataFrame(rows), attempt)
                 out[(arm, replicate)] = out.get((arm, replicate), 0) + len(rows)
