@@ -100,3 +100,14 @@ def test_totals_state_the_attempts_that_may_have_been_billed(tmp_path):
     assert totals["unknown_billing_attempts"] == 3 and "3 attempt(s) may have been billed" in totals["billing_note"]
     assert totals["cost_usd"] == 0.003  # the known cost, with the note beside it
     assert pd.read_parquet(tmp_path / "llm_calls.parquet")["unknown_billing_attempts"].tolist() == [2, 1]
+
+
+def test_a_job_of_unknown_cost_still_counts_against_the_budget():
+    """An endpoint without `usage` gives NaN costs; the cap once ignored them and never stopped."""
+    from trials.run.budget import Budget
+
+    b = Budget(1.0, per_job_estimate=0.4)
+    assert b.try_reserve() and b.try_reserve() and not b.try_reserve()
+    b.settle(math.nan)
+    b.settle(math.nan)
+    assert b.spent == 0.8 and b.reserved == 0.0 and not b.try_reserve()  # its estimate stands in for it
