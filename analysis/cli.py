@@ -32,7 +32,9 @@ def _p(x: float) -> str:
 
 def render(res: AnalysisResult) -> str:
     """Compact text table (metric, control, treatment, diff [CI], g, p, p_holm, method) and trade-off lines."""
-    head = ("metric", "control", "treatment", "diff [95% CI]", "g", "p", "p_holm", "method")
+    alpha = res.summary.get("alpha")  # the CIs' level follows --alpha
+    ci = f"{round(100 * (1 - alpha), 6):g}% CI" if isinstance(alpha, float) else "CI"
+    head = ("metric", "control", "treatment", f"diff [{ci}]", "g", "p", "p_holm", "method")
     body = []
     for r in res.effects.itertuples():
         ci = fmt_effect("", r.diff, r.ci_low, r.ci_high).strip()

@@ -50,6 +50,11 @@ COLUMNS = [
 ]
 
 
+#: note of an unpaired analysis whose table could be paired (the user chose neither way)
+PAIRING_HINT = ("replicates pair the arms: analysed unpaired; --paired gives the paired analysis (replicate r "
+                "of each arm sharing personas and seed, as `trials run` does unless run.paired=false)")
+
+
 def as_table(table: Table | pd.DataFrame) -> Table:
     """Accept a Table or a raw DataFrame (validated here)."""
     if isinstance(table, Table):
@@ -92,6 +97,7 @@ def compare(table: Table | pd.DataFrame, control: str | None = "control", compar
     table = as_table(table)
     ctrl = resolve_control(table, control)
     is_paired = bool(table.paired if paired_design is None else paired_design)
+    undecided = table.paired is None and paired_design is None  # nobody chose: say when pairing is possible
     rows = []
     for c, t in comparison_pairs(table, ctrl, comparisons):
         for metric in table.metrics:
@@ -100,7 +106,10 @@ def compare(table: Table | pd.DataFrame, control: str | None = "control", compar
             rng = np.random.default_rng([seed, key])
             margin = (equivalence_margin.get(metric) if isinstance(equivalence_margin, dict)
                       else equivalence_margin)
-            rows.append(compare_one(sub, metric, c, t, is_paired, alpha, n_boot, n_perm, rng, mixed, margin))
+            row = compare_one(sub, metric, c, t, is_paired, alpha, n_boot, n_perm, rng, mixed, margin)
+            if undecided and row["estimable"] and paired.common_replicates(sub, c, t) >= 2:
+                row["notes"] = "; ".join(n for n in (row.get("notes") or "", PAIRING_HINT) if n)
+            rows.append(row)
     out = pd.DataFrame(rows, columns=COLUMNS) if rows else pd.DataFrame(columns=COLUMNS)
     out["p_holm"] = holm(out["p_value"].to_numpy(float))
     out["p_bh"] = benjamini_hochberg(out["p_value"].to_numpy(float))
@@ -235,13 +244,16 @@ def _compare_one(sub: pd.DataFrame, raw: pd.DataFrame, metric: str, c: str, t: s
     row.update(diff=est.diff, ci_low=est.ci_low, ci_high=est.ci_high, df=est.df, p_value=est.p,
                p_method=method, unit=unit, p_permutation=head.p_permutation, p_tost=head.p_tost)
 
-    row["p_welch"] = tests_basic.welch(xc, xt, alpha).p
+    welch_values = tests_basic.welch(xc, xt, alpha)
+    row["p_welch"] = welch_values.p
+    if not np.isfinite(welch_values.p):
+        notes.append(f"p_welch NaN: {welch_values.note}")
     row["p_mannwhitney"] = tests_basic.mann_whitney(xc, xt)
     row["sd_pooled"] = _pooled_sd(xc, xt)  # of individual values; power() adds the ICC
     g, glo, ghi, gnote = effect_sizes.headline_g(*g_units, use_paired, est.diff, row["sd_pooled"], alpha,
                                                  scale=tests_basic.scale_of(xc, xt))
-    t_on = ("paired t of the per-replicate differences" if use_paired
-            else "pooled t of the session means" if is_clustered else "pooled t of the values")
+    t_on = ("paired t of the per-replicate differences" if use_paired  # effect_sizes.headline_g's t
+            else "Welch t of the session means" if is_clustered else "Welch t of the values")
     row.update(hedges_g=g, g_ci_low=glo, g_ci_high=ghi,
                g_on=f"diff / pooled within-arm SD of the {'agent ' if level == 'agent' else ''}values; "
                     f"CI: noncentral-t inversion of the {t_on} (Steiger & Fouladi 1997)")
@@ -263,6 +275,9 @@ def _compare_one(sub: pd.DataFrame, raw: pd.DataFrame, metric: str, c: str, t: s
     _secondary_models(row, notes, scale, metric, rxc, rxt, rvc, rvt, gc, gt, alpha, judge_k)
     if is_clustered:
         _clustered_columns(row, notes, oc, ot, sizes, vc, vt, c, t, n_boot, alpha, rng, mixed)
+    else:
+        why = ("one value per session" if has_sessions else "no session ids")
+        notes.append(f"icc, p_mixed and p_cluster_boot NaN: {why}, no clustering to model")
     if row["missing_control"] or row["missing_treatment"]:
         notes.append(f"missing values: {row['missing_control']} control, {row['missing_treatment']} treatment")
     row["notes"] = "; ".join(dict.fromkeys(notes))
@@ -302,6 +317,10 @@ def _secondary_models(row: dict, notes: list[str], scale: str, metric: str, xc, 
         row.update({k: fit[k] for k in ("rate_ratio", "rr_ci_low", "rr_ci_high", "p_count", "count_model")})
         if fit["count_note"]:
             notes.append(str(fit["count_note"]))
+    else:
+        what = (f"scale {scale!r} is neither a rating scale nor counts" if scale
+                else "no scale given and the values are neither integer scores 0-10 nor non-negative integer counts")
+        notes.append(f"odds_ratio/p_ordinal and rate_ratio/p_count NaN: {what}")
 
 
 def _clustered_columns(row: dict, notes: list[str], oc, ot, sizes, vc, vt, c: str, t: str, n_boot: int,
@@ -320,7 +339,9 @@ def _clustered_columns(row: dict, notes: list[str], oc, ot, sizes, vc, vt, c: st
         notes.append(bnote)
     if row["n_sessions_control"] < 2 or row["n_sessions_treatment"] < 2:
         notes.append("one session in an arm: the arm effect cannot be separated from the session effect")
-    if mixed:
+    if not mixed:
+        notes.append("p_mixed NaN: the MixedLM was not asked for (mixed=False)")
+    else:
         fit = clustered.mixed_model(both, c, t)
         row.update(p_mixed=fit["p"], mixed_diff=fit["diff"], mixed_se=fit["se"], mixed_df=fit["df"],
                    mixed_model=fit["spec"])

@@ -7,8 +7,8 @@
   (Hedges 2007, "Effect sizes in cluster-randomized designs", d_T; for paired designs d_av,
   Cumming 2012), so its sign is always the sign of `diff`. Its CI inverts the noncentral t
   distribution of the t statistic of the headline units (Steiger & Fouladi 1997; Hedges & Olkin
-  1985, ch. 5; scipy.stats.nct): the pooled-variance t of the unit values (session means, or
-  values) with Welch's SE and Welch-Satterthwaite df (the arms may differ in spread, as in the
+  1985, ch. 5; scipy.stats.nct): Welch's t of the unit values (session means, or values: Welch's
+  SE and Welch-Satterthwaite df) (the arms may differ in spread, as in the
   headline test; on strongly skewed counts the interval is conservative, ~97% coverage), or the one-sample
   t of the per-pair differences, df pairs - 1, gives a CI [l, u] for its noncentrality
   lambda = diff / SE (Welch's t is approximately noncentral t there: Welch 1947); the CI of g is [l, u] * SE / SD (SE of diff

@@ -57,7 +57,10 @@ def unpaired(c: np.ndarray, t: np.ndarray, alpha: float, n_perm: int, rng: np.ra
     welch = tests_basic.welch(c, t, alpha)
     if min(len(c), len(t)) < 2:
         return Headline(welch, tests_basic.permutation_test(c, t, n_perm, rng), NAN)
-    if len(c) + len(t) > tests_basic.PERM_MAX_UNITS and not welch.note:
+    if tests_basic.both_constant(c, t):  # Welch's t undefined: the exact permutation p (any n)
+        est = tests_basic.no_variation(c, t)
+        return Headline(est, est.p, NAN)
+    if len(c) + len(t) > tests_basic.PERM_MAX_UNITS:
         # large samples: Welch and the studentized permutation test agree asymptotically (Janssen 1997)
         note = (f"more than {tests_basic.PERM_MAX_UNITS} units: Welch t-test used as headline, "
                 "permutation test not run")
@@ -65,12 +68,10 @@ def unpaired(c: np.ndarray, t: np.ndarray, alpha: float, n_perm: int, rng: np.ra
         return Headline(est, NAN, tests_basic.tost_t(welch.diff, welch.se, welch.df, margin or NAN))
     idx, exact = tests_basic.split_indices(len(c), len(t), n_perm, rng)
     p_perm = tests_basic.permutation_test(c, t, studentized=True, idx=idx, exact=exact)
-    if welch.note:  # no variation: welch() already holds the exact permutation answer
-        return Headline(welch, welch.p, NAN)
     if use_welch(len(c), len(t)):
         return Headline(welch, p_perm, tests_basic.tost_t(welch.diff, welch.se, welch.df, margin or NAN))
     lo, hi = tests_basic.permutation_ci(c, t, alpha, idx, exact, start=(welch.ci_low, welch.ci_high))
-    kind = "exact" if exact else f"{len(idx)} random splits"
+    kind = "exact" if exact else tests_basic.monte_carlo_label(len(idx))
     why = "unequal arms" if len(c) != len(t) else f"fewer than {WELCH_MIN_UNITS} units per arm"
     est = replace(welch, p=p_perm, ci_low=lo, ci_high=hi, df=NAN,
                   method=f"studentized permutation test ({kind}; {why})")
@@ -82,6 +83,7 @@ def paired_diffs(d: np.ndarray, scale: float, alpha: float, n_perm: int, rng: np
                  margin: float | None = None) -> Headline:
     """Headline for per-replicate differences d (treatment - control); scale = size of the data."""
     est = paired.paired_t(d, alpha, scale=scale)
-    p_perm = paired.sign_flip_test(d, n_perm, rng)
+    # no spread in d: paired_t already holds the exact sign-flip p (any number of pairs)
+    p_perm = est.p if est.note and len(d) >= 2 else paired.sign_flip_test(d, n_perm, rng)
     p_tost = tests_basic.tost_t(est.diff, est.se, est.df, margin or NAN) if not est.note else NAN
     return Headline(est, p_perm, p_tost)

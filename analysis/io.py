@@ -48,6 +48,14 @@ def load_table(path: str | Path, paired: bool | None = None) -> Table:
         table = _load_run(path)
     elif path.suffix.lower() == ".json":
         table = _load_tinytroupe(path)
+    elif path.suffix.lower() in (".csv", ".parquet", ".pq") and _in_run_dir(path):
+        # a run's own metrics file: analysed with the run's design (control, pairing), as the run dir is
+        table = _load_run(path.parent, path)
+        table.kind, table.source = "table", path
+        table.notes.insert(0, f"design from {path.parent / 'manifest.json'}: "
+                              f"{ {True: 'paired', False: 'unpaired'}.get(table.paired, 'pairing not recorded')}, "
+                              f"control {table.control!r} "
+                              f"(--paired/--unpaired and --control override)")
     elif path.suffix.lower() in (".csv", ".parquet", ".pq"):
         df, notes = validate_table(_read_frame(path), path)
         table = Table(df=df, source=path, kind="table", notes=notes)
@@ -71,12 +79,17 @@ def _read_frame(path: Path) -> pd.DataFrame:
                          "Fix: check that it is a valid CSV/Parquet metric table.") from exc
 
 
-def _load_run(run_dir: Path) -> Table:
-    for name in ("metrics.parquet", "metrics.csv"):
-        if (run_dir / name).exists():
-            path = run_dir / name
-            break
-    else:
+def _in_run_dir(path: Path) -> bool:
+    """True for metrics.csv/.parquet written by `trials run`: a manifest.json beside it."""
+    return path.stem == "metrics" and (path.parent / "manifest.json").is_file()
+
+
+def _load_run(run_dir: Path, path: Path | None = None) -> Table:
+    """A run directory's table (`path`: its metrics file, by default metrics.parquet, else .csv)
+    with the design its manifest.json records."""
+    found = [run_dir / name for name in ("metrics.parquet", "metrics.csv") if (run_dir / name).exists()]
+    path = path or (found[0] if found else None)
+    if path is None:
         raise TableError(f"{run_dir}: no metrics.parquet or metrics.csv in this directory. "
                          "Fix: pass a run directory written by `trials run` (or the metrics file itself).")
     df, notes = validate_table(_read_frame(path), path)

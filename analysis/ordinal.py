@@ -50,14 +50,14 @@ def not_scores(scale: str, values: np.ndarray, judge_k: np.ndarray | None = None
                  else "e.g. probability-weighted judge scores")
         return (f"ordinal model not fitted: values are not integer scores ({int(frac.sum())} of {len(v)}, "
                 f"e.g. {v[frac][0]:.4g}: {cause})")
-    low_high = _scale_range(scale)
+    low_high = scale_range(scale)
     if low_high and len(v) and (v.min() < low_high[0] or v.max() > low_high[1]):
         return (f"ordinal model not fitted: values outside the declared {scale} scale "
                 f"(min {v.min():.15g}, max {v.max():.15g})")
     return ""
 
 
-def _scale_range(scale: str) -> tuple[float, float] | None:
+def scale_range(scale: str) -> tuple[float, float] | None:
     """(low, high) of a declared 'low-high' scale such as 0-9; None for 'ordinal', 'likert', ''."""
     low, sep, high = scale.partition("-")
     if sep and low.isdigit() and high.isdigit():

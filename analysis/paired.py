@@ -30,6 +30,13 @@ def pair_up(control: pd.DataFrame, treatment: pd.DataFrame) -> pd.DataFrame:
     return both.sort_values("replicate").reset_index(drop=True)
 
 
+def common_replicates(rows: pd.DataFrame, control: str, treatment: str) -> int:
+    """How many replicate ids carry non-missing values in both arms (rows of one metric)."""
+    have = rows.dropna(subset=["value", "replicate"])
+    c = set(have.loc[have["arm"] == control, "replicate"])
+    return len(c & set(have.loc[have["arm"] == treatment, "replicate"]))
+
+
 def paired_t(diffs: np.ndarray, alpha: float = 0.05, scale: float | None = None) -> Estimate:
     """One-sample t-test of the paired differences (treatment - control) against 0, with CI, df n-1.
 
@@ -47,7 +54,9 @@ def paired_t(diffs: np.ndarray, alpha: float = 0.05, scale: float | None = None)
         if abs(mean) <= RTOL * scale:
             return Estimate(0.0, NAN, NAN, 1.0, "no variation (every pair has the same difference)",
                             note="no variation: every pair differs by 0 (p = 1, CI undefined)")
-        return Estimate(mean, NAN, NAN, sign_flip_test(d), "exact sign-flip test (no variation in differences)",
+        # n equal non-zero differences: only the two sign vectors with all signs alike reach |mean|,
+        # so the exact sign-flip p is 2 / 2^n for any n (no enumeration, no Monte Carlo floor)
+        return Estimate(mean, NAN, NAN, 2.0 ** (1 - n), "exact sign-flip test (no variation in differences)",
                         note="every pair has the same difference: t-based CI undefined, exact sign-flip p")
     se = d.std(ddof=1) / math.sqrt(n)
     p = 2 * stats.t.sf(abs(mean / se), n - 1)

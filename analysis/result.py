@@ -195,6 +195,17 @@ def _power_notes(row: dict, effect: float, is_paired: bool, target: float) -> li
     if not (not is_paired and n < 2):  # one session in an arm already has its note
         notes.append(pw.mde_note(row["mde_this_run"], n, spread, row["icc"], target, name).replace(
             "mde NaN", "mde_this_run NaN", 1))
+    if not np.isfinite(row["mde_icc_high"]) and not (not is_paired and n < 2):
+        if is_paired:
+            notes.append("mde_icc_high NaN: paired design (the per-replicate differences already hold the "
+                         "session effect; no ICC enters their power)")
+        elif not row["cluster_size"] > 1:  # not clustered: cluster_size 1
+            notes.append("mde_icc_high NaN: one value per unit (no sessions of several values): no ICC")
+        elif not np.isfinite(row["icc_ci_high"]):
+            notes.append("mde_icc_high NaN: the ICC's upper bound is not estimable")
+        else:
+            notes.append(pw.mde_note(row["mde_icc_high"], n, spread, row["icc_ci_high"], target, name).replace(
+                "mde NaN", "mde_icc_high NaN", 1))
     return notes
 
 
@@ -238,8 +249,8 @@ def _summary(table: Table, res: AnalysisResult, ctrl: str, comparisons: str, alp
             "p_permutation": f"studentized permutation test on the headline units (exact up to 20000 splits, "
                              f"else {n_perm} random); sign-flip within pairs when paired",
             "hedges_g": f"headline diff / pooled within-arm SD of the individual values (Hedges 2007 d_T; d_av "
-                        f"when paired), J-corrected; CI by noncentral-t inversion of the t of the headline "
-                        f"units (Steiger & Fouladi 1997), rescaled to that SD (>= 8 units per arm)",
+                        f"when paired), J-corrected; CI by noncentral-t inversion of the Welch t of the headline "
+                        f"units (paired t when paired; Steiger & Fouladi 1997), rescaled to that SD (>= 8 units per arm)",
             "mean_control/mean_treatment": "means of the headline units that enter diff (session means; the "
                                            "per-replicate values of the pairs used when paired), so "
                                            "mean_treatment - mean_control = diff; descriptives.csv: mean of the "

@@ -72,32 +72,48 @@ def welch_arrays(control: np.ndarray, treatment: np.ndarray, alpha: float = 0.05
 def welch(control: np.ndarray, treatment: np.ndarray, alpha: float = 0.05) -> Estimate:
     """Welch's unequal-variance t-test on treatment - control, with its (1-alpha) CI and df.
 
-    Inputs: two 1-D arrays (any unit). With no spread in either arm the t statistic is undefined:
-    the exact permutation p is returned instead (see `no_variation`), CI NaN, with a note.
+    Inputs: two 1-D arrays (any unit). With no spread in either arm the t statistic is undefined
+    (0/0 or d/0): p, CI and df are NaN with the reason in `note`; `no_variation` gives the exact
+    permutation p for that case.
     """
     c, t = np.asarray(control, float), np.asarray(treatment, float)
     if len(c) < 2 or len(t) < 2:
         diff = t.mean() - c.mean() if len(c) and len(t) else NAN
         return Estimate(float(diff), NAN, NAN, NAN, "Welch t-test", note="fewer than 2 units in an arm")
-    scale = scale_of(c, t)
-    if no_spread(c, scale) and no_spread(t, scale):
-        return no_variation(c, t, scale)
+    if both_constant(c, t):
+        return Estimate(float(t.mean() - c.mean()), NAN, NAN, NAN, "Welch t-test",
+                        note="Welch t undefined: both arms have SD 0")
     diff, lo, hi, p, df = welch_arrays(c, t, alpha)
     se = math.sqrt(c.var(ddof=1) / len(c) + t.var(ddof=1) / len(t))
     return Estimate(float(diff), float(lo), float(hi), float(p), "Welch t-test", float(df), se)
 
 
-def no_variation(c: np.ndarray, t: np.ndarray, scale: float) -> Estimate:
+def both_constant(c: np.ndarray, t: np.ndarray) -> bool:
+    """True when neither arm has spread beyond float noise (`no_spread` at the data's scale)."""
+    scale = scale_of(c, t)
+    return no_spread(c, scale) and no_spread(t, scale)
+
+
+def no_variation(c: np.ndarray, t: np.ndarray) -> Estimate:
     """Both arms constant: diff is exact; p is the exact permutation p of the mean difference.
 
-    Every split of the pooled values that puts the same multiset in each arm is as extreme as the
-    observed one, so p = (#splits with |diff*| >= |diff|) / C(n, n_t): 2 / C(16, 8) for 8 v 8.
+    The pooled sample holds two values (n_c of the control's a, n_t of the treatment's b), so the
+    mean difference of a split depends only on k, the number of b's it puts in the treatment arm:
+    diff(k) = (b - a)(k/n_t - (n_t - k)/n_c), with k hypergeometric under H0. p is the hypergeometric
+    mass of the k with |diff(k)| >= |diff(n_t)| - exact for any n, no enumeration needed (the
+    permutation test of Fisher 1935; for two values it is Fisher's exact test of the 2x2 table
+    arm x value): 2 / C(24, 12) for 12 v 12.
     """
+    c, t = np.asarray(c, float), np.asarray(t, float)
     diff = float(t.mean() - c.mean())
-    if abs(diff) <= RTOL * scale:
+    if abs(diff) <= RTOL * scale_of(c, t):
         return Estimate(0.0, NAN, NAN, 1.0, "no variation (every unit has the same value)",
                         note="no variation: every unit has the same value (p = 1, CI undefined)")
-    p = permutation_test(c, t, n_perm=10000, studentized=False)
+    nc, nt = len(c), len(t)
+    k = np.arange(max(0, nt - nc), nt + 1)
+    d = k / nt - (nt - k) / nc  # diff(k) / (b - a)
+    hits = k[np.abs(d) >= abs(d[-1]) * (1 - 1e-12)]
+    p = float(min(1.0, stats.hypergeom(nc + nt, nt, nt).pmf(hits).sum()))
     return Estimate(diff, NAN, NAN, p, "exact permutation test (no within-arm variation)",
                     note="no within-arm variation: t-based CI and standardised effects undefined")
 
@@ -126,6 +142,12 @@ def split_indices(nc: int, nt: int, n_perm: int, rng: np.random.Generator | None
     parts = [np.argsort(rng.random((min(step, n_perm - s), n)), axis=1)[:, :nt].astype(np.int32)
              for s in range(0, n_perm, step)]
     return np.concatenate(parts), False
+
+
+def monte_carlo_label(n_resamples: int) -> str:
+    """How a Monte Carlo permutation p is described: its resamples and its floor 1/(B+1) (Phipson &
+    Smyth 2010), so nobody reads it as exact."""
+    return f"Monte Carlo, {n_resamples:,} random splits; p >= 1/{n_resamples + 1:,}"
 
 
 def _stat(pooled: np.ndarray, idx: np.ndarray, nc: int, nt: int, studentized: bool) -> np.ndarray:

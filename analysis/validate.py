@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.ordinal import ORDINAL_SCALES, scale_range
+
 log = logging.getLogger(__name__)
 
 REQUIRED = ("arm", "metric", "value")
@@ -22,6 +24,8 @@ OPTIONAL_DEFAULTS: dict[str, object] = {
     "missing_reason": "",
 }
 LEVELS = ("agent", "session")
+#: named scales (besides any "low-high" integer range such as 0-9, 1-5, 0-100)
+SCALES = ("real", "count", *ORDINAL_SCALES)
 
 
 class TableError(ValueError):
@@ -96,10 +100,14 @@ def validate_table(df: pd.DataFrame, source: str | Path = "<table>") -> tuple[pd
             f"{src}: column 'level' has {sorted(df.loc[bad_level, 'level'].unique())[:3]}; allowed: agent, session. "
             "Fix: 'agent' for one value per agent per session, 'session' for one value per session."
         )
+    _check_one_per_metric(df, "level", src, "declare one level per metric: 'agent' when each agent has its "
+                          "value, 'session' when the session has one (split the metric in two if both exist)")
     _fill_levels(df, notes)
+    _check_scales(df, src)
     df.loc[df["value"].isna() & (df["missing_reason"] == ""), "missing_reason"] = "unspecified"
     _check_sessions(df, src)
     _check_duplicates(df, src)
+    _check_session_level(df, src)
     notes += _check_arms(df)
     return df, notes
 
@@ -138,13 +146,72 @@ def _check_sessions(df: pd.DataFrame, src: str) -> None:
                          "session ids in its other rows. Fix: give every row its session id (or none at all).")
 
 
+def _rows(mask: pd.Series) -> list[int]:
+    """The first 5 table rows (1 = header) where mask holds."""
+    return (np.flatnonzero(mask.to_numpy()) + 2)[:5].tolist()
+
+
+def _check_one_per_metric(df: pd.DataFrame, col: str, src: str, fix: str) -> None:
+    """A metric with two different non-empty values of `col` (level, scale) is an error: its values
+    would be analysed as one kind (the most common) without saying so."""
+    given = df.loc[df[col] != ""]
+    kinds = given.groupby("metric", sort=False)[col].unique()
+    for metric, values in kinds.items():
+        if len(values) > 1:
+            shown = "; ".join(f"{v!r} in row(s) {_rows((df['metric'] == metric) & (df[col] == v))}"
+                              for v in values[:3])
+            raise TableError(f"{src}: metric {metric!r} has {len(values)} different values of column {col!r} "
+                             f"({shown}; 1 = header). Fix: {fix}.")
+
+
+def _check_scales(df: pd.DataFrame, src: str) -> None:
+    """Scale names must be known (SCALES or 'low-high'), one per metric, and the values of a
+    'low-high' scale within it: an out-of-range value would enter means, diff and every test."""
+    unknown = ~df["scale"].isin(("",) + SCALES) & df["scale"].map(lambda s: scale_range(s) is None)
+    if unknown.any():
+        names = list(dict.fromkeys(df.loc[unknown, "scale"]))[:3]
+        raise TableError(f"{src}: column 'scale' has unknown value(s) {names} in row(s) {_rows(unknown)} "
+                         f"(1 = header). Fix: use a range 'low-high' of integers (0-9, 1-5), one of "
+                         f"{', '.join(SCALES)}, or leave it empty.")
+    _check_one_per_metric(df, "scale", src, "give every row of a metric the same scale")
+    bounds = df["scale"].map(scale_range)
+    low = bounds.map(lambda b: b[0] if b else -np.inf).astype(float)
+    high = bounds.map(lambda b: b[1] if b else np.inf).astype(float)
+    outside = (df["value"] < low) | (df["value"] > high)
+    if outside.any():
+        idx = np.flatnonzero(outside.to_numpy())
+        shown = ", ".join(f"row {i + 2}: {df['value'].iat[i]:.15g} ({df['arm'].iat[i]}/{df['metric'].iat[i]}, "
+                          f"scale {df['scale'].iat[i]})" for i in idx[:3])
+        raise TableError(f"{src}: column 'value' has {len(idx)} value(s) outside the declared scale ({shown}). "
+                         "Fix: correct the value, leave it empty with a 'missing_reason', or declare the scale "
+                         "the values are on.")
+
+
+def _check_session_level(df: pd.DataFrame, src: str) -> None:
+    """A session-level metric has one value per session: several different values in one (arm,
+    session) would be averaged silently into a session mean the table never declared."""
+    rows = df.loc[(df["level"] == "session") & (df["session"] != "") & df["value"].notna()]
+    spread = rows.groupby(["metric", "arm", "session"], sort=False)["value"].nunique()
+    bad = spread[spread > 1]
+    if len(bad):
+        metric, arm, session = bad.index[0]
+        here = (df["metric"] == metric) & (df["arm"] == arm) & (df["session"] == session) & df["value"].notna()
+        values = [f"{v:.15g}" for v in df.loc[here, "value"].unique()[:5]]
+        raise TableError(f"{src}: metric {metric!r} is level 'session' but session {session!r} of arm {arm!r} has "
+                         f"{int(bad.iat[0])} different values ({', '.join(values)}) in row(s) {_rows(here)} "
+                         f"(1 = header; {len(bad)} such metric x session cell(s) in all). Fix: one value per session for a "
+                         "session-level metric, or set level to 'agent' if each row is an agent's value.")
+
+
 def _fill_levels(df: pd.DataFrame, notes: list[str]) -> None:
-    """Infer an empty level: 'agent' when the metric names agents, else 'session'."""
+    """Infer an empty level: the metric's declared level when its other rows give one, else
+    'agent' when the metric names agents, else 'session'."""
     for metric, rows in df.groupby("metric").groups.items():
         sub = df.loc[rows]
         if (sub["level"] != "").all():
             continue
-        inferred = "agent" if (sub["agent"] != "").any() else "session"
+        given = sub.loc[sub["level"] != "", "level"]
+        inferred = given.iat[0] if len(given) else "agent" if (sub["agent"] != "").any() else "session"
         df.loc[rows, "level"] = df.loc[rows, "level"].where(df.loc[rows, "level"] != "", inferred)
         notes.append(f"metric {metric!r}: level not given, treated as {inferred}-level")
 

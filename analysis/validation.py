@@ -74,6 +74,10 @@ def read_human(path: str | Path, column: str, *, by: str | None = None, answer: 
             raise ValidationInputError(f"{p}: no column {name!r} ({role}); its columns are {list(df.columns)}")
     raw = df[column]
     keep = raw.notna() & (raw.astype(str).str.strip() != "")
+    if not keep.any():
+        raise ValidationInputError(f"{p}: column {column!r} has no answers (all {len(raw)} row(s) empty); "
+                                   "fix the file, or name the column that holds the answers (--column / "
+                                   "validation.column)")
     out = pd.DataFrame(index=df.index[keep])
     if answer == "number":
         num = pd.to_numeric(raw[keep], errors="coerce")
@@ -174,7 +178,17 @@ def compare_answers(sim: Sequence, human: Sequence, *, scale: Sequence[float] | 
     y = np.asarray([v for v in human if pd.notna(v)], float)
     row.update(n_sim=len(x), n_human=len(y))
     if not len(x) or not len(y):
-        row.update(verdict="not compared", notes="no answers on one side (n_sim or n_human is 0)")
+        for side, v in (("sim", x), ("human", y)):  # the side with answers keeps its own numbers
+            if len(v):
+                row.update({f"mean_{side}": float(v.mean()), f"sd_{side}": float(v.std(ddof=1)) if len(v) > 1
+                            else math.nan})
+                if scale is not None:
+                    row[f"extreme_{side}"] = float(np.mean((v == float(scale[0])) | (v == float(scale[1]))))
+        empty = "simulated" if not len(x) else "human"
+        row.update(verdict="not compared",
+                   notes=f"no {empty} answers (n_{'sim' if not len(x) else 'human'} = 0): the comparison "
+                         "statistics and that side's mean, SD and extreme share are NaN"
+                         + ("; SD needs >= 2 answers" if len(x) == 1 or len(y) == 1 else ""))
         return row
     lo, hi = (float(scale[0]), float(scale[1])) if scale is not None else (min(x.min(), y.min()), max(x.max(), y.max()))
     row.update(mean_sim=float(x.mean()), mean_human=float(y.mean()), diff=float(x.mean() - y.mean()),

@@ -14,7 +14,7 @@ from reports.excerpts import excerpts
 from reports.load import RunData
 from reports.metricinfo import MetricInfo, metric_infos, verdict
 from reports.runinfo import arm_names, config_diff, header_facts, usage_by_purpose
-from reports.summary import summary_items
+from reports.summary import ALPHA, summary_items
 from reports.tables import headline, models, power_table, secondary, tradeoff_lines
 from reports.tradeoff import tradeoff_pair
 from reports.validity import section_blocks
@@ -46,20 +46,21 @@ def _headline(doc: Document, data: RunData, infos: dict[str, MetricInfo]) -> Non
     eff = data.tables.effects
     if eff.empty:
         sec.blocks.append(Para("The analysis produced no comparisons (a single arm, or no metric values)."))
-        means = arm_means(data.metrics) if data.metrics is not None and {"arm", "metric", "value"} <= set(
+        alpha = data.alpha or ALPHA  # computed here: its level is the one stated, recorded or not
+        means = arm_means(data.metrics, alpha) if data.metrics is not None and {"arm", "metric", "value"} <= set(
             data.metrics.columns) else pd.DataFrame()
         if len(means):
             sec.blocks.append(Table(
-                ["Arm", "Metric", "n", "Sessions", "Mean [95% CI]", "Unit of the CI", "Note"],
+                ["Arm", "Metric", "n", "Sessions", f"Mean [{fmt.ci_name(alpha)}]", "Unit of the CI", "Note"],
                 [[r.arm, fmt.metric(r.metric), fmt.integer(r.n), fmt.integer(r.n_sessions),
                   fmt.num(r.mean) + ("" if r.note else f" [{fmt.num(r.ci_low)}, {fmt.num(r.ci_high)}]"),
                   f"{r.n_units} {r.unit if r.n_units != 1 else r.unit[:-1]}", r.note] for r in means.itertuples()],
-                "Each arm's mean per metric with its 95% t interval (Student's t on the independent units: "
+                f"Each arm's mean per metric with its {fmt.ci_level(alpha)} t interval (Student's t on the independent units: "
                 "the session means when a session holds several values, so agents of one session are not "
                 "counted as independent; analysis/arm_means.py). A missing interval says why in Note.",
                 numeric={2, 3, 4}))
         return
-    sec.blocks.append(headline(eff, infos))
+    sec.blocks.append(headline(eff, infos, data.alpha))
     family = data.tables.summary.get("family")
     if family:
         sec.blocks.append(Para(f"Multiple-comparison family: {family}."))
@@ -69,7 +70,7 @@ def _headline(doc: Document, data: RunData, infos: dict[str, MetricInfo]) -> Non
         items = [fmt.with_metric_names(f"{name}: {line}" if name else line, names)
                  for name, lines in groups.items() for line in lines]
         sec.blocks.append(Callout("Trade-offs", items, "info"))
-    for extra in (secondary(eff), models(eff)):
+    for extra in (secondary(eff, data.alpha), models(eff, data.alpha)):
         if extra is not None:
             sec.blocks.append(extra)
 
@@ -77,16 +78,17 @@ def _headline(doc: Document, data: RunData, infos: dict[str, MetricInfo]) -> Non
 def _figures(doc: Document, data: RunData, arms: list[str], fig_dir: Path, infos: dict[str, MetricInfo]) -> None:
     sec = doc.section("Figures", "figures")
     eff = data.tables.effects
-    path = figures.forest(eff, arms, fig_dir / "forest.png")
+    path = figures.forest(eff, arms, fig_dir / "forest.png", data.alpha)
     if path:
-        sec.blocks.append(Figure(path, "Standardized effects (Hedges' g) with their 95% CIs where computed, "
+        sec.blocks.append(Figure(path, f"Standardized effects (Hedges' g) with their {fmt.ci_name(data.alpha, True)} "
+                                 "where computed, "
                                  "all metrics.", "760px"))
     pair, how = tradeoff_pair(data.config, eff) if not eff.empty else (None, "no comparisons")
     units = (infos[pair[0]].unit, infos[pair[1]].unit) if pair else ("", "")
     better = (infos[pair[0]].higher_is_better, infos[pair[1]].higher_is_better) if pair else (True, True)
-    if pair and (path := figures.tradeoff(eff, arms, pair, fig_dir / "tradeoff.png", units, better)):
+    if pair and (path := figures.tradeoff(eff, arms, pair, fig_dir / "tradeoff.png", units, better, data.alpha)):
         sec.blocks.append(Figure(path, f"Trade-off: change in {fmt.metric(pair[0])} vs change in "
-                                 f"{fmt.metric(pair[1])}, one point per treatment (raw units, 95% CIs where "
+                                 f"{fmt.metric(pair[1])}, one point per treatment (raw units, {fmt.ci_name(data.alpha, True)} where "
                                  f"computed). Pair: {how}.", "640px"))
     elif not eff.empty:
         sec.blocks.append(Para(f"No trade-off chart: {how}."))

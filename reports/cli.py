@@ -1,4 +1,5 @@
-"""`trials report <run_dir | metrics table | TinyTroupe .json | multirun dir> [--out DIR]`."""
+"""`trials report <run_dir | metrics table | TinyTroupe .json | multirun dir> [--out DIR] [--control ARM]
+[--paired | --unpaired] [--force]`."""
 
 from __future__ import annotations
 
@@ -24,11 +25,14 @@ def main(argv: list[str] | None = None) -> int:
     pairing.add_argument("--paired", dest="paired", action="store_const", const=True,
                          help="treat replicate r of every arm as a pair (recomputes the analysis tables)")
     pairing.add_argument("--unpaired", dest="paired", action="store_const", const=False)
+    parser.add_argument("--force", action="store_true",
+                        help="with --control/--paired/--unpaired and no --out: replace the run's own analysis/ "
+                             "and report.html with the re-analysis")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
-        paths = render(args.path, args.out, control=args.control, paired=args.paired)
+        paths = render(args.path, args.out, control=args.control, paired=args.paired, force=args.force)
     except ReportError as exc:  # load() wraps analysis errors in ReportError, keeping their message
         print(f"trials report: {exc}", file=sys.stderr)
         return 2

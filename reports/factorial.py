@@ -73,8 +73,10 @@ def cell_means(data: RunData, names: list[str]) -> tuple[pd.DataFrame, bool]:
     return raw, False
 
 
-def interaction_plot(means: pd.DataFrame, names: list[str], path: Path, model_based: bool) -> Path | None:
-    """One panel per metric: the first factor on x, one line per level of the second factor."""
+def interaction_plot(means: pd.DataFrame, names: list[str], path: Path, model_based: bool,
+                     alpha: float | None = 0.05) -> Path | None:
+    """One panel per metric: the first factor on x, one line per level of the second factor; CIs at
+    the analysis' level (1 - alpha)."""
     if means.empty or not names or not set(names[:2]) <= set(means.columns):
         return None
     xf, lf = names[0], names[1] if len(names) > 1 else None
@@ -100,7 +102,7 @@ def interaction_plot(means: pd.DataFrame, names: list[str], path: Path, model_ba
         ax.set_visible(False)
     if lf:
         axes.flat[0].legend(frameon=False, fontsize=8)
-    fig.suptitle("Interaction plot: " + ("estimated marginal means, 95% CIs" if model_based
+    fig.suptitle("Interaction plot: " + (f"estimated marginal means, {fmt.ci_name(alpha, True)}" if model_based
                                          else "raw cell means (no CIs: factorial_cells.csv absent)"), fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
@@ -118,7 +120,7 @@ def section_blocks(data: RunData, fig_dir: Path) -> list[Block]:
                  fmt.with_ci(r["estimate"], r.get("ci_low"), r.get("ci_high")), fmt.pval(r.get("p")),
                  str(r.get("note") if isinstance(r.get("note"), str) else "")] for _, r in terms.iterrows()]
         models = "; ".join(dict.fromkeys(str(m) for m in terms.get("model", pd.Series(dtype=str)).dropna() if str(m)))
-        blocks.append(Table(["Metric", "Term", "Estimate [95% CI]", "p", "Note"], rows,
+        blocks.append(Table(["Metric", "Term", f"Estimate [{fmt.ci_name(data.alpha)}]", "p", "Note"], rows,
                             "Main effects and interactions (factorial.csv). Treatment coding: a main effect is "
                             "the change from the factor's reference level with the other factors at theirs; an "
                             "interaction is a difference of differences." + (f" Model: {models}." if models else ""),
@@ -128,9 +130,9 @@ def section_blocks(data: RunData, fig_dir: Path) -> list[Block]:
                            "interactions are not shown (run `trials analyze` with a version that fits factorial "
                            "models)."))
     means, model_based = cell_means(data, names)
-    path = interaction_plot(means, names, fig_dir / "interaction.png", model_based) if len(names) >= 1 else None
+    path = interaction_plot(means, names, fig_dir / "interaction.png", model_based, data.alpha) if len(names) >= 1 else None
     if path:
         blocks.append(Figure(path, "Interaction plot: parallel lines mean no interaction; "
-                             + ("marginal means from the factorial model with 95% CIs." if model_based
+                             + (f"marginal means from the factorial model with {fmt.ci_name(data.alpha, True)}." if model_based
                                 else "raw cell means from the metrics table (no CIs)."), "900px"))
     return blocks

@@ -5,6 +5,7 @@ and returns its path (or None when there is nothing to draw)."""
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -14,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from reports.fmt import label, metric, num, signed  # noqa: E402
+from reports.fmt import ci_name, label, metric, num, signed  # noqa: E402
 
 DPI = 110
 ARM_COLORS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c"]
@@ -42,8 +43,9 @@ def arm_color(arms: list[str], arm: str) -> str:
     return ARM_COLORS[arms.index(arm) % len(ARM_COLORS)] if arm in arms else "#333333"
 
 
-def forest(effects: pd.DataFrame, arms: list[str], path: Path) -> Path | None:
-    """Hedges' g with its CI for every metric x comparison; filled = Holm-adjusted p < 0.05."""
+def forest(effects: pd.DataFrame, arms: list[str], path: Path, alpha: float | None = 0.05) -> Path | None:
+    """Hedges' g with its CI for every metric x comparison; filled = Holm-adjusted p < alpha (the
+    analysis' alpha, which also sets the CIs' level; 0.05 for the fill when it is not recorded)."""
     eff = effects.dropna(subset=["hedges_g"]) if "hedges_g" in effects else effects.iloc[0:0]
     if eff.empty:
         return None
@@ -55,23 +57,24 @@ def forest(effects: pd.DataFrame, arms: list[str], path: Path) -> Path | None:
             ax.axvline(sign * ref, color="#bbbbbb", lw=0.7, ls=":")
     ax.axvline(0, color="#333333", lw=1)
     ys = np.arange(len(eff))
+    threshold = 0.05 if alpha is None else alpha
     for tr in eff["treatment"].unique():
         sub = eff[eff["treatment"] == tr]
         color = arm_color(arms, str(tr))
         lo, hi = sub.get("g_ci_low", sub["hedges_g"]), sub.get("g_ci_high", sub["hedges_g"])
         ax.errorbar(sub["hedges_g"], ys[sub.index], xerr=_err(sub["hedges_g"], lo, hi), fmt="none",
                     ecolor=color, elinewidth=1.6, capsize=3)
-        sig = sub.get("p_holm", pd.Series(np.nan, index=sub.index)) < 0.05
+        sig = sub.get("p_holm", pd.Series(np.nan, index=sub.index)) < threshold
         ax.scatter(sub["hedges_g"], ys[sub.index], s=46, zorder=3, color=np.where(sig, color, "white"),
                    edgecolors=color, linewidths=1.6, label=str(tr))
     names = [metric(m) + (f"  ({t})" if many else "") for m, t in zip(eff["metric"], eff["treatment"])]
     ax.set_yticks(ys, names)
     has_ci = (eff[["g_ci_low", "g_ci_high"]].notna().all(axis=1) if {"g_ci_low", "g_ci_high"} <= set(eff.columns)
               else pd.Series(False, index=eff.index))
-    ci_text = ("95% CI" if bool(has_ci.all()) else "95% CI where computed (bare points: no CI)"
+    ci_text = (ci_name(alpha) if bool(has_ci.all()) else f"{ci_name(alpha)} where computed (bare points: no CI)"
                if bool(has_ci.any()) else "no CIs computed")
     ax.set_xlabel(f"Hedges' g (treatment − control), {ci_text}   ·   dotted: ±0.2 / ±0.5 / ±0.8")
-    ax.set_title("Standardized effects (filled: Holm-adjusted p < 0.05)")
+    ax.set_title(f"Standardized effects (filled: Holm-adjusted p < {threshold:g})")
     ax.grid(axis="y", alpha=0)
     if many:
         ax.legend(frameon=False, loc="best", fontsize=9)
@@ -176,8 +179,9 @@ MARKERS = ["o", "s", "D", "^", "v", "P", "X", "*"]
 
 
 def tradeoff(effects: pd.DataFrame, arms: list[str], metrics: tuple[str, str], path: Path,
-             units: tuple[str, str] = ("", ""), higher_is_better: tuple[bool, bool] = (True, True)) -> Path | None:
-    """One point per treatment: change in x vs change in y (raw units, `units` on the axes), 95% CI
+             units: tuple[str, str] = ("", ""), higher_is_better: tuple[bool, bool] = (True, True),
+             alpha: float | None = 0.05) -> Path | None:
+    """One point per treatment: change in x vs change in y (raw units, `units` on the axes), CI (level 1 - alpha)
     whiskers where a CI exists. Treatments are told apart by colour and marker and named in a
     legend outside the axes with their values, so labels never overlap, even when points coincide."""
     x, y = metrics
@@ -208,11 +212,16 @@ def tradeoff(effects: pd.DataFrame, arms: list[str], metrics: tuple[str, str], p
     bx, by = ("better →" if h else "← better" for h in higher_is_better)
     ax.set_xlabel(f"change in {metric(x)}{ux}\n(treatment − control; {bx})")
     ax.set_ylabel(f"change in {metric(y)}{uy}\n({'better ↑' if higher_is_better[1] else 'better ↓'})")
-    ax.set_title("Trade-off" + (" (95% CIs)" if any_ci else " (no CIs computed)"))
+    ax.set_title("Trade-off" + (f" ({ci_name(alpha, True)})" if any_ci else " (no CIs computed)"))
     ax.margins(0.25)
     ax.legend(frameon=False, fontsize=9, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0,
               title="treatment: (Δx, Δy)", title_fontsize=9)
     return _save(fig, path)
+
+
+def _wrap(text: str, width: int) -> str:
+    """A long axis label or tick broken onto lines of at most `width` characters (at `, ` `/` and spaces)."""
+    return "\n".join(textwrap.wrap(str(text), width, break_on_hyphens=False)) or str(text)
 
 
 def sweep(points: pd.DataFrame, param: str, path: Path) -> Path | None:
@@ -222,9 +231,16 @@ def sweep(points: pd.DataFrame, param: str, path: Path) -> Path | None:
     names = list(dict.fromkeys(points["metric"]))
     cols = min(3, len(names))
     rows = math.ceil(len(names) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
     treatments = list(dict.fromkeys(points["treatment"]))
     categorical = not pd.api.types.is_numeric_dtype(points["param"])
+    # long labels are wrapped, written once below the panels, and the figure grows by their lines;
+    # constrained layout then makes room for them (tight_layout gave up on long ones with a warning)
+    width = 4.2 * cols
+    xlabel = _wrap(label(param), int(11 * width))
+    ticks = [_wrap(v, 18) for v in dict.fromkeys(points["param"].astype(str))] if categorical else []
+    tick_lines = max((t.count("\n") + 1 for t in ticks), default=1)
+    height = 3.2 * rows + 0.18 * (xlabel.count("\n") + 1) + 0.16 * (tick_lines - 1) * rows
+    fig, axes = plt.subplots(rows, cols, figsize=(width, height), squeeze=False, layout="constrained")
     # categorical values: one shared position per value (in sweep order), so every treatment lines up
     slots = {v: i for i, v in enumerate(dict.fromkeys(points["param"].astype(str)))} if categorical else {}
     for ax, name in zip(axes.flat, names):
@@ -238,14 +254,13 @@ def sweep(points: pd.DataFrame, param: str, path: Path) -> Path | None:
             ax.errorbar(s["_x"].to_numpy(float), s["diff"], yerr=_err(s["diff"], s["ci_low"], s["ci_high"]),
                         fmt="-o", capsize=3, color=ARM_COLORS[(j + 1) % len(ARM_COLORS)], label=str(tr))
         if categorical:
-            ax.set_xticks(list(slots.values()), list(slots))
+            ax.set_xticks(list(slots.values()), ticks)
         ax.axhline(0, color="#333333", lw=1)
-        ax.set_title(metric(name))
-        ax.set_xlabel(label(param))
+        ax.set_title(_wrap(metric(name), 40))
         ax.set_ylabel("treatment − control")
     for ax in list(axes.flat)[len(names):]:
         ax.set_visible(False)
     if len(treatments) > 1:
         axes.flat[0].legend(frameon=False, fontsize=8)
-    fig.tight_layout()
+    fig.supxlabel(xlabel, fontsize=10)
     return _save(fig, path)

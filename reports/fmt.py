@@ -61,6 +61,19 @@ def interval(lo: Any, hi: Any, digits: int = 2) -> str:
     return f"[{signed(lo, digits)}, {signed(hi, digits)}]"
 
 
+def ci_level(alpha: Any) -> str:
+    """The confidence level of intervals computed at `alpha`: `95%` for 0.05, `90%` for 0.1, `97.5%`
+    for 0.025; "" when alpha is unknown (not recorded), so a label never states a level it cannot know."""
+    if _is_missing(alpha) or not 0 < float(alpha) < 1:
+        return ""
+    return f"{round(100 * (1 - float(alpha)), 6):g}%"
+
+
+def ci_name(alpha: Any, plural: bool = False) -> str:
+    """`90% CI` (`90% CIs`) for alpha 0.1; a bare `CI` when alpha is unknown."""
+    return f"{ci_level(alpha)} CI{'s' if plural else ''}".strip()
+
+
 def with_ci(est: Any, lo: Any, hi: Any, digits: int = 2) -> str:
     """An estimate followed by its interval: `+5.33 [+3.70, +6.97]`."""
     ci = interval(lo, hi, digits)

@@ -65,6 +65,15 @@ class RunData:
         return None
 
     @property
+    def alpha(self) -> float | None:
+        """The alpha of the analysis shown (summary.json): every CI's level is 1 - alpha and adjusted
+        p-values are compared with it; None when summary.json does not record it."""
+        value = self.tables.summary.get("alpha")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1:
+            return float(value)
+        return None
+
+    @property
     def paired(self) -> bool | None:
         """Whether the analysis shown paired replicate r across arms (summary.json), else the
         run's design (manifest); None when neither says."""
@@ -157,12 +166,20 @@ def _compute_analysis(source: Path, adir: Path, control: str | None,
     return table.df, [str(n) for n in table.notes]
 
 
+def _same_settings(adir: Path, control: str | None, paired: bool | None) -> bool:
+    """Whether the analysis saved in `adir` (summary.json) already has this control and pairing."""
+    saved = _read_json(adir / "summary.json") or {}
+    return (bool(saved) and (control is None or saved.get("control") == control)
+            and (paired is None or saved.get("paired") is paired))
+
+
 def load(path: str | Path, out_dir: str | Path | None = None, control: str | None = None,
-         paired: bool | None = None) -> RunData:
+         paired: bool | None = None, force: bool = False) -> RunData:
     """Everything for one report. `out_dir` defaults to the run directory itself, or to
     `./<stem>_report/` for a table or TinyTroupe JSON (never beside a shared input file).
     `control` / `paired` (as `trials analyze --control/--paired`) recompute the analysis tables
-    into `<out>/analysis` instead of reading the saved ones."""
+    into `<out>/analysis` instead of reading the saved ones; without `out_dir` that would replace the
+    run's own analysis (and report), so it is refused unless `force` (or the saved one has the same settings)."""
     source = Path(path).expanduser().resolve()
     if not source.exists():
         raise ReportError(f"{source}: no such run directory or file; pass a run directory, a metrics "
@@ -178,6 +195,14 @@ def load(path: str | Path, out_dir: str | Path | None = None, control: str | Non
         if control is None:
             control = str(manifest["control"]) if manifest and manifest.get("control") else None
         adir = source / "analysis"
+        if recompute and not out_dir and (adir / "effects.csv").exists():
+            if _same_settings(adir, control, paired):
+                recompute = False
+            elif not force:
+                flags = " ".join(([f"--control {control}"] if control else [])
+                                 + ([] if paired is None else ["--paired" if paired else "--unpaired"]))
+                raise ReportError(f"{source}: a re-analysis with {flags} would replace the run's own analysis/ and "
+                                  "report.html; fix: --out DIR to write it elsewhere, or --force to replace them")
         notes: list[str] = []
         if (adir / "effects.csv").exists() and not recompute:
             metrics = read_metrics(source)

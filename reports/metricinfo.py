@@ -122,7 +122,7 @@ def relative_change(diff: Any, mean_control: Any) -> tuple[float, str]:
 
 
 def verdict(info: MetricInfo, diff: Any, lo: Any, hi: Any) -> str:
-    """"better" / "worse" when the 95% CI excludes 0 (direction from `higher_is_better`);
+    """"better" / "worse" when the CI (at the analysis' level) excludes 0 (direction from `higher_is_better`);
     "unclear" when it includes 0; "no CI" when no interval was computed."""
     try:
         d, a, b = float(diff), float(lo), float(hi)

@@ -1,5 +1,5 @@
 """The plain-language summary that opens the report: per treatment, what got better and what got
-worse (raw and relative change, 95% CI, whether it survives Holm correction); treatments that were
+worse (raw and relative change, CI at the analysis' level, whether it survives Holm correction); treatments that were
 not delivered; metrics with unequal missingness; and what this run cannot support.
 
 Every number is read from the analysis tables (effects.csv, missing.csv) and the run's manifest;
@@ -19,6 +19,7 @@ from reports.metricinfo import MetricInfo, relative_change, verdict
 from reports.runinfo import arm_configs, delivery, models
 from reports.tradeoff import tradeoff_pair
 
+#: the Holm threshold when summary.json does not record the analysis' alpha (the sentence states it)
 ALPHA = 0.05
 
 
@@ -29,7 +30,7 @@ def _num(x: Any) -> float:
         return math.nan
 
 
-def effect_phrase(rec: pd.Series, info: MetricInfo) -> str:
+def effect_phrase(rec: pd.Series, info: MetricInfo, alpha: float | None = ALPHA) -> str:
     """`+5.33 ideas per session (+138%, 95% CI +3.70 to +6.97)`; the relative change is left out
     (with its reason) when the control mean is 0."""
     diff = _num(rec.get("diff"))
@@ -37,7 +38,7 @@ def effect_phrase(rec: pd.Series, info: MetricInfo) -> str:
     parts = [fmt.signed_percent(rel) if not reason else f"relative change undefined: {reason}"]
     lo, hi = _num(rec.get("ci_low")), _num(rec.get("ci_high"))
     if math.isfinite(lo) and math.isfinite(hi):
-        parts.append(f"95% CI {fmt.signed(lo)} to {fmt.signed(hi)}")
+        parts.append(f"{fmt.ci_name(alpha)} {fmt.signed(lo)} to {fmt.signed(hi)}")
     else:
         parts.append("no CI computed")
     if info.unit and info.label.split()[0] not in info.unit:  # "-0.60 persona adherence (0-9 score; -11%, ...)"
@@ -49,23 +50,27 @@ def _join(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def _holm(clear: pd.DataFrame, infos: dict[str, MetricInfo]) -> str:
+def _holm(clear: pd.DataFrame, infos: dict[str, MetricInfo], alpha: float = ALPHA) -> str:
+    """Whether the clear effects survive Holm correction (adjusted p < alpha), worded for how many do:
+    `It survives` / `Both survive` / `All 3 survive`; `It does not survive` / `Neither survives` /
+    `None of the 3 survives`; `Only ideas survives`."""
     if "p_holm" not in clear.columns or clear["p_holm"].isna().all():
         return "Holm-adjusted p-values are not available."
-    survive = clear[clear["p_holm"] < ALPHA]
+    survive = clear[clear["p_holm"] < alpha]
     names = [infos[str(m)].label for m in survive["metric"]]
-    n = len(clear)
-    if len(survive) == n:
-        return ("It survives" if n == 1 else "Both survive" if n == 2 else f"All {n} survive") + \
-            " Holm correction (adjusted p < 0.05)."
-    if survive.empty:
-        return ("It does" if n == 1 else "None of them does") + \
-            " not survive Holm correction across the metric family: treat as tentative."
-    return f"Only {_join(names)} {'survives' if len(names) == 1 else 'survive'} Holm correction."
+    n, k, rule = len(clear), len(survive), f"Holm correction (adjusted p < {alpha:g})"
+    if k == n:
+        return ("It survives" if n == 1 else "Both survive" if n == 2 else f"All {n} survive") + f" {rule}."
+    if k == 0:
+        return ("It does not survive" if n == 1 else "Neither survives" if n == 2 else f"None of the {n} survives") \
+            + f" {rule} across the metric family: treat as tentative."
+    return f"Only {_join(names)} {'survives' if k == 1 else 'survive'} {rule}."
 
 
-def treatment_sentence(treatment: str, rows: pd.DataFrame, infos: dict[str, MetricInfo]) -> str:
-    """One or two sentences for one treatment (rows: its effects.csv rows)."""
+def treatment_sentence(treatment: str, rows: pd.DataFrame, infos: dict[str, MetricInfo],
+                       alpha: float | None = ALPHA) -> str:
+    """One or two sentences for one treatment (rows: its effects.csv rows); `alpha` is the analysis'
+    (summary.json): the level of its CIs and the Holm threshold (0.05, said so, when not recorded)."""
     verdicts = [verdict(infos[str(r["metric"])], r.get("diff"), r.get("ci_low"), r.get("ci_high"))
                 for _, r in rows.iterrows()]
     rows = rows.assign(_verdict=verdicts, _size=rows["hedges_g"].abs() if "hedges_g" in rows else 0.0)
@@ -74,25 +79,25 @@ def treatment_sentence(treatment: str, rows: pd.DataFrame, infos: dict[str, Metr
     unclear, no_ci = rows[rows["_verdict"] == "unclear"], rows[rows["_verdict"] == "no CI"]
 
     def phrases(frame: pd.DataFrame) -> list[str]:
-        return [effect_phrase(r, infos[str(r["metric"])]) for _, r in frame.iterrows()]
+        return [effect_phrase(r, infos[str(r["metric"])], alpha) for _, r in frame.iterrows()]
 
     if wins.empty and losses.empty:
         diffs = pd.to_numeric(rows["diff"], errors="coerce") if "diff" in rows else pd.Series(dtype=float)
         if len(diffs) and (diffs == 0).all():
             return f"{treatment}: exactly the same as control on every metric (all differences are 0)."
-        text = f"{treatment}: no metric changed clearly (every 95% CI includes 0 or none was computed)."
+        text = f"{treatment}: no metric changed clearly (every {fmt.ci_name(alpha)} includes 0 or none was computed)."
         sized = rows[rows["_size"].notna() & (rows["_size"] > 0)] if "_size" in rows else rows.iloc[0:0]
         if len(sized):
             top = sized.iloc[0]
             text += (f" The largest difference in standardized terms (Hedges' g {fmt.signed(top['hedges_g'])}): "
-                     f"{effect_phrase(top, infos[str(top['metric'])])}.")
+                     f"{effect_phrase(top, infos[str(top['metric'])], alpha)}.")
         return text
     if not wins.empty:
         text = f"{treatment}: {_join(phrases(wins))}"
         text += f", at a cost of {_join(phrases(losses))}." if not losses.empty else "."
     else:
         text = f"{treatment}: worse on {_join(phrases(losses))}, with no clear gain."
-    text += " " + _holm(pd.concat([wins, losses]), infos)
+    text += " " + _holm(pd.concat([wins, losses]), infos, ALPHA if alpha is None else alpha)
     if len(unclear):
         text += f" No clear change in {_join([infos[str(m)].label for m in unclear['metric']])}."
     if len(no_ci):
@@ -229,14 +234,14 @@ def summary_items(data: RunData, infos: dict[str, MetricInfo]) -> list[str]:
     items: list[str] = []
     if eff.empty:
         items.append("The analysis produced no comparisons (a single arm, or no metric values); each arm's "
-                     "mean per metric with its 95% CI is under Headline results.")
+                     f"mean per metric with its {fmt.ci_name(data.alpha)} is under Headline results.")
     else:
         for treatment, rows in eff.groupby("treatment", sort=False):
             control = str(rows["control"].iloc[0]) if "control" in rows else ""
             name = str(treatment) if control == (data.control or control) else f"{treatment} vs {control}"
             gist = arm_gist(data, str(treatment))
             name += f" ({gist})" if gist and gist != str(treatment) else ""
-            items.append(treatment_sentence(name, rows, infos))
+            items.append(treatment_sentence(name, rows, infos, data.alpha))
         pair, how = tradeoff_pair(data.config, eff)
         items.append(tradeoff_sentence(pair, how, eff, infos))
     items += comparison_basis(data) + not_delivered(data)

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pandas as pd
+import yaml
 
 from reports import figures, fmt
 from reports.caveats import caveats
@@ -41,17 +42,65 @@ def is_sweep_dir(path: Path) -> bool:
     return (path / "sweep_summary.csv").exists() or len(run_dirs(path)) >= 2
 
 
-def swept(points: list[RunData]) -> dict[str, list[Any]]:
-    """Config keys whose values differ between the points (the swept parameters)."""
-    flats = [flatten(p.config or {}) for p in points]
-    keys = sorted({k for f in flats for k in f})
+def overrides(run_dir: Path) -> dict[str, Any] | None:
+    """The command-line overrides Hydra recorded for one sweep point (`.hydra/overrides.yaml`:
+    `experiment=hello`, `llm.temperature=0.3`), values parsed as YAML (numbers stay numbers);
+    None when the point has no readable record."""
+    path = run_dir / ".hydra" / "overrides.yaml"
+    try:
+        items = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None
+    except (OSError, yaml.YAMLError):
+        return None
+    if not isinstance(items, list):
+        return None
+    out: dict[str, Any] = {}
+    for item in map(str, items):
+        key, sep, value = item.partition("=")
+        if not sep or key.lstrip("+~").startswith("hydra."):
+            continue
+        try:
+            out[key.lstrip("+~")] = yaml.safe_load(value) if value else value
+        except yaml.YAMLError:
+            out[key.lstrip("+~")] = value
+    return out
+
+
+def _differing(dicts: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    keys = sorted({k for d in dicts for k in d})
     out = {}
     for key in keys:
         if any(part in key for part in IGNORED):
             continue
-        values = [f.get(key) for f in flats]
+        values = [d.get(key) for d in dicts]
         if len({repr(v) for v in values}) > 1:
             out[key] = values
+    return out
+
+
+def swept(points: list[RunData]) -> dict[str, list[Any]]:
+    """The swept parameters: the overrides whose values differ between the points (the `-m` keys,
+    from each point's `.hydra/overrides.yaml`), not every config key that differs as a consequence
+    (a swept `experiment=` changes dozens). Without that record (points copied or made by hand):
+    the config keys whose values differ."""
+    recorded = [overrides(p.source) for p in points]
+    if all(r is not None for r in recorded):
+        found = _differing([r for r in recorded if r is not None])
+        if found:
+            return found
+    return _differing([flatten(p.config or {}) for p in points])
+
+
+def short_names(keys: list[str]) -> dict[str, str]:
+    """Each dotted key by its shortest trailing part that no other key ends with: `group_size` when
+    unique, else `arms.treatment.group_size` vs `arms.control.group_size` (never two same labels)."""
+    out = {}
+    for key in keys:
+        parts = key.split(".")
+        for n in range(1, len(parts) + 1):
+            tail = ".".join(parts[-n:])
+            if not any(other != key and (other == tail or other.endswith("." + tail)) for other in keys):
+                break
+        out[key] = tail
     return out
 
 
@@ -62,7 +111,8 @@ def _param_values(params: dict[str, list[Any]], n: int) -> tuple[str, list[Any]]
         (key, values), = params.items()
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
         return key, values if numeric else [str(v) for v in values]
-    return " / ".join(params), [", ".join(f"{k.split('.')[-1]}={v[i]}" for k, v in params.items()) for i in range(n)]
+    names = short_names(list(params))
+    return " / ".join(params), [", ".join(f"{names[k]}={v[i]}" for k, v in params.items()) for i in range(n)]
 
 
 STAT_COLUMNS = ("diff", "ci_low", "ci_high", "hedges_g", "p_value", "mean_control", "mean_treatment")
@@ -146,18 +196,23 @@ def render_sweep(root: Path, out_dir: str | Path | None = None) -> ReportPaths:
         over.blocks.append(Para(f"The runner's summary table: {root / 'sweep_summary.csv'}."))
     doc.section("How far to trust this sweep", "caveats").blocks.append(Callout("Caveats", caveats(points[0])))
     res = doc.section("Effects across the sweep", "results")
+    alphas = sorted({p.alpha for p in points}, key=repr)
+    alpha = alphas[0] if len(alphas) == 1 else None  # mixed levels: each row's CI is at its own run's
+    ci = fmt.ci_name(alpha)
     res.blocks.append(Table(
-        [fmt.label(param), "Metric", "Treatment", "Difference [95% CI]", "Relative change", "Hedges' g [95% CI]",
+        [fmt.label(param), "Metric", "Treatment", f"Difference [{ci}]", "Relative change", f"Hedges' g [{ci}]",
          "p", "p (Holm)"],
         [[str(r["param"]), fmt.metric(r["metric"]), str(r["treatment"]),
           fmt.with_ci(r["diff"], r["ci_low"], r["ci_high"]), relative_text(r),
           fmt.with_ci(r.get("hedges_g"), r.get("g_ci_low"), r.get("g_ci_high")), fmt.pval(r.get("p_value")),
           fmt.pval(r.get("p_holm"))] for _, r in allfx.iterrows()],
         "Differences are treatment − control within each run (the runs' own effects.csv); relative change = "
-        "difference / |mean control|.", numeric={3, 4, 5, 6, 7}))
+        "difference / |mean control|." + ("" if alpha is not None else " The runs' analyses differ in alpha "
+                                          "or do not record it: each CI is at its own run's level (its summary.json)."),
+        numeric={3, 4, 5, 6, 7}))
     fig = figures.sweep(allfx, param, out / "figures" / "sweep.png")
     figs = doc.section("Figures", "figures")
-    figs.blocks.append(Figure(fig, f"Change (treatment − control) vs {fmt.label(param)}, 95% CIs.", "900px")
+    figs.blocks.append(Figure(fig, f"Change (treatment − control) vs {fmt.label(param)}, {fmt.ci_name(alpha, True)}.", "900px")
                        if fig else Para("Nothing to plot (no comparisons)."))
     notes = doc.section("Notes", "notes")
     notes.blocks.append(Bullets([f"{d.source.relative_to(root)}: {n}" for d in points for n in d.notes]

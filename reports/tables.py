@@ -8,9 +8,13 @@ from reports import fmt
 from reports.document import Table
 from reports.metricinfo import MetricInfo, metric_infos, relative_change, verdict
 
-HEADLINE_COLUMNS = ["Metric", "Treatment", "n (c / t)", "Mean control", "Mean treatment",
-                    "Difference [95% CI]", "Relative change", "Verdict", "Hedges' g [95% CI]", "p", "p (Holm)",
-                    "p (BH)", "Method"]
+
+def headline_columns(alpha: float | None = 0.05) -> list[str]:
+    """The headline table's header; the CI level follows the analysis' alpha (summary.json)."""
+    ci = fmt.ci_name(alpha)
+    return ["Metric", "Treatment", "n (c / t)", "Mean control", "Mean treatment", f"Difference [{ci}]",
+            "Relative change", "Verdict", f"Hedges' g [{ci}]", "p", "p (Holm)", "p (BH)", "Method"]
+
 #: HTML classes for the verdict: a win is green, a loss red (metricinfo.verdict).
 VERDICT_CLASS = {"better": "win", "worse": "loss"}
 
@@ -63,7 +67,8 @@ def units_sentence(infos: dict[str, MetricInfo]) -> str:
     return text
 
 
-def headline(effects: pd.DataFrame, infos: dict[str, MetricInfo] | None = None) -> Table:
+def headline(effects: pd.DataFrame, infos: dict[str, MetricInfo] | None = None,
+             alpha: float | None = 0.05) -> Table:
     infos = infos or metric_infos(list(effects["metric"]))
     rows, classes = [], {}
     for i, (_, rec) in enumerate(effects.iterrows()):
@@ -76,22 +81,22 @@ def headline(effects: pd.DataFrame, infos: dict[str, MetricInfo] | None = None) 
                "the named method; the arm means are those of the units it compares (session means; for a "
                "paired design, the complete pairs only), so difference = treatment mean − control mean. "
                "Relative change = difference / "
-               "|mean control|. Verdict: better / worse when the 95% CI excludes 0 (green / red), in the "
+               f"|mean control|. Verdict: better / worse when the {fmt.ci_name(alpha)} excludes 0 (green / red), in the "
                "metric's good direction; unclear when it includes 0. p is that method's p-value; Holm "
                "and Benjamini-Hochberg adjust it across the whole family of metrics × comparisons. "
                + units_sentence({str(m): infos[str(m)] for m in dict.fromkeys(effects["metric"])}))
-    return Table(HEADLINE_COLUMNS, rows, caption, numeric={2, 3, 4, 5, 6, 8, 9, 10, 11}, css_class="headline",
+    return Table(headline_columns(alpha), rows, caption, numeric={2, 3, 4, 5, 6, 8, 9, 10, 11}, css_class="headline",
                  cell_classes=classes)
 
 
-def secondary(effects: pd.DataFrame) -> Table | None:
+def secondary(effects: pd.DataFrame, alpha: float | None = 0.05) -> Table | None:
     """The other tests and the distribution-shift view (Cliff's delta, P(T > C)), where present."""
     cols = [c for c in ("p_welch", "p_mannwhitney", "p_permutation", "cliffs_delta", "prob_superiority",
                         "icc", "design_effect") if c in effects.columns]
     if not cols:
         return None
     header = ["Metric", "Treatment", "Welch p", "Mann-Whitney p", "Permutation p",
-              "Cliff's delta [95% CI]", "P(T > C)", "ICC", "Design effect"]
+              f"Cliff's delta [{fmt.ci_name(alpha)}]", "P(T > C)", "ICC", "Design effect"]
     rows = []
     for _, rec in effects.iterrows():
         rows.append([
@@ -112,12 +117,13 @@ def _has(effects: pd.DataFrame, col: str) -> bool:
     return col in effects.columns and bool(pd.to_numeric(effects[col], errors="coerce").notna().any())
 
 
-def models(effects: pd.DataFrame) -> Table | None:
+def models(effects: pd.DataFrame, alpha: float | None = 0.05) -> Table | None:
     """Model-based views written by analysis (ordinal odds ratio, count rate ratio, equivalence
     test, t-reference df), shown only when some row has them."""
     if not any(_has(effects, c) for c in ("odds_ratio", "rate_ratio", "p_tost")):
         return None
-    header = ["Metric", "Treatment", "df", "Odds ratio [95% CI]", "p (ordinal)", "Rate ratio [95% CI]",
+    ci = fmt.ci_name(alpha)
+    header = ["Metric", "Treatment", "df", f"Odds ratio [{ci}]", "p (ordinal)", f"Rate ratio [{ci}]",
               "p (count)", "Equivalence margin", "p (TOST)"]
     rows = [[fmt.metric(rec["metric"]), str(rec["treatment"]), fmt.num(_get(rec, "df")),
              fmt.with_ci(_get(rec, "odds_ratio"), _get(rec, "or_ci_low"), _get(rec, "or_ci_high")),

@@ -5,12 +5,13 @@ largest opposite effects, chosen automatically and said so in the caption."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pandas as pd
 
 from reports.figures import pick_tradeoff
-from reports.fmt import metric_key
+from reports.fmt import metric, metric_key
 
 #: The TinyTroupe paper's headline trade-off (+5.33 ideas vs -0.60 persona adherence).
 PAPER_PAIR = ("ideas", "persona_adherence")
@@ -34,5 +35,24 @@ def tradeoff_pair(config: dict[str, Any] | None, effects: pd.DataFrame) -> tuple
         return (by_key[PAPER_PAIR[0]], by_key[PAPER_PAIR[1]]), "default: the paper's headline pair"
     pair = pick_tradeoff(effects)
     if pair is None:
-        return None, "fewer than two metrics with effects"
+        return None, _why_no_pick(effects, names, has_config=config is not None)
     return pair, "chosen automatically: the largest standardized effects of opposite sign (set experiment.tradeoff to choose)"
+
+
+def _why_no_pick(effects: pd.DataFrame, names: list[str], has_config: bool) -> str:
+    """Why no pair could be chosen automatically: too few metrics, or too few with a Hedges' g (the
+    choice is by standardized effect), naming the metrics without one and the analysis' reason."""
+    if len(names) < 2:
+        return "fewer than two metrics with effects"
+    g = pd.to_numeric(effects["hedges_g"], errors="coerce") if "hedges_g" in effects else pd.Series(
+        float("nan"), index=effects.index)
+    reasons: dict[str, list[str]] = {}
+    for name, rows in effects[g.isna()].groupby("metric", sort=False):
+        if pd.to_numeric(g[effects["metric"] == name], errors="coerce").notna().any():
+            continue
+        why = [m for note in rows.get("notes", pd.Series(dtype=object)).dropna().astype(str)
+               for m in re.findall(r"g undefined: ([^;]+)", note)]
+        reasons.setdefault(", ".join(dict.fromkeys(why)) or "not computed", []).append(metric(name))
+    detail = "; ".join(f"{', '.join(ms)}: {why}" for why, ms in reasons.items())
+    return ("the pair is chosen by standardized effect, and fewer than two metrics have one (no Hedges' g for "
+            f"{detail})" + ("; name the pair with experiment.tradeoff=[x,y]" if has_config else ""))

@@ -72,9 +72,9 @@ def test_probability_weighted_scores_say_so():
 def test_scores_shifted_off_the_declared_scale_are_not_its_categories():
     df = judged_table(k=1)
     df["value"] = df["value"] + 1e12
-    e = compare(df, n_boot=100, n_perm=100, mixed=False).iloc[0]
-    assert all(np.isnan(e[c]) for c in ORDINAL_COLS)
-    assert "outside the declared 0-9 scale" in e["notes"]
+    # a declared 0-9 scale with values 1e12 + score: the table is wrong (exit 2), nothing is computed
+    with pytest.raises(TableError, match=r"outside the declared scale \(row 2: 1000000000005 \(control/adh, scale 0-9\)"):
+        compare(df, n_boot=100, n_perm=100, mixed=False)
     # no scale given: integers above 10 are taken as counts, not as ordinal scores
     e = compare(df.assign(scale=""), n_boot=100, n_perm=100, mixed=False).iloc[0]
     assert all(np.isnan(e[c]) for c in ORDINAL_COLS) and "ordinal" not in e["notes"]

@@ -21,7 +21,8 @@ commands:
   init <dir> [--name mine]       write a commented starter experiment to <dir>/experiment/
   export <run_dir> [--to csv|parquet|jsonl] [--out FILE]   one row per agent action, values flattened
   analyze <run_dir|table|json>   effect sizes and significance -> <run_dir>/analysis/
-  report <run_dir|table|json>    report.md + self-contained report.html
+  report <run_dir|table|json>    report.md + self-contained report.html; --control/--unpaired re-analyse
+                                 (into the run's own analysis/ only with --force, else --out DIR)
   population [hydra overrides]   sample a population of personas into a folder
   sweep-summary <multirun_dir>   one table over the run directories of a sweep
   validate <run_dir> --human FILE --column C --metric M [--scale 1 5] [--margin 0.5] [--by COL]
