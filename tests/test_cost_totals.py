@@ -72,7 +72,7 @@ def test_token_totals_are_unknown_with_any_unknown_call():
     assert total_tokens(pd.Series([3, 4], dtype="Int64")) == 7
     assert total_tokens(pd.Series([], dtype="Int64")) == 0
     known = token_totals(pd.DataFrame({"tokens_in": [1, 2], "tokens_out": [3, 4]}))
-    assert known == {"tokens_in": 3, "tokens_out": 7, "tokens_note": ""}
+    assert known == {"tokens_in": 3, "tokens_out": 7, "tokens_note": "", "unknown_billing_attempts": 0, "billing_note": ""}
 
 
 def test_progress_says_tokens_n_a_after_a_job_with_unknown_tokens(capsys):
@@ -84,3 +84,30 @@ def test_progress_says_tokens_n_a_after_a_job_with_unknown_tokens(capsys):
     progress.update({**summary, "session": "a-1", "status": "failed", "tokens_in": None, "tokens_out": None})
     assert "n/a tokens" in capsys.readouterr().err
     progress.close()
+
+
+def test_totals_state_the_attempts_that_may_have_been_billed(tmp_path):
+    """Timed-out / malformed attempts were a silent undercount; the totals now say how many."""
+    calls = _calls([0.001, 0.002], [False, False]).assign(unknown_billing_attempts=[2, 1])
+    t = token_totals(calls)
+    assert t["unknown_billing_attempts"] == 3
+    assert t["billing_note"] == ("3 attempt(s) may have been billed (timed out / malformed reply); "
+                                 "not included in the tokens and cost")
+    assert token_totals(_calls([0.001], [False]))["billing_note"] == ""  # a table without the column: none
+    run = RunDir(tmp_path)
+    run.write_failed_calls("control", 0, calls, attempt="a")
+    totals = run.collect([])
+    assert totals["unknown_billing_attempts"] == 3 and "3 attempt(s) may have been billed" in totals["billing_note"]
+    assert totals["cost_usd"] == 0.003  # the known cost, with the note beside it
+    assert pd.read_parquet(tmp_path / "llm_calls.parquet")["unknown_billing_attempts"].tolist() == [2, 1]
+
+
+def test_a_job_of_unknown_cost_still_counts_against_the_budget():
+    """An endpoint without `usage` gives NaN costs; the cap once ignored them and never stopped."""
+    from trials.run.budget import Budget
+
+    b = Budget(1.0, per_job_estimate=0.4)
+    assert b.try_reserve() and b.try_reserve() and not b.try_reserve()
+    b.settle(math.nan)
+    b.settle(math.nan)
+    assert b.spent == 0.8 and b.reserved == 0.0 and not b.try_reserve()  # its estimate stands in for it

@@ -48,6 +48,21 @@ def test_arm_names_must_be_safe_folder_names(tmp_path):
         build_plan(cfg, tmp_path)
 
 
+@pytest.mark.parametrize("name", [".", "..", "executions.jsonl", "a" * 201, "a\\b", "a b"])
+def test_arm_names_that_are_no_folder_of_their_own_are_refused(tmp_path, capsys, name):
+    """Was: an arm named '..' wrote its jobs to <run>/0, <run>/1 and <run>/inflight (outside jobs/)."""
+    yaml = f"# @package experiment\ndefaults:\n  - hello\n  - _self_\narms:\n  {name!r}: {{}}\n"
+    (tmp_path / "conf" / "experiment").mkdir(parents=True)
+    (tmp_path / "conf" / "experiment" / "weird.yaml").write_text(yaml.replace("'", '"'))
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "trials.cli", "run", "--config-dir", str(tmp_path / "conf"),
+                           "experiment=weird", "llm=scripted", "run.replicates=2", f"hydra.run.dir={out}"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"experiment.arms: arm {name!r}" in proc.stderr and "fix: rename the arm" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["conf"]  # nothing written, inside the run or beside it
+
+
 def test_unknown_experiment_lists_the_available_ones(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "trials.cli", "run", "experiment=nope", "llm=scripted",
                            f"hydra.run.dir={tmp_path}/r"], capture_output=True, text=True, cwd=tmp_path)
@@ -128,3 +143,35 @@ def test_factory_population_is_sampled_with_the_run_seed(tmp_path):
     assert a.population_size == 12 and [j.personas for j in a.jobs] == [j.personas for j in b.jobs]
     other = build_plan(config(*over, "run.seed=5"), tmp_path)
     assert [j.personas for j in other.jobs] != [j.personas for j in a.jobs]
+
+
+@pytest.mark.parametrize("experiment, key, value, applies", [
+    ("hello", "judge_k", "3", True),           # was: "+experiment.judge_k" suggested, then refused
+    ("hello", "max_actions", "3", False),      # a key of the group scenarios only
+    ("hello", "arms.control.max_tokens", "30", True),
+    ("market_research", "questions", "[a]", False),  # hello's material
+])
+def test_a_suggested_plus_key_is_then_accepted_and_no_other_is_suggested(tmp_path, monkeypatch, capsys,
+                                                                         experiment, key, value, applies):
+    from trials.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    base = ["run", f"experiment={experiment}", "llm=scripted", "cache.mode=off", "run.dry_run=true"]
+    assert main([*base, f"experiment.{key}={value}"]) == 2
+    err = capsys.readouterr().err
+    suggested = f"+experiment.{key}=<value>" in err
+    assert suggested == applies, err
+    code = main([*base, f"+experiment.{key}={value}"])
+    err2 = capsys.readouterr().err
+    assert (code == 0) == applies, err2  # the suggestion is never a dead end
+    if not applies:
+        for msg in (err, err2):
+            assert f"experiment.{key} does not apply to the {experiment} scenario" in msg and "only the" in msg, msg
+
+
+def test_hello_repeats_each_judgement_judge_k_times(tmp_path):
+    assert run(tmp_path, "experiment=hello", "+experiment.judge_k=3") == 0
+    m = pd.read_parquet(tmp_path / "metrics.parquet")
+    adherence = m[m["metric"] == "persona_adherence"]
+    assert len(adherence) and (adherence["judge_k"] == 3).all() and adherence["judge_sd"].notna().all()
+    assert (tmp_path / "analysis" / "judge_reliability.csv").is_file()

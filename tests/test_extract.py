@@ -109,3 +109,15 @@ def test_transcript_leaves_out_injected_thoughts_and_keeps_a_window():
     text = transcript_text(events)
     assert "Propose a new idea" not in text and "Host said: Ideas for the town?" in text
     assert transcript_text(events, max_events=1) == "- (3 earlier events omitted)\n- Ana thought: Bo is right about the park."
+
+
+def test_a_json_reply_without_the_ideas_key_is_unparseable_not_zero_ideas(scripted_llm):
+    """`{"answer": "ok"}`, `{}` or a wrongly cased key once validated as zero ideas."""
+    for reply in ('{"answer": "ok"}', '{}', '{"Ideas": [{"name": "Night market"}]}'):
+        llm = scripted_llm(rules=[{"match": "short name and a one-sentence", "reply": reply}])
+        r = extract_ideas(llm, _events(), mode="json")
+        assert r.value is None and r.missing_reason == "unparseable", reply
+        assert "ideas" in r.missing_detail and "Field required" in r.missing_detail, r.missing_detail
+    ok = extract_ideas(scripted_llm(rules=[{"match": "short name and a one-sentence", "reply": '{"ideas": []}'}]),
+                       _events(), mode="json")
+    assert ok.value == [] and ok.method == "json"  # an explicit empty list is zero ideas

@@ -4,6 +4,7 @@ timeouts, typed errors, the concurrency limit, Azure routing, and the API key ne
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import traceback
@@ -282,3 +283,56 @@ def test_digit_probs_pool_spellings_of_a_digit():
     assert probs == pytest.approx({7: 0.7, 8: 0.1})
     assert digit_probs({"content": [{"token": "no", "logprob": 0.0}]}) is None
     assert digit_probs(None) is None
+
+
+class _NoUsage(FakeOpenAI):
+    """An endpoint whose replies carry no `usage` (some OpenAI-compatible servers)."""
+
+    def _completion(self, body):
+        out = super()._completion(body)
+        out.pop("usage")
+        return out
+
+
+def test_a_reply_without_usage_has_unknown_tokens_and_cost_not_an_estimate():
+    """Was: tokens = characters / 4 and a cost computed from them, shown as if measured."""
+    with _NoUsage() as srv:
+        llm = make(srv, model="gpt-4o-mini")  # a priced model: its cost would be a number if tokens were known
+        r = llm.chat(MSG)
+        assert r.usage.tokens_in is None and r.usage.tokens_out is None and math.isnan(r.usage.cost_usd)
+        row = llm.recorder.rows[-1]
+        assert row["tokens_in"] is None and row["tokens_out"] is None and math.isnan(row["cost_usd"])
+    with FakeOpenAI() as srv:  # with usage: counted and priced
+        r = make(srv, model="gpt-4o-mini").chat(MSG)
+        assert r.usage.tokens_in > 0 and r.usage.cost_usd > 0
+
+
+def test_timed_out_and_malformed_attempts_are_counted_as_maybe_billed():
+    with FakeOpenAI() as srv:
+        srv.queue("malformed", "500", "no_choices")
+        rec = CallRecorder()
+        make(srv, max_retries=3).bind(recorder=rec).chat(MSG)
+        assert rec.rows[-1]["unknown_billing_attempts"] == 2 and rec.rows[-1]["retries"] == 3  # the 500 was not
+        make(srv).bind(recorder=rec).chat(MSG)
+        assert rec.rows[-1]["unknown_billing_attempts"] == 0
+    with FakeOpenAI(mode="hang") as srv:
+        rec = CallRecorder()
+        with pytest.raises(RetriesExhausted):
+            make(srv, timeout=0.3, max_retries=1).bind(recorder=rec).chat(MSG)
+        assert rec.rows[-1]["unknown_billing_attempts"] == 2 and rec.rows[-1]["error"] == "RetriesExhausted"
+
+
+def test_an_agent_and_a_judge_work_with_unknown_tokens():
+    """Was a TypeError (int += None) in every session once tokens could be unknown."""
+    from trials.judging.judge import Proposition, judge
+    from trials.persona import Persona
+    from trials.session.agent import Agent
+
+    with _NoUsage(reply=lambda body: "Score: 7\nReason: fits." if body.get("logprobs") else "TALK: a night market") as srv:
+        llm = make(srv)
+        agent = Agent(Persona(name="Ana Ruiz", occupation="nurse"), llm, goals=["Find a good idea."])
+        agent.peers = ["Tom Berg"]
+        events = agent.act(step=0)
+        assert events[0].type == "TALK" and events[0].prompt_tokens is None  # unknown, not 0 or chars / 4
+        r = judge(Proposition(name="fit", claim="{agent} is a nurse."), llm, events=events, agent="Ana Ruiz", k=2)
+        assert r.score == 7 and r.prompt_tokens is None

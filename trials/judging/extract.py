@@ -45,7 +45,8 @@ class Idea(BaseModel):
 
 
 class IdeaList(BaseModel):
-    ideas: list[Idea] = Field(default_factory=list)
+    # required: a reply without an `ideas` key is unparseable, not zero ideas (an empty list is zero)
+    ideas: list[Idea]
 
 
 class Vote(BaseModel):

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal, Sequence
 from pydantic import BaseModel, Field, model_validator
 
 from trials.judging import answers
-from trials.llm.base import LLMError
+from trials.llm.base import LLMError, add_tokens
 from trials.persona.prompt import prompt_text
 from trials.session.agent import derive_seed
 from trials.session.events import Event
@@ -128,7 +128,7 @@ class JudgeResult(BaseModel):
     missing_reason: str = ""  # one of trials.judging.answers.MISSING_REASONS
     missing_detail: str = ""  # free text: the reply, or the error of the failed call
     flag: str = ""  # "clamped" when a sample's score was clamped to the scale
-    prompt_tokens: int = 0
+    prompt_tokens: int | None = 0  # None: unknown (an endpoint that reports no usage)
     #: when missing because a call failed: the request to repeat (`rejudge`), else None
     remeasure: dict[str, Any] | None = None
 
@@ -160,8 +160,9 @@ def judge_messages(prop: Proposition, events: Sequence[Event], *, agent: str | N
 
 
 def _one(llm: Any, messages: list[dict[str, str]], *, purpose: str, seed: int, max_tokens: int,
-         on_error: str) -> tuple[answers.Answer, float | None, int]:
-    tokens, answer = 0, answers.missing(answers.NO_ANSWER)
+         on_error: str) -> tuple[answers.Answer, float | None, int | None]:
+    tokens: int | None = 0
+    answer = answers.missing(answers.NO_ANSWER)
     for retry in range(2):
         try:
             reply = llm.chat(messages, purpose=purpose, protocol="score", score_digits=True,
@@ -170,7 +171,7 @@ def _one(llm: Any, messages: list[dict[str, str]], *, purpose: str, seed: int, m
             if on_error != "missing":
                 raise
             return answers.missing(answers.CALL_FAILED, f"judge call failed: {type(e).__name__}: {e}"), None, tokens
-        tokens += reply.usage.tokens_in
+        tokens = add_tokens(tokens, reply.usage.tokens_in)
         text = reply.text or ""
         answer = answers.parse_score(text)
         if answer.ok:
@@ -213,11 +214,12 @@ def score_messages(prop: Proposition, llm: Any, messages: list[dict[str, str]], 
                    on_error: str = "raise") -> JudgeResult:
     """The judging half of `judge`: ask `messages` k times and combine the scores."""
     samples: list[int | None] = []
-    weights, reasons, failed, flags, tokens = [], [], [], [], 0
+    weights, reasons, failed, flags = [], [], [], []
+    tokens: int | None = 0
     for i in range(max(1, k)):
         answer, weighted, used = _one(llm, messages, purpose=purpose, max_tokens=max_tokens, on_error=on_error,
                                       seed=derive_seed("judge", prop.name, agent, salt, i))
-        tokens += used
+        tokens = add_tokens(tokens, used)
         samples.append(answer.value)
         (reasons if answer.ok else failed).append(answer)
         if answer.flag:

@@ -84,13 +84,18 @@ def cache_key(backend: str, model: str, request: Request) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+def add_tokens(a: int | None, b: int | None) -> int | None:
+    """A sum of token counts where None is unknown: unknown if either is, never the known part."""
+    return None if a is None or b is None else a + b
+
+
 @dataclass
 class Completion:
     """What a backend returns for one request (before parsing, caching and accounting)."""
 
     text: str
-    tokens_in: int
-    tokens_out: int
+    tokens_in: int | None  # None: the endpoint did not say (no `usage` in its reply)
+    tokens_out: int | None
     #: probability of each digit 0-9 as the first scored token, when the backend has logprobs
     digit_probs: dict[int, float] | None = None
     #: already-parsed JSON when the backend enforced the schema itself (optional)
@@ -102,13 +107,16 @@ class Usage:
     purpose: str
     backend: str
     model: str
-    tokens_in: int
-    tokens_out: int
+    tokens_in: int | None  # None: unknown (the endpoint reported no usage)
+    tokens_out: int | None
     latency_s: float
     cached: bool
     retries: int
-    cost_usd: float  # NaN when the model has no price in the table
+    cost_usd: float  # NaN when the model has no price in the table, or its tokens are unknown
     prompt_chars: int = 0
+    #: attempts that timed out or got a malformed 2xx reply: the provider may have billed them
+    #: without telling us the tokens (not in tokens_in/out nor cost_usd)
+    unknown_billing_attempts: int = 0
 
 
 @dataclass

@@ -17,8 +17,9 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from trials.llm.base import (PROTOCOLS, PURPOSES, Backend, CallsStopped, Completion, LLMError, Message, Reply,
-                             Request, RetriesExhausted, StructuredOutputError, Usage, as_messages, cache_key)
+from trials.llm.base import (PROTOCOLS, PURPOSES, Backend, CallsStopped, Completion, LLMError, LLMTimeout,
+                             MalformedResponse, Message, Reply,
+                             Request, RetriesExhausted, StructuredOutputError, Usage, add_tokens, as_messages, cache_key)
 from trials.llm.cache import ResponseCache, build_cache
 from trials.llm.config import LLMConfig, _plain, parse_llm_config
 from trials.llm.retry import call_with_retries
@@ -162,47 +163,60 @@ class LLM:
         key = cache_key(backend.name, backend.model, request) if core.cache is not None else ""
         completion = core.cache.get(key, request) if core.cache is not None else None
         cached, retries, call = completion is not None, 0, None
+        maybe_billed = [0]  # attempts that timed out or got a malformed 2xx reply (may have been billed)
+
+        def attempt() -> Completion:
+            try:
+                return backend.complete(request)
+            except (LLMTimeout, MalformedResponse):
+                maybe_billed[0] += 1
+                raise
+
         if completion is None:  # write-ahead: a kill mid-request still leaves a trace of this call
             call = self.recorder.start(request.purpose, backend.name, backend.model, request.prompt_chars())
             try:
                 completion, retries = call_with_retries(
-                    lambda: backend.complete(request), max_retries=core.config.max_retries, limit=core.limit,
+                    attempt, max_retries=core.config.max_retries, limit=core.limit,
                     base_s=core.config.retry_base_s, max_s=core.config.retry_max_s,
                     what=f"{backend.name}/{backend.model} {request.purpose} call",
                     tokens=request.prompt_chars() // 4 + request.max_tokens)
             except LLMError as e:
                 tries = e.attempts - 1 if isinstance(e, RetriesExhausted) else 0
-                self.recorder.record(self._usage(request, None, time.perf_counter() - t0, False, tries),
-                                     error=type(e).__name__, call=call)
+                self.recorder.record(self._usage(request, None, time.perf_counter() - t0, False, tries,
+                                                 maybe_billed[0]), error=type(e).__name__, call=call)
                 raise
             except BaseException as e:  # Ctrl-C mid-request: it may have been sent (and billed)
-                usage = self._usage(request, None, time.perf_counter() - t0, False, 0)
+                usage = self._usage(request, None, time.perf_counter() - t0, False, 0, maybe_billed[0])
                 if usage.cost_usd == 0.0 and core.backend.name not in FREE_BACKENDS:
                     usage = dataclasses.replace(usage, cost_usd=math.nan)  # its tokens are unknown
                 self.recorder.record(usage, error=type(e).__name__, call=call)
                 raise
             if core.cache is not None:
                 core.cache.put(key, completion)
-        usage = self._usage(request, completion, time.perf_counter() - t0, cached, retries)
+        usage = self._usage(request, completion, time.perf_counter() - t0, cached, retries, maybe_billed[0])
         self.recorder.record(usage, call=call)
         return completion, usage
 
-    def _usage(self, request: Request, c: Completion | None, latency: float, cached: bool, retries: int) -> Usage:
+    def _usage(self, request: Request, c: Completion | None, latency: float, cached: bool, retries: int,
+               maybe_billed: int = 0) -> Usage:
         core = self._core
+        # a failed call: no reply billed as far as we know (attempts that may have been: `maybe_billed`)
         t_in, t_out = (c.tokens_in, c.tokens_out) if c is not None else (0, 0)
         # a cache hit costs nothing: no request was billed
         cost = 0.0 if cached else cost_usd(core.backend.name, core.backend.model, t_in, t_out,
                                            core.prices, core.config.price)
         return Usage(purpose=request.purpose, backend=core.backend.name, model=core.backend.model,
                      tokens_in=t_in, tokens_out=t_out, latency_s=latency, cached=cached, retries=retries,
-                     cost_usd=cost, prompt_chars=request.prompt_chars())
+                     cost_usd=cost, prompt_chars=request.prompt_chars(), unknown_billing_attempts=maybe_billed)
 
 
 def _add(a: Usage, b: Usage) -> Usage:
-    """Usage of a chat() that needed a repair request: both requests summed."""
-    return dataclasses.replace(a, tokens_in=a.tokens_in + b.tokens_in, tokens_out=a.tokens_out + b.tokens_out,
+    """Usage of a chat() that needed a repair request: both requests summed (unknown if either is)."""
+    return dataclasses.replace(a, tokens_in=add_tokens(a.tokens_in, b.tokens_in),
+                               tokens_out=add_tokens(a.tokens_out, b.tokens_out),
                                latency_s=a.latency_s + b.latency_s, cached=a.cached and b.cached,
-                               retries=a.retries + b.retries, cost_usd=a.cost_usd + b.cost_usd)
+                               retries=a.retries + b.retries, cost_usd=a.cost_usd + b.cost_usd,
+                               unknown_billing_attempts=a.unknown_billing_attempts + b.unknown_billing_attempts)
 
 
 def make_backend(cfg: LLMConfig) -> Backend:

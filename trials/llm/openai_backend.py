@@ -214,9 +214,9 @@ class OpenAIBackend:
                                       f"{self._redact(str(e))[:200]})")
         if error is not None:
             raise error
-        # endpoints that report no usage: estimated from characters (as before the SDK was dropped)
-        t_in = t_in if isinstance(t_in, int) else request.prompt_chars() // 4
-        t_out = t_out if isinstance(t_out, int) else len(text) // 4
+        # an endpoint that reports no usage: the tokens are unknown (None), never guessed from characters
+        t_in = t_in if isinstance(t_in, int) and not isinstance(t_in, bool) else None
+        t_out = t_out if isinstance(t_out, int) and not isinstance(t_out, bool) else None
         return Completion(text=text, tokens_in=t_in, tokens_out=t_out, digit_probs=probs)
 
     # ------------------------------------------------------------------ errors

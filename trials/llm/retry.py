@@ -78,7 +78,8 @@ def call_with_retries(fn: Callable[[], T], *, max_retries: int, limit: Any = Non
                     except RateLimited as e:  # 429, and 503 (the backends map it here)
                         slot.overload(getattr(e, "retry_after", None))
                         raise
-                    slot.ok(getattr(result, "tokens_in", 0) + getattr(result, "tokens_out", 0) or None)
+                    used = (getattr(result, "tokens_in", 0), getattr(result, "tokens_out", 0))
+                    slot.ok(sum(used) or None if None not in used else None)
                     return result, attempt
             with limit if limit is not None else contextlib.nullcontext():
                 return fn(), attempt

@@ -18,7 +18,7 @@ FREE_BACKENDS = ("local", "scripted")
 DEFAULT_PRICES = Path(__file__).resolve().parents[1] / "conf" / "prices" / "default.yaml"
 
 COLUMNS = ["purpose", "backend", "model", "tokens_in", "tokens_out", "latency_s", "cached", "retries",
-           "cost_usd", "prompt_chars", "error"]
+           "cost_usd", "prompt_chars", "error", "unknown_billing_attempts"]
 
 
 def load_prices(path: str | Path | None = None) -> dict[str, dict[str, float]]:
@@ -69,12 +69,13 @@ def price_for(model: str, prices: Mapping[str, Mapping[str, float]]) -> Mapping[
     return prices[best] if best else None
 
 
-def cost_usd(backend: str, model: str, tokens_in: int, tokens_out: int,
+def cost_usd(backend: str, model: str, tokens_in: int | None, tokens_out: int | None,
              prices: Mapping[str, Mapping[str, float]], override: Mapping[str, float] | None = None) -> float:
+    """USD of one request: 0 on a free backend; NaN (unknown) without a price or with unknown tokens."""
     if backend in FREE_BACKENDS:
         return 0.0
     price = override or price_for(model, prices)
-    if price is None:
+    if price is None or tokens_in is None or tokens_out is None:
         return math.nan
     return (tokens_in * price["input_per_1m"] + tokens_out * price["output_per_1m"]) / 1e6
 
@@ -114,9 +115,24 @@ def token_totals(calls: "pd.DataFrame") -> dict[str, Any]:
         unknown |= values.isna()
         known[col] = int(values.sum(skipna=True))
     n = int(unknown.sum())
-    out["tokens_note"] = (f"tokens unknown for {n} of {len(calls)} call(s) (cut off mid-request); the known part: "
-                          f"{known['tokens_in']} in, {known['tokens_out']} out") if n else ""
+    out["tokens_note"] = (f"tokens unknown for {n} of {len(calls)} call(s) (cut off mid-request, or the endpoint "
+                          f"reported no usage); the known part: {known['tokens_in']} in, {known['tokens_out']} out"
+                          ) if n else ""
+    out.update(billing_note(calls))
     return out
+
+
+def billing_note(calls: "pd.DataFrame") -> dict[str, Any]:
+    """{unknown_billing_attempts, billing_note}: attempts that timed out or got a malformed 2xx reply
+    (the provider may have billed them; their tokens and cost are in no total), and a sentence saying
+    so ("" when there were none). The cost total stays the cost of the known calls; this is its caveat."""
+    import pandas as pd
+
+    col = calls["unknown_billing_attempts"] if "unknown_billing_attempts" in calls else pd.Series(0, index=calls.index)
+    n = int(pd.to_numeric(col, errors="coerce").fillna(0).sum())
+    return {"unknown_billing_attempts": n,
+            "billing_note": (f"{n} attempt(s) may have been billed (timed out / malformed reply); not included "
+                             "in the tokens and cost") if n else ""}
 
 
 def total_cost(costs: Any) -> float:
@@ -174,7 +190,8 @@ class CallRecorder:
         row = {"purpose": usage.purpose, "backend": usage.backend, "model": usage.model,
                "tokens_in": usage.tokens_in, "tokens_out": usage.tokens_out, "latency_s": usage.latency_s,
                "cached": usage.cached, "retries": usage.retries, "cost_usd": usage.cost_usd,
-               "prompt_chars": usage.prompt_chars, "error": error}
+               "prompt_chars": usage.prompt_chars, "error": error,
+               "unknown_billing_attempts": usage.unknown_billing_attempts}
         with self._lock:
             self.rows.append(row)
         if self._listener is not None:

@@ -73,8 +73,10 @@ class Budget:
     def settle(self, cost: float) -> None:
         """A job finished (done or failed) with `cost`: release its reservation, count the cost."""
         with self._lock:
-            if self._held:
-                self.reserved = max(0.0, self.reserved - self._held.pop(0))
+            held = self._held.pop(0) if self._held else 0.0
+            self.reserved = max(0.0, self.reserved - held)
             if not math.isnan(cost):
                 self.spent += cost
                 self.finished_costs.append(cost)
+            else:  # unknown (an endpoint that reports no usage): the cap counts the job's estimate, so it still holds
+                self.spent += held

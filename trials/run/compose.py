@@ -11,7 +11,7 @@ from typing import Any, Iterator
 
 from trials import CONF_DIR
 from trials.run.design import did_you_mean
-from trials.run.errors import ConfigError
+from trials.run.errors import ConfigError, unknown_key
 from trials.run.preflight import check_config_secrets
 from trials.run.settings import check_settings, settings_of
 
@@ -40,16 +40,10 @@ def compose(overrides: list[str], config_dir: str | None, conf_dir: str, config_
     except HydraException as exc:
         text = " ".join(str(exc).split())
         bad = re.search(r"Could not override '([^']+)'", text)
-        if bad and bad.group(1).rpartition(".")[2] in settings_of(bad.group(1).rpartition(".")[0], settings):
-            key = bad.group(1)  # a setting this config does not list yet (e.g. judge=same is empty)
-            raise ConfigError(f"{key} is a setting, but this config does not list it yet; fix: add it with "
-                              f"+{key}=<value>") from None
         if bad:
             key = bad.group(1)
-            hint = _key_hint(key, [o for o in overrides if not o.lstrip("+~").startswith(key + "=")], conf_dir,
-                             config_name, config_dir)
-            raise ConfigError(f"unknown key {key}{hint}; fix: correct the key, or add a new key with "
-                              f"+{key}=<value>") from None
+            others = [o for o in overrides if not o.lstrip("+~").startswith(key + "=")]
+            raise _unknown_override(key, others, conf_dir, config_name, config_dir, settings) from None
         raise ConfigError(text[:400]) from None
     except Exception as exc:  # noqa: BLE001 - Hydra's override grammar errors etc.
         raise ConfigError(" ".join(str(exc).split())[:400]) from None
@@ -198,19 +192,46 @@ def missing_config(exc: Any, config_dir: str | None, conf_dir: str) -> str:
     return f"{group or 'config'}={name}: no {missing}.yaml{found}"
 
 
-def _key_hint(key: str, others: list[str], conf_dir: str, config_name: str = "config",
-              config_dir: str | None = None) -> str:
-    """' (did you mean experiment.steps?)' for a mistyped key, from the config without it."""
+def _unknown_override(key: str, others: list[str], conf_dir: str, config_name: str = "config",
+                      config_dir: str | None = None, settings: str | None = None) -> ConfigError:
+    """The refusal of overriding `key`, which the composed config does not list. It suggests
+    `+key=<value>` only where that will be accepted: a setting of a closed section, an experiment key
+    the experiment's scenario reads, or a key of an open-ended section; any other key is refused as
+    the run would refuse it (never a fix that leads to a second refusal)."""
     from hydra import compose as hydra_compose
     from omegaconf import OmegaConf
 
     parent, _, leaf = key.rpartition(".")
+    add = f"{key} is a setting, but this config does not list it yet; fix: add it with +{key}=<value>"
+    closed = settings_of(parent, settings or config_name)
+    if leaf in closed:  # e.g. judge=same is empty
+        return ConfigError(add)
     try:
         with initialized(conf_dir, config_dir):
-            node = OmegaConf.select(hydra_compose(config_name, overrides=others), parent) if parent else None
-    except Exception:  # noqa: BLE001 - only a hint
-        return ""
-    if node is None or not hasattr(node, "keys"):
-        return ""
-    hint = did_you_mean(leaf, list(node.keys()))
-    return hint.replace("'", "'" + parent + ".", 1) if hint else ""
+            cfg = hydra_compose(config_name, overrides=others)
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        in_arm = re.fullmatch(r"experiment\.arms\.[^.]+", parent) is not None
+        scenario = OmegaConf.select(cfg, "experiment.scenario") if parent == "experiment" or in_arm else None
+    except Exception:  # noqa: BLE001 - without the config, only the generic message
+        node = scenario = None
+    if isinstance(scenario, str):  # experiment keys depend on the scenario
+        from trials.run.plan import experiment_keys, load_scenario, not_for_scenario
+
+        try:
+            known = experiment_keys(load_scenario(scenario))
+        except ConfigError as exc:
+            return exc
+        if in_arm:
+            from trials.run.design import arm_keys_of
+
+            known = arm_keys_of(known)
+            return ConfigError(add) if leaf in known else unknown_key(key, known, "an arm may set any experiment key")
+        if leaf in known:
+            return ConfigError(add)
+        return (not_for_scenario(leaf, scenario, str(OmegaConf.select(cfg, "experiment.name") or ""))
+                or unknown_key(key, known))
+    if closed:
+        return unknown_key(key, closed)
+    hint = did_you_mean(leaf, list(node.keys())) if node is not None and hasattr(node, "keys") else ""
+    hint = hint.replace("'", "'" + parent + ".", 1) if hint and parent else hint
+    return ConfigError(f"unknown key {key}{hint}; fix: correct the key, or add a new key with +{key}=<value>")

@@ -41,6 +41,21 @@ NOT_PER_ARM = frozenset({"name", "scenario", "arms", "arm_defaults", "control", 
 _NOT_SHOWN = NOT_PER_ARM - {"size"}
 
 ARM_NAME = re.compile(r"[A-Za-z0-9_.=,-]+")
+#: names that ARM_NAME lets through but that are no folder of their own under jobs/ ("." and ".."
+#: point at jobs/ and the run directory; executions.jsonl is the file beside the arm folders)
+RESERVED_ARM_NAMES = frozenset({".", "..", "executions.jsonl"})
+MAX_ARM_NAME = 200  # a folder name is at most 255 bytes on common file systems
+
+
+def arm_name_problem(name: str) -> str | None:
+    """Why `name` cannot be an arm's folder name under jobs/ (None if it can)."""
+    if not ARM_NAME.fullmatch(name):
+        return "arm names become folder names; use only letters, digits, '_', '-', '.', '=' or ','"
+    if name in RESERVED_ARM_NAMES:
+        return "arm names become folder names under jobs/, and this one is not a folder of its own there"
+    if len(name) > MAX_ARM_NAME:
+        return f"arm names become folder names; use at most {MAX_ARM_NAME} characters (this one has {len(name)})"
+    return None
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -95,10 +110,15 @@ def expand_factors(factors: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], 
     return arms, cells
 
 
+def arm_keys_of(experiment_keys: set[str]) -> set[str]:
+    """The keys an arm may set: the scenario's experiment keys but NOT_PER_ARM, steering and models."""
+    return (set(experiment_keys) - NOT_PER_ARM) | STEERING_KEYS | MODEL_KEYS
+
+
 def resolve_design(exp: dict[str, Any], experiment_keys: set[str]) -> Design:
     """The arms of `exp` (from `arms` or `factors`) with each arm's own experiment config.
     `experiment_keys`: every key the scenario accepts (an arm may override all but NOT_PER_ARM)."""
-    arm_keys = (set(experiment_keys) - NOT_PER_ARM) | STEERING_KEYS | MODEL_KEYS
+    arm_keys = arm_keys_of(experiment_keys)
     levels: dict[str, dict[str, str]] = {}
     factors: dict[str, list[str]] = {}
     if exp.get("factors"):
@@ -117,9 +137,10 @@ def resolve_design(exp: dict[str, Any], experiment_keys: set[str]) -> Design:
     experiments: dict[str, dict[str, Any]] = {}
     for name, arm in arms_raw.items():
         where = f"experiment.factors cell {name}" if levels else f"experiment.arms.{name}"
-        if not ARM_NAME.fullmatch(str(name)):
-            raise ConfigError(f"experiment.arms.{name}: arm names become folder names; use letters, "
-                              "digits, '_', '-' or '.'")
+        if (why := arm_name_problem(str(name))) is not None:
+            what = (f"experiment.factors: cell {str(name)!r}" if levels else f"experiment.arms: arm {str(name)!r}")
+            fix = "rename the factors or levels that make it" if levels else "rename the arm (e.g. pitch_c)"
+            raise ConfigError(f"{what}: {why}; fix: {fix}")
         if arm is not None and not isinstance(arm, dict):
             raise ConfigError(f"{where}: expected a mapping of overrides (or {{}}), got {arm!r}")
         for key in sorted(set(arm or {}) - arm_keys):

@@ -332,7 +332,8 @@ def _finish(cfg: dict[str, Any], plan: Plan, rundir: RunDir, manifest: dict[str,
              if progress.stopped_for_budget else f", {n_missing} not run" if n_missing else "")
           + f"; {totals['calls']} LLM calls ({totals['requests']} requests), "
           + (f"tokens n/a ({totals['tokens_note']})" if None in (totals["tokens_in"], totals["tokens_out"])
-             else f"{totals['tokens_in'] + totals['tokens_out']} tokens") + f", {cost}")
+             else f"{totals['tokens_in'] + totals['tokens_out']} tokens") + f", {cost}"
+          + (f" (known cost; {totals['billing_note']})" if totals.get("billing_note") else ""))
     for arm, check in arms_check.items():
         if check["delivered"] is False:
             print(f"note: arm {arm!r}: {check['note']}; its comparison is marked 'treatment not delivered' "

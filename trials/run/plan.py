@@ -99,6 +99,38 @@ def load_scenario(name: str) -> ModuleType:
     return module
 
 
+def experiment_keys(scenario: ModuleType) -> set[str]:
+    """The experiment keys a scenario reads: every experiment's, its own OPTIONS and its material key."""
+    material_key = getattr(scenario, "MATERIAL_KEY", None)
+    return EXPERIMENT_KEYS | set(getattr(scenario, "OPTIONS", ())) | ({material_key} if material_key else set())
+
+
+def scenario_names() -> list[str]:
+    """The shipped scenarios (modules of trials.scenarios with run(ctx) and METRICS)."""
+    folder = Path(__file__).resolve().parents[1] / "scenarios"
+    names = []
+    for p in sorted(folder.glob("*.py")):
+        if p.stem not in ("__init__", "base"):
+            module = importlib.import_module(f"trials.scenarios.{p.stem}")
+            if callable(getattr(module, "run", None)) and isinstance(getattr(module, "METRICS", None), dict):
+                names.append(p.stem)
+    return names
+
+
+def not_for_scenario(key: str, scenario: str, experiment: str = "") -> ConfigError | None:
+    """The refusal of experiment key `key` that other scenarios read but `scenario` does not
+    (None when no scenario reads it, or this one does)."""
+    if key in experiment_keys(load_scenario(scenario)):
+        return None
+    readers = [s for s in scenario_names() if key in experiment_keys(load_scenario(s))]
+    if not readers:
+        return None
+    which = f"experiment {experiment} (scenario {scenario})" if experiment and experiment != scenario \
+        else f"the {scenario} scenario"
+    return ConfigError(f"experiment.{key} does not apply to {which}: only the {', '.join(readers)} scenario(s) "
+                       f"read it; fix: remove it, or pick an experiment of those scenarios")
+
+
 def load_population(spec: dict[str, Any], seed: int) -> list[Any]:
     """`{path: library:<set> | <folder>}` or `{source: factory, spec: <name|path>, n: N}` -> personas."""
     from trials.persona import library_path, load_folder
@@ -355,7 +387,10 @@ def build_plan(cfg: dict[str, Any], root: Path, source: str | None = None, overr
         raise ConfigError("no experiment selected; add experiment=<name> (see conf/experiment/)")
     scenario = load_scenario(str(exp["scenario"]))
     material_key = getattr(scenario, "MATERIAL_KEY", None)
-    known_keys = EXPERIMENT_KEYS | set(getattr(scenario, "OPTIONS", ())) | ({material_key} if material_key else set())
+    known_keys = experiment_keys(scenario)
+    for key in sorted(set(map(str, exp)) - known_keys):
+        if (refusal := not_for_scenario(key, str(exp["scenario"]), str(exp.get("name") or ""))) is not None:
+            raise refusal
     check_keys("experiment", exp, known_keys)
 
     replicates = run.get("replicates")

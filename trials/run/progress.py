@@ -38,9 +38,12 @@ def _judged(metrics: list[str], meta: dict[str, tuple[str, str]]) -> tuple[int, 
 
 
 def _job_calls(job: Any, scen: Any, a: dict[str, Any], case: str) -> dict[str, float]:
-    """Calls of one job by purpose under one case: low = every check passes and every reply
-    parses; expected = the default rates; high = every correction check fails (max_attempts
-    regenerations) and every judge/extraction reply is re-asked once."""
+    """Calls of one job by purpose under one case: low = every reply parses and, in a scenario whose
+    silent agents are not measured (`SILENT_AGENTS_UNMEASURED`), every agent ends each turn at once
+    saying nothing (one action call per agent and step; nothing to check, judge, extract or
+    intervene on: the mechanics' minimum, so a real run never falls below it); expected = the
+    default rates; high = every correction check fails (max_attempts regenerations) and every
+    judge/extraction reply is re-asked once."""
     from trials.scenarios.base import metrics_of
 
     exp, group = job.experiment, len(job.personas)
@@ -61,6 +64,9 @@ def _job_calls(job: Any, scen: Any, a: dict[str, Any], case: str) -> dict[str, f
     extract = getattr(scen, "extractions_per_session", lambda e, g: 0)(exp, group)
     story = job.arm_config.get("story") or {}
     beats = (steps - 1) // int(story.get("every", 2)) if story else 0
+    if case == "low" and getattr(scen, "SILENT_AGENTS_UNMEASURED", False):
+        return {"action": min(actions, group * steps), "correction": 0, "judge": 0, "extract": 0,
+                "intervention": 0, "story": beats}
     return {"action": actions * attempts,
             "correction": actions * attempts * props * reask,
             "judge": (agent_m * group + session_m) * k * reask,
@@ -288,7 +294,8 @@ class CallTicker:
 
     def tick(self, row: dict[str, Any]) -> None:
         self.n += 1
-        what = f"{row.get('purpose')} {row.get('tokens_out', 0)} tok {float(row.get('latency_s') or 0):.1f} s"
+        tokens = row.get("tokens_out")
+        what = f"{row.get('purpose')} {'?' if tokens is None else tokens} tok {float(row.get('latency_s') or 0):.1f} s"
         if self._tty:
             self._bar.set_postfix_str(what, refresh=False)
             self._bar.update(1)

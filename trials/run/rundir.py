@@ -32,7 +32,7 @@ CALL_COLUMNS: dict[str, str] = {
     "arm": "string", "replicate": "int64", "session": "string", "purpose": "string",
     "backend": "string", "model": "string", "tokens_in": "Int64", "tokens_out": "Int64",
     "latency_s": "float64", "cached": "bool", "retries": "int64", "cost_usd": "float64",
-    "prompt_chars": "int64", "error": "string", "job_status": "string",
+    "prompt_chars": "int64", "error": "string", "job_status": "string", "unknown_billing_attempts": "int64",
 }
 
 

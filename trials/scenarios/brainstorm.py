@@ -12,6 +12,8 @@ from trials.scenarios.fields import GroupFields, Material, Prompt, options_of, w
 from trials.scenarios.measures import count_ideas, judge_metrics
 from trials.scenarios.steer import correction_config, install_interventions, install_story
 
+#: an agent who says nothing (no TALK/THINK) is not judged, extracted or checked (the estimate's low case)
+SILENT_AGENTS_UNMEASURED = True
 METRICS = {
     "persona_adherence": ("agent", "0-9"), "self_consistency": ("agent", "0-9"),
     "fluency": ("agent", "0-9"), "task_completion": ("session", "0-9"),

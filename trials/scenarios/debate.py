@@ -14,6 +14,8 @@ from trials.scenarios.fields import GroupFields, Material, options_of, whole
 from trials.scenarios.brainstorm import make_world
 from trials.scenarios.measures import judge_metrics
 
+#: an agent who says nothing (no TALK/THINK) is not judged, extracted or checked (the estimate's low case)
+SILENT_AGENTS_UNMEASURED = True
 METRICS = {
     "persona_adherence": ("agent", "0-9"), "self_consistency": ("agent", "0-9"),
     "fluency": ("agent", "0-9"), "agreement_before": ("agent", "1-5"), "agreement_after": ("agent", "1-5"),

@@ -77,6 +77,7 @@ class ExperimentFields(BaseModel):
     validation: Mapping = None
     tradeoff: Names = None
     metric_info: Mapping = None
+    judge_k: whole(1) = None  # every scenario judges: each judgement repeated k times
 
 
 class GroupFields(ExperimentFields):
@@ -84,7 +85,6 @@ class GroupFields(ExperimentFields):
 
     max_actions: whole(1) = None
     agent_max_tokens: whole(1) = None
-    judge_k: whole(1) = None
     intervention_options: dict[str, Mapping] | None = None
 
 

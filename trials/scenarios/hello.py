@@ -9,6 +9,7 @@ from trials.persona import prompt_text
 from trials.session.events import Event
 from trials.scenarios.base import SessionContext, SessionOutput
 from trials.scenarios.fields import ExperimentFields, Material, options_of
+from trials.scenarios.measures import record_judgement
 
 METRICS = {"persona_adherence": ("agent", "0-9"), "answer_chars": ("agent", "count")}
 MATERIAL_KEY = "questions"
@@ -71,11 +72,6 @@ def _judge_one(ctx: SessionContext, out: SessionOutput, name: str, *, events: li
     prop = (persona_adherence() if name == "persona_adherence"
             else from_config(name, own[name], task=task, material=task))
     agent = persona.name if persona is not None else None
-    result = judge(prop, ctx.judge, events=events, agent=agent, persona=persona, on_error="missing")
-    value = result.weighted_score if result.weighted_score is not None else result.mean
-    out.events.append(Event(step=0, kind="judge", type=name, agent=agent,
-                            content=result.justification or result.missing_reason,
-                            scores={name: value, "score": result.score}))
-    out.add_metric(name, value, agent=agent or "", level="agent" if agent else "session", scale="0-9",
-                   missing_reason=result.missing_reason, missing_detail=result.missing_detail,
-                   flag=result.flag, remeasure=result.remeasure)
+    result = judge(prop, ctx.judge, events=events, agent=agent, persona=persona, on_error="missing",
+                   k=int(ctx.experiment.get("judge_k") or 1))
+    record_judgement(ctx, out, result, name, 0, agent or "")

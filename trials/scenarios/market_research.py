@@ -11,6 +11,8 @@ from trials.scenarios.fields import GroupFields, Material, Prompt, options_of
 from trials.scenarios.brainstorm import actions_per_session, make_world  # noqa: F401 (same estimate)
 from trials.scenarios.measures import judge_metrics
 
+#: an agent who says nothing (no TALK/THINK) is not judged, extracted or checked (the estimate's low case)
+SILENT_AGENTS_UNMEASURED = True
 METRICS = {
     "vote": ("agent", "1-5"), "persona_adherence": ("agent", "0-9"),
     "self_consistency": ("agent", "0-9"), "fluency": ("agent", "0-9"),

@@ -23,8 +23,10 @@ def said(events: Sequence[Event], agent: str | None = None) -> list[Event]:
             and (agent is None or e.agent == agent)]
 
 
-def _record(ctx: SessionContext, out: SessionOutput, result: Any, metric: str, step: int,
-            agent: str = "") -> None:
+def record_judgement(ctx: SessionContext, out: SessionOutput, result: Any, metric: str, step: int,
+                     agent: str = "") -> None:
+    """A judge result (`trials.judging.judge.JudgeResult`) as a judge event and a metric row, with
+    its k samples (judge_k, judge_sd) and, when missing, its reason."""
     value = result.weighted_score if result.weighted_score is not None else result.mean
     out.events.append(Event(step=step, kind="judge", type=metric, agent=agent or None,
                             content=result.justification or result.missing_reason,
@@ -77,7 +79,7 @@ def judge_metrics(ctx: SessionContext, out: SessionOutput, world: Any, metrics: 
                            missing_reason="no answer",
                            missing_detail="agent produced no TALK/THINK action" if agent else "no actions")
         else:
-            _record(ctx, out, result, metric, step, agent)
+            record_judgement(ctx, out, result, metric, step, agent)
 
 
 def count_ideas(ctx: SessionContext, out: SessionOutput, events: Sequence[Event], step: int,

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 from pydantic import BaseModel, Field
 
+from trials.llm.base import add_tokens
 from trials.persona.prompt import prompt_text
 from trials.session.actions import (  # noqa: F401  (re-exported: the agent's public protocol)
     FORMAT, REMINDER, Action, ActionType, derive_seed, first_sentences, parse_action, resolve_name,
@@ -62,7 +63,7 @@ class Proposal:
     action: Action
     text: str
     calls: int
-    prompt_tokens: int
+    prompt_tokens: int | None  # None: unknown (an endpoint that reports no usage)
     prompt_chars: int
     format_error: str | None = None
     scores: dict[str, Any] | None = None  # put on the action event (e.g. why correction gave up)
@@ -124,14 +125,15 @@ class Agent:
     def propose(self, step: int, index: int, *, attempt: int = 0, feedback: str | None = None) -> Proposal:
         """One candidate action: one LLM call, plus one re-ask when the reply does not parse."""
         messages = self.messages(feedback)
-        calls = tokens = chars = 0
+        calls = chars = 0
+        tokens: int | None = 0
         text = ""
         for retry in range(2):
             reply = self.llm.chat(messages, purpose="action", protocol="action",
                                   max_tokens=self.config.max_tokens, temperature=self.config.temperature,
                                   seed=derive_seed(self.name, step, index, attempt, retry))
             calls += 1
-            tokens += reply.usage.tokens_in
+            tokens = add_tokens(tokens, reply.usage.tokens_in)
             chars += reply.usage.prompt_chars
             text = reply.text or ""
             action = parse_action(text, self.peers, self.name)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from trials.llm.base import add_tokens
 from trials.session.agent import Action, Proposal
 from trials.session.events import Event
 from trials.judging.judge import Proposition, judge
@@ -69,7 +70,7 @@ class ActionCorrector:
         self._lock = threading.Lock()
 
     def check(self, agent: "Agent", step: int, index: int, attempt: int,
-              action: Action) -> tuple[dict[str, Any], float, list[str], int]:
+              action: Action) -> tuple[dict[str, Any], float, list[str], int | None]:
         """Judge one candidate: (scores, its lowest score, the judge's reasons, judge prompt tokens)."""
         t = self.config.threshold
         scores: dict[str, Any] = {}
@@ -78,7 +79,7 @@ class ActionCorrector:
             r = judge(prop, self.llm, events=agent.memory.events, agent=agent.name, persona=agent.persona,
                       focus=action.line(), salt=(step, index, attempt), purpose="correction",
                       max_tokens=self.config.judge_max_tokens)
-            tokens += r.prompt_tokens
+            tokens = add_tokens(tokens, r.prompt_tokens)
             scores[prop.name] = r.score
             if r.score is None:
                 scores["judge_missing"] = r.missing_reason
@@ -128,7 +129,7 @@ class ActionCorrector:
         return best, events
 
     def _event(self, agent: "Agent", step: int, attempt: int, p: Proposal, scores: dict[str, Any],
-               judge_tokens: int) -> Event:
+               judge_tokens: int | None) -> Event:
         return Event(step=step, kind="correction", type="ATTEMPT", attempt=attempt, agent=agent.name,
                      content=p.action.line(), target=p.action.target, scores=scores,
                      prompt_tokens=p.prompt_tokens, prompt_chars=p.prompt_chars, judge_tokens=judge_tokens)
