@@ -13,7 +13,7 @@ from reports.document import Bullets, Callout, Document, Figure, Para, Table
 from reports.excerpts import excerpts
 from reports.load import RunData
 from reports.metricinfo import MetricInfo, metric_infos, verdict
-from reports.runinfo import arm_names, config_diff, header_facts, usage_by_purpose
+from reports.runinfo import UNKNOWN_TOKENS_WHY, arm_names, config_diff, billing_caveat, header_facts, usage_by_purpose
 from reports.summary import ALPHA, summary_items
 from reports.tables import headline, models, power_table, secondary, tradeoff_lines
 from reports.tradeoff import tradeoff_pair
@@ -35,8 +35,10 @@ def _overview(doc: Document, data: RunData, facts: list[tuple[str, str]], usage:
     if not usage.empty:
         rows = [[str(r["purpose"]), fmt.integer(r["calls"]), fmt.integer(r["cached"]), fmt.integer(r["tokens_in"]),
                  fmt.integer(r["tokens_out"]), fmt.usd(r["cost_usd"])] for _, r in usage.iterrows()]
-        unknown = int(usage["tokens_unknown"].iloc[-1]) if "tokens_unknown" in usage else 0
-        note = (f" Tokens {fmt.MISSING}: unknown, {unknown} call(s) were cut off mid-request." if unknown else "")
+        total = usage.iloc[-1]
+        unknown, billed = int(total.get("tokens_unknown", 0) or 0), int(total.get("unknown_billing_attempts", 0) or 0)
+        note = (f" Tokens {fmt.MISSING}: unknown for {unknown} call(s) ({UNKNOWN_TOKENS_WHY})." if unknown else "")
+        note += f" Cost: {billing_caveat(billed)}." if billed else ""
         sec.blocks.append(Table(["Purpose", "Calls", "Cached", "Tokens in", "Tokens out", "Cost"], rows,
                                 "LLM calls by purpose (llm_calls.parquet)." + note, numeric={1, 2, 3, 4, 5}))
 

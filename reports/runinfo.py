@@ -109,15 +109,30 @@ def seeds(data: RunData) -> str:
     return base.strip("; ") or "not recorded"
 
 
+#: why a call's tokens can be unknown (the calls table's token columns are NA there)
+UNKNOWN_TOKENS_WHY = "cut off mid-request, or no usage reported by the endpoint"
+
+
+def billing_caveat(attempts: int) -> str:
+    """The caveat of a cost total that leaves out attempts the provider may have billed."""
+    return (f"{attempts} attempt(s) that timed out or got a malformed reply may have been billed; "
+            "not included")
+
+
 def usage_by_purpose(calls: pd.DataFrame | None) -> pd.DataFrame:
     """purpose, calls, cached, tokens_in, tokens_out (NaN when any call's tokens are unknown: cut off
-    mid-request), tokens_unknown (calls with unknown tokens), cost_usd (NaN when any call had no price)."""
+    mid-request, or not reported by the endpoint), tokens_unknown (calls with unknown tokens),
+    cost_usd (NaN when any call had no price or unknown tokens), unknown_billing_attempts (attempts
+    that timed out or got a malformed reply: maybe billed, in no total)."""
     if calls is None or calls.empty or "purpose" not in calls:
         return pd.DataFrame()
     calls = calls.copy()
     for col in ("tokens_in", "tokens_out", "cost_usd"):
         if col not in calls:
             calls[col] = np.nan
+    if "unknown_billing_attempts" not in calls:  # runs from before the column existed
+        calls["unknown_billing_attempts"] = 0
+    calls["unknown_billing_attempts"] = pd.to_numeric(calls["unknown_billing_attempts"], errors="coerce").fillna(0).astype(int)
     calls["cached"] = calls["cached"].astype(bool) if "cached" in calls else False
     for col in ("tokens_in", "tokens_out", "cost_usd"):
         calls[col] = pd.to_numeric(calls[col], errors="coerce").astype("float64")
@@ -134,10 +149,12 @@ def usage_by_purpose(calls: pd.DataFrame | None) -> pd.DataFrame:
         "tokens_out": grouped["tokens_out"].apply(known_sum),
         "tokens_unknown": grouped["tokens_unknown"].sum(),
         "cost_usd": grouped["cost_usd"].apply(known_sum),
+        "unknown_billing_attempts": grouped["unknown_billing_attempts"].sum(),
     }).reset_index()
     total = pd.DataFrame([{"purpose": "total", "calls": out["calls"].sum(), "cached": out["cached"].sum(),
                            "tokens_in": known_sum(out["tokens_in"]), "tokens_out": known_sum(out["tokens_out"]),
-                           "tokens_unknown": out["tokens_unknown"].sum(), "cost_usd": known_sum(out["cost_usd"])}])
+                           "tokens_unknown": out["tokens_unknown"].sum(), "cost_usd": known_sum(out["cost_usd"]),
+                           "unknown_billing_attempts": out["unknown_billing_attempts"].sum()}])
     return pd.concat([out, total], ignore_index=True)
 
 
@@ -171,14 +188,16 @@ def header_facts(data: RunData, usage: pd.DataFrame | None = None) -> list[tuple
     if not usage.empty:
         tot = usage.iloc[-1]
         unknown = int(tot.get("tokens_unknown", 0) or 0)
-        tokens = (f"tokens unknown ({unknown} call(s) cut off mid-request)" if unknown else
+        tokens = (f"tokens unknown ({unknown} call(s) {UNKNOWN_TOKENS_WHY})" if unknown else
                   f"{fmt.integer(tot['tokens_in'])} tokens in, {fmt.integer(tot['tokens_out'])} out")
+        billed = int(tot.get("unknown_billing_attempts", 0) or 0)
         facts.append(("LLM usage", f"{fmt.integer(tot['calls'])} calls ({fmt.integer(tot['cached'])} cached), "
-                      f"{tokens}, cost {fmt.usd(tot['cost_usd'])}"))
+                      f"{tokens}, cost {fmt.usd(tot['cost_usd'])}" + (f" ({billing_caveat(billed)})" if billed else "")))
     elif man.get("totals"):
         t = man["totals"]
         tokens = (f"tokens unknown ({t['tokens_note']})" if t.get("tokens_note") else
                   f"{fmt.integer(t.get('tokens_in'))} tokens in, {fmt.integer(t.get('tokens_out'))} out")
-        facts.append(("LLM usage", f"{fmt.integer(t.get('calls'))} calls, {tokens}, cost {fmt.usd(t.get('cost_usd'))}"))
+        facts.append(("LLM usage", f"{fmt.integer(t.get('calls'))} calls, {tokens}, cost {fmt.usd(t.get('cost_usd'))}"
+                      + (f" ({t['billing_note']})" if t.get("billing_note") else "")))
     facts.append(("Source", str(data.source)))
     return facts

@@ -175,3 +175,11 @@ def test_hello_repeats_each_judgement_judge_k_times(tmp_path):
     adherence = m[m["metric"] == "persona_adherence"]
     assert len(adherence) and (adherence["judge_k"] == 3).all() and adherence["judge_sd"].notna().all()
     assert (tmp_path / "analysis" / "judge_reliability.csv").is_file()
+
+
+def test_an_unknown_scenario_lists_the_shipped_ones():
+    from trials.run.plan import ConfigError, load_scenario
+
+    with pytest.raises(ConfigError) as info:  # the list used to come from a folder that does not exist: []
+        load_scenario("nope")
+    assert "use one of ['brainstorm', 'debate', 'hello', 'market_research']" in str(info.value)

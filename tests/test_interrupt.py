@@ -67,6 +67,8 @@ def test_ctrl_c_in_a_sequential_session_keeps_its_calls_and_resume_counts_them(t
     n = backend.n
     assert len(calls) == n >= 8
     assert set(calls["job_status"]) == {"interrupted"} and (calls["error"] == "KeyboardInterrupt").sum() == 1
+    cut = calls.loc[calls["error"] == "KeyboardInterrupt"]  # its tokens are unknown, not 0
+    assert cut["tokens_in"].isna().all() and cut["tokens_out"].isna().all()
     manifest = json.loads((root / "manifest.json").read_text())
     assert manifest["totals"]["calls"] == n and manifest["totals"]["calls_interrupted_jobs"] == n
     assert manifest["n_interrupted"] == 1 and manifest["status"] == "partial"

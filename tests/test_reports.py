@@ -248,6 +248,19 @@ def test_usage_by_purpose_tokens_unknown_for_a_call_cut_off_mid_request():
     assert usage.loc["judge", "tokens_in"] == 5 and usage.loc["total", "tokens_unknown"] == 1
 
 
+def test_usage_by_purpose_counts_attempts_of_unknown_billing_and_the_header_says_so():
+    # attempts that timed out or got a malformed reply may have been billed: the cost total leaves
+    # them out, and the report must say so rather than show the total as the whole cost
+    from reports.runinfo import billing_caveat
+
+    calls = pd.DataFrame({"purpose": ["action", "judge"], "cached": False, "cost_usd": [0.001, 0.002],
+                          "tokens_in": [10, 5], "tokens_out": [1, 3], "unknown_billing_attempts": [2, 1]})
+    usage = usage_by_purpose(calls).set_index("purpose")
+    assert usage.loc["action", "unknown_billing_attempts"] == 2 and usage.loc["total", "unknown_billing_attempts"] == 3
+    assert usage.loc["total", "cost_usd"] == pytest.approx(0.003)
+    assert billing_caveat(3).startswith("3 attempt(s) that timed out or got a malformed reply may have been billed")
+
+
 @pytest.mark.parametrize("value,text", [(5.3333, "+5.33"), (-0.6042, "-0.60"), (-0.001, "+0.00"), (0, "+0.00")])
 def test_signed(value, text):
     assert fmt.signed(value) == text

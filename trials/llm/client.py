@@ -186,9 +186,11 @@ class LLM:
                                                  maybe_billed[0]), error=type(e).__name__, call=call)
                 raise
             except BaseException as e:  # Ctrl-C mid-request: it may have been sent (and billed)
-                usage = self._usage(request, None, time.perf_counter() - t0, False, 0, maybe_billed[0])
-                if usage.cost_usd == 0.0 and core.backend.name not in FREE_BACKENDS:
-                    usage = dataclasses.replace(usage, cost_usd=math.nan)  # its tokens are unknown
+                usage = dataclasses.replace(  # its tokens are unknown, as the calls journal says too
+                    self._usage(request, None, time.perf_counter() - t0, False, 0, maybe_billed[0]),
+                    tokens_in=None, tokens_out=None)
+                if core.backend.name not in FREE_BACKENDS:
+                    usage = dataclasses.replace(usage, cost_usd=math.nan)
                 self.recorder.record(usage, error=type(e).__name__, call=call)
                 raise
             if core.cache is not None:

@@ -90,9 +90,7 @@ def load_scenario(name: str) -> ModuleType:
     except ModuleNotFoundError as exc:
         if exc.name != f"trials.scenarios.{name}":
             raise
-        known = sorted(p.stem for p in Path(__file__).parent.joinpath("scenarios").glob("*.py")
-                       if p.stem not in ("__init__", "base"))
-        raise ConfigError(f"experiment.scenario={name!r} is not a scenario; use one of {known}") from None
+        raise ConfigError(f"experiment.scenario={name!r} is not a scenario; use one of {scenario_names()}") from None
     if not (callable(getattr(module, "run", None)) and isinstance(getattr(module, "METRICS", None), dict)):
         raise ConfigError(f"experiment.scenario={name!r}: trials.scenarios.{name} is a helper module, "
                           "not a scenario (it needs run(ctx) and METRICS)")
