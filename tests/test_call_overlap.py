@@ -6,6 +6,7 @@ millisecond; and the adaptive engine's `CpuMeter`."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -101,3 +102,69 @@ def test_a_session_still_overlaps_its_agents_calls_against_a_slow_endpoint():
         _session(llm).run(2)
         assert llm.base_latency_s() >= 0.05
         assert srv.max_in_flight >= 2, "four agents' calls of one step overlap against a 50 ms endpoint"
+
+
+def test_schedulers_used_since_a_time_are_the_runs_endpoints():
+    from trials.llm.scheduler import endpoint_scheduler, schedulers
+
+    old = endpoint_scheduler("test|used-since|old", None)
+    with old.slot() as slot:
+        slot.ok()
+    since = time.monotonic()
+    new = endpoint_scheduler("test|used-since|new", None)
+    assert new not in schedulers(used_since=since), "not used yet"
+    with new.slot() as slot:
+        slot.ok()
+    assert new in schedulers(used_since=since) and old not in schedulers(used_since=since)
+    assert {old, new} <= set(schedulers())
+
+
+def _peak_sessions(monkeypatch) -> list[int]:
+    """Patch the threading engine's job runner to count sessions running at once; [peak]."""
+    from trials.run import engines
+
+    lock, now, peak = threading.Lock(), [0], [0]
+    real = engines.execute_job
+
+    def counted(job):
+        with lock:
+            now[0] += 1
+            peak[0] = max(peak[0], now[0])
+        try:
+            return real(job)
+        finally:
+            with lock:
+                now[0] -= 1
+    monkeypatch.setattr(engines, "execute_job", counted)
+    return peak
+
+
+HELLO8 = ["experiment=hello", "llm=openai", "llm.model=fake", "llm.max_retries=0", "judge=same", "run.replicates=8",
+          "run.n_jobs=auto", "run.backend=threading", "cache.mode=off", "run.analyze=false", "run.report=false"]
+
+
+@pytest.mark.parametrize("latency, instant", [(0.0, True), (0.05, False)])
+def test_sessions_at_once_against_an_instant_endpoint_are_capped(tmp_path, monkeypatch, latency, instant):
+    """The adaptive engine starts sessions while the endpoint has room; against an endpoint that
+    answers instantly more sessions only add context switches, so at most INSTANT_SESSIONS run
+    at once."""
+    from runner_support import run
+
+    from trials.run.engines import INSTANT_SESSIONS
+
+    peak = _peak_sessions(monkeypatch)
+    with FakeOpenAI(latency=latency) as srv:
+        # the endpoint answers before the run: its scheduler knows its fastest reply from the start
+        # (the min of 10 replies, so a loaded machine cannot make a loopback server look slow)
+        warm = build_llm({"backend": "openai", "base_url": srv.base_url, "model": "fake", "max_retries": 0})
+        for i in range(10):
+            warm.chat([{"role": "user", "content": f"warm-up {i}"}])
+        sched = warm._core.limit
+        before = sched.admitted
+        assert run(tmp_path / "r", *HELLO8, f"llm.base_url={srv.base_url}") == 0
+        assert sched.admitted > before, "the run used the warmed endpoint's scheduler"
+    if instant:
+        # + 1: a session may start in the ramp-up tick before the run's first request is admitted
+        assert peak[0] <= INSTANT_SESSIONS + 1, peak  # 8 without the cap
+    else:
+        assert peak[0] > INSTANT_SESSIONS + 1, peak

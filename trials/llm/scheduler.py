@@ -126,6 +126,7 @@ class Scheduler:
         self.overloads = 0
         self.admitted = 0
         self.fastest_s: float | None = None
+        self.last_used = -math.inf  # when a request was last admitted or finished (`clock`'s time)
         self._pause_until = 0.0
         self._last_decrease = -math.inf
         self._after_decrease = -math.inf  # the limit right after the last decrease
@@ -155,6 +156,7 @@ class Scheduler:
                 self.waiting -= 1
             self.in_flight += 1
             self.admitted += 1
+            self.last_used = self._clock()
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
             if self.rpm is not None:
                 self.rpm.take(1)
@@ -172,9 +174,10 @@ class Scheduler:
                 self.in_flight -= 1
                 if self.tpm is not None and s.actual_tokens is not None:
                     self.tpm.take(s.actual_tokens - tokens)
+                self.last_used = self._clock()
                 if s.outcome == "ok":
                     self._increase(s.limited)
-                    took = self._clock() - s.started
+                    took = self.last_used - s.started
                     if self.fastest_s is None or took < self.fastest_s:
                         self.fastest_s = took
                 elif s.outcome == "overload":
@@ -264,8 +267,10 @@ def endpoint_scheduler(endpoint: str, max_concurrency: int | None, rpm: float | 
         return sched
 
 
-def schedulers() -> list[Scheduler]:
-    """Every scheduler of this process (the runner reads their spare capacity)."""
+def schedulers(used_since: float | None = None) -> list[Scheduler]:
+    """The schedulers of this process; with `used_since` (a `time.monotonic()` time), only those
+    that admitted or finished a request since then: the endpoints a run is using, not those of an
+    earlier run in the same process."""
     with _REGISTRY_LOCK:
-        return list(_REGISTRY.values())
-
+        found = list(_REGISTRY.values())
+    return found if used_since is None else [s for s in found if s.last_used >= used_since]
