@@ -91,15 +91,15 @@ def _spare_sessions(threads: int, since: float) -> int:
 
 
 def _endpoints_instant(since: float) -> bool:
-    """Every endpoint used since `since` has answered, each in under `OVERLAP_MIN_S` without queueing (its
-    `fastest_s`): a loopback server, the scripted backend. More sessions then add no throughput,
+    """Every endpoint used since `since` has answered, each typically in under `OVERLAP_MIN_S`
+    (`Scheduler.typical_s`): a loopback server, the scripted backend. More sessions then add no throughput,
     only GIL hand-offs and context switches (issue #14, fake server at 0 ms, 48 sessions: CPU per
     request 1.68 ms with up to 48 sessions at once, 1.13-1.34 ms with 1-2)."""
     from trials.llm.scheduler import schedulers
     from trials.session.threads import OVERLAP_MIN_S
 
-    bases = [s.fastest_s for s in schedulers(used_since=since)]
-    return bool(bases) and all(b is not None and b < OVERLAP_MIN_S for b in bases)
+    typical = [s.typical_s() for s in schedulers(used_since=since)]
+    return bool(typical) and all(t is not None and t < OVERLAP_MIN_S for t in typical)
 
 
 def _threads(jobs: list[Job], fixed: int | None, threads: int,
