@@ -50,6 +50,27 @@ def test_a_key_with_control_or_whitespace_characters_is_refused_without_echo(tmp
     assert CORE[:10] not in str(info.value) and CORE[10:] not in str(info.value)
 
 
+@pytest.mark.parametrize("env,llm", [("OPENAI_API_KEY", "openai"), ("OPENAI_ORG_ID", "openai"),
+                                     ("OPENAI_PROJECT_ID", "openai"), ("AZURE_OPENAI_API_KEY", "azure")])
+def test_a_non_ascii_key_or_id_is_refused_at_preflight_without_echo(tmp_path, monkeypatch, capsys, env, llm):
+    # a tester's key: it passed preflight, then every request failed with UnicodeEncodeError
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-" + CORE)
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "0123456789abcdef0123456789abcdef")
+    monkeypatch.setenv(env, "sk-ключ-ü€" + CORE)
+    with FakeOpenAI() as srv:
+        url = f"llm.base_url={srv.base_url}" if llm == "openai" else "llm.base_url=https://myres.openai.azure.com"
+        code, text = _run(tmp_path, monkeypatch, capsys, "experiment=hello", f"llm={llm}", "llm.model=fake", url)
+        assert srv.requests == 0
+    assert code == 2, text
+    assert f"{env} contains non-ASCII characters" in text and f"llm={llm}" in text
+    assert "ключ" not in text and CORE not in text and "Traceback" not in text
+    assert _files(tmp_path) == []
+    with pytest.raises(LLMConfigError, match=f"{env} contains non-ASCII") as info:  # the Python API too
+        build_llm({"backend": "openai", "model": "fake", "base_url": srv.base_url,
+                   **({"api_version": "2024-10-21", "api_key_env": env} if llm == "azure" else {})})
+    assert "ключ" not in str(info.value) and CORE not in str(info.value)
+
+
 def test_any_transport_exception_is_redacted(monkeypatch):
     secret = "sk-" + CORE
     monkeypatch.setenv("OPENAI_API_KEY", secret)

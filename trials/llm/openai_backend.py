@@ -59,10 +59,14 @@ _PLACEHOLDER = re.compile(r"your[-_]resource|<[^>]*>", re.IGNORECASE)
 
 def key_problem(key: str, env: str = "OPENAI_API_KEY") -> str | None:
     """Why the key in `env` cannot be sent (it would break the header and be echoed in the
-    error), or None. Never contains the key."""
+    error, or not encode as a header at all), or None. Never contains the key."""
     if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in key):
         return (f"{env} contains a newline or carriage return (or other control/whitespace characters): "
                 f"remove it (e.g. export {env}=\"$(printf %s \"${env}\" | tr -d '[:space:]')\")")
+    if not key.isascii():  # an HTTP header value is ASCII: it could not be sent at all
+        return (f"{env} contains non-ASCII characters (a letter such as ü or й, a typographic quote or "
+                f"dash from a copied text): API keys and IDs are plain ASCII; copy it again from your "
+                f"provider's page and export {env}=<the value>")
     return None
 
 
@@ -72,7 +76,8 @@ HEADER_ENVS = (("OPENAI_ORG_ID", "OpenAI-Organization"), ("OPENAI_PROJECT_ID", "
 
 def header_problem() -> str | None:
     """Why $OPENAI_ORG_ID / $OPENAI_PROJECT_ID cannot be sent as a header (a newline, carriage
-    return or space would break the request at the first call), or None. Never the value."""
+    return, space or non-ASCII character would break the request at the first call), or None.
+    Never the value."""
     for env, _ in HEADER_ENVS:
         problem = key_problem(os.environ.get(env) or "", env)
         if problem:
