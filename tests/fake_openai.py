@@ -17,6 +17,7 @@ request, `fault_seed`); `srv.faults_served` counts what was served. Any path end
   served (Azure uses /openai/deployments/<name>/chat/completions); `srv.paths` records them.
 `capacity=N` answers 429 (with Retry-After: `retry_after`) to any request beyond N in flight, as a
 provider's concurrency limit does; `srv.rejected` counts them.
+`tls=(cert_file, key_file)` serves https://localhost:<port>/v1 with that certificate.
 `reply=f(body) -> str` scripts the assistant text (default: echoes the last user message, or
 "Score: 7" style text when logprobs are asked). Logprobs are returned when the body asks for them.
 """
@@ -60,7 +61,7 @@ class FakeOpenAI:
     def __init__(self, mode: str = "normal", latency: float = 0.0, slow_s: float = 2.0, retry_after: float = 0.05,
                  reply: Callable[[dict[str, Any]], str] | None = None,
                  digit_probs: dict[int, float] | None = None, faults: dict[str, float] | None = None,
-                 fault_seed: int = 0, capacity: int | None = None):
+                 fault_seed: int = 0, capacity: int | None = None, tls: tuple[str, str] | None = None):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
         self.mode, self.latency, self.slow_s, self.retry_after = mode, latency, slow_s, retry_after
@@ -87,6 +88,7 @@ class FakeOpenAI:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._server: ThreadingHTTPServer | None = None
+        self.tls = tls  # (certificate file, key file): serve https://localhost:<port>/v1
 
     # -------------------------------------------------------------- control
     def queue(self, *modes: str) -> None:
@@ -97,6 +99,8 @@ class FakeOpenAI:
     @property
     def base_url(self) -> str:
         assert self._server is not None, "server not started"
+        if self.tls:  # the name a test certificate is made for
+            return f"https://localhost:{self._server.server_address[1]}/v1"
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
     def start(self) -> "FakeOpenAI":
@@ -122,6 +126,12 @@ class FakeOpenAI:
                 fake._handle(self)
 
         self._server = Server(("127.0.0.1", 0), Handler)
+        if self.tls:  # a client that refuses the certificate fails the handshake in accept(): no request
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 

@@ -268,3 +268,27 @@ def test_ctrl_c_while_analysing_is_one_line_and_a_resume_rebuilds_analysis_and_r
         monkeypatch.undo()
     assert run(root, *full, f"run.resume_dir={root}") == 0
     assert (root / "analysis").is_dir() and (root / "report.html").is_file()
+
+
+@pytest.mark.parametrize("step", ["_analyze", "_report"])
+def test_a_failed_analysis_or_report_is_exit_3_with_its_reason_and_a_resume_redoes_it(tmp_path, monkeypatch, capsys,
+                                                                                      step):
+    from trials.run import experiment
+
+    root = tmp_path / "r"
+    full = [*BRAIN, "run.replicates=1", "run.analyze=true", "run.report=true"]
+
+    def broken(*a, **k):
+        raise ValueError("metrics.csv: value 9.000000000000002 outside\nthe 0-9 scale")
+    monkeypatch.setattr(experiment, step, broken)
+    assert run(root, *full) == 3
+    err = capsys.readouterr().err
+    command = "analyze" if step == "_analyze" else "report"
+    line = [x for x in err.splitlines() if x.startswith("error: ")]
+    assert line == [f"error: {command} failed (ValueError: metrics.csv: value 9.000000000000002 outside the 0-9 "
+                    f"scale); the run data is intact; redo it with `trials {command} {root}` or "
+                    f"`trials run run.resume_dir={root}`"]
+    assert "Traceback" not in err and (root / "metrics.parquet").is_file()
+    monkeypatch.undo()
+    assert run(root, *full, f"run.resume_dir={root}") == 0
+    assert (root / "analysis").is_dir() and (root / "report.html").is_file()

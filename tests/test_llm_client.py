@@ -39,6 +39,9 @@ def test_weighted_score():
     assert weighted_score(None) is None
     assert weighted_score({3: 1.0}) == 3.0
     assert weighted_score({2: 0.25, 6: 0.25}) == pytest.approx(4.0)  # normalised over the digits
+    # the mean of the digits it averages never leaves their range, even by float rounding
+    assert weighted_score({9: 0.9945942581811194, 8: 1.6000109378278628e-16, 7: 9.184189676972723e-20}) <= 9.0
+    assert weighted_score({0: 0.5, 3: 0.0}) == 0.0  # a digit of probability 0 does not widen the range
 
 
 def test_judge_reply_has_probability_weighted_score(scripted_llm):

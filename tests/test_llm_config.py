@@ -48,3 +48,28 @@ def test_llm_and_judge_options_compose_and_validate(conf_dir, llm, judge):
 def test_price_table_is_valid():
     prices = load_prices()
     assert prices and all(v["input_per_1m"] >= 0 and v["output_per_1m"] >= 0 for v in prices.values())
+
+
+@pytest.mark.parametrize("key,value", [("timeout", "inf"), ("timeout", "1e20"), ("timeout", "nan"), ("timeout", "0"),
+                                       ("retry_base_s", "inf"), ("retry_max_s", "1e300"), ("rpm", "inf"),
+                                       ("tpm", "nan"), ("temperature", "nan"), ("max_tokens", "10000000000000"),
+                                       ("max_concurrency", "1000000000000"), ("max_retries", "1000000000")])
+@pytest.mark.parametrize("where", ["llm", "judge"])
+def test_non_finite_or_absurd_numbers_are_exit_2_naming_the_key(tmp_path, monkeypatch, capsys, key, value, where):
+    # a tester's llm.timeout=inf / 1e20 passed here and failed every job (OverflowError)
+    from trials.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    code = main(["run", "experiment=hello", "llm=scripted", "judge=scripted", "cache.mode=off",
+                 f"++{where}.{key}={value}"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{where}.{key}:" in err and "Traceback" not in err
+    assert not list(tmp_path.rglob("*.parquet"))
+
+
+def test_the_bounds_themselves_are_accepted():
+    from trials.llm.config import MAX_PER_MIN, MAX_WAIT_S
+
+    cfg = parse_llm_config({"backend": "scripted", "timeout": MAX_WAIT_S, "retry_max_s": MAX_WAIT_S,
+                            "rpm": MAX_PER_MIN, "max_tokens": 1_000_000, "max_concurrency": 100_000})
+    assert cfg.timeout == 86_400 and cfg.rpm == 1e12

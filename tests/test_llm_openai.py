@@ -30,6 +30,15 @@ def make(srv, **cfg):
     return build_llm({**base, **cfg}).bind(seed=11, recorder=CallRecorder())
 
 
+def test_weighted_score_stays_on_the_scale_despite_float_rounding():
+    # a tester's logprobs: the plain weighted mean computes 9.000000000000002, off the 0-9 scale
+    probs = {9: 0.9945942581811194, 8: 1.6000109378278628e-16, 7: 9.184189676972723e-20}
+    with FakeOpenAI(digit_probs=probs) as srv:
+        r = make(srv).chat(MSG, purpose="judge", protocol="score", score_digits=True)
+    assert r.digit_probs is not None and set(r.digit_probs) == {7, 8, 9}
+    assert 7 <= r.score <= 9 and r.score == pytest.approx(9.0)
+
+
 def test_normal_call_sends_parameters_and_reuses_one_connection():
     with FakeOpenAI() as srv:
         llm = make(srv, temperature=0.3, max_tokens=50)

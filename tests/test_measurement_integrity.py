@@ -89,6 +89,16 @@ def test_shipped_personas_with_hyphens_are_addressable():
         assert (a.target, a.content) == (name, "what do you think?"), name
 
 
+def _judge_events(root):
+    """The judge events of a run's transcript.jsonl, without the re-measurement marker."""
+    events = [json.loads(line) for line in (root / "transcript.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in e.items() if k != "remeasured"} for e in events if e["kind"] == "judge"]
+
+
+def _remeasured(root):
+    return [e for e in map(json.loads, (root / "transcript.jsonl").read_text().splitlines()) if e.get("remeasured")]
+
+
 HELLO_FAIL = ["experiment=hello", "run.replicates=2", "llm.rules=[{match:'Claim:',error:permanent,times:2}]"]
 
 
@@ -104,6 +114,7 @@ def test_input6_failed_judge_is_missing_call_failed_and_resume_remeasures(tmp_pa
     assert adh["missing_detail"].str.contains("judge call failed: PermanentLLMError").all()
     assert all((RunDir(root).job_dir("control", r) / "remeasure.jsonl").is_file() for r in range(2))
     actions_before = pd.read_parquet(root / "llm_calls.parquet").query("purpose == 'action'").shape[0]
+    assert [e["content"] for e in _judge_events(root)] == ["call failed", "call failed"]
 
     # resume with the printed command: the two judge calls are repeated (the rule is used up),
     # the sessions are not re-simulated, and the values equal the fault-free run's
@@ -112,6 +123,10 @@ def test_input6_failed_judge_is_missing_call_failed_and_resume_remeasures(tmp_pa
     calls = pd.read_parquet(root / "llm_calls.parquet")
     assert calls.query("purpose == 'action'").shape[0] == actions_before
     assert not any(RunDir(root).jobs.glob("*/*/remeasure.jsonl"))
+    # the transcript holds the new judgement (its justification and score), in place of "call failed"
+    assert _judge_events(root) == _judge_events(clean) and len(_remeasured(root)) == 2
+    assert all(e["content"] != "call failed" and e["scores"]["persona_adherence"] is not None
+               for e in _judge_events(root))
 
 
 def test_input7_calls_of_failed_jobs_are_recorded(tmp_path):
@@ -310,6 +325,8 @@ def test_input6_failed_vote_leaves_positive_share_missing_until_remeasured(tmp_p
     assert math.isnan(share["value"]) and share["missing_reason"] == "call failed"  # not a share of 2 of 3
     assert run(root, *failing, f"run.resume_dir={root}") == 0
     pd.testing.assert_frame_equal(metrics(root), metrics(clean))
+    assert _judge_events(root) == _judge_events(clean)  # the vote's event: the new reason, not "call failed"
+    assert [(e["type"], e["scores"]["vote"] is not None) for e in _remeasured(root)] == [("vote", True)]
 
 
 def test_failed_session_rows_are_not_delivered_and_counted_in_missingness(tmp_path):
@@ -350,3 +367,25 @@ def test_faulty_endpoint_gives_the_fault_free_table_and_every_request_is_recorde
     for name in seen:
         totals = json.loads((tmp_path / name / "manifest.json").read_text())["totals"]
         assert totals["requests_sent"] == seen[name][0]
+
+
+def test_a_remeasured_idea_extraction_adds_its_event_to_the_transcript(tmp_path):
+    run_jobs._CLIENTS.clear()
+    base = ["experiment=brainstorm_correction", "run.replicates=1",
+            "experiment.steps=2", "experiment.group_size=3"]
+    clean = tmp_path / "clean"
+    assert run(clean, *base) == 0
+    root = tmp_path / "faulty"
+    failing = [*base, "llm.rules=[{match:'List every distinct idea',error:permanent,times:2}]"]
+    assert run(root, *failing) == 0
+    missing = metrics(root).query("metric == 'ideas' and missing_reason == 'call failed'")
+    assert len(missing) == 1  # the run's first extraction failed: its session has no ideas event
+    session = missing["session"].iloc[0]
+    assert not [e for e in _judge_events(root) if e["type"] == "ideas" and e["session"] == session]
+    assert run(root, *failing, f"run.resume_dir={root}") == 0
+    pd.testing.assert_frame_equal(metrics(root), metrics(clean))
+    ideas = [e for e in _remeasured(root) if e["type"] == "ideas"]
+    assert [e["session"] for e in ideas] == [session]
+    assert {k: ideas[0][k] for k in ("content", "scores", "agent")} == \
+        {k: v for k, v in next(e for e in _judge_events(clean) if e["type"] == "ideas" and e["session"] == session).items()
+         if k in ("content", "scores", "agent")}

@@ -50,6 +50,27 @@ def test_a_key_with_control_or_whitespace_characters_is_refused_without_echo(tmp
     assert CORE[:10] not in str(info.value) and CORE[10:] not in str(info.value)
 
 
+@pytest.mark.parametrize("env,llm", [("OPENAI_API_KEY", "openai"), ("OPENAI_ORG_ID", "openai"),
+                                     ("OPENAI_PROJECT_ID", "openai"), ("AZURE_OPENAI_API_KEY", "azure")])
+def test_a_non_ascii_key_or_id_is_refused_at_preflight_without_echo(tmp_path, monkeypatch, capsys, env, llm):
+    # a tester's key: it passed preflight, then every request failed with UnicodeEncodeError
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-" + CORE)
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "0123456789abcdef0123456789abcdef")
+    monkeypatch.setenv(env, "sk-ключ-ü€" + CORE)
+    with FakeOpenAI() as srv:
+        url = f"llm.base_url={srv.base_url}" if llm == "openai" else "llm.base_url=https://myres.openai.azure.com"
+        code, text = _run(tmp_path, monkeypatch, capsys, "experiment=hello", f"llm={llm}", "llm.model=fake", url)
+        assert srv.requests == 0
+    assert code == 2, text
+    assert f"{env} contains non-ASCII characters" in text and f"llm={llm}" in text
+    assert "ключ" not in text and CORE not in text and "Traceback" not in text
+    assert _files(tmp_path) == []
+    with pytest.raises(LLMConfigError, match=f"{env} contains non-ASCII") as info:  # the Python API too
+        build_llm({"backend": "openai", "model": "fake", "base_url": srv.base_url,
+                   **({"api_version": "2024-10-21", "api_key_env": env} if llm == "azure" else {})})
+    assert "ключ" not in str(info.value) and CORE not in str(info.value)
+
+
 def test_any_transport_exception_is_redacted(monkeypatch):
     secret = "sk-" + CORE
     monkeypatch.setenv("OPENAI_API_KEY", secret)
@@ -202,3 +223,54 @@ def test_malformed_logprobs_fall_back_to_the_reply_text(monkeypatch, bad):
     with FakeOpenAI(digit_probs={6: 0.2, 7: 0.6, 8: 0.2}) as srv:  # a valid distribution is still used
         answer, weighted, _ = _one(_openai(srv), MSG, purpose="judge", seed=1, max_tokens=20, on_error="raise")
     assert answer.value == 7 and weighted == pytest.approx(7.0, abs=1e-3)
+
+
+# ----------------------------------------------------------------------------- untrusted TLS certificate
+@pytest.fixture(scope="module")
+def self_signed(tmp_path_factory):
+    """A throwaway self-signed certificate for localhost/127.0.0.1 (made with the openssl tool)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl to make a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    made = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                           "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+                           "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"openssl could not make a test certificate: {made.stderr.decode()[-200:]}")
+    return str(cert), str(key)
+
+
+def test_an_untrusted_certificate_fails_at_the_first_attempt_with_the_fix(monkeypatch, self_signed):
+    # a tester's self-signed HTTPS server: "connection failed (error: 60 ...)" retried 5 times
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-" + CORE)
+    with FakeOpenAI(tls=self_signed) as srv:
+        llm = _openai(srv, max_retries=4)
+        t0 = time.perf_counter()
+        with pytest.raises(PermanentLLMError) as info:
+            llm.chat(MSG)
+        assert time.perf_counter() - t0 < 5 and srv.requests == 0
+    text = str(info.value)
+    assert "the server's certificate is not trusted" in text and "set SSL_CERT_FILE to its CA bundle" in text
+    assert "or use http:// for a local server" in text and CORE not in text
+    assert len(llm.recorder.rows) == 1 and llm.recorder.rows[0]["retries"] == 0  # one attempt, no retry
+    # the fix the message names works: the same server, its certificate trusted through SSL_CERT_FILE
+    monkeypatch.setenv("SSL_CERT_FILE", self_signed[0])
+    with FakeOpenAI(tls=self_signed) as srv:
+        assert _openai(srv).chat(MSG).text == "echo: Hello there" and srv.requests == 1
+
+
+def test_an_unreadable_ca_bundle_fails_at_once_naming_ssl_cert_file(monkeypatch, tmp_path, self_signed):
+    bad = tmp_path / "not-a-bundle.pem"
+    bad.write_text("not a certificate\n")
+    monkeypatch.setenv("SSL_CERT_FILE", str(bad))
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-" + CORE)
+    with FakeOpenAI(tls=self_signed) as srv:
+        with pytest.raises(PermanentLLMError, match=f"SSL_CERT_FILE=.*not-a-bundle.pem") as info:
+            _openai(srv, max_retries=4).chat(MSG)
+        assert srv.requests == 0
+    assert "RetriesExhausted" not in repr(info.value)

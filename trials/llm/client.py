@@ -57,10 +57,15 @@ def weighted_score(digit_probs: Mapping[int, float] | None) -> float | None:
     """sum_d d * p(d) / sum_d p(d) over the digits 0-9; None without probabilities."""
     if not digit_probs:
         return None
-    total = sum(p for d, p in digit_probs.items() if 0 <= d <= 9)
+    used = {d: p for d, p in digit_probs.items() if 0 <= d <= 9 and p > 0}
+    total = sum(used.values())
     if total <= 0:
         return None
-    return sum(d * p for d, p in digit_probs.items() if 0 <= d <= 9) / total
+    mean = sum(d * p for d, p in used.items()) / total
+    # A weighted mean of digits lies between the smallest and largest of them; float rounding can
+    # put it a few ulp outside (9.000000000000002), off the 0-9 scale. Bounding it corrects that
+    # rounding only: any mean outside [min, max] by more than rounding is impossible.
+    return min(max(mean, min(used)), max(used))
 
 
 @dataclasses.dataclass

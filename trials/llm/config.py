@@ -15,6 +15,16 @@ class LLMConfigError(LLMError, ValueError):
     """A bad `llm`/`judge` config value; the message names the field and the fix."""
 
 
+#: Upper bounds of the numeric settings (README, "LLM settings"): a timeout or retry wait of at
+#: most one day, at most 1,000,000 reply tokens, 100 retries, 100,000 requests in flight and
+#: 10^12 requests or tokens per minute; far above any real endpoint, but finite.
+MAX_WAIT_S = 86_400.0
+MAX_TOKENS = 1_000_000
+MAX_RETRIES = 100
+MAX_CONCURRENCY = 100_000
+MAX_PER_MIN = 1e12
+
+
 class LLMConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
@@ -23,17 +33,19 @@ class LLMConfig(BaseModel):
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
     api_version: str | None = None  # Azure OpenAI: set it to use AzureOpenAI with base_url as endpoint
-    temperature: float = Field(0.7, ge=0.0, le=2.0)
-    max_tokens: int = Field(256, gt=0)
-    timeout: float = Field(60.0, gt=0)
-    max_retries: int = Field(4, ge=0)
+    # Every number is finite and bounded: inf, nan or an absurd value (llm.timeout=1e20) would
+    # otherwise pass here and fail in every job (OverflowError in libcurl's or time.sleep's int).
+    temperature: float = Field(0.7, ge=0.0, le=2.0, allow_inf_nan=False)
+    max_tokens: int = Field(256, gt=0, le=MAX_TOKENS)
+    timeout: float = Field(60.0, gt=0, le=MAX_WAIT_S, allow_inf_nan=False)
+    max_retries: int = Field(4, ge=0, le=MAX_RETRIES)
     # the endpoint's scheduler (trials/llm/scheduler.py): in-flight cap (null = adaptive: start at
     # 16, grow while requests succeed, shrink 10% on 429/503), requests and tokens per minute (optional)
-    max_concurrency: Annotated[int, Field(gt=0)] | None = None
-    rpm: Annotated[float, Field(gt=0)] | None = None
-    tpm: Annotated[float, Field(gt=0)] | None = None
-    retry_base_s: float = Field(0.5, ge=0)
-    retry_max_s: float = Field(20.0, ge=0)
+    max_concurrency: Annotated[int, Field(gt=0, le=MAX_CONCURRENCY)] | None = None
+    rpm: Annotated[float, Field(gt=0, le=MAX_PER_MIN, allow_inf_nan=False)] | None = None
+    tpm: Annotated[float, Field(gt=0, le=MAX_PER_MIN, allow_inf_nan=False)] | None = None
+    retry_base_s: float = Field(0.5, ge=0, le=MAX_WAIT_S, allow_inf_nan=False)
+    retry_max_s: float = Field(20.0, ge=0, le=MAX_WAIT_S, allow_inf_nan=False)
     json_schema: bool = True  # use response_format=json_schema where the endpoint supports it
     price: dict[str, float] | None = None  # {input_per_1m, output_per_1m} overriding the price table
     # local backend

@@ -18,8 +18,8 @@ CPU-bound). What the SDK did for us is kept here, explicitly:
 - timeout: `llm.timeout` seconds for the whole request (connecting, sending, the server's work and
   the reply); a non-streamed completion sends nothing until it is done.
 - typed errors: 429/503 -> RateLimited (with Retry-After / retry-after-ms), other 5xx/408/409 and
-  connection failures -> TransientLLMError, timeouts -> LLMTimeout, 401/403/other 4xx ->
-  PermanentLLMError, a 2xx whose body is not a completion -> MalformedResponse. Messages never
+  connection failures -> TransientLLMError, timeouts -> LLMTimeout, 401/403/other 4xx and an
+  untrusted server certificate (or a broken CA bundle) -> PermanentLLMError, a 2xx whose body is not a completion -> MalformedResponse. Messages never
   contain the API key, and no transport exception is chained onto ours (it may hold headers).
 """
 
@@ -59,10 +59,14 @@ _PLACEHOLDER = re.compile(r"your[-_]resource|<[^>]*>", re.IGNORECASE)
 
 def key_problem(key: str, env: str = "OPENAI_API_KEY") -> str | None:
     """Why the key in `env` cannot be sent (it would break the header and be echoed in the
-    error), or None. Never contains the key."""
+    error, or not encode as a header at all), or None. Never contains the key."""
     if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in key):
         return (f"{env} contains a newline or carriage return (or other control/whitespace characters): "
                 f"remove it (e.g. export {env}=\"$(printf %s \"${env}\" | tr -d '[:space:]')\")")
+    if not key.isascii():  # an HTTP header value is ASCII: it could not be sent at all
+        return (f"{env} contains non-ASCII characters (a letter such as ü or й, a typographic quote or "
+                f"dash from a copied text): API keys and IDs are plain ASCII; copy it again from your "
+                f"provider's page and export {env}=<the value>")
     return None
 
 
@@ -72,7 +76,8 @@ HEADER_ENVS = (("OPENAI_ORG_ID", "OpenAI-Organization"), ("OPENAI_PROJECT_ID", "
 
 def header_problem() -> str | None:
     """Why $OPENAI_ORG_ID / $OPENAI_PROJECT_ID cannot be sent as a header (a newline, carriage
-    return or space would break the request at the first call), or None. Never the value."""
+    return, space or non-ASCII character would break the request at the first call), or None.
+    Never the value."""
     for env, _ in HEADER_ENVS:
         problem = key_problem(os.environ.get(env) or "", env)
         if problem:
@@ -228,6 +233,13 @@ class OpenAIBackend:
         if code == pycurl.E_OPERATION_TIMEDOUT:
             return LLMTimeout(f"{self._where()}: request timed out (llm.timeout={self._timeout:g} s)")
         detail = f"{type(e).__name__}: {self._redact(' '.join(map(str, e.args)) if code else str(e))[:300]}"
+        if code in _UNTRUSTED:  # the same certificate fails the same way at every attempt
+            return PermanentLLMError(f"{self._where()}: the server's certificate is not trusted ({detail}): set "
+                                     f"SSL_CERT_FILE to its CA bundle (now: {self._http.ca_source()}), or use "
+                                     f"http:// for a local server")
+        if code in _TLS_SETUP:
+            return PermanentLLMError(f"{self._where()}: TLS could not be set up ({detail}); check SSL_CERT_FILE "
+                                     f"(now: {self._http.ca_source()}) names a readable PEM CA bundle")
         if code is None or code in _NOT_CONNECTION:  # not a connection problem: retrying will not help
             return PermanentLLMError(f"{self._where()}: the request could not be sent ({detail})")
         return TransientLLMError(f"{self._where()}: connection failed ({detail})")
@@ -267,6 +279,16 @@ _NOT_CONNECTION = {pycurl.E_UNSUPPORTED_PROTOCOL, pycurl.E_URL_MALFORMAT, pycurl
                    pycurl.E_OUT_OF_MEMORY, pycurl.E_TOO_MANY_REDIRECTS}
 
 
+#: libcurl errors of the server's certificate: not trusted by our CA bundle, issued for another name,
+#: a wrong issuer or pinned key, a revoked status (51 is the code of libcurl before 7.62)
+_UNTRUSTED = {51, pycurl.E_PEER_FAILED_VERIFICATION, pycurl.E_SSL_ISSUER_ERROR, pycurl.E_SSL_PINNEDPUBKEYNOTMATCH,
+              pycurl.E_SSL_INVALIDCERTSTATUS}
+#: libcurl errors of our own TLS setup: CA bundle or CRL file unreadable, client certificate,
+#: cipher list or crypto engine: every attempt fails alike
+_TLS_SETUP = {pycurl.E_SSL_CACERT_BADFILE, pycurl.E_SSL_CRL_BADFILE, pycurl.E_SSL_CERTPROBLEM, pycurl.E_SSL_CIPHER,
+              pycurl.E_SSL_ENGINE_NOTFOUND, pycurl.E_SSL_ENGINE_SETFAILED, pycurl.E_SSL_ENGINE_INITFAILED}
+
+
 class CurlResponse:
     """What the backend reads of a reply: `status`, `reason`, `headers` (lower-case names; the
     last response's, after any 1xx) and the decoded body `data`."""
@@ -301,6 +323,12 @@ class CurlPool:
         self._idle: list[pycurl.Curl] = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
+
+    def ca_source(self) -> str:
+        """Where the certificates come from, for an error message."""
+        if os.environ.get("SSL_CERT_FILE") and self._ca == os.environ["SSL_CERT_FILE"]:
+            return f"SSL_CERT_FILE={self._ca}"
+        return f"certifi's bundle {self._ca}" if self._ca else "the system's certificates"
 
     def _handle(self) -> pycurl.Curl:
         with self._lock:

@@ -110,7 +110,8 @@ def _dispatch(jobs: list[Job], run: dict[str, Any], progress: Progress) -> Itera
 
 def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path, overrides: list[str] | None = None) -> int:
     """Run (or resume) an experiment into `root`. Returns the exit status: 0 ok, 1 some jobs
-    failed, 2 config error (nothing was run). `overrides`: the command line's overrides (a resume
+    failed, 2 config error (nothing was run), 3 every job done but a requested analysis, report
+    or validation failed (the run data is kept), 130 interrupted. `overrides`: the command line's overrides (a resume
     compares only those keys with the saved config; None = the whole config)."""
     rundir = RunDir(root)
     try:
@@ -315,11 +316,11 @@ def _finish(cfg: dict[str, Any], plan: Plan, rundir: RunDir, manifest: dict[str,
                            "stopped_for_budget": progress.stopped_for_budget,
                            "n_jobs_total": len(jobs), "n_done": len(done), "n_failed": n_failed,
                            "n_not_run": n_missing, "n_interrupted": n_interrupted, "jobs": jobs, "totals": totals, "arms": arms_check})
-    report = None
+    report, steps_failed = None, []
     if done:
         try:
-            _validate(cfg, rundir.root, plan)
-            report = _post_process(cfg, rundir.root, plan.control)
+            steps_failed += _validate(cfg, rundir.root, plan)
+            report = _post_process(cfg, rundir.root, plan.control, steps_failed)
         except (_Interrupted, KeyboardInterrupt) as stop:  # Ctrl-C while analysing: the data is written
             doing = str(stop) if isinstance(stop, _Interrupted) else "checking the judge's reliability"
             print(f"interrupted while {doing}: the run data is complete; rebuild the analysis and report with: "
@@ -347,12 +348,20 @@ def _finish(cfg: dict[str, Any], plan: Plan, rundir: RunDir, manifest: dict[str,
     if report is not None:
         print(f"report: {report}")
     print(f"run directory: {rundir.root}", flush=True)
-    return 1 if n_failed else 0
+    for reason in steps_failed:  # the run's data is written; only a requested output is missing
+        print(f"error: {reason}", file=sys.stderr, flush=True)
+    return 1 if n_failed else 3 if steps_failed else 0
 
 
-def _validate(cfg: dict[str, Any], root: Path, plan: Plan) -> None:
+def _step_failed(command: str, exc: Exception, redo: str) -> str:
+    """The one-line reason a post-processing step failed, with how to redo it."""
+    why = " ".join(str(exc).split())[:300]
+    return f"{command} failed ({type(exc).__name__}: {why}); the run data is intact; redo it with {redo}"
+
+
+def _validate(cfg: dict[str, Any], root: Path, plan: Plan) -> list[str]:
     """experiment.validation: compare with the human answers; judge_k >= 2: the judge's agreement
-    with itself (both before the report, which shows them)."""
+    with itself (both before the report, which shows them). Returns the failure's reason, if any."""
     from analysis.judge_reliability import write_judge_reliability
     from trials.run.validation import run_validation
     from trials.scenarios.base import metrics_of
@@ -361,8 +370,8 @@ def _validate(cfg: dict[str, Any], root: Path, plan: Plan) -> None:
         write_judge_reliability(root)
         run_validation(cfg, root, metrics_of(plan.scenario.METRICS, dict(cfg.get("experiment") or {})))
     except Exception as exc:  # noqa: BLE001 - the run directory is already complete
-        print(f"warning: validation failed ({type(exc).__name__}: {exc}); the run data is intact; retry "
-              f"with `trials validate {root} --human FILE --column C --metric M`", file=sys.stderr)
+        return [_step_failed("validation", exc, f"`trials validate {root} --human FILE --column C --metric M`")]
+    return []
 
 
 def _analyze(root: Path, control: str) -> Path | None:
@@ -382,8 +391,9 @@ class _Interrupted(Exception):
     """Ctrl-C during a post-processing step (its text: what was being done)."""
 
 
-def _post_process(cfg: dict[str, Any], root: Path, control: str) -> Path | None:
-    """Analysis, then the report, when those packages exist; a failure there never loses the run.
+def _post_process(cfg: dict[str, Any], root: Path, control: str, failed: list[str]) -> Path | None:
+    """Analysis, then the report, when those packages exist; a failure there never loses the run
+    (its one-line reason is appended to `failed`: the run's exit status 3).
     Says on stderr what it is doing (these steps take seconds); returns report.html's path."""
     run = cfg.get("run") or {}
     report = None
@@ -399,8 +409,8 @@ def _post_process(cfg: dict[str, Any], root: Path, control: str) -> Path | None:
         except ImportError as exc:
             log.info("%s skipped: %s", command, exc)
         except Exception as exc:  # noqa: BLE001 - the run directory is already complete
-            print(f"warning: {command} failed ({type(exc).__name__}: {exc}); the run data is intact; "
-                  f"retry with `trials {command} {root}`", file=sys.stderr)
+            failed.append(_step_failed(command, exc, f"`trials {command} {root}` or "
+                                                     f"`trials run run.resume_dir={root}`"))
     return report
 
 

@@ -2,7 +2,10 @@
 keeps its session and records the request in `jobs/<arm>/<replicate>/remeasure.jsonl`; resuming
 the run (`run.resume_dir`) repeats exactly those requests (same messages, seeds, limits) without
 re-simulating the session, and updates the job's metrics (and the values derived from them, e.g.
-positive_share from the votes) in place. Requests that fail again stay listed for the next resume.
+positive_share from the votes) in place, and the job's judge event in `events.jsonl` (hence
+`transcript.jsonl`): the event of the failed call is replaced by the new one, marked
+`"remeasured": true` (an idea extraction that had no event gets one, appended). Requests that
+fail again stay listed for the next resume.
 Only values whose `missing_reason` is transient (`trials.judging.answers.TRANSIENT_REASONS`) are
 re-measured: an unparseable reply is the model's answer, not an accident.
 """
@@ -20,6 +23,7 @@ import pandas as pd
 from trials.run.plan import Job, load_scenario
 from trials.run.rundir import CALL_COLUMNS, METRIC_COLUMNS, RunDir, tidy
 from trials.session.actions import derive_seed
+from trials.session.events import Event
 
 log = logging.getLogger(__name__)
 
@@ -31,22 +35,46 @@ def _replace(path: Path, write: Any) -> None:
 
 
 def _measure(spec: dict[str, Any], judge: Any) -> dict[str, Any]:
-    """One repeated measurement -> the metric row fields to set."""
+    """One repeated measurement -> the metric row fields to set, and its judge event's content and
+    scores (`event`; None: the measurement has no event, e.g. a failed idea extraction)."""
+    from trials.scenarios.measures import ideas_event, judgement_event, vote_event
+
     if spec["kind"] == "judge":
         from trials.judging.judge import rejudge
 
         r = rejudge(spec, judge)
         value = r.weighted_score if r.weighted_score is not None else r.mean
         return {"value": value, "missing_reason": r.missing_reason, "missing_detail": r.missing_detail,
-                "flag": r.flag, "remeasure": r.remeasure}
+                "flag": r.flag, "remeasure": r.remeasure, "event": judgement_event(r, spec["metric"])}
     from trials.judging.extract import count_unique_ideas, reextract
 
     r = reextract(spec, judge)
+    event = vote_event(r) if spec["kind"] == "vote" else ideas_event(r) if r.ok else None
     if not r.ok:
         return {"value": None, "missing_reason": r.missing_reason, "missing_detail": r.missing_detail,
-                "flag": "", "remeasure": r.remeasure}
+                "flag": "", "remeasure": r.remeasure, "event": event}
     value = float(r.value.vote) if spec["kind"] == "vote" else float(count_unique_ideas(r.value))
-    return {"value": value, "missing_reason": "", "missing_detail": "", "flag": "", "remeasure": None}
+    return {"value": value, "missing_reason": "", "missing_detail": "", "flag": "", "remeasure": None,
+            "event": event}
+
+
+def _update_events(path: Path, job: Job, updates: list[tuple[str, str, dict[str, Any]]]) -> None:
+    """Put each re-measurement's judge event (metric, agent, {content, scores}) in place of the
+    event of its failed call in `events.jsonl`, marked `remeasured`; appended (after the last
+    step) when the failed call left no event."""
+    events = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    last_step = max((int(e.get("step") or 0) for e in events), default=0)
+    for metric, agent, fields in updates:
+        same = [e for e in events if e.get("kind") == "judge" and e.get("type") == metric
+                and (e.get("agent") or "") == agent]
+        if same:
+            same[-1].update(fields, remeasured=True)
+        else:
+            event = Event(step=last_step, kind="judge", type=metric, agent=agent or None, **fields)
+            events.append({**event.record(arm=job.arm, replicate=job.replicate, session=job.session),
+                           "remeasured": True})
+    _replace(path, lambda p: p.write_text("".join(json.dumps(e, default=str, ensure_ascii=False) + "\n"
+                                                  for e in events)))
 
 
 def remeasure_job(rundir: RunDir, job: Job, judge_llm: Any) -> tuple[int, int]:
@@ -60,6 +88,7 @@ def remeasure_job(rundir: RunDir, job: Job, judge_llm: Any) -> tuple[int, int]:
     judge = judge_llm.bind(seed=derive_seed(job.seed, "judge"), recorder=recorder)
     metrics = pd.read_parquet(folder / "metrics.parquet")
     left, tried, fixed = [], 0, 0
+    events: list[tuple[str, str, dict[str, Any]]] = []  # judge events to put in events.jsonl
     for spec in sorted(specs, key=lambda s: s["kind"] == "derived"):  # derived values last
         rows = (metrics["metric"] == spec["metric"]) & (metrics["agent"] == spec["agent"]) & \
             (metrics["missing_reason"] == "call failed")
@@ -77,6 +106,8 @@ def remeasure_job(rundir: RunDir, job: Job, judge_llm: Any) -> tuple[int, int]:
             left.append({"metric": spec["metric"], "agent": spec["agent"], **got["remeasure"]})
         for col in ("value", "missing_reason", "missing_detail", "flag"):
             metrics.loc[rows, col] = got[col] if got[col] is not None else float("nan")
+        if got.get("event") is not None:
+            events.append((spec["metric"], spec["agent"], got["event"]))
         fixed += got["value"] is not None
     calls = recorder.to_frame()
     if len(calls):
@@ -86,6 +117,8 @@ def remeasure_job(rundir: RunDir, job: Job, judge_llm: Any) -> tuple[int, int]:
         _replace(folder / "llm_calls.parquet",
                  lambda p: tidy(pd.concat([old, calls], ignore_index=True), CALL_COLUMNS).to_parquet(p, index=False))
     _replace(folder / "metrics.parquet", lambda p: tidy(metrics, METRIC_COLUMNS).to_parquet(p, index=False))
+    if events:
+        _update_events(folder / "events.jsonl", job, events)
     if left:
         _replace(path, lambda p: p.write_text("".join(json.dumps(s, default=str) + "\n" for s in left)))
     else:

@@ -9,7 +9,7 @@ from trials.session.events import Event
 from trials.scenarios.base import SessionContext, SessionOutput, derived_reason
 from trials.scenarios.fields import GroupFields, Material, Prompt, options_of
 from trials.scenarios.brainstorm import actions_per_session, make_world  # noqa: F401 (same estimate)
-from trials.scenarios.measures import judge_metrics
+from trials.scenarios.measures import judge_metrics, vote_event
 
 #: an agent who says nothing (no TALK/THINK) is not judged, extracted or checked (the estimate's low case)
 SILENT_AGENTS_UNMEASURED = True
@@ -68,9 +68,7 @@ def run(ctx: SessionContext) -> SessionOutput:
     for agent in world.agents:
         r = extract_vote(ctx.judge, world.events, agent=agent.name, question=question, seed=ctx.seed)
         value = float(r.value.vote) if r.ok else None
-        out.events.append(Event(step=steps, kind="judge", type="vote", agent=agent.name,
-                                content=r.value.reason if r.ok else r.missing_reason,
-                                scores={"vote": value, "method": r.method}))
+        out.events.append(Event(step=steps, kind="judge", type="vote", agent=agent.name, **vote_event(r)))
         if "vote" in metrics:
             out.add_metric("vote", value, agent=agent.name, level="agent", scale="1-5",
                            missing_reason=r.missing_reason, missing_detail=r.missing_detail, remeasure=r.remeasure)

@@ -23,14 +23,35 @@ def said(events: Sequence[Event], agent: str | None = None) -> list[Event]:
             and (agent is None or e.agent == agent)]
 
 
+def judgement_event(result: Any, metric: str) -> dict[str, Any]:
+    """The content and scores of the judge event of a JudgeResult (also for a re-measurement)."""
+    value = result.weighted_score if result.weighted_score is not None else result.mean
+    return {"content": result.justification or result.missing_reason,
+            "scores": {metric: value, "score": result.score, "samples": result.samples}}
+
+
+def vote_event(result: Any) -> dict[str, Any]:
+    """The content and scores of the judge event of an extracted vote (an ExtractionResult)."""
+    return {"content": result.value.reason if result.ok else result.missing_reason,
+            "scores": {"vote": float(result.value.vote) if result.ok else None, "method": result.method}}
+
+
+def ideas_event(result: Any) -> dict[str, Any]:
+    """The content and scores of the judge event of a successful idea extraction."""
+    from trials.judging.extract import dedupe_ideas
+
+    kept = dedupe_ideas(result.value)
+    return {"content": "; ".join(i.name for i in kept)[:4000],
+            "scores": {"ideas": len(kept), "extracted": len(result.value), "method": result.method}}
+
+
 def record_judgement(ctx: SessionContext, out: SessionOutput, result: Any, metric: str, step: int,
                      agent: str = "") -> None:
     """A judge result (`trials.judging.judge.JudgeResult`) as a judge event and a metric row, with
     its k samples (judge_k, judge_sd) and, when missing, its reason."""
     value = result.weighted_score if result.weighted_score is not None else result.mean
     out.events.append(Event(step=step, kind="judge", type=metric, agent=agent or None,
-                            content=result.justification or result.missing_reason,
-                            scores={metric: value, "score": result.score, "samples": result.samples}))
+                            **judgement_event(result, metric)))
     out.add_metric(metric, value, agent=agent, level="session" if not agent else "agent", scale="0-9",
                    missing_reason=result.missing_reason, missing_detail=result.missing_detail, flag=result.flag,
                    judge_k=max(1, len(result.samples)), judge_sd=result.sd if result.sd is not None else math.nan,
@@ -85,7 +106,7 @@ def judge_metrics(ctx: SessionContext, out: SessionOutput, world: Any, metrics: 
 def count_ideas(ctx: SessionContext, out: SessionOutput, events: Sequence[Event], step: int,
                 topic: str = "") -> None:
     """Unique ideas of the session: one extraction call (trials.judging.extract), then de-duplication."""
-    from trials.judging.extract import dedupe_ideas, extract_ideas
+    from trials.judging.extract import extract_ideas
 
     if not said(events):
         out.add_metric("ideas", None, level="session", scale="count", missing_reason="no answer",
@@ -97,8 +118,6 @@ def count_ideas(ctx: SessionContext, out: SessionOutput, events: Sequence[Event]
         out.add_metric("ideas", None, level="session", scale="count", missing_reason=result.missing_reason,
                        missing_detail=f"extraction failed: {result.missing_detail}", remeasure=result.remeasure)
         return
-    kept = dedupe_ideas(result.value)
-    out.events.append(Event(step=step, kind="judge", type="ideas",
-                            content="; ".join(i.name for i in kept)[:4000],
-                            scores={"ideas": len(kept), "extracted": len(result.value), "method": result.method}))
-    out.add_metric("ideas", len(kept), level="session", scale="count")
+    event = ideas_event(result)
+    out.events.append(Event(step=step, kind="judge", type="ideas", **event))
+    out.add_metric("ideas", event["scores"]["ideas"], level="session", scale="count")
