@@ -144,6 +144,9 @@ def test_bipolar_and_negative_ranges_are_scales(tmp_path, capsys, text, canon, v
     assert code == 0, err
     eff = pd.read_csv(tmp_path / "out" / "effects.csv", keep_default_na=False).iloc[0]
     assert eff["scale"] == canon
+    # no model is fitted for these ranges; the note says which scales get one (was: "not a rating scale")
+    assert f"fitted on the scales 0-9, 1-5, 1-7, 0-10, ordinal, likert only and the rate ratio on counts; " \
+           f"scale {canon!r} is neither" in eff["notes"]
     low = min(values)
     df.loc[0, "value"] = low - 1.0  # below a negative low end: still refused
     code, _, err = analyze_csv(tmp_path, df, capsys)
