@@ -105,10 +105,10 @@ class LLM:
     def config(self) -> LLMConfig:
         return self._core.config
 
-    def base_latency_s(self) -> float | None:
-        """The endpoint's shortest successful round trip so far (seconds): its latency without
-        queueing. None before its first answer (cache hits do not count)."""
-        return self._core.limit.fastest_s if self._core.limit is not None else None
+    def typical_latency_s(self) -> float | None:
+        """The endpoint's median round trip over its last few successful requests (seconds;
+        `Scheduler.typical_s`). None before its first answer (cache hits do not count)."""
+        return self._core.limit.typical_s() if self._core.limit is not None else None
 
     def bind(self, seed: int | None = _KEEP, recorder: CallRecorder | None = _KEEP) -> "LLM":
         """A view on the same backend/cache with its own base seed and recorder (one per job)."""

@@ -33,16 +33,19 @@ A request needs a slot before it goes out. `Scheduler` admits it when all of the
 
 The scheduler only changes timing, never what a call returns. `snapshot()` gives the counters
 (`limit`, `in_flight`, `waiting`, `overloads`, `peak_in_flight`) for tests, benchmarks and the
-runner (which starts another session while the scheduler has spare capacity). `fastest_s` is the
-shortest successful round trip seen: the endpoint's latency without queueing (TCP Vegas's base
-RTT); sessions read it (`LLM.base_latency_s`) to decide whether a step's calls gain from overlapping.
+runner (which starts another session while the scheduler has spare capacity). `typical_s()` is
+the median of the last `RECENT` successful round trips: sessions (`LLM.typical_latency_s`) and the
+runner read it to decide whether overlapping calls can gain anything (a median, not the fastest
+reply: an endpoint that answers a few requests from a cache in a millisecond is not instant).
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import math
+import statistics
 import threading
 import time
 from dataclasses import dataclass
@@ -67,6 +70,8 @@ BURST_S = 5.0
 MAX_PAUSE_S = 20.0
 #: An endpoint pause at least this long is logged as a warning (console and cli.log).
 PAUSE_WARN_S = 5.0
+#: Round trips `Scheduler.typical_s` takes the median of.
+RECENT = 32
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +130,8 @@ class Scheduler:
         self.peak_in_flight = 0
         self.overloads = 0
         self.admitted = 0
-        self.fastest_s: float | None = None
+        self._recent: collections.deque[float] = collections.deque(maxlen=RECENT)  # round trips (s)
+        self.last_used = -math.inf  # when a request was last admitted or finished (`clock`'s time)
         self._pause_until = 0.0
         self._last_decrease = -math.inf
         self._after_decrease = -math.inf  # the limit right after the last decrease
@@ -155,6 +161,7 @@ class Scheduler:
                 self.waiting -= 1
             self.in_flight += 1
             self.admitted += 1
+            self.last_used = self._clock()
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
             if self.rpm is not None:
                 self.rpm.take(1)
@@ -172,11 +179,10 @@ class Scheduler:
                 self.in_flight -= 1
                 if self.tpm is not None and s.actual_tokens is not None:
                     self.tpm.take(s.actual_tokens - tokens)
+                self.last_used = self._clock()
                 if s.outcome == "ok":
                     self._increase(s.limited)
-                    took = self._clock() - s.started
-                    if self.fastest_s is None or took < self.fastest_s:
-                        self.fastest_s = took
+                    self._recent.append(self.last_used - s.started)
                 elif s.outcome == "overload":
                     self._decrease(s.started, s.retry_after, s.level)
                 self._cond.notify(max(1, int(self.limit) - self.in_flight))
@@ -217,6 +223,11 @@ class Scheduler:
             self._last_decrease = now
             self._after_decrease = self.limit
             self._slow_start = False
+
+    def typical_s(self) -> float | None:
+        """Median of the last `RECENT` successful round trips (seconds); None before the first."""
+        with self._cond:
+            return statistics.median(self._recent) if self._recent else None
 
     def snapshot(self) -> Snapshot:
         with self._cond:
@@ -264,8 +275,10 @@ def endpoint_scheduler(endpoint: str, max_concurrency: int | None, rpm: float | 
         return sched
 
 
-def schedulers() -> list[Scheduler]:
-    """Every scheduler of this process (the runner reads their spare capacity)."""
+def schedulers(used_since: float | None = None) -> list[Scheduler]:
+    """The schedulers of this process; with `used_since` (a `time.monotonic()` time), only those
+    that admitted or finished a request since then: the endpoints a run is using, not those of an
+    earlier run in the same process."""
     with _REGISTRY_LOCK:
-        return list(_REGISTRY.values())
-
+        found = list(_REGISTRY.values())
+    return found if used_since is None else [s for s in found if s.last_used >= used_since]

@@ -19,11 +19,11 @@ T = TypeVar("T")
 
 #: Most helper threads of the shared pool (threads are made on demand, and reused when idle).
 MAX_THREADS = 2048
-#: Calls overlap (width > 1) only when an endpoint they use has a round trip without queueing at
-#: least this long. Against an endpoint that answers in about a millisecond (a loopback server, the scripted
+#: Calls overlap (width > 1) only when an endpoint they use has a typical round trip (the median of
+#: its last replies) at least this long. Against an endpoint that answers in about a millisecond (a loopback server, the scripted
 #: backend) there is nothing to overlap: helper threads only add GIL hand-offs and context switches
 #: (issue #14, 0 ms latency, 48 sessions: 1.5 ms of CPU per request with 4 threads per session,
-#: 0.95 ms with 1). Any real provider's fastest reply takes tens of milliseconds or more.
+#: 0.95 ms with 1). Any real provider's typical reply takes tens of milliseconds or more.
 OVERLAP_MIN_S = 0.01
 
 _POOL: ThreadPoolExecutor | None = None
@@ -42,13 +42,13 @@ def shared_pool() -> ThreadPoolExecutor:
 
 
 def overlap_width(width: int, llms: Iterable[Any]) -> int:
-    """`width`, or 1 when every LLM the calls use has answered and answers faster than
-    `OVERLAP_MIN_S` without queueing (`LLM.base_latency_s`): then overlapping gains nothing.
-    An LLM that has not answered yet, or that does not report its latency, keeps `width`."""
+    """`width`, or 1 when every LLM the calls use has answered and typically answers faster than
+    `OVERLAP_MIN_S` (`LLM.typical_latency_s`): then overlapping gains nothing. An LLM that has
+    not answered yet, or that does not report its latency, keeps `width`."""
     if width <= 1:
         return width
-    bases = [getattr(llm, "base_latency_s", lambda: None)() for llm in llms]
-    return 1 if bases and all(b is not None and b < OVERLAP_MIN_S for b in bases) else width
+    typical = [getattr(llm, "typical_latency_s", lambda: None)() for llm in llms]
+    return 1 if typical and all(t is not None and t < OVERLAP_MIN_S for t in typical) else width
 
 
 def run_all(fn: Callable[[Any], T], items: Iterable[Any], width: int) -> list[tuple[bool, Any]]:
