@@ -318,7 +318,9 @@ def _secondary_models(row: dict, notes: list[str], scale: str, metric: str, xc, 
         if fit["count_note"]:
             notes.append(str(fit["count_note"]))
     else:
-        what = (f"scale {scale!r} is neither a rating scale nor counts" if scale
+        what = (f"the ordinal model is fitted on the scales {', '.join(ordinal.ORDINAL_SCALES)} only "
+                f"and the rate ratio on counts; scale {scale!r} is neither" if ordinal.scale_range(scale)
+                else f"scale {scale!r} is neither a rating scale nor counts" if scale
                 else "no scale given and the values are neither integer scores 0-10 nor non-negative integer counts")
         notes.append(f"odds_ratio/p_ordinal and rate_ratio/p_count NaN: {what}")
 

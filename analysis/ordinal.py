@@ -16,8 +16,9 @@ import math
 import numpy as np
 from scipy import linalg, special, stats
 
+from analysis.scales import ORDINAL_SCALES, scale_range
+
 NAN = float("nan")
-ORDINAL_SCALES = ("0-9", "1-5", "1-7", "0-10", "ordinal", "likert")
 
 
 def is_ordinal(scale: str, values: np.ndarray) -> bool:
@@ -53,16 +54,8 @@ def not_scores(scale: str, values: np.ndarray, judge_k: np.ndarray | None = None
     low_high = scale_range(scale)
     if low_high and len(v) and (v.min() < low_high[0] or v.max() > low_high[1]):
         return (f"ordinal model not fitted: values outside the declared {scale} scale "
-                f"(min {v.min():.15g}, max {v.max():.15g})")
+                f"(min {float(v.min())!r}, max {float(v.max())!r})")
     return ""
-
-
-def scale_range(scale: str) -> tuple[float, float] | None:
-    """(low, high) of a declared 'low-high' scale such as 0-9; None for 'ordinal', 'likert', ''."""
-    low, sep, high = scale.partition("-")
-    if sep and low.isdigit() and high.isdigit():
-        return float(low), float(high)
-    return None
 
 
 def proportional_odds(control: np.ndarray, treatment: np.ndarray, groups_c: np.ndarray | None = None,

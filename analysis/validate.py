@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.ordinal import ORDINAL_SCALES, scale_range
+from analysis.scales import SCALES, ScaleError, canonical_scale, scale_range
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +24,6 @@ OPTIONAL_DEFAULTS: dict[str, object] = {
     "missing_reason": "",
 }
 LEVELS = ("agent", "session")
-#: named scales (besides any "low-high" integer range such as 0-9, 1-5, 0-100)
-SCALES = ("real", "count", *ORDINAL_SCALES)
 
 
 class TableError(ValueError):
@@ -59,6 +57,7 @@ def validate_table(df: pd.DataFrame, source: str | Path = "<table>") -> tuple[pd
 
     for c in ("arm", "session", "agent", "scale", "level", "judge_model", "missing_reason", "experiment"):
         df[c] = _text(df[c])
+    df["level"] = df["level"].str.casefold()  # level and scale names are read case-insensitively
     # metric names are kept exactly as given (no stripping or case folding): only NaN becomes ""
     df["metric"] = df["metric"].astype("object").where(df["metric"].notna(), "").astype(str)
     if (df["arm"] == "").any():
@@ -103,11 +102,12 @@ def validate_table(df: pd.DataFrame, source: str | Path = "<table>") -> tuple[pd
     _check_one_per_metric(df, "level", src, "declare one level per metric: 'agent' when each agent has its "
                           "value, 'session' when the session has one (split the metric in two if both exist)")
     _fill_levels(df, notes)
-    _check_scales(df, src)
+    notes += _check_scales(df, src)
     df.loc[df["value"].isna() & (df["missing_reason"] == ""), "missing_reason"] = "unspecified"
     _check_sessions(df, src)
     _check_duplicates(df, src)
     _check_session_level(df, src)
+    df = _collapse_session_copies(df, src, notes)
     notes += _check_arms(df)
     return df, notes
 
@@ -164,15 +164,25 @@ def _check_one_per_metric(df: pd.DataFrame, col: str, src: str, fix: str) -> Non
                              f"({shown}; 1 = header). Fix: {fix}.")
 
 
-def _check_scales(df: pd.DataFrame, src: str) -> None:
-    """Scale names must be known (SCALES or 'low-high'), one per metric, and the values of a
-    'low-high' scale within it: an out-of-range value would enter means, diff and every test."""
-    unknown = ~df["scale"].isin(("",) + SCALES) & df["scale"].map(lambda s: scale_range(s) is None)
-    if unknown.any():
-        names = list(dict.fromkeys(df.loc[unknown, "scale"]))[:3]
-        raise TableError(f"{src}: column 'scale' has unknown value(s) {names} in row(s) {_rows(unknown)} "
-                         f"(1 = header). Fix: use a range 'low-high' of integers (0-9, 1-5), one of "
-                         f"{', '.join(SCALES)}, or leave it empty.")
+def _canonical_scales(df: pd.DataFrame, src: str) -> list[str]:
+    """Replace each scale text by its canonical form (analysis.scales: one parser for the whole
+    package); TableError naming the rows for a text that is no scale; notes for rewritten texts."""
+    canon: dict[str, str] = {}
+    for text in dict.fromkeys(df["scale"]):
+        try:
+            canon[text] = canonical_scale(text)
+        except ScaleError as e:
+            raise TableError(f"{src}: column 'scale' has {e.what} in row(s) {_rows(df['scale'] == text)} "
+                             f"(1 = header). Fix: {e.fix}.") from None
+    df["scale"] = df["scale"].map(canon)
+    return [f"scale {text!r} read as {c!r}" for text, c in canon.items() if text != c]
+
+
+def _check_scales(df: pd.DataFrame, src: str) -> list[str]:
+    """Scale names must be known (SCALES or 'low-high', any case), one per metric, the values of a
+    'low-high' scale within it (an out-of-range value would enter means, diff and every test), and
+    the values of a 'count' scale non-negative integers. Returns notes for rewritten scale texts."""
+    notes = _canonical_scales(df, src)
     _check_one_per_metric(df, "scale", src, "give every row of a metric the same scale")
     bounds = df["scale"].map(scale_range)
     low = bounds.map(lambda b: b[0] if b else -np.inf).astype(float)
@@ -180,11 +190,24 @@ def _check_scales(df: pd.DataFrame, src: str) -> None:
     outside = (df["value"] < low) | (df["value"] > high)
     if outside.any():
         idx = np.flatnonzero(outside.to_numpy())
-        shown = ", ".join(f"row {i + 2}: {df['value'].iat[i]:.15g} ({df['arm'].iat[i]}/{df['metric'].iat[i]}, "
-                          f"scale {df['scale'].iat[i]})" for i in idx[:3])
-        raise TableError(f"{src}: column 'value' has {len(idx)} value(s) outside the declared scale ({shown}). "
-                         "Fix: correct the value, leave it empty with a 'missing_reason', or declare the scale "
-                         "the values are on.")
+        raise TableError(f"{src}: column 'value' has {len(idx)} value(s) outside the declared scale "
+                         f"({_shown(df, idx)}). Fix: correct the value, leave it empty with a 'missing_reason', "
+                         "or declare the scale the values are on.")
+    v = df["value"]
+    not_count = (df["scale"] == "count") & v.notna() & ((v < 0) | (v != np.round(v)))
+    if not_count.any():
+        idx = np.flatnonzero(not_count.to_numpy())
+        raise TableError(f"{src}: column 'value' has {len(idx)} value(s) on scale 'count' that are not counts "
+                         f"(non-negative integers) ({_shown(df, idx)}). Fix: correct the value, leave it empty "
+                         "with a 'missing_reason', or declare scale 'real' if the values are not counts.")
+    return notes
+
+
+def _shown(df: pd.DataFrame, idx: np.ndarray) -> str:
+    """The first 3 rows `idx` (0-based) as 'row N: value (arm/metric, scale s)'; the value exactly
+    (repr): 9.000000000000002 must not print as 9 in a message saying it is off the scale."""
+    return ", ".join(f"row {i + 2}: {float(df['value'].iat[i])!r} ({df['arm'].iat[i]}/{df['metric'].iat[i]}, "
+                     f"scale {df['scale'].iat[i]})" for i in idx[:3])
 
 
 def _check_session_level(df: pd.DataFrame, src: str) -> None:
@@ -196,11 +219,48 @@ def _check_session_level(df: pd.DataFrame, src: str) -> None:
     if len(bad):
         metric, arm, session = bad.index[0]
         here = (df["metric"] == metric) & (df["arm"] == arm) & (df["session"] == session) & df["value"].notna()
-        values = [f"{v:.15g}" for v in df.loc[here, "value"].unique()[:5]]
+        values = [repr(float(v)) for v in df.loc[here, "value"].unique()[:5]]  # exactly: 3 vs 3.0000000000000004
         raise TableError(f"{src}: metric {metric!r} is level 'session' but session {session!r} of arm {arm!r} has "
                          f"{int(bad.iat[0])} different values ({', '.join(values)}) in row(s) {_rows(here)} "
                          f"(1 = header; {len(bad)} such metric x session cell(s) in all). Fix: one value per session for a "
                          "session-level metric, or set level to 'agent' if each row is an agent's value.")
+
+
+def _collapse_session_copies(df: pd.DataFrame, src: str, notes: list[str]) -> pd.DataFrame:
+    """One row per (metric, arm, session) for a session-level metric.
+
+    A common export repeats a session's value on each agent row of the session; those rows are
+    copies of one value (different values are `_check_session_level`'s error), and counting each
+    would multiply n and shrink every p and CI. The first row of each session is kept (agent
+    emptied: the value is no agent's); a session with a value and missing copies is an error, as
+    the copies then disagree; all-missing copies keep their reasons. Runs before every computation.
+    """
+    key = ["metric", "arm", "session"]
+    sess = (df["level"] == "session") & (df["session"] != "")
+    size = df.loc[sess].groupby(key, sort=False)["value"].transform("size")
+    if not len(size) or size.max() == 1:
+        return df
+    some = df.loc[sess].groupby(key, sort=False)["value"].transform(lambda v: v.notna().any() and v.isna().any())
+    if some.any():
+        first = some[some].index[0]
+        metric, arm, session = df.loc[first, key]
+        here = (df["metric"] == metric) & (df["arm"] == arm) & (df["session"] == session)
+        raise TableError(f"{src}: metric {metric!r} is level 'session' but session {session!r} of arm {arm!r} has a "
+                         f"value in row(s) {_rows(here & df['value'].notna())} and none in row(s) "
+                         f"{_rows(here & df['value'].isna())} (1 = header). Fix: one value per session for a "
+                         "session-level metric (give every copy the value, or keep one row per session).")
+    reasons = df.loc[sess].groupby(key, sort=False)["missing_reason"].transform(
+        lambda r: "; ".join(dict.fromkeys(x for x in r if x)))
+    df.loc[sess, "missing_reason"] = reasons
+    copies = sess & df.duplicated(key)
+    collapsed = df["metric"].isin(df.loc[copies, "metric"])
+    for metric in dict.fromkeys(df.loc[copies, "metric"]):
+        of = df["metric"] == metric
+        notes.append(f"metric {metric!r} is session-level and repeats each session's value on up to "
+                     f"{int(size[of[sess]].max())} rows (one per agent): analysed as one value per session "
+                     f"({int(of.sum())} rows -> {int((of & ~copies).sum())})")
+    df.loc[collapsed, "agent"] = ""
+    return df.loc[~copies].reset_index(drop=True)
 
 
 def _fill_levels(df: pd.DataFrame, notes: list[str]) -> None:

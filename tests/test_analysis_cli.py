@@ -28,7 +28,8 @@ def three_arm_run(tmp_path: Path) -> Path:
         agent = agent[agent.arm == "treatment"].assign(arm=arm, session=lambda d: d["session"].str.replace(
             "treatment", arm))
         sess = agent.groupby(["replicate", "session"], as_index=False)["value"].sum().assign(
-            arm=arm, agent="", metric="ideas_qty", scale="count", level="session", experiment="sim",
+            # sums of real-valued scores: scale 'real' (a 'count' must hold non-negative integers)
+            arm=arm, agent="", metric="ideas_qty", scale="real", level="session", experiment="sim",
             judge_model="", missing_reason="")
         frames += [agent, sess]
     df = pd.concat(frames, ignore_index=True)

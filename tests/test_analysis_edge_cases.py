@@ -73,7 +73,7 @@ def test_scores_shifted_off_the_declared_scale_are_not_its_categories():
     df = judged_table(k=1)
     df["value"] = df["value"] + 1e12
     # a declared 0-9 scale with values 1e12 + score: the table is wrong (exit 2), nothing is computed
-    with pytest.raises(TableError, match=r"outside the declared scale \(row 2: 1000000000005 \(control/adh, scale 0-9\)"):
+    with pytest.raises(TableError, match=r"outside the declared scale \(row 2: 1000000000005\.0 \(control/adh, scale 0-9\)"):
         compare(df, n_boot=100, n_perm=100, mixed=False)
     # no scale given: integers above 10 are taken as counts, not as ordinal scores
     e = compare(df.assign(scale=""), n_boot=100, n_perm=100, mixed=False).iloc[0]

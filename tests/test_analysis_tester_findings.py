@@ -96,7 +96,7 @@ def test_a_value_outside_its_declared_scale_is_a_table_error(tmp_path, capsys):
     df.loc[4, "value"] = 15.0  # was: entered means and diff, only the ordinal model mentioned it
     code, err = analyze_csv(tmp_path, df, capsys)
     assert code == 2 and "m.csv" in err and "column 'value'" in err
-    assert "row 6: 15 (control/score, scale 0-9)" in err and "Fix:" in err
+    assert "row 6: 15.0 (control/score, scale 0-9)" in err and "Fix:" in err
 
 
 def test_an_unknown_scale_is_a_table_error(tmp_path, capsys):
