@@ -1,4 +1,4 @@
-"""Shared fixtures (kept small; owned by the LLM-layer helper — ask to add one)."""
+"""Shared fixtures (kept small)."""
 
 from __future__ import annotations
 
@@ -28,3 +28,18 @@ def fake_openai():
 
     with FakeOpenAI() as srv:
         yield srv
+
+
+@pytest.fixture(autouse=True)
+def _root_log_handlers_restored():
+    """A CLI entry point called in a test (`trials report` runs logging.basicConfig) leaves a root
+    handler bound to that test's captured stderr; pytest closes it, and a later test's log record
+    then prints "--- Logging error ---" with a traceback. Each test starts with the root handlers
+    it found."""
+    import logging
+
+    root = logging.getLogger()
+    before = list(root.handlers)
+    yield
+    for handler in [h for h in root.handlers if h not in before]:
+        root.removeHandler(handler)
