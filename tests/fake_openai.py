@@ -18,6 +18,7 @@ request, `fault_seed`); `srv.faults_served` counts what was served. Any path end
 `capacity=N` answers 429 (with Retry-After: `retry_after`) to any request beyond N in flight, as a
 provider's concurrency limit does; `srv.rejected` counts them.
 `tls=(cert_file, key_file)` serves https://localhost:<port>/v1 with that certificate.
+`usage=False` omits `usage` from replies (an endpoint that reports no token counts: tokens NA, cost NaN).
 `reply=f(body) -> str` scripts the assistant text (default: echoes the last user message, or
 "Score: 7" style text when logprobs are asked). Logprobs are returned when the body asks for them.
 """
@@ -61,11 +62,13 @@ class FakeOpenAI:
     def __init__(self, mode: str = "normal", latency: float = 0.0, slow_s: float = 2.0, retry_after: float = 0.05,
                  reply: Callable[[dict[str, Any]], str] | None = None,
                  digit_probs: dict[int, float] | None = None, faults: dict[str, float] | None = None,
-                 fault_seed: int = 0, capacity: int | None = None, tls: tuple[str, str] | None = None):
+                 fault_seed: int = 0, capacity: int | None = None, tls: tuple[str, str] | None = None,
+                 usage: bool = True):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
         self.mode, self.latency, self.slow_s, self.retry_after = mode, latency, slow_s, retry_after
         self.reply = reply or default_reply
+        self.usage = usage
         self.digit_probs = digit_probs or {6: 0.2, 7: 0.6, 8: 0.2}
         self.requests = 0
         self.capacity = capacity
@@ -211,10 +214,12 @@ class FakeOpenAI:
                                   "message": {"role": "assistant", "content": text}}
         if body.get("logprobs"):
             choice["logprobs"] = _logprobs(text, self.digit_probs)
-        return {"id": f"chatcmpl-{self.requests}", "object": "chat.completion", "created": int(time.time()),
-                "model": body.get("model", "fake"), "choices": [choice],
-                "usage": {"prompt_tokens": max(1, prompt_chars // 4), "completion_tokens": max(1, len(text) // 4),
-                          "total_tokens": max(1, prompt_chars // 4) + max(1, len(text) // 4)}}
+        out = {"id": f"chatcmpl-{self.requests}", "object": "chat.completion", "created": int(time.time()),
+               "model": body.get("model", "fake"), "choices": [choice]}
+        if self.usage:
+            out["usage"] = {"prompt_tokens": max(1, prompt_chars // 4), "completion_tokens": max(1, len(text) // 4),
+                            "total_tokens": max(1, prompt_chars // 4) + max(1, len(text) // 4)}
+        return out
 
     @staticmethod
     def _send(h: BaseHTTPRequestHandler, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:

@@ -8,6 +8,7 @@ import json
 import math
 
 import pandas as pd
+import pytest
 
 from trials.llm.usage import token_totals, total_cost, total_tokens
 from trials.run.progress import Progress
@@ -111,3 +112,25 @@ def test_a_job_of_unknown_cost_still_counts_against_the_budget():
     b.settle(math.nan)
     b.settle(math.nan)
     assert b.spent == 0.8 and b.reserved == 0.0 and not b.try_reserve()  # its estimate stands in for it
+
+
+def test_a_job_of_partly_unknown_cost_counts_the_larger_of_known_part_and_estimate(tmp_path):
+    """A job with a call of unknown cost counts max(known part, estimate), running or on resume;
+    possibly-billed attempts make a job's cost unknown too."""
+    from trials.run.budget import Budget
+
+    b = Budget(10.0, per_job_estimate=0.4)
+    assert b.try_reserve() and b.try_reserve() and b.try_reserve()
+    b.settle(math.nan, known=1.5)  # the known part exceeds the estimate: it counts
+    b.settle(math.nan, known=0.1)  # the estimate exceeds the known part
+    b.settle(0.2, known=0.2, unknown_billing=1)  # known cost, but an attempt may have been billed
+    assert b.spent == pytest.approx(1.5 + 0.4 + 0.4)
+    run = RunDir(tmp_path)
+    calls = _calls([0.001, math.nan], [False, False])
+    run.write_failed_calls("control", 0, calls, attempt="a")
+    run.write_failed_calls("control", 1, _calls([0.3], [False]), attempt="b")
+    assert sorted(run.attempt_costs()) == [(0.001, True), (0.3, False)]
+    r = Budget(1.0, per_job_estimate=0.2)
+    line = r.count_earlier(run.attempt_costs())
+    # the mean of known-cost jobs (0.3) is the estimate, as while running
+    assert r.spent == pytest.approx(0.3 + 0.3) and "1 of unknown cost" in line and "$0.6000" in line

@@ -75,7 +75,7 @@ def test_ctrl_c_in_a_sequential_session_keeps_its_calls_and_resume_counts_them(t
     assert [j["status"] for j in manifest["jobs"]].count("interrupted") == 1
     assert "1 interrupted" in out and f"{n} LLM calls" in out
     assert not list(root.glob("jobs/*/inflight/*"))
-    assert list(root.glob("jobs/*/failed-calls/*.parquet"))  # counted in RunDir.spent_usd on resume
+    assert list(root.glob("jobs/*/failed-calls/*.parquet"))  # counted in RunDir.attempt_costs on resume
 
     first = backend.n
     monkeypatch.undo()
@@ -156,7 +156,8 @@ def test_sigterm_on_the_openai_backend_requests_seen_equal_rows_recorded(tmp_pat
     manifest = json.loads((root / "manifest.json").read_text())
     assert manifest["totals"]["calls"] == seen
     assert abs(manifest["totals"]["cost_usd"] - calls["cost_usd"].sum()) < 1e-12
-    assert abs(RunDir(root).spent_usd() - calls["cost_usd"].sum()) < 1e-12  # a resume's budget counts them
+    attempts = RunDir(root).attempt_costs()  # a resume's budget counts them (trials.run.budget)
+    assert abs(sum(k for k, _ in attempts) - calls["cost_usd"].sum()) < 1e-12 and not any(u for _, u in attempts)
 
 
 def test_export_of_a_run_with_no_finished_job_is_one_line_exit_2(tmp_path, monkeypatch, capsys):

@@ -301,7 +301,7 @@ def test_input8_parallel_workers_stay_within_budget_plus_one_job_each(tmp_path):
     calls = pd.read_parquet(tmp_path / "llm_calls.parquet")
     per_job = calls.groupby("session")["cost_usd"].sum()
     per_job_estimate = man["estimate"]["cost_usd"] / man["n_jobs_total"]
-    assert code == 0 and man["stopped_for_budget"] and 0 < man["n_done"] < 12
+    assert code == 1 and man["stopped_for_budget"] and 0 < man["n_done"] < 12  # 1: jobs not run (budget)
     assert man["totals"]["cost_usd"] == pytest.approx(per_job.sum())
     # within the budget plus one job's overrun (real cost above its estimate) per worker
     assert per_job.sum() <= 3 + 4 * max(0.0, per_job.max() - per_job_estimate) + 1e-9
@@ -389,3 +389,35 @@ def test_a_remeasured_idea_extraction_adds_its_event_to_the_transcript(tmp_path)
     assert {k: ideas[0][k] for k in ("content", "scores", "agent")} == \
         {k: v for k, v in next(e for e in _judge_events(clean) if e["type"] == "ideas" and e["session"] == session).items()
          if k in ("content", "scores", "agent")}
+
+
+def test_input8_resume_counts_earlier_jobs_of_unknown_cost_at_their_estimate(tmp_path, capsys):
+    """The judge's endpoint reports no usage (its calls' cost NaN): a resume once counted the
+    earlier jobs at their known part (~0) and ran on far past the cap. Now each earlier job counts
+    the larger of its known cost and its estimate, as while running, and the resume stops there."""
+    from fake_openai import FakeOpenAI
+
+    with FakeOpenAI() as agents, FakeOpenAI(usage=False) as judge:
+        base = ("experiment=hello", "run.replicates=12", "llm=openai", "llm.model=fake-priced",
+                f"llm.base_url={agents.base_url}", "++llm.price={input_per_1m:1000,output_per_1m:1000}",
+                "judge=openai", "judge.model=fake-judge", f"judge.base_url={judge.base_url}",
+                "++judge.price={input_per_1m:1000,output_per_1m:1000}", "run.backend=sequential",
+                "run.analyze=false", "run.report=false")
+        assert run(tmp_path, *base, "run.budget_usd=8") == 1  # stopped by the budget: not every job done
+        man = json.loads((tmp_path / "manifest.json").read_text())
+        per_job = man["estimate"]["cost_usd"] / man["n_jobs_total"]
+        first = man["n_done"]
+        assert man["stopped_for_budget"] and 0 < first < 12
+        calls = pd.read_parquet(tmp_path / "llm_calls.parquet")
+        assert calls.loc[calls["purpose"] == "judge", "cost_usd"].isna().all()  # the judge's cost is unknown
+        known = calls.groupby("session")["cost_usd"].sum()  # NaN skipped: the known part per job
+        assert (known < per_job).all()  # so only the estimate keeps these jobs from counting as less
+        capsys.readouterr()
+        assert run(tmp_path, *base, f"run.resume_dir={tmp_path}", "run.budget_usd=12") == 1
+    man = json.loads((tmp_path / "manifest.json").read_text())
+    # every job is counted at its estimate (it exceeds each job's known part): 12 USD holds
+    # floor(12 / per_job) jobs in all, not ~12 / (known part) more
+    assert man["n_done"] == math.floor(12 / per_job + 1e-9) and man["n_done"] * per_job <= 12
+    err = capsys.readouterr().err
+    assert f"already spent by this run directory, as the budget counts it: ${first * per_job:.4f}" in err
+    assert f"{first} of unknown cost" in err

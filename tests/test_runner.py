@@ -118,7 +118,9 @@ def test_failing_arm_is_recorded_and_others_finish(tmp_path, capsys):
 
 
 def test_budget_zero_starts_nothing_and_says_so(tmp_path, capsys):
-    assert run(tmp_path, *HELLO2, "run.budget_usd=0") == 0
+    """Jobs left not run by the budget: exit status 1 (it was 0, the status of a complete run, so
+    a script could not tell the partial run)."""
+    assert run(tmp_path, *HELLO2, "run.budget_usd=0") == 1
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["stopped_for_budget"] and manifest["n_not_run"] == 6 and manifest["status"] == "partial"
     assert "budget" in capsys.readouterr().out

@@ -6,8 +6,11 @@ Semantics (README "Budget"):
   budget plus, at most, one job's overrun per worker (a job's real cost above its estimate).
 - The per-job estimate is the larger of the pre-run estimate (`trials.run.progress.estimate`
   divided by the jobs) and the mean cost of the jobs finished so far in this run.
+- A finished job whose cost is not fully known (a call without usage or cut off mid-request: cost
+  NaN; or attempts that may have been billed) counts the larger of its known cost and its estimate.
 - On resume the budget of the saved config holds unless the command line sets another, and what
-  the run directory already spent (done and failed jobs) counts against it.
+  the run directory already spent counts against it by the same rule, per earlier job attempt
+  (done, failed, interrupted): `Budget.count_earlier`.
 - A budget with a model that has no price is a config error: its spend cannot be known.
 """
 
@@ -70,13 +73,41 @@ class Budget:
             self._held.append(est)
             return True
 
-    def settle(self, cost: float) -> None:
-        """A job finished (done or failed) with `cost`: release its reservation, count the cost."""
+    def settle(self, cost: float, known: float | None = None, unknown_billing: int = 0) -> None:
+        """A job finished (done or failed) with `cost` (NaN when a call's cost is unknown; `known`:
+        the sum of its known costs; `unknown_billing`: attempts that may have been billed): release
+        its reservation and count the cost, or, when it is not fully known, the larger of its known
+        part and its estimate (`counted_cost`), so the cap still holds."""
         with self._lock:
             held = self._held.pop(0) if self._held else 0.0
             self.reserved = max(0.0, self.reserved - held)
+            unknown = math.isnan(cost) or unknown_billing > 0
             if not math.isnan(cost):
-                self.spent += cost
                 self.finished_costs.append(cost)
-            else:  # unknown (an endpoint that reports no usage): the cap counts the job's estimate, so it still holds
-                self.spent += held
+            known_part = cost if not math.isnan(cost) else (known or 0.0)
+            self.spent += counted_cost(known_part, unknown, held)
+
+    def count_earlier(self, attempts: list[tuple[float, bool]]) -> str:
+        """On resume: count what the run directory already spent, one (known cost, cost unknown?)
+        per earlier job attempt (`RunDir.attempt_costs`), by the rule of `settle`; the estimate of
+        an attempt of unknown cost is `job_estimate()` after the known ones. Returns the sentence
+        saying what was counted."""
+        with self._lock:
+            self.finished_costs.extend(k for k, unknown in attempts if not unknown)
+        est = self.job_estimate()
+        known = sum(k for k, _ in attempts)
+        unknown = [k for k, u in attempts if u]
+        counted = sum(counted_cost(k, u, est) for k, u in attempts)
+        with self._lock:
+            self.spent += counted
+        return (f"already spent by this run directory, as the budget counts it: ${counted:.4f} "
+                f"({len(attempts)} earlier job attempt(s); known cost ${known:.4f}"
+                + (f"; {len(unknown)} of unknown cost (no usage reported, cut off mid-request, or possibly "
+                   f"billed attempts) counted at the larger of their known cost and the estimate "
+                   f"${est:.4f} per job" if unknown else "") + ")")
+
+
+def counted_cost(known: float, unknown: bool, estimate: float) -> float:
+    """What the cap counts for one finished job attempt: its cost when fully known, else the larger
+    of its known part and its estimate (a job of unknown cost must not count as ~0)."""
+    return max(known, estimate) if unknown else known

@@ -109,9 +109,10 @@ def _dispatch(jobs: list[Job], run: dict[str, Any], progress: Progress) -> Itera
 
 
 def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path, overrides: list[str] | None = None) -> int:
-    """Run (or resume) an experiment into `root`. Returns the exit status: 0 ok, 1 some jobs
-    failed, 2 config error (nothing was run), 3 every job done but a requested analysis, report
-    or validation failed (the run data is kept), 130 interrupted. `overrides`: the command line's overrides (a resume
+    """Run (or resume) an experiment into `root`. Returns the exit status: 0 every job done, 1 not
+    every job done (failed, or not run: budget), 2 config error (nothing was run), 3 every job done
+    but a requested analysis, report or validation failed (the run data is kept), 130 interrupted
+    (Ctrl-C), 143 stopped by SIGTERM. `overrides`: the command line's overrides (a resume
     compares only those keys with the saved config; None = the whole config)."""
     rundir = RunDir(root)
     try:
@@ -166,8 +167,10 @@ def run_experiment(cfg: dict[str, Any] | DictConfig, root: str | Path, overrides
         record_resume(rundir.root / "manifest.json", manifest, resumed, _now())
     rundir.write_manifest({**manifest, "status": "running"})
 
-    budget = Budget(run.get("budget_usd"), per_job_estimate=est["cost_usd"] / max(1, len(plan.jobs)),
-                    spent=rundir.spent_usd())
+    budget = Budget(run.get("budget_usd"), per_job_estimate=est["cost_usd"] / max(1, len(plan.jobs)))
+    earlier = rundir.attempt_costs() if run.get("budget_usd") is not None else []
+    if earlier:  # a resume: what the earlier attempts cost counts against the cap, as while running
+        print(f"budget {run['budget_usd']} USD: {budget.count_earlier(earlier)}", file=sys.stderr)
     progress = Progress(total=len(pending), budget_usd=run.get("budget_usd"), budget=budget)
     stop_ticker = _local_model_console(cfg, run, pending)
     interrupted: int | None = None
@@ -350,7 +353,8 @@ def _finish(cfg: dict[str, Any], plan: Plan, rundir: RunDir, manifest: dict[str,
     print(f"run directory: {rundir.root}", flush=True)
     for reason in steps_failed:  # the run's data is written; only a requested output is missing
         print(f"error: {reason}", file=sys.stderr, flush=True)
-    return 1 if n_failed else 3 if steps_failed else 0
+    # 1: not every job done (failed, interrupted, or not run: budget) -- a script can tell a partial run
+    return 1 if n_failed or n_missing or n_interrupted else 3 if steps_failed else 0
 
 
 def _step_failed(command: str, exc: Exception, redo: str) -> str:

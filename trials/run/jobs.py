@@ -71,6 +71,7 @@ def _summary(job: Job, status: str, calls: pd.DataFrame, started: float, error: 
             "status": status, "error": error, "duration_s": round(time.time() - started, 3),
             "calls": int(len(calls)), "requests": int((~calls["cached"].astype(bool)).sum()) if len(calls) else 0,
             **token_totals(calls), "cost_usd": cost,
+            "cost_known_usd": float(calls["cost_usd"].sum(skipna=True)) if len(calls) else 0.0,  # the budget's count
             "worker": worker_name()}
 
 

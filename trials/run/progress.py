@@ -259,7 +259,8 @@ class Progress:
         else:
             self.spent_usd += summary["cost_usd"]
         if self.budget is not None:
-            self.budget.settle(summary["cost_usd"])
+            self.budget.settle(summary["cost_usd"], summary.get("cost_known_usd"),
+                               int(summary.get("unknown_billing_attempts") or 0))
         self._bar.set_postfix(calls=self.calls, tokens=self.tokens_so_far(), cost=self.cost_so_far(),
                               failed=self.failed, refresh=False)
         self._bar.update(1)

@@ -237,13 +237,17 @@ class RunDir:
                 "error": f"interrupted: the run stopped while this session ran; its {len(calls)} LLM "
                          f"call(s) are kept in jobs/{arm}/failed-calls/ (job_status interrupted)"})
 
-    def spent_usd(self) -> float:
-        """Cost of every call already recorded in this run directory (done and failed jobs); NaN
-        costs (no price) count as 0 here -- a budget needs priced models (trials.run.budget)."""
-        total = 0.0
+    def attempt_costs(self) -> list[tuple[float, bool]]:
+        """One (known cost, cost unknown?) per job attempt recorded in this run directory (done,
+        failed and interrupted): the sum of its calls' known costs, and whether any call's cost is
+        unknown (NaN: no usage reported, cut off mid-request) or an attempt may have been billed
+        (`unknown_billing_attempts`). A resume's budget counts them (trials.run.budget.Budget.count_earlier)."""
+        out = []
         for f in [*self.jobs.glob("*/*/llm_calls.parquet"), *self.jobs.glob("*/failed-calls/*.parquet")]:
-            total += float(pd.read_parquet(f, columns=["cost_usd"])["cost_usd"].sum())
-        return total
+            calls = tidy(pd.read_parquet(f), CALL_COLUMNS)
+            unknown = bool(calls["cost_usd"].isna().any()) or int(calls["unknown_billing_attempts"].sum()) > 0
+            out.append((float(calls["cost_usd"].sum(skipna=True)), unknown))
+        return out
 
     def read_job_meta(self, arm: str, replicate: int) -> dict[str, Any] | None:
         for p in (self.job_dir(arm, replicate) / "job.json", self.failed_path(arm, replicate)):
