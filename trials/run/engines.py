@@ -451,5 +451,6 @@ def _lost(job: Job, exc: BaseException, streamed: "pd.DataFrame") -> dict[str, A
                         "requests": int((~calls["cached"].astype(bool)).sum()) if len(calls) else 0,
                         **(token_totals(calls) if len(calls) else {"tokens_in": None, "tokens_out": None,
                                                                    "tokens_note": "no calls recorded"}),
-                        "cost_usd": cost, "worker": "lost"},
+                        "cost_usd": cost, "worker": "lost",
+                        "cost_known_usd": float(calls["cost_usd"].sum(skipna=True)) if len(calls) else 0.0},
             "traceback": error, "cache_entries": [], "calls": calls}
