@@ -10,10 +10,24 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pandas._libs.parsers import STR_NA_VALUES
 
 from analysis.validate import TableError, validate_table
 
 log = logging.getLogger(__name__)
+
+#: columns that hold names, never missing values: an arm called "null" or "NA" or a session "nan"
+#: stays that name (pandas' default would read those words as missing)
+LABEL_COLUMNS = ("arm", "session", "agent", "metric", "experiment")
+
+
+def read_csv_labels(path: str | Path, **kwargs) -> pd.DataFrame:
+    """pd.read_csv with the LABEL_COLUMNS read as text as written (an empty cell is "");
+    every other column keeps pandas' default missing-value words."""
+    header = pd.read_csv(path, nrows=0, **kwargs).columns
+    labels = [c for c in header if c in LABEL_COLUMNS]
+    na = {c: sorted(STR_NA_VALUES) for c in header if c not in labels}
+    return pd.read_csv(path, keep_default_na=False, na_values=na, dtype={c: str for c in labels}, **kwargs)
 
 # TinyTroupe judge scores given once per agent per session; everything else is per session.
 _AGENT_METRIC = re.compile(r"adherence|consistency|fluency", re.IGNORECASE)
@@ -72,7 +86,7 @@ def load_table(path: str | Path, paired: bool | None = None) -> Table:
 def _read_frame(path: Path) -> pd.DataFrame:
     try:
         if path.suffix.lower() == ".csv":
-            return pd.read_csv(path, keep_default_na=True, dtype={"session": str, "agent": str})
+            return read_csv_labels(path)
         return pd.read_parquet(path)
     except Exception as exc:  # pandas raises many types; report them in one shape
         raise TableError(f"{path}: cannot read the table ({type(exc).__name__}: {exc}). "
@@ -106,7 +120,7 @@ def _load_run(run_dir: Path, path: Path | None = None) -> Table:
         notes.append(f"run is partial: {manifest.get('n_failed', '?')} of {manifest.get('n_jobs_total', '?')} "
                      "jobs failed; analysed what completed")
     arms = [a for a in manifest.get("arms", []) if a in set(df["arm"])]
-    delivery = pd.read_csv(run_dir / "delivery.csv") if (run_dir / "delivery.csv").is_file() else None
+    delivery = read_csv_labels(run_dir / "delivery.csv") if (run_dir / "delivery.csv").is_file() else None
     return Table(df=df, source=run_dir, kind="run", notes=notes, control=manifest.get("control"),
                  paired=manifest.get("paired"), arms=arms, delivery=delivery)
 

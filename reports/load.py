@@ -16,6 +16,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from analysis.io import read_csv_labels
+
 log = logging.getLogger(__name__)
 
 class ReportError(Exception):
@@ -115,7 +117,7 @@ def _read_table(path: Path) -> pd.DataFrame | None:
             return pd.read_parquet(path)
         if path.suffix == ".jsonl":
             return pd.read_json(path, lines=True, dtype=False) if path.stat().st_size else pd.DataFrame()
-        return pd.read_csv(path, keep_default_na=True)
+        return read_csv_labels(path)
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
     except Exception as exc:  # pyarrow / parser errors: name the file
