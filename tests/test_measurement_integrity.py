@@ -389,3 +389,13 @@ def test_a_remeasured_idea_extraction_adds_its_event_to_the_transcript(tmp_path)
     assert {k: ideas[0][k] for k in ("content", "scores", "agent")} == \
         {k: v for k, v in next(e for e in _judge_events(clean) if e["type"] == "ideas" and e["session"] == session).items()
          if k in ("content", "scores", "agent")}
+
+
+def test_the_end_line_counts_the_requests_sent_retries_included(tmp_path, capsys):
+    """Was: "15 LLM calls (15 requests)" when the server saw 21 requests (the manifest's requests_sent)."""
+    run_jobs._CLIENTS.clear()
+    assert run(tmp_path, "experiment=hello", "run.replicates=2", "++llm.max_retries=3", "++llm.retry_base_s=0",
+               "llm.rules=[{match:'Stay in character',error:transient,times:2}]") == 0
+    totals = json.loads((tmp_path / "manifest.json").read_text())["totals"]
+    assert totals["requests_sent"] == totals["calls"] + 2  # two retries
+    assert f"{totals['calls']} LLM calls ({totals['requests_sent']} requests)" in capsys.readouterr().out
