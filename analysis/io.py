@@ -16,18 +16,21 @@ from analysis.validate import TableError, validate_table
 
 log = logging.getLogger(__name__)
 
-#: columns that hold names, never missing values: an arm called "null" or "NA" or a session "nan"
-#: stays that name (pandas' default would read those words as missing)
+#: columns that hold names, never missing values: an arm called "null" or "NA", a session "nan" or
+#: a factor level "None" stays that name (pandas' default would read those words as missing)
 LABEL_COLUMNS = ("arm", "session", "agent", "metric", "experiment")
+LABEL_PREFIX = "factor_"  # factor_<name>: the level of each row
+#: the analysis tables' columns that name arms (effects.csv, power.csv, missing.csv)
+ARM_COLUMNS = ("control", "treatment")
 
 
-def read_csv_labels(path: str | Path, **kwargs) -> pd.DataFrame:
-    """pd.read_csv with the LABEL_COLUMNS read as text as written (an empty cell is "");
-    every other column keeps pandas' default missing-value words."""
+def read_csv_labels(path: str | Path, labels: tuple[str, ...] = LABEL_COLUMNS, **kwargs) -> pd.DataFrame:
+    """pd.read_csv with the `labels` columns (and factor_*) read as text as written (an empty cell
+    is ""); every other column keeps pandas' default missing-value words."""
     header = pd.read_csv(path, nrows=0, **kwargs).columns
-    labels = [c for c in header if c in LABEL_COLUMNS]
-    na = {c: sorted(STR_NA_VALUES) for c in header if c not in labels}
-    return pd.read_csv(path, keep_default_na=False, na_values=na, dtype={c: str for c in labels}, **kwargs)
+    names = [c for c in header if c in labels or str(c).startswith(LABEL_PREFIX)]
+    na = {c: sorted(STR_NA_VALUES) for c in header if c not in names}
+    return pd.read_csv(path, keep_default_na=False, na_values=na, dtype={c: str for c in names}, **kwargs)
 
 # TinyTroupe judge scores given once per agent per session; everything else is per session.
 _AGENT_METRIC = re.compile(r"adherence|consistency|fluency", re.IGNORECASE)

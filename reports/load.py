@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from analysis.io import read_csv_labels
+from analysis.io import ARM_COLUMNS, LABEL_COLUMNS, read_csv_labels
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def _read_table(path: Path) -> pd.DataFrame | None:
             return pd.read_parquet(path)
         if path.suffix == ".jsonl":
             return pd.read_json(path, lines=True, dtype=False) if path.stat().st_size else pd.DataFrame()
-        return read_csv_labels(path)
+        return read_csv_labels(path, LABEL_COLUMNS + ARM_COLUMNS)  # analysis tables name arms in these
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
     except Exception as exc:  # pyarrow / parser errors: name the file

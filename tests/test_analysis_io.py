@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from analysis import TableError, compare, load_table
+from analysis import TableError, analyze, compare, load_table
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 PAPER = SHARED / "tinytroupe-data" / "paper_results"
@@ -144,6 +144,11 @@ def test_names_that_pandas_reads_as_missing_stay_names(tmp_path, arm):
         assert table.arms == ["control", arm] and list(table.df["session"][:2]) == ["NA", "nan"]
         assert table.metrics == ["None"]
         assert table.df["value"].isna().sum() == 1  # an empty value is still missing
-    from reports.load import read_metrics
+    from reports.load import read_analysis, read_metrics
     got = read_metrics(tmp_path)
     assert list(dict.fromkeys(got["arm"])) == ["control", arm] and got["value"].isna().sum() == 1
+    # the analysis tables name arms in control/treatment: the report showed "nan" for them
+    analyze(load_table(tmp_path), control="control").write(tmp_path / "analysis")
+    tables = read_analysis(tmp_path / "analysis")
+    assert list(tables.effects["treatment"]) == [arm] and list(tables.power["treatment"]) == [arm]
+    assert arm in set(tables.descriptives["arm"]) and set(tables.effects["metric"]) == {"None"}
