@@ -13,7 +13,8 @@ from reports.document import Bullets, Callout, Document, Figure, Para, Table
 from reports.excerpts import excerpts
 from reports.load import RunData
 from reports.metricinfo import MetricInfo, metric_infos, verdict
-from reports.runinfo import UNKNOWN_TOKENS_WHY, arm_names, config_diff, billing_caveat, header_facts, usage_by_purpose
+from reports.runinfo import (UNKNOWN_TOKENS_WHY, arm_names, billing_caveat, config_diff, header_facts,
+                             unknown_cost_why, usage_by_purpose)
 from reports.summary import ALPHA, summary_items
 from reports.tables import headline, models, power_table, secondary, tradeoff_lines
 from reports.tradeoff import tradeoff_pair
@@ -34,7 +35,7 @@ def _overview(doc: Document, data: RunData, facts: list[tuple[str, str]], usage:
         sec.blocks.append(Para("The arms' configurations are identical (an A/A check) or were not recorded."))
     if not usage.empty:
         rows = [[str(r["purpose"]), fmt.integer(r["calls"]), fmt.integer(r["cached"]), fmt.integer(r["tokens_in"]),
-                 fmt.integer(r["tokens_out"]), fmt.usd(r["cost_usd"])] for _, r in usage.iterrows()]
+                 fmt.integer(r["tokens_out"]), fmt.usd(r["cost_usd"], unknown_cost_why(r))] for _, r in usage.iterrows()]
         total = usage.iloc[-1]
         unknown, billed = int(total.get("tokens_unknown", 0) or 0), int(total.get("unknown_billing_attempts", 0) or 0)
         note = (f" Tokens {fmt.MISSING}: unknown for {unknown} call(s) ({UNKNOWN_TOKENS_WHY})." if unknown else "")

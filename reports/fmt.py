@@ -102,10 +102,11 @@ def integer(x: Any) -> str:
     return f"{int(round(float(x))):,}"
 
 
-def usd(x: Any) -> str:
-    """A cost; NaN means the model had no price in the table, which is not the same as free."""
+def usd(x: Any, why: str = "") -> str:
+    """A cost; NaN is unknown, which is not the same as free: `why` says why where the caller
+    knows (a model without a price, tokens the endpoint did not report)."""
     if _is_missing(x):
-        return "unknown (no price)"
+        return f"unknown ({why})" if why else "unknown"
     x = float(x)
     if math.isinf(x) or abs(x) >= FIXED_RANGE[1]:
         return "$" + number(x)

@@ -119,6 +119,11 @@ def billing_caveat(attempts: int) -> str:
             "not included")
 
 
+def unknown_cost_why(row: Any) -> str:
+    """Why a usage_by_purpose row's cost is unknown: its calls' tokens, or else a missing price."""
+    return "tokens unknown" if int(row.get("tokens_unknown", 0) or 0) else "no price"
+
+
 def usage_by_purpose(calls: pd.DataFrame | None) -> pd.DataFrame:
     """purpose, calls, cached, tokens_in, tokens_out (NaN when any call's tokens are unknown: cut off
     mid-request, or not reported by the endpoint), tokens_unknown (calls with unknown tokens),
@@ -192,7 +197,8 @@ def header_facts(data: RunData, usage: pd.DataFrame | None = None) -> list[tuple
                   f"{fmt.integer(tot['tokens_in'])} tokens in, {fmt.integer(tot['tokens_out'])} out")
         billed = int(tot.get("unknown_billing_attempts", 0) or 0)
         facts.append(("LLM usage", f"{fmt.integer(tot['calls'])} calls ({fmt.integer(tot['cached'])} cached), "
-                      f"{tokens}, cost {fmt.usd(tot['cost_usd'])}" + (f" ({billing_caveat(billed)})" if billed else "")))
+                      f"{tokens}, cost {fmt.usd(tot['cost_usd'], unknown_cost_why(tot))}"
+                      + (f" ({billing_caveat(billed)})" if billed else "")))
     elif man.get("totals"):
         t = man["totals"]
         tokens = (f"tokens unknown ({t['tokens_note']})" if t.get("tokens_note") else

@@ -248,6 +248,18 @@ def test_usage_by_purpose_tokens_unknown_for_a_call_cut_off_mid_request():
     assert usage.loc["judge", "tokens_in"] == 5 and usage.loc["total", "tokens_unknown"] == 1
 
 
+def test_an_unknown_cost_says_why_tokens_or_price():
+    # was: every NaN cost read "unknown (no price)", also for a priced model whose endpoint sent no usage
+    from reports.runinfo import unknown_cost_why
+
+    calls = pd.DataFrame({"purpose": ["action", "judge"], "cached": False, "cost_usd": [float("nan")] * 2,
+                          "tokens_in": pd.array([None, 5], dtype="Int64"), "tokens_out": pd.array([None, 3], dtype="Int64")})
+    usage = usage_by_purpose(calls).set_index("purpose")
+    assert fmt.usd(usage.loc["action", "cost_usd"], unknown_cost_why(usage.loc["action"])) == "unknown (tokens unknown)"
+    assert fmt.usd(usage.loc["judge", "cost_usd"], unknown_cost_why(usage.loc["judge"])) == "unknown (no price)"
+    assert fmt.usd(float("nan")) == "unknown"
+
+
 def test_usage_by_purpose_counts_attempts_of_unknown_billing_and_the_header_says_so():
     # attempts that timed out or got a malformed reply may have been billed: the cost total leaves
     # them out, and the report must say so rather than show the total as the whole cost
