@@ -15,6 +15,24 @@ from analysis.validate import TableError, validate_table
 
 log = logging.getLogger(__name__)
 
+#: columns that hold names, never missing values: an arm called "null" or "NA", a session "nan" or
+#: a factor level "None" stays that name (pandas' default would read those words as missing)
+LABEL_COLUMNS = ("arm", "session", "agent", "metric", "experiment")
+LABEL_PREFIX = "factor_"  # factor_<name>: the level of each row
+#: the analysis tables' columns that name arms (effects.csv, power.csv, missing.csv)
+ARM_COLUMNS = ("control", "treatment")
+
+
+def read_csv_labels(path: str | Path, labels: tuple[str, ...] = LABEL_COLUMNS, **kwargs) -> pd.DataFrame:
+    """pd.read_csv with the `labels` columns (and factor_*) read as text as written (an empty cell
+    is ""); every other column keeps pandas' default missing-value words."""
+    df = pd.read_csv(path, **kwargs)
+    names = [c for c in df.columns if c in labels or str(c).startswith(LABEL_PREFIX)]
+    if names:  # read again as plain text (public API only: pandas' list of missing-value words is private)
+        raw = pd.read_csv(path, usecols=names, dtype=str, keep_default_na=False, **kwargs)
+        df[names] = raw[names]
+    return df
+
 # TinyTroupe judge scores given once per agent per session; everything else is per session.
 _AGENT_METRIC = re.compile(r"adherence|consistency|fluency", re.IGNORECASE)
 
@@ -72,7 +90,7 @@ def load_table(path: str | Path, paired: bool | None = None) -> Table:
 def _read_frame(path: Path) -> pd.DataFrame:
     try:
         if path.suffix.lower() == ".csv":
-            return pd.read_csv(path, keep_default_na=True, dtype={"session": str, "agent": str})
+            return read_csv_labels(path)
         return pd.read_parquet(path)
     except Exception as exc:  # pandas raises many types; report them in one shape
         raise TableError(f"{path}: cannot read the table ({type(exc).__name__}: {exc}). "
@@ -106,7 +124,7 @@ def _load_run(run_dir: Path, path: Path | None = None) -> Table:
         notes.append(f"run is partial: {manifest.get('n_failed', '?')} of {manifest.get('n_jobs_total', '?')} "
                      "jobs failed; analysed what completed")
     arms = [a for a in manifest.get("arms", []) if a in set(df["arm"])]
-    delivery = pd.read_csv(run_dir / "delivery.csv") if (run_dir / "delivery.csv").is_file() else None
+    delivery = read_csv_labels(run_dir / "delivery.csv") if (run_dir / "delivery.csv").is_file() else None
     return Table(df=df, source=run_dir, kind="run", notes=notes, control=manifest.get("control"),
                  paired=manifest.get("paired"), arms=arms, delivery=delivery)
 

@@ -21,6 +21,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from analysis.io import read_csv_labels
 from analysis.validation import ValidationInputError, read_human, validate_answers
 
 
@@ -40,7 +41,7 @@ def sim_answers(run_dir: str | Path, metric: str, persona_field: str | None = No
     if path is None:
         raise ValidationInputError(f"{root}: no metrics.parquet or metrics.csv; pass the directory of a "
                                    "finished `trials run`")
-    df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    df = pd.read_parquet(path) if path.suffix == ".parquet" else read_csv_labels(path)
     rows = df[df["metric"] == metric]
     if rows.empty:
         raise ValidationInputError(f"{path}: no metric {metric!r} (--metric / validation.metric); its metrics "

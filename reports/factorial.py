@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from analysis.io import read_csv_labels
 from reports import fmt
 from reports.document import Block, Figure, Para, Table
 from reports.figures import ARM_COLORS, _save
@@ -31,7 +32,7 @@ def factors(data: RunData) -> list[str]:
 
 
 def _read(path: Path) -> pd.DataFrame | None:
-    return pd.read_csv(path) if path.exists() and path.stat().st_size else None
+    return read_csv_labels(path) if path.exists() and path.stat().st_size else None
 
 
 def term_label(term: str) -> str:

@@ -16,6 +16,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from analysis.io import ARM_COLUMNS, LABEL_COLUMNS, read_csv_labels
+
 log = logging.getLogger(__name__)
 
 class ReportError(Exception):
@@ -115,7 +117,7 @@ def _read_table(path: Path) -> pd.DataFrame | None:
             return pd.read_parquet(path)
         if path.suffix == ".jsonl":
             return pd.read_json(path, lines=True, dtype=False) if path.stat().st_size else pd.DataFrame()
-        return pd.read_csv(path, keep_default_na=True)
+        return read_csv_labels(path, LABEL_COLUMNS + ARM_COLUMNS)  # analysis tables name arms in these
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
     except Exception as exc:  # pyarrow / parser errors: name the file
@@ -166,6 +168,20 @@ def _compute_analysis(source: Path, adir: Path, control: str | None,
     return table.df, [str(n) for n in table.notes]
 
 
+def _known_arm(run_dir: Path, arm: str) -> str:
+    """`arm` as the run's metrics name it (exact, else ignoring case, as the analysis matches it);
+    ReportError naming the run's arms if it has none such."""
+    from analysis.validate import TableError, check_arm  # late, as in _compute_analysis
+
+    metrics = read_metrics(run_dir)
+    if metrics is None or "arm" not in metrics.columns:
+        return arm  # the analysis reports what is wrong with the table itself
+    try:
+        return check_arm(metrics, arm, str(run_dir))
+    except TableError as exc:
+        raise ReportError(str(exc)) from None
+
+
 def _same_settings(adir: Path, control: str | None, paired: bool | None) -> bool:
     """Whether the analysis saved in `adir` (summary.json) already has this control and pairing."""
     saved = _read_json(adir / "summary.json") or {}
@@ -192,6 +208,8 @@ def load(path: str | Path, out_dir: str | Path | None = None, control: str | Non
         out = Path(out_dir).resolve() if out_dir else source
         manifest = _read_json(source / "manifest.json")
         recompute = control is not None or paired is not None
+        if control is not None:  # an unknown arm is the error to report, before any --out/--force advice
+            control = _known_arm(source, control)
         if control is None:
             control = str(manifest["control"]) if manifest and manifest.get("control") else None
         adir = source / "analysis"

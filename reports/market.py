@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from analysis.io import read_csv_labels
 from reports import fmt
 from reports.document import Block, Excerpt, Para, Table
 
@@ -38,7 +39,7 @@ def section_blocks(data) -> list[Block]:
     path = data.source / "respondents.csv" if data.source.is_dir() else None
     if path is None or not path.exists():
         return []
-    resp = pd.read_csv(path)
+    resp = read_csv_labels(path)
     if resp.empty or not {"arm", "vote"} <= set(resp.columns):
         return [Para(f"{path.name}: no respondents recorded.")]
     resp["vote"] = pd.to_numeric(resp["vote"], errors="coerce")

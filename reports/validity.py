@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.io import read_csv_labels
 from reports import fmt
 from reports.document import Block, Callout, Figure, Para, Table
 
@@ -19,7 +20,7 @@ ALPHA_MIN = 0.667  # Krippendorff (2004): lowest limit for tentative conclusions
 
 
 def _read(path: Path) -> pd.DataFrame | None:
-    return pd.read_csv(path) if path.is_file() else None
+    return read_csv_labels(path) if path.is_file() else None
 
 
 def _num(v: float, digits: int = 2) -> str:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from analysis import TableError, compare, load_table
+from analysis import TableError, analyze, compare, load_table
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 PAPER = SHARED / "tinytroupe-data" / "paper_results"
@@ -128,3 +128,27 @@ def test_missing_run_file_is_a_clear_error(tmp_path):
         load_table(tmp_path)
     with pytest.raises(TableError, match="no such file"):
         load_table(tmp_path / "nope.csv")
+
+
+@pytest.mark.parametrize("arm", ["null", "NA", "nan", "None", "N/A", "NULL", "#N/A"])
+def test_names_that_pandas_reads_as_missing_stay_names(tmp_path, arm):
+    """Was: a run with an arm named 'null' analysed as "empty 'arm' in row(s) [4, 5]" (pandas'
+    default NA words); a session or metric called 'NA' was lost the same way. Values keep them."""
+    df = tidy(arm=["control"] * 3 + [arm] * 3, session=["NA", "nan", "c2", "t0", "t1", "t2"],
+              metric=["None"] * 6, value=[1.0, 2, 3, 4, 5, np.nan], missing_reason=[""] * 5 + ["no reply"])
+    df.to_csv(tmp_path / "metrics.csv", index=False)
+    (tmp_path / "manifest.json").write_text(json.dumps(
+        {"schema_version": 1, "control": "control", "arms": ["control", arm], "status": "complete"}))
+    for source in (tmp_path, tmp_path / "metrics.csv"):
+        table = load_table(source)
+        assert table.arms == ["control", arm] and list(table.df["session"][:2]) == ["NA", "nan"]
+        assert table.metrics == ["None"]
+        assert table.df["value"].isna().sum() == 1  # an empty value is still missing
+    from reports.load import read_analysis, read_metrics
+    got = read_metrics(tmp_path)
+    assert list(dict.fromkeys(got["arm"])) == ["control", arm] and got["value"].isna().sum() == 1
+    # the analysis tables name arms in control/treatment: the report showed "nan" for them
+    analyze(load_table(tmp_path), control="control").write(tmp_path / "analysis")
+    tables = read_analysis(tmp_path / "analysis")
+    assert list(tables.effects["treatment"]) == [arm] and list(tables.power["treatment"]) == [arm]
+    assert arm in set(tables.descriptives["arm"]) and set(tables.effects["metric"]) == {"None"}

@@ -4,6 +4,7 @@ factorial arms, A/A announcement, the CLI entry point and `-m` sweeps."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -45,6 +46,21 @@ def test_arm_names_must_be_safe_folder_names(tmp_path):
     cfg = config("experiment=hello")
     cfg["experiment"]["arms"]["../escape"] = {}
     with pytest.raises(ConfigError, match="arm names become folder names"):
+        build_plan(cfg, tmp_path)
+
+
+@pytest.mark.parametrize("names, needle", [
+    (["control", "CONTROL"], "arms 'control' and 'CONTROL' differ only in case"),  # one folder on macOS/Windows
+    (["-x"], "do not start one with '-'"),  # `--control -x` is an argparse error
+    (["café"], "use only ASCII letters"),  # é is a letter: "use only letters" was wrong
+])
+def test_arm_names_that_clash_or_mislead_are_refused(tmp_path, names, needle):
+    from trials.run.plan import ConfigError, build_plan
+
+    cfg = config("experiment=hello")
+    for name in names:
+        cfg["experiment"]["arms"][name] = {}
+    with pytest.raises(ConfigError, match=re.escape(needle)):
         build_plan(cfg, tmp_path)
 
 

@@ -62,3 +62,18 @@ def test_the_format_follows_the_out_extension_and_a_mismatch_is_refused(market_r
         table = (pd.read_csv(out) if fmt == "csv" else pd.read_parquet(out) if fmt == "parquet"
                  else pd.read_json(out, lines=True))
         assert len(table) > 0 and "metric_vote" in table.columns
+
+
+@pytest.mark.parametrize("suffix", ["_missing_reason", "_missing_detail"])
+def test_metric_names_whose_columns_clash_are_refused_not_overwritten(market_run, tmp_path, capsys, suffix):
+    """Was: a metric `vote_missing_reason` beside `vote` exported one column `metric_vote_missing_reason`
+    holding only one of the two (a value silently lost); now exit 2 naming both metrics."""
+    root = tmp_path / "run"
+    shutil.copytree(market_run, root)
+    metrics = pd.read_parquet(root / "metrics.parquet")
+    extra = metrics[metrics["metric"] == "vote"].assign(metric=f"vote{suffix}", value=7.0)
+    pd.concat([metrics, extra], ignore_index=True).to_parquet(root / "metrics.parquet", index=False)
+    assert main(["export", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert f"metrics 'vote' and 'vote{suffix}' would both be exported as column 'metric_vote{suffix}'" in err
+    assert "fix: rename one of them" in err and not (root / "export").exists()

@@ -421,3 +421,13 @@ def test_input8_resume_counts_earlier_jobs_of_unknown_cost_at_their_estimate(tmp
     err = capsys.readouterr().err
     assert f"already spent by this run directory, as the budget counts it: ${first * per_job:.4f}" in err
     assert f"{first} of unknown cost" in err
+
+
+def test_the_end_line_counts_the_requests_sent_retries_included(tmp_path, capsys):
+    """Was: "15 LLM calls (15 requests)" when the server saw 21 requests (the manifest's requests_sent)."""
+    run_jobs._CLIENTS.clear()
+    assert run(tmp_path, "experiment=hello", "run.replicates=2", "++llm.max_retries=3", "++llm.retry_base_s=0",
+               "llm.rules=[{match:'Stay in character',error:transient,times:2}]") == 0
+    totals = json.loads((tmp_path / "manifest.json").read_text())["totals"]
+    assert totals["requests_sent"] == totals["calls"] + 2  # two retries
+    assert f"{totals['calls']} LLM calls ({totals['requests_sent']} requests)" in capsys.readouterr().out

@@ -168,17 +168,42 @@ def test_a_missing_azure_key_names_llm_azure(tmp_path, monkeypatch, capsys):
     assert code == 2 and "AZURE_OPENAI_API_KEY is not set, and llm=azure" in text and "llm=openai" not in text
 
 
-@pytest.mark.parametrize("where", ["llm", "judge"])
+@pytest.mark.parametrize("where", ["llm", "judge", "experiment.arms.treatment.judge"])
 def test_credentials_in_base_url_are_refused_and_never_written(tmp_path, monkeypatch, capsys, where):
+    """Was: judge.base_url=http://u:p@host/v1 advised putting the key where llm.api_key_env names
+    (the judge's key is judge.api_key_env; an arm's own judge has its own path)."""
     monkeypatch.setenv("OPENAI_API_KEY", "sk-" + CORE)
     with FakeOpenAI() as srv:
         url = srv.base_url.replace("http://", "http://bob:hunter2pass@")
-        over = ([f"llm.base_url={url}"] if where == "llm"
-                else [f"llm.base_url={srv.base_url}", "judge=openai", "judge.model=fake", f"judge.base_url={url}"])
+        over = {"llm": [f"llm.base_url={url}"],
+                "judge": [f"llm.base_url={srv.base_url}", "judge=openai", "judge.model=fake", f"judge.base_url={url}"],
+                "experiment.arms.treatment.judge": [
+                    f"llm.base_url={srv.base_url}", "judge=openai", "judge.model=fake", f"judge.base_url={srv.base_url}",
+                    f"+experiment.arms.treatment.judge={{base_url: '{url}', api_key_env: OPENAI_API_KEY}}"]}[where]
         code, text = _run(tmp_path, monkeypatch, capsys, "experiment=hello", "llm=openai", "llm.model=fake", *over)
         assert srv.requests == 0
     assert code == 2 and f"{where}.base_url contains credentials (user:password@)" in text
-    assert "llm.api_key_env" in text and "hunter2pass" not in text and _files(tmp_path) == []
+    assert f"the environment variable {where}.api_key_env names" in text
+    assert "hunter2pass" not in text and _files(tmp_path) == []
+
+
+def test_an_arm_url_with_credentials_names_the_key_setting_in_effect(tmp_path, monkeypatch, capsys):
+    """An arm that sets its judge's base_url but not its api_key_env: the key is still judge.api_key_env's."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-" + CORE)
+    with FakeOpenAI() as srv:
+        url = srv.base_url.replace("http://", "http://bob:hunter2pass@")
+        code, text = _run(tmp_path, monkeypatch, capsys, "experiment=hello", "llm=openai", "llm.model=fake",
+                          f"llm.base_url={srv.base_url}", "judge=openai", "judge.model=fake",
+                          f"judge.base_url={srv.base_url}", f"+experiment.arms.treatment.judge={{base_url: '{url}'}}")
+    assert code == 2 and "experiment.arms.treatment.judge.base_url contains credentials" in text
+    assert "the environment variable judge.api_key_env names" in text and "hunter2pass" not in text
+
+
+def test_url_problem_names_the_key_setting_beside_the_url():
+    from trials.llm.openai_backend import url_problem
+
+    assert "judge.api_key_env names" in url_problem("http://u:p@h/v1", "judge.base_url")
+    assert "llm.api_key_env names" in url_problem("http://u:p@h/v1", "$OPENAI_BASE_URL")
 
 
 def test_the_azure_placeholder_url_is_refused(tmp_path, monkeypatch, capsys):

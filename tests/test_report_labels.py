@@ -138,6 +138,21 @@ def test_report_reanalysis_refuses_to_replace_the_runs_own_results(tmp_path, cap
     assert set(pd.read_csv(run / "analysis" / "effects.csv")["control"]) == {"treatment"}
 
 
+def test_report_unknown_control_arm_is_named_before_the_replace_advice(tmp_path, capsys):
+    """Was: `trials report <run> --control nosuch` (no --out) said "would replace ..., use --force"."""
+    from reports.cli import main
+
+    run = analysed(make_run_dir(tmp_path, failed=None, third_arm=True), alpha=0.05)
+    own = (run / "analysis" / "effects.csv").read_bytes()
+    capsys.readouterr()
+    assert main([str(run), "--control", "nosuch"]) == 2
+    err = capsys.readouterr().err
+    assert "control arm 'nosuch' not found; arms are 'control', 'treatment'" in err and "--force" not in err
+    assert (run / "analysis" / "effects.csv").read_bytes() == own
+    assert main([str(run), "--control", "CONTROL"]) == 0  # matched ignoring case, as the analysis does: the saved settings
+    assert (run / "analysis" / "effects.csv").read_bytes() == own
+
+
 # ---------------------------------------------------------------- 5. why no trade-off chart
 
 def test_no_tradeoff_chart_names_the_real_reason(tmp_path, monkeypatch):

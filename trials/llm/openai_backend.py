@@ -93,8 +93,9 @@ def name_looks_like_key(name: str) -> bool:
     return len(name) >= 20 and "_" not in name and any(c.isdigit() for c in name)
 
 
-def url_problem(url: str | None, where: str = "llm.base_url") -> str | None:
-    """Why `url` cannot be used as the endpoint (`where` names the setting it came from), or None.
+def url_problem(url: str | None, where: str = "llm.base_url", key_env: str | None = None) -> str | None:
+    """Why `url` cannot be used as the endpoint (`where` names the setting it came from; `key_env`
+    the api_key_env setting in effect, by default the one beside `where`), or None.
     Never echoes a password or key."""
     if not url:
         return None
@@ -102,7 +103,8 @@ def url_problem(url: str | None, where: str = "llm.base_url") -> str | None:
     shown = redact(str(url)[:80])
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
         return (f"{where} contains credentials (user:password@); remove them and put the key in the "
-                f"environment variable llm.api_key_env names (it is never written anywhere)")
+                f"environment variable {key_env or _beside(where, 'api_key_env')} names (it is never written "
+                f"anywhere)")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return (f"{where}={shown!r} is not an http(s) URL; fix: e.g. https://api.openai.com/v1 "
                 f"or http://127.0.0.1:8000/v1")
@@ -110,6 +112,12 @@ def url_problem(url: str | None, where: str = "llm.base_url") -> str | None:
         return (f"{where}={shown!r} is the placeholder of the shipped config; set it to your endpoint, e.g. "
                 f"{where}=https://<your resource name>.openai.azure.com for Azure")
     return None
+
+
+def _beside(where: str, key: str) -> str:
+    """`judge.base_url` -> `judge.<key>` (a setting of the same model); `llm.<key>` for an
+    environment variable such as $OPENAI_BASE_URL."""
+    return f"{where.rpartition('.')[0]}.{key}" if where.endswith(".base_url") else f"llm.{key}"
 
 
 def _user_agent() -> str:

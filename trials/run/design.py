@@ -50,7 +50,9 @@ MAX_ARM_NAME = 200  # a folder name is at most 255 bytes on common file systems
 def arm_name_problem(name: str) -> str | None:
     """Why `name` cannot be an arm's folder name under jobs/ (None if it can)."""
     if not ARM_NAME.fullmatch(name):
-        return "arm names become folder names; use only letters, digits, '_', '-', '.', '=' or ','"
+        return "arm names become folder names; use only ASCII letters, digits, '_', '-', '.', '=' or ','"
+    if name.startswith("-"):  # `--control -x` would read as an option
+        return "arm names are given on the command line (--control); do not start one with '-'"
     if name in RESERVED_ARM_NAMES:
         return "arm names become folder names under jobs/, and this one is not a folder of its own there"
     if len(name) > MAX_ARM_NAME:
@@ -150,6 +152,10 @@ def resolve_design(exp: dict[str, Any], experiment_keys: set[str]) -> Design:
             raise unknown_key(f"{where}.{key}", arm_keys, "an arm may set any experiment key")
         if str(name) in arms:  # `1` and `"1"` in YAML: two keys, one arm folder
             raise ConfigError(f"{where}: two arms are named {str(name)!r}; give each arm its own name")
+        # control/ and CONTROL/ are one folder on case-insensitive file systems (macOS, Windows)
+        if (same := next((a for a in arms if a.casefold() == str(name).casefold()), None)) is not None:
+            raise ConfigError(f"{where}: arms {same!r} and {str(name)!r} differ only in case, and their "
+                              f"folders under jobs/ clash on macOS and Windows; give each arm its own name")
         merged = deep_merge(defaults, dict(arm or {}))
         arms[str(name)] = merged
         experiments[str(name)] = deep_merge(

@@ -334,7 +334,7 @@ def _finish(cfg: dict[str, Any], plan: Plan, rundir: RunDir, manifest: dict[str,
           + (f", {n_interrupted} interrupted" if n_interrupted else "")
           + (f", {n_missing} not run (budget {cfg['run'].get('budget_usd')} USD reached)"
              if progress.stopped_for_budget else f", {n_missing} not run" if n_missing else "")
-          + f"; {totals['calls']} LLM calls ({totals['requests']} requests), "
+          + f"; {totals['calls']} LLM calls ({totals['requests_sent']} requests), "  # HTTP requests: retries count
           + (f"tokens n/a ({totals['tokens_note']})" if None in (totals["tokens_in"], totals["tokens_out"])
              else f"{totals['tokens_in'] + totals['tokens_out']} tokens") + f", {cost}"
           + (f" (known cost; {totals['billing_note']})" if totals.get("billing_note") else ""))

@@ -77,6 +77,21 @@ def metric_columns(m: pd.DataFrame, index: list[str]) -> pd.DataFrame:
     return pd.DataFrame(parts, index=values.index).reset_index()
 
 
+def column_clash(metrics: list[str], texts: list[str]) -> str | None:
+    """Why the metric columns of `metrics` (with the `texts` columns beside each) cannot all be
+    written (None if they can): e.g. metrics `a` and `a_missing_reason` both make
+    `metric_a_missing_reason`, and one would overwrite the other."""
+    made: dict[str, str] = {}
+    for name in sorted(map(str, metrics)):
+        for col in [f"metric_{name}", *(f"metric_{name}_{t}" for t in texts)]:
+            if col in made and made[col] != name:
+                return (f"metrics {made[col]!r} and {name!r} would both be exported as column {col!r}, one "
+                        f"overwriting the other; fix: rename one of them (in the scenario or the config) "
+                        f"and run again, or read metrics.csv directly")
+            made[col] = name
+    return None
+
+
 def actions_table(run_dir: str | Path) -> pd.DataFrame:
     """The export's rows (see the module doc). Raises FileNotFoundError for a folder that is not
     a run directory, or one with no finished job (`trials export` exits 2 with that line)."""
@@ -92,6 +107,9 @@ def actions_table(run_dir: str | Path) -> pd.DataFrame:
     metrics_path = root / "metrics.parquet"
     if metrics_path.is_file():
         m = pd.read_parquet(metrics_path)
+        if (why := column_clash(list(m["metric"].unique()),
+                                [c for c in ("missing_reason", "missing_detail") if c in m.columns])):
+            raise ValueError(f"{metrics_path}: {why}")
         factors = [c for c in m.columns if c.startswith("factor_")]
         if factors:
             table = table.merge(m[["arm", *factors]].drop_duplicates("arm"), on="arm", how="left")

@@ -133,7 +133,10 @@ def _number(value: Any, key: str, *, whole: bool, low: float) -> None:
         raise ConfigError(f"{key}={value!r}: need {kind} >= {low:g} (e.g. {key}={int(low) + 1})")
 
 
-def _check_model(conf: dict[str, Any], where: str) -> None:
+def _check_model(conf: dict[str, Any], where: str, arm_path: str | None = None,
+                 arm_conf: dict[str, Any] | None = None) -> None:
+    """`arm_path` (e.g. experiment.arms.treatment) and `arm_conf` (that arm's `where` overrides):
+    the keys the arm sets itself are named by the arm's path in the messages."""
     backend = conf.get("backend")
     if backend == "local" and conf.get("model"):
         raise ConfigError(f"{where}.model={conf['model']!r} has no effect with {where}=local (the "
@@ -149,11 +152,14 @@ def _check_model(conf: dict[str, Any], where: str) -> None:
     from trials.llm.openai_backend import header_problem, is_local_url, key_problem, name_looks_like_key, url_problem
 
     # the URL the backend will use: base_url, else (not Azure) $OPENAI_BASE_URL
+    def path(key: str) -> str:
+        return f"{arm_path}.{where}.{key}" if arm_path and key in (arm_conf or {}) else f"{where}.{key}"
+
     url = conf.get("base_url")
-    source = f"{where}.base_url"
+    source = path("base_url")
     if not url and not conf.get("api_version") and os.environ.get("OPENAI_BASE_URL"):
         url, source = os.environ["OPENAI_BASE_URL"], "$OPENAI_BASE_URL"
-    problem = url_problem(str(url) if url else None, source)
+    problem = url_problem(str(url) if url else None, source, path("api_key_env"))
     if problem:
         raise ConfigError(problem)
     # the name of the config group option the user chose (conf/<where>/azure.yaml sets api_version)
@@ -231,6 +237,9 @@ def check(cfg: dict[str, Any], plan: Any) -> None:
             key = repr((where, sorted(conf.items(), key=str)))
             if key not in seen:
                 seen.add(key)
-                _check_model(conf, where)
+                own = (plan.arms.get(job.arm) or {}).get(where)
+                # a factorial cell's overrides come from several levels: named by the group only
+                arm_path = None if plan.levels or not isinstance(own, dict) else f"experiment.arms.{job.arm}"
+                _check_model(conf, where, arm_path, own)
     _check_cache(dict(cfg.get("cache") or {}))
     _check_prices(cfg.get("prices"))
