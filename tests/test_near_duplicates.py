@@ -111,13 +111,19 @@ def test_progress_counts_personas():
 
 
 def test_larger_population_against_every_pair():
-    check(population(700, 11, vocab=400), 0.8)
+    people = population(700, 11, vocab=400)
+    got = near_duplicates(people, 0.8)
+    pd.testing.assert_frame_equal(got, all_pairs(people, 0.8))  # same rows, order, values and dtypes
+    assert 0 < len(got) < 700 * 699 // 2
 
 
 @pytest.mark.parametrize("n", [64, 128, 129])
 def test_block_edges(n):
-    check(population(n, 3), 0.0)
-    check(population(n, 3), 0.6)
+    people = population(n, 3)
+    for threshold in (0.0, 0.6):
+        got = near_duplicates(people, threshold)
+        pd.testing.assert_frame_equal(got, all_pairs(people, threshold))
+    assert len(near_duplicates(people, 0.0)) == n * (n - 1) // 2  # threshold 0: every pair
 
 
 def test_blocks_bounded_by_the_product_size(monkeypatch):
